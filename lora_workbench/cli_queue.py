@@ -1,0 +1,7 @@
+"""CLI subcommands for the queue area (placeholder until that area lands)."""
+
+from __future__ import annotations
+
+
+def add_commands(sub) -> None:
+    pass

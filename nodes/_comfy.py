@@ -1,0 +1,136 @@
+"""The one place that imports ComfyUI (folder_paths, comfy.*, server), always lazily.
+
+Node modules call these helpers instead of importing ComfyUI themselves, so the core stays pure and
+the unit tests can stub ComfyUI in one spot (tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+log = logging.getLogger("lora_workbench")
+
+CATEGORY = "LoRA Workbench"  # the pack-wide node category prefix
+
+
+def folder_paths():
+    import folder_paths  # ComfyUI's module
+
+    return folder_paths
+
+
+def comfy_roots() -> list[Path]:
+    """ComfyUI's own folders: base, models (every configured model folder), input, output, temp."""
+    fp = folder_paths()
+    roots = [Path(fp.base_path), Path(fp.models_dir), Path(fp.get_output_directory()),
+             Path(fp.get_input_directory()), Path(fp.get_temp_directory())]
+    for _name, (paths, _exts) in list(fp.folder_names_and_paths.items()):
+        roots += [Path(p) for p in paths]
+    return roots
+
+
+def register_comfy_roots() -> None:
+    """Allow ComfyUI's own folders for untrusted paths (the guide: they are always allowed)."""
+    from ..lora_workbench import paths
+
+    try:
+        for r in comfy_roots():
+            paths.register_root(r)
+    except Exception as exc:  # outside a real ComfyUI (tests) there may be no folder_paths
+        log.debug("lora-workbench: could not read ComfyUI folders: %s", exc)
+
+
+def get_filename_list(category: str) -> list[str]:
+    return folder_paths().get_filename_list(category)
+
+
+def get_full_path(category: str, name: str) -> str | None:
+    return folder_paths().get_full_path(category, name)
+
+
+def get_folder_paths(category: str) -> list[str]:
+    return folder_paths().get_folder_paths(category)
+
+
+def invalidate_filename_cache(category: str | None = None) -> None:
+    """Drop ComfyUI's cached file list so new/removed models show after a refresh, no restart."""
+    try:
+        cache = folder_paths().filename_list_cache
+    except Exception:
+        return
+    if category is None:
+        cache.clear()
+    else:
+        cache.pop(category, None)
+
+
+def interrupted() -> bool:
+    """True once the user pressed Cancel (or POST /interrupt)."""
+    import comfy.model_management as mm
+
+    return mm.processing_interrupted()
+
+
+def raise_if_interrupted() -> None:
+    """Raise ComfyUI's InterruptProcessingException (and clear the flag) if Cancel was pressed."""
+    import comfy.model_management as mm
+
+    mm.throw_exception_if_processing_interrupted()
+
+
+def interrupt_exception_type() -> type[BaseException]:
+    import comfy.model_management as mm
+
+    return mm.InterruptProcessingException
+
+
+def progress_bar(total: int, node_id: str | None = None):
+    """ComfyUI's ProgressBar (its update raises on interrupt)."""
+    import comfy.utils
+
+    return comfy.utils.ProgressBar(total, node_id=node_id)
+
+
+def prompt_server():
+    """PromptServer.instance, or None outside a running server."""
+    try:
+        import server  # ComfyUI's module
+
+        return server.PromptServer.instance
+    except Exception:
+        return None
+
+
+def send_event(event: str, data: dict) -> None:
+    """Broadcast a websocket message {type: event, data} to every browser tab (thread-safe)."""
+    ps = prompt_server()
+    if ps is not None:
+        try:
+            ps.send_sync(event, data)
+        except Exception as exc:
+            log.debug("lora-workbench: send_sync failed: %s", exc)
+
+
+def send_progress_text(text: str, node_id: str | None) -> None:
+    """Live text drawn on the node (ComfyUI's progress_text protocol)."""
+    ps = prompt_server()
+    if ps is not None and node_id is not None and hasattr(ps, "send_progress_text"):
+        try:
+            ps.send_progress_text(text, node_id)
+        except Exception as exc:
+            log.debug("lora-workbench: send_progress_text failed: %s", exc)
+
+
+_forwarding = False
+
+
+def forward_core_events() -> None:
+    """Forward the core's event bus to the browser once per process."""
+    global _forwarding
+    if _forwarding:
+        return
+    from ..lora_workbench import events
+
+    events.subscribe(send_event)
+    _forwarding = True

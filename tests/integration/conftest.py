@@ -1,0 +1,201 @@
+"""Integration tier: a real ComfyUI and a real kohya sd-scripts, or a skip that says why.
+
+Environment:
+  COMFYUI_PATH     a ComfyUI checkout (main.py); COMFYUI_PYTHON its interpreter (default: a venv/ or
+                   .venv/ inside it, else $HARNESS_HOME/venv-comfy, else this python)
+  KOHYA_SS_PATH    a kohya_ss or sd-scripts checkout; KOHYA_PYTHON its interpreter (default: its venv/)
+  LORA_WORKBENCH_TEST_CKPT   an SD1.5 checkpoint (default: the harness's random_sd15.safetensors)
+  LORA_WORKBENCH_TOKENIZER_CACHE   sd-scripts --tokenizer_cache_dir (default: the harness's)
+../shared/harness/setup.sh builds all of these under $HARNESS_HOME (default ~/harness).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
+
+
+def _first_python(candidates) -> Path | None:
+    for c in candidates:
+        if c and Path(c).is_file() and os.access(c, os.X_OK):
+            return Path(c)
+    return None
+
+
+@pytest.fixture(scope="session")
+def comfyui_dir() -> Path:
+    value = os.environ.get("COMFYUI_PATH")
+    if not value:
+        pytest.skip("COMFYUI_PATH is not set: point it at a ComfyUI checkout (../shared/harness builds one)")
+    path = Path(value)
+    if not (path / "main.py").is_file():
+        pytest.skip(f"COMFYUI_PATH={path} has no main.py")
+    return path
+
+
+@pytest.fixture(scope="session")
+def comfy_python(comfyui_dir) -> Path:
+    py = _first_python([os.environ.get("COMFYUI_PYTHON"), comfyui_dir / "venv/bin/python",
+                        comfyui_dir / ".venv/bin/python", HARNESS_HOME / "venv-comfy/bin/python"])
+    if py is None:
+        py = Path(sys.executable)
+    check = subprocess.run([str(py), "-c", "import torch, aiohttp"], capture_output=True)
+    if check.returncode != 0:
+        pytest.skip(f"{py} cannot import torch/aiohttp: set COMFYUI_PYTHON to ComfyUI's interpreter")
+    # The pack's own requirements (watchdog, ...) must be importable inside ComfyUI.
+    has = subprocess.run([str(py), "-c", "import watchdog, PIL"], capture_output=True)
+    if has.returncode != 0:
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", str(REPO / "requirements.txt")], check=True)
+    return py
+
+
+@pytest.fixture(scope="session")
+def kohya_dir() -> Path:
+    value = os.environ.get("KOHYA_SS_PATH")
+    if not value:
+        pytest.skip("KOHYA_SS_PATH is not set: point it at an sd-scripts checkout (../shared/harness builds one)")
+    path = Path(value)
+    if not ((path / "train_network.py").is_file() or (path / "sd-scripts/train_network.py").is_file()):
+        pytest.skip(f"KOHYA_SS_PATH={path} has no train_network.py (nor sd-scripts/train_network.py)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kohya_python(kohya_dir) -> Path:
+    py = _first_python([os.environ.get("KOHYA_PYTHON"), kohya_dir / "venv/bin/python",
+                        kohya_dir / ".venv/bin/python", HARNESS_HOME / "venv-sdscripts/bin/python"])
+    if py is None:
+        pytest.skip(f"no python for sd-scripts: set KOHYA_PYTHON or create {kohya_dir}/venv")
+    return py
+
+
+@pytest.fixture(scope="session")
+def test_checkpoint() -> Path:
+    value = os.environ.get("LORA_WORKBENCH_TEST_CKPT") or str(
+        HARNESS_HOME / "models/checkpoints/random_sd15.safetensors")
+    path = Path(value)
+    if not path.is_file():
+        pytest.skip(f"no SD1.5 test checkpoint at {path}: run ../shared/harness/setup.sh or set LORA_WORKBENCH_TEST_CKPT")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tokenizer_cache() -> Path:
+    value = os.environ.get("LORA_WORKBENCH_TOKENIZER_CACHE") or str(HARNESS_HOME / "tokenizer_cache")
+    path = Path(value)
+    if not (path / "openai_clip-vit-large-patch14").is_dir():
+        pytest.skip(f"no offline CLIP tokenizer at {path}/openai_clip-vit-large-patch14 (../shared/harness/setup.sh)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ComfyServer:
+    url: str
+    port: int
+    log_path: Path
+    home: Path  # scratch folder: models/, output/, projects/
+    models_dir: Path
+    output_dir: Path
+    process: subprocess.Popen
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def get_json(self, route: str):
+        with urllib.request.urlopen(self.url + route, timeout=30) as r:
+            return json.loads(r.read())
+
+
+def start_comfy(comfyui_dir: Path, python: Path, home: Path, env_extra: dict | None = None,
+                extra_args: tuple[str, ...] = (), checkpoint: Path | None = None) -> ComfyServer:
+    """Start ComfyUI on 127.0.0.1 with this pack reached through an extra_model_paths custom_nodes entry."""
+    home.mkdir(parents=True, exist_ok=True)
+    nodes_dir = home / "custom_nodes"
+    nodes_dir.mkdir(exist_ok=True)
+    link = nodes_dir / "lora-workbench"
+    if not link.exists():
+        link.symlink_to(REPO, target_is_directory=True)
+    models = home / "models"
+    for sub in ("checkpoints", "loras", "vae", "embeddings"):
+        (models / sub).mkdir(parents=True, exist_ok=True)
+    if checkpoint is not None:
+        dest = models / "checkpoints" / checkpoint.name
+        if not dest.exists():
+            dest.symlink_to(checkpoint)
+    output = home / "output"
+    output.mkdir(exist_ok=True)
+    yaml = home / "extra_model_paths.yaml"
+    yaml.write_text(
+        "workbench_test:\n"
+        f"    base_path: {models}\n"
+        "    checkpoints: checkpoints\n    loras: loras\n    vae: vae\n    embeddings: embeddings\n"
+        f"    custom_nodes: {nodes_dir}\n",
+        encoding="utf-8",
+    )
+    port = free_port()
+    env = dict(os.environ)
+    env.update({"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+                "LORA_WORKBENCH_ROOTS": str(home), "LORA_WORKBENCH_SETTINGS": str(home / "settings.json")})
+    env.update(env_extra or {})
+    log_path = home / f"comfy-{port}.log"
+    log_file = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
+    args = [str(python), "-u", "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+            "--disable-auto-launch", "--extra-model-paths-config", str(yaml), "--output-directory", str(output),
+            *extra_args]
+    proc = subprocess.Popen(args, cwd=comfyui_dir, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    server = ComfyServer(f"http://127.0.0.1:{port}", port, log_path, home, models, output, proc)
+    if "--quick-test-for-ci" in extra_args:
+        return server
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ComfyUI exited during start-up (rc {proc.returncode}):\n{server.log()[-4000:]}")
+        try:
+            server.get_json("/object_info/CheckpointLoaderSimple")
+            return server
+        except Exception:
+            time.sleep(1)
+    stop_comfy(server)
+    raise RuntimeError(f"ComfyUI did not answer within 180 s:\n{server.log()[-4000:]}")
+
+
+def stop_comfy(server: ComfyServer) -> None:
+    if server.process.poll() is None:
+        try:
+            os.killpg(server.process.pid, signal.SIGTERM)
+            server.process.wait(20)
+        except Exception:
+            os.killpg(server.process.pid, signal.SIGKILL)
+            server.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def comfy_server(comfyui_dir, comfy_python, tmp_path_factory, kohya_dir, kohya_python, test_checkpoint,
+                 tokenizer_cache):
+    """A real ComfyUI with the pack, sd-scripts configured, and the SD1.5 test checkpoint listed."""
+    home = tmp_path_factory.mktemp("comfy-home")
+    env = {"KOHYA_SS_PATH": str(kohya_dir), "KOHYA_PYTHON": str(kohya_python),
+           "LORA_WORKBENCH_TOKENIZER_CACHE": str(tokenizer_cache)}
+    server = start_comfy(comfyui_dir, comfy_python, home, env, checkpoint=test_checkpoint)
+    yield server
+    stop_comfy(server)
