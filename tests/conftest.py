@@ -191,6 +191,8 @@ def _load_pack() -> types.ModuleType:
     # Alias the pack's view of the core to the top-level package (one copy of module state).
     sys.modules[f"{PACK_NAME}.lora_workbench"] = lora_workbench
     for info in pkgutil.iter_modules(lora_workbench.__path__):
+        if info.name == "__main__":  # running it would start the CLI
+            continue
         mod = importlib.import_module(f"lora_workbench.{info.name}")
         sys.modules[f"{PACK_NAME}.lora_workbench.{info.name}"] = mod
     spec = importlib.util.spec_from_file_location(

@@ -1,0 +1,125 @@
+"""Test double for sd-scripts' train_network.py / sdxl_train_network.py, run through --config_file.
+
+Reads our config TOML like sd-scripts does, prints sd-scripts' progress format (stdout banner, `epoch
+N/M`, `saving checkpoint: PATH`; the tqdm `steps:` bar on stderr) and writes LoRA files with kohya's
+key names and `ss_*` metadata. It trains nothing. Environment switches:
+FAKE_SD_LAUNCHES (append one line per launch to this file), FAKE_SD_FAIL (raise after step 1),
+FAKE_SD_NO_FILE (exit 0 without saving), FAKE_SD_SLEEP (seconds per step), FAKE_SD_CHILD_PIDFILE
+(start a sleeping grandchild, like accelerate -> trainer), FAKE_SD_PER_EPOCH (steps per epoch, 4).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover
+    import tomli as tomllib
+
+
+def bar(n: int, total: int, loss: str | None) -> str:
+    pct = int(100 * n / total)
+    post = f", avr_loss={loss}" if loss else ""
+    return f"\rsteps: {pct:3d}%|{'#' * (pct // 10):<10}| {n}/{total} [00:01<00:02,  1.50s/it{post}]"
+
+
+def save(path: str, cfg: dict, epoch: int, steps: int) -> None:
+    from lora_workbench.safetensors_header import write_safetensors_header_only
+
+    ds = tomllib.loads(open(cfg["dataset_config"], encoding="utf-8").read())
+    dirs = {}
+    for d in ds.get("datasets", []):
+        for s in d.get("subsets", []):
+            name = os.path.basename(s["image_dir"])
+            dirs[name] = {"n_repeats": s.get("num_repeats", 1), "img_count": 4}
+    tensors = {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": ("F16", [cfg["network_dim"], 320]),
+               "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": ("F16", [320, cfg["network_dim"]]),
+               "lora_unet_down_blocks_0_attentions_0_proj_in.alpha": ("F16", [])}
+    if not cfg.get("network_train_unet_only"):
+        tensors["lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight"] = ("F16", [cfg["network_dim"], 768])
+    meta = {"ss_output_name": cfg["output_name"], "ss_epoch": str(epoch), "ss_steps": str(steps),
+            "ss_network_dim": str(cfg["network_dim"]), "ss_dataset_dirs": json.dumps(dirs),
+            "ss_tag_frequency": "{}", "ss_seed": str(cfg["seed"])}
+    write_safetensors_header_only(path, tensors, meta)
+
+
+def main() -> int:
+    argv = sys.argv[1:]
+    cfg_path = argv[argv.index("--config_file") + 1]
+    raw = tomllib.loads(open(cfg_path, encoding="utf-8").read())
+    cfg: dict = {}
+    for k, v in raw.items():
+        if isinstance(v, dict):
+            cfg.update(v)
+        else:
+            cfg[k] = v
+    if os.environ.get("FAKE_SD_LAUNCHES"):
+        with open(os.environ["FAKE_SD_LAUNCHES"], "a") as f:
+            f.write(" ".join(argv) + "\n")
+    if os.environ.get("FAKE_SD_CHILD_PIDFILE"):
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        with open(os.environ["FAKE_SD_CHILD_PIDFILE"], "w") as f:
+            f.write(str(child.pid))
+    per_epoch = int(os.environ.get("FAKE_SD_PER_EPOCH", "4"))
+    if "max_train_epochs" in cfg:
+        epochs = cfg["max_train_epochs"]
+        total = epochs * per_epoch
+    else:
+        total = cfg["max_train_steps"]
+        epochs = math.ceil(total / per_epoch)
+    out_dir, name = cfg["output_dir"], cfg["output_name"]
+    sleep = float(os.environ.get("FAKE_SD_SLEEP", "0"))
+    err, out = sys.stderr, sys.stdout
+    err.write("2026-11-25 02:59:51 INFO     Loading settings from config.toml...      train_util.py:4744\n")
+    out.write(f"running training / 学習開始\n  num epochs / epoch数: {epochs}\n"
+              f"  total optimization steps / 学習ステップ数: {total}\n")
+    out.flush()
+    err.write(bar(0, total, None))
+    err.flush()
+    step = 0
+    for epoch in range(1, epochs + 1):
+        out.write(f"\nepoch {epoch}/{epochs}\n")
+        out.flush()
+        for _ in range(per_epoch):
+            if step >= total:
+                break
+            step += 1
+            if sleep:
+                time.sleep(sleep)
+            if os.environ.get("FAKE_SD_FAIL") and step > 1:
+                err.write("\nTraceback (most recent call last):\n  File \"train_network.py\", line 1, in <module>\n"
+                          "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n")
+                err.flush()
+                return 1
+            err.write(bar(step, total, f"{1.0 / step:.3g}") + bar(step, total, f"{1.0 / step:.3g}"))
+            err.flush()
+        every = cfg.get("save_every_n_epochs") or 0
+        if every and epoch % every == 0 and epoch < epochs and not os.environ.get("FAKE_SD_NO_FILE"):
+            path = os.path.join(out_dir, f"{name}-{epoch:06d}.safetensors")
+            save(path, cfg, epoch, step)
+            out.write(f"\nsaving checkpoint: {path}\n")
+            out.flush()
+        if cfg.get("sample_prompts"):
+            os.makedirs(os.path.join(out_dir, "sample"), exist_ok=True)
+            from PIL import Image
+
+            Image.new("RGB", (8, 8), (epoch * 40, 0, 0)).save(
+                os.path.join(out_dir, "sample", f"{name}_e{epoch:06d}_00_20261125000000.png"))
+    if os.environ.get("FAKE_SD_NO_FILE"):
+        err.write("\n2026-11-25 02:59:59 INFO     something odd happened      train_network.py:1\n")
+        return 0
+    path = os.path.join(out_dir, f"{name}.safetensors")
+    save(path, cfg, epochs, step)
+    out.write(f"\nsaving checkpoint: {path}\n")
+    err.write("\n2026-11-25 03:00:00 INFO     model saved.        train_network.py:1729\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
