@@ -1,14 +1,321 @@
-"""HTTP routes under /lora_workbench/ (placeholder until the web issue lands)."""
+"""HTTP routes under /lora_workbench/ for the web panels: dataset preview, library and training status.
+
+Handlers are plain aiohttp functions added by `add_routes(routes)`: `register()` puts them on
+PromptServer.instance.routes (ComfyUI mirrors them under /api), the unit tests on a bare app. Every
+path argument goes through `paths.confine`; refusals are 403 with the reason, bad input 400, and an
+unexpected failure a one-line 500 (the traceback goes to the server log only). The core modules are
+imported inside the handlers, so a missing one is a 503 that says so rather than a failed pack import.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import importlib
+import json
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+log = logging.getLogger("lora_workbench")
+
+PREFIX = "/lora_workbench"
+SAMPLE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
+MAX_SCAN_ENTRIES = 20000  # per target folder when counting links: a status call must stay cheap
+
+_registered_on: list[object] = []  # the route tables register() already filled (idempotence)
+
+
+class HttpError(Exception):
+    """An answer other than 200: its message goes to the client as {"error": message}."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _web():
+    from aiohttp import web
+
+    return web
+
+
+def _core(name: str):
+    """A core module (lora_workbench.<name>) imported on demand; 503 when it is not there (yet)."""
+    try:
+        return importlib.import_module(f"..lora_workbench.{name}", __package__)
+    except ImportError as exc:
+        raise HttpError(503, f"lora_workbench.{name} is not available in this install ({exc}).") from None
+
+
+def _finite(value):
+    """NaN/inf become null: browsers' JSON.parse refuses them."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_response(data, status: int = 200):
+    web = _web()
+    return web.Response(text=json.dumps(_finite(data), default=str, allow_nan=False), status=status,
+                        content_type="application/json")
+
+
+def _error(status: int, message: str):
+    return _json_response({"error": message}, status=status)
+
+
+def handler(fn: Callable[..., Awaitable]):
+    """Turn HttpError and user-facing core errors into JSON answers, anything else into a 500 line."""
+
+    @functools.wraps(fn)
+    async def wrapped(request):
+        from ..lora_workbench.errors import PathNotAllowed, ValidationError, WorkbenchError
+
+        try:
+            return await fn(request)
+        except HttpError as exc:
+            return _error(exc.status, exc.message)
+        except PathNotAllowed as exc:
+            return _error(403, str(exc))
+        except (ValidationError, WorkbenchError) as exc:
+            return _error(400, str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the client gets one line, the log the traceback
+            log.exception("lora-workbench: %s %s failed", request.method, request.path)
+            first = (str(exc).splitlines() or [""])[0][:300]
+            return _error(500, f"{type(exc).__name__}: {first}" if first else type(exc).__name__)
+
+    return wrapped
+
+
+async def _in_thread(fn, *args, **kwargs):
+    """File-system work off the event loop, so a slow disk never stalls ComfyUI's websocket."""
+    return await asyncio.get_running_loop().run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
+# --------------------------------------------------------------------------- request parsing
+async def _json_body(request) -> dict:
+    try:
+        text = await request.text()
+    except UnicodeDecodeError:
+        raise HttpError(400, "The request body is not UTF-8 text; send JSON.") from None
+    if not text.strip():
+        raise HttpError(400, "The request body is empty; send a JSON object.")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HttpError(400, f"The request body is not valid JSON ({exc.msg} at line {exc.lineno} "
+                             f"column {exc.colno}).") from None
+    if not isinstance(data, dict):
+        raise HttpError(400, f"The request body must be a JSON object, not {type(data).__name__}.")
+    return data
+
+
+def _int(data: dict, key: str, default: int | None, lo: int, hi: int) -> int | None:
+    value = data.get(key, default)
+    if value is None:
+        if default is None:
+            return None
+        raise HttpError(400, f"{key} is required (a whole number from {lo} to {hi}).")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise HttpError(400, f"{key} must be a whole number from {lo} to {hi}, not {value!r}.")
+    try:
+        number = float(value)
+    except ValueError:
+        raise HttpError(400, f"{key} must be a whole number from {lo} to {hi}, not {value!r}.") from None
+    if number != number or number != int(number) or not lo <= number <= hi:
+        raise HttpError(400, f"{key} must be a whole number from {lo} to {hi}, not {value!r}.")
+    return int(number)
+
+
+def _bool(data: dict, key: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if isinstance(value, bool):
+        return value
+    if value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise HttpError(400, f"{key} must be true or false, not {value!r}.")
+
+
+def _str(data: dict, key: str, default: str | None = None) -> str:
+    value = data.get(key, default)
+    if value is None:
+        raise HttpError(400, f"{key} is required (a string).")
+    if not isinstance(value, str):
+        raise HttpError(400, f"{key} must be a string, not {type(value).__name__}.")
+    return value
+
+
+# --------------------------------------------------------------------------- handlers
+@handler
+async def dataset_preview(request):
+    """POST {project, weights, width, height, enable_bucket, batch_size, epochs, max_items_per_epoch}:
+    the subsets with image counts and the repeats/shares the weights give, computed by the core."""
+    data = await _json_body(request)
+    from ..lora_workbench import paths
+
+    project = paths.confine(_str(data, "project"), what="project folder")
+    weights = _str(data, "weights", "")
+    width = _int(data, "width", 512, 64, 8192)
+    height = _int(data, "height", 512, 64, 8192)
+    enable_bucket = _bool(data, "enable_bucket", True)
+    batch_size = _int(data, "batch_size", 1, 1, 1024)
+    epochs = _int(data, "epochs", 1, 1, 100000)
+    max_items = data.get("max_items_per_epoch")
+    max_items = None if max_items in (None, 0, "") else _int(data, "max_items_per_epoch", None, 1, 10**9)
+    if not project.is_dir():
+        raise HttpError(404, f"The project folder {project} does not exist; create it or pick another one.")
+    dataset = _core("dataset")
+    result = await _in_thread(dataset.preview, str(project), weights, (width, height), enable_bucket,
+                              batch_size, epochs, max_items_per_epoch=max_items)
+    return _json_response(result)
+
+
+@handler
+async def library_status(request):
+    """GET: allowed roots, the configured library, watchers, the last link report, links per target."""
+    from ..lora_workbench import events, paths
+
+    roots = [str(r) for r in paths.allowed_roots()]
+    try:
+        library = paths.library_path()
+    except Exception:
+        library = None
+    try:
+        watch = _core("watch")
+        watchers = watch.watcher_status()
+    except HttpError:
+        watchers = []
+    last = events.latest(events.LIBRARY)
+    targets = await _in_thread(_target_counts, watchers, last)
+    return _json_response({"roots": roots, "library": str(library) if library else None,
+                           "watchers": watchers, "watching": any(w.get("running") for w in watchers),
+                           "last_report": last, "targets": targets})
+
+
+@handler
+async def train_status(request):
+    """GET: the current (or last) training run's status, {"state": "idle"} before any run."""
+    runner = _core("runner")
+    status = runner.current_status()
+    return _json_response(status if status is not None else {"state": "idle"})
+
+
+@handler
+async def train_cancel(request):
+    """POST: ask the running training to stop (API users; the Cancel button already interrupts)."""
+    runner = _core("runner")
+    cancelled = bool(runner.cancel_current())
+    return _json_response({"cancelled": cancelled,
+                           "message": "cancel requested" if cancelled else "no training is running"})
+
+
+@handler
+async def train_sample(request):
+    """GET ?path=: one sample image the trainer wrote (an image file inside the allowed roots)."""
+    from ..lora_workbench import paths
+
+    value = request.query.get("path", "")
+    path = paths.confine(value, what="sample image")
+    if path.suffix.lower() not in SAMPLE_EXTS:
+        raise HttpError(403, f"{path.name} is not a sample image ({', '.join(SAMPLE_EXTS)}).")
+    if not path.is_file():
+        raise HttpError(404, f"The sample image {path} does not exist.")
+    return _web().FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+def add_routes(routes) -> None:
+    """Add the pack's handlers to an aiohttp RouteTableDef (PromptServer's or a test app's)."""
+    routes.post(f"{PREFIX}/dataset/preview")(dataset_preview)
+    routes.get(f"{PREFIX}/library/status")(library_status)
+    routes.get(f"{PREFIX}/train/status")(train_status)
+    routes.post(f"{PREFIX}/train/cancel")(train_cancel)
+    routes.get(f"{PREFIX}/train/sample")(train_sample)
+
 
 def register() -> bool:
-    """Register routes on PromptServer.instance if a server is running; True when registered."""
+    """Register the routes on PromptServer.instance if a server is running; True when they are there.
+
+    Also allows ComfyUI's own folders as roots and forwards core events to the browser. Safe to call
+    again: a route table is filled once.
+    """
     from . import _comfy
 
-    if _comfy.prompt_server() is None:
+    server = _comfy.prompt_server()
+    if server is None or getattr(server, "routes", None) is None:
         return False
     _comfy.register_comfy_roots()
     _comfy.forward_core_events()
+    if not any(t is server.routes for t in _registered_on):
+        add_routes(server.routes)
+        _registered_on.append(server.routes)
     return True
+
+
+# --------------------------------------------------------------------------- links per target
+def _target_counts(watchers: list[dict], last_report: dict | None) -> list[dict]:
+    """For each (library, UI) the panel knows of: per category, the folder and how many links in it
+    point into the library. Known pairs: the running watchers' targets, else the last report's
+    library with this ComfyUI."""
+    try:
+        from ..lora_workbench import library as library_core
+    except ImportError:
+        return []
+    pairs: list[tuple[str, dict]] = [(w["library"], dict(w.get("targets") or {})) for w in watchers
+                                     if w.get("library")]
+    if not pairs and last_report and last_report.get("library") and last_report.get("trigger") != "link-trained":
+        ui_dir = _comfy_ui_dir()
+        if ui_dir is not None:
+            pairs.append((last_report["library"], {"comfyui": ui_dir}))
+    out = []
+    for lib, uis in pairs:
+        real_lib = os.path.realpath(lib)
+        for ui, ui_dir in uis.items():
+            layout = library_core.UI_LAYOUTS.get(ui)
+            if not layout:
+                continue
+            for category, (candidates, _exts) in layout.items():
+                folder = next((Path(ui_dir) / c for c in candidates if (Path(ui_dir) / c).is_dir()), None)
+                out.append({"library": lib, "ui": ui, "category": category,
+                            "folder": str(folder) if folder else None,
+                            "links": _count_links(str(folder), real_lib) if folder else 0})
+    return out
+
+
+def _comfy_ui_dir() -> str | None:
+    from . import _comfy
+
+    try:
+        return str(Path(_comfy.folder_paths().models_dir).parent)
+    except Exception:
+        return None
+
+
+def _count_links(folder: str, real_lib: str) -> int:
+    """Symlinks under `folder` whose target lies in the library (bounded walk)."""
+    count = seen = 0
+    prefix = real_lib.rstrip(os.sep) + os.sep
+    stack = [folder]
+    while stack and seen < MAX_SCAN_ENTRIES:
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for e in entries:
+            seen += 1
+            if e.is_symlink():
+                if os.path.realpath(e.path).startswith(prefix):
+                    count += 1
+            elif e.is_dir(follow_symlinks=False):
+                stack.append(e.path)
+    return count

@@ -1,0 +1,289 @@
+// Drives Debian's Chromium (playwright-core, no downloaded browser) through the LoRA Workbench panels
+// in a real ComfyUI. Called by tests/integration/test_browser.py:
+//   node drive.mjs config.json
+// config: {url, out_dir, chromium, project, library, ckpt, workflow?, subsets: [names], train: bool,
+//          train_timeout_s}
+// Writes out_dir/result.json (what it saw, step by step) and PNG screenshots into out_dir. Exits 0
+// when the script ran to the end; the Python test judges the result.
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const cfg = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+const out = cfg.out_dir;
+fs.mkdirSync(out, { recursive: true });
+const result = { steps: {}, console_errors: [], page_errors: [], screenshots: [] };
+const save = () => fs.writeFileSync(path.join(out, "result.json"), JSON.stringify(result, null, 2));
+const log = (...a) => console.log(new Date().toISOString().slice(11, 19), ...a);
+
+const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "lw-chromium-"));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: cfg.chromium || "/usr/bin/chromium",
+  headless: true,
+  viewport: { width: 1600, height: 1000 },
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+});
+const page = context.pages()[0] ?? await context.newPage();
+page.on("console", (m) => { if (m.type() === "error") result.console_errors.push(m.text()); });
+page.on("pageerror", (e) => result.page_errors.push(String(e?.stack || e)));
+result.failed_responses = [];
+page.on("response", (r) => { if (r.status() >= 400) result.failed_responses.push({ url: r.url(), status: r.status() }); });
+// Nothing may load from the internet: record any request that leaves 127.0.0.1.
+result.external_requests = [];
+page.on("request", (r) => {
+  const u = new URL(r.url());
+  if (!["127.0.0.1", "localhost"].includes(u.hostname) && !u.protocol.startsWith("data") && !u.protocol.startsWith("blob")) {
+    result.external_requests.push({ url: r.url(), type: r.resourceType() });
+  }
+});
+
+async function shot(name, locator) {
+  const file = path.join(out, `${name}.png`);
+  if (locator) await locator.screenshot({ path: file });
+  else await page.screenshot({ path: file });
+  result.screenshots.push(file);
+  log("screenshot", file);
+}
+
+async function step(name, fn) {
+  log("step", name);
+  try {
+    result.steps[name] = { ok: true, ...(await fn() ?? {}) };
+  } catch (err) {
+    result.steps[name] = { ok: false, error: String(err?.stack || err) };
+    log("FAILED", name, err?.message || err);
+  }
+  save();
+  return result.steps[name];
+}
+
+/** Bring a node's panel into view at zoom 1 (DOM widgets outside the visible canvas are hidden). */
+async function focusNode(type, widgetName) {
+  await page.evaluate(({ type, widgetName }) => {
+    const app = window.comfyAPI.app.app;
+    const node = app.graph.nodes.find((n) => n.type === type);
+    if (!node) return;
+    const w = widgetName ? node.widgets?.find((x) => x.name === widgetName) : null;
+    const ds = app.canvas.ds;
+    ds.scale = 1;
+    ds.offset[0] = -node.pos[0] + 60;
+    ds.offset[1] = -(node.pos[1] + (w?.y ?? 0)) + (w ? 120 : 80);
+    app.canvas.setDirty(true, true);
+  }, { type, widgetName });
+  await page.waitForTimeout(500);
+}
+
+try {
+  await step("open", async () => {
+    await page.goto(cfg.url, { waitUntil: "domcontentloaded" });
+    await page.waitForFunction(() => window.comfyAPI?.app?.app?.graph && window.LiteGraph, null, { timeout: 60000 });
+    await page.waitForFunction(
+      () => window.comfyAPI.app.app.extensionManager && window.LiteGraph.registered_node_types?.KohyaLoRATrain,
+      null, { timeout: 60000 });
+    const info = await page.evaluate(() => ({
+      version: window.__COMFYUI_FRONTEND_VERSION__ ?? null,
+      types: Object.keys(window.LiteGraph.registered_node_types).filter((t) =>
+        ["DatasetSubsetWeights", "KohyaLoRATrain", "LinkModelLibrary", "LoadTrainedLoRA"].includes(t)),
+    }));
+    return info;
+  });
+
+  await step("graph", async () => {
+    const wf = cfg.workflow ? JSON.parse(fs.readFileSync(cfg.workflow, "utf8")) : null;
+    return await page.evaluate(async ({ cfg, wf }) => {
+      const app = window.comfyAPI.app.app;
+      const LG = window.LiteGraph;
+      const set = (node, name, value) => {
+        const w = node.widgets?.find((x) => x.name === name);
+        if (w) { w.value = value; w.callback?.(value); }
+        return Boolean(w);
+      };
+      if (wf) await app.loadGraphData(wf);
+      else app.graph.clear();
+      const find = (type) => app.graph.nodes.find((n) => n.type === type);
+      const add = (type, pos) => {
+        if (!LG.registered_node_types[type]) return null;
+        const n = LG.createNode(type);
+        n.pos = pos;
+        app.graph.add(n);
+        return n;
+      };
+      const dsType = cfg.dataset_node || "DatasetSubsetWeights";
+      const ds = find(dsType) ?? add(dsType, [40, 60]);
+      const tr = find("KohyaLoRATrain") ?? add("KohyaLoRATrain", [720, 60]);
+      const bottom = Math.max(0, ...app.graph.nodes.map((n) => n.pos[1] + n.size[1]));
+      const lib = find("LinkModelLibrary") ?? add("LinkModelLibrary", [40, bottom + 80]);
+      if (ds) {
+        if (!set(ds, "project_folder", cfg.project)) set(ds, "project", cfg.project);
+        set(ds, "width", 64); set(ds, "height", 64);
+        set(ds, "enable_bucket", false); set(ds, "batch_size", 1); set(ds, "epochs", 1);
+        set(ds, "weights", cfg.subsets.map((s) => `${s}: 1`).join("\n"));
+      }
+      if (tr) {
+        set(tr, "ckpt_name", cfg.ckpt);
+        set(tr, "epochs", 1); set(tr, "width", 64); set(tr, "height", 64);
+        set(tr, "network_dim", 4); set(tr, "network_alpha", 4); set(tr, "device", "cpu");
+        set(tr, "max_train_steps", cfg.max_train_steps || 0);
+        if (cfg.samples) { set(tr, "show_samples", true); set(tr, "sample_steps", 2); }
+        if (ds && !tr.inputs?.find((i) => i.name === "dataset")?.link) {
+          const slot = tr.inputs.findIndex((i) => i.name === "dataset");
+          ds.connect(0, tr, slot);
+        }
+      }
+      if (lib) {
+        set(lib, "library", cfg.library);
+        set(lib, "watch", true);
+        set(lib, "link_comfyui", true);
+      }
+      app.graph.setDirtyCanvas(true, true);
+      return { dataset: Boolean(ds), editor: Boolean(ds) && dsType === "DatasetSubsetWeights", train: Boolean(tr),
+        library: Boolean(lib),
+        nodes: app.graph.nodes.map((n) => n.type) };
+    }, { cfg, wf });
+  });
+
+  const hasDataset = result.steps.graph?.dataset;
+
+  if (result.steps.graph?.editor) {
+    await step("weights_editor", async () => {
+      await focusNode("DatasetSubsetWeights", "lora_workbench_weights_editor");
+      const editor = page.locator(".lw-weights-editor");
+      await editor.waitFor({ state: "visible", timeout: 30000 });
+      await page.waitForSelector(".lw-weights-editor[data-status=ok] td.lw-repeats", { timeout: 30000 });
+      const read = () => page.evaluate(() => Object.fromEntries(
+        [...document.querySelectorAll(".lw-weights-editor td.lw-repeats")].map((td) => [td.dataset.subset, td.textContent])));
+      const before = await read();
+      await shot("weights_editor_before", editor);
+      const name = cfg.subsets[0];
+      const input = editor.locator(`input.lw-weight[data-subset="${name}"]`);
+      await input.fill("3");
+      await input.dispatchEvent("input");
+      await page.waitForFunction(({ name, was }) => {
+        const td = document.querySelector(`.lw-weights-editor td.lw-repeats[data-subset="${name}"]`);
+        return td && td.textContent !== was;
+      }, { name, was: before[name] }, { timeout: 20000 });
+      const after = await read();
+      const weights = await page.evaluate(() => {
+        const app = window.comfyAPI.app.app;
+        const n = app.graph.nodes.find((x) => x.type === "DatasetSubsetWeights");
+        return n.widgets.find((w) => w.name === "weights").value;
+      });
+      const saved = await page.evaluate(() => {
+        const app = window.comfyAPI.app.app;
+        const n = app.graph.nodes.find((x) => x.type === "DatasetSubsetWeights");
+        return n.serialize().widgets_values;
+      });
+      const summary = await editor.locator("[data-role=summary]").textContent();
+      await page.waitForTimeout(300);
+      await shot("weights_editor_after", editor);
+      return { before, after, weights, widgets_values: saved, summary };
+    });
+  }
+
+  await step("library_panel_before", async () => {
+    await focusNode("LinkModelLibrary", "lora_workbench_library_status");
+    const panel = page.locator(".lw-library-status");
+    await panel.waitFor({ state: "visible", timeout: 30000 });
+    return { text: await panel.textContent() };
+  });
+
+  if (cfg.train && hasDataset) {
+    await step("train", async () => {
+      const panel = page.locator(".lw-train-panel");
+      // Queue only the training and library nodes (and what they need): an example workflow's sampler
+      // part would spend minutes on the CPU.
+      await page.evaluate(async () => {
+        const app = window.comfyAPI.app.app;
+        const ids = app.graph.nodes.filter((n) => ["KohyaLoRATrain", "LinkModelLibrary"].includes(n.type))
+          .map((n) => String(n.id));
+        await app.queuePrompt(0, 1, ids);
+      });
+      await focusNode("KohyaLoRATrain", "lora_workbench_training");
+      await page.waitForFunction(() => ["running", "finished", "failed", "cancelled"]
+        .includes(document.querySelector(".lw-train-panel")?.dataset.state), null, { timeout: cfg.train_timeout_s * 1000 });
+      const pointsSeen = [];
+      let midShot = false;
+      const deadline = Date.now() + cfg.train_timeout_s * 1000;
+      let state = "";
+      while (Date.now() < deadline) {
+        state = await page.evaluate(() => document.querySelector(".lw-train-panel")?.dataset.state);
+        const pts = Number(await page.evaluate(() => document.querySelector(".lw-train-panel canvas")?.dataset.points || 0));
+        if (!pointsSeen.length || pointsSeen[pointsSeen.length - 1] !== pts) pointsSeen.push(pts);
+        if (state === "running" && pts >= 2 && !midShot) {
+          await shot("train_panel_running", panel);
+          midShot = true;
+        }
+        if (["finished", "failed", "cancelled"].includes(state)) break;
+        await page.waitForTimeout(500);
+      }
+      await page.waitForTimeout(500);
+      const final = await page.evaluate(() => {
+        const p = document.querySelector(".lw-train-panel");
+        return { state: p?.dataset.state, points: Number(p?.querySelector("canvas")?.dataset.points || 0),
+          text: p?.textContent, samples: p?.querySelectorAll(".lw-samples img").length ?? 0 };
+      });
+      await shot("train_panel_done", panel);
+      const statusRoute = await page.evaluate(async () => (await fetch("/api/lora_workbench/train/status")).json());
+      return { points_seen: pointsSeen, final, route_state: statusRoute.state, route_points: statusRoute.losses?.length };
+    });
+  } else {
+    // No dataset node yet: feed the panel a status as the websocket would, to see it draw.
+    await step("train_panel_from_event", async () => {
+      await focusNode("KohyaLoRATrain", "lora_workbench_training");
+      const panel = page.locator(".lw-train-panel");
+      await panel.waitFor({ state: "visible", timeout: 30000 });
+      await page.evaluate(() => {
+        const api = window.comfyAPI.api.api;
+        const losses = Array.from({ length: 40 }, (_, i) => [i + 1, 0.2 + 0.1 * Math.exp(-i / 10) + 0.02 * Math.sin(i)]);
+        api.dispatchEvent(new CustomEvent("lora_workbench.train", { detail: {
+          run_id: "demo", state: "running", step: 40, total: 80, epoch: 1, epochs: 2, loss: 0.21, it_per_s: 1.6,
+          eta_s: 25, elapsed_s: 25, losses, samples: [], node_id: null, text: "epoch 1/2 · step 40/80" } }));
+      });
+      await page.waitForTimeout(300);
+      const points = Number(await page.evaluate(() => document.querySelector(".lw-train-panel canvas")?.dataset.points || 0));
+      await shot("train_panel_event", panel);
+      return { points };
+    });
+  }
+
+  await step("library_panel", async () => {
+    await focusNode("LinkModelLibrary", "lora_workbench_library_status");
+    const panel = page.locator(".lw-library-status");
+    if (!(cfg.train && hasDataset)) {
+      // Run only the library node (an output node) so the panel has a report and a watcher.
+      await page.evaluate(async () => {
+        const app = window.comfyAPI.app.app;
+        const n = app.graph.nodes.find((x) => x.type === "LinkModelLibrary");
+        await app.queuePrompt(0, 1, [String(n.id)]);
+      });
+    }
+    await page.waitForFunction(() => document.querySelector(".lw-library-status [data-role=report] .lw-chips"),
+      null, { timeout: 60000 });
+    await page.waitForTimeout(800);
+    const text = await panel.textContent();
+    const watching = await panel.getAttribute("data-watching");
+    await shot("library_status", panel);
+    return { text, watching };
+  });
+
+  await step("overview", async () => {
+    await page.evaluate(() => {
+      const app = window.comfyAPI.app.app;
+      const ds = app.canvas.ds;
+      ds.scale = 0.6;
+      ds.offset[0] = 20;
+      ds.offset[1] = 20;
+      app.canvas.setDirty(true, true);
+    });
+    await page.waitForTimeout(500);
+    await shot("overview");
+    return {};
+  });
+} finally {
+  save();
+  await context.close();
+  fs.rmSync(userDataDir, { recursive: true, force: true });
+}
+log("done");
