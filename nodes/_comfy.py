@@ -65,6 +65,20 @@ def invalidate_filename_cache(category: str | None = None) -> None:
         cache.pop(category, None)
 
 
+def load_torch_file(path: str) -> dict:
+    """A LoRA/model file as a state dict, through ComfyUI's own reader (safetensors memory-mapped)."""
+    import comfy.utils
+
+    return comfy.utils.load_torch_file(path, safe_load=True)
+
+
+def load_lora_for_models(model, clip, lora_sd: dict, strength_model: float, strength_clip: float):
+    """ComfyUI's own LoRA application (the path LoraLoader takes): returns (model, clip) clones."""
+    import comfy.sd
+
+    return comfy.sd.load_lora_for_models(model, clip, lora_sd, strength_model, strength_clip)
+
+
 def interrupted() -> bool:
     """True once the user pressed Cancel (or POST /interrupt)."""
     import comfy.model_management as mm

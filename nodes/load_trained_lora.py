@@ -1,0 +1,159 @@
+"""Node LoadTrainedLoRA: apply a freshly trained (or picked) LoRA to MODEL/CLIP through ComfyUI's own
+loader, after checking it fits the model, and hand its trigger words on to the prompt."""
+
+from __future__ import annotations
+
+import os
+
+from ..lora_workbench import lora_file
+from ..lora_workbench.errors import ValidationError
+from . import _comfy
+
+FROM_TRAINED = "(from trained_lora)"
+
+
+def _file_key(path: str) -> tuple[str, int, int]:
+    """(path, mtime_ns, size): a rewritten file gets a new key, unlike the stock loader's path-only cache."""
+    st = os.stat(path)
+    return (path, st.st_mtime_ns, st.st_size)
+
+
+def model_family(model) -> str:
+    """The model's family from ComfyUI's model config class (or its latent format); "unknown" if neither
+    is reachable, so an odd model object never blocks loading."""
+    base = getattr(model, "model", None)
+    config = getattr(base, "model_config", None)
+    names = [c.__name__ for c in type(config).__mro__] if config is not None else []
+    latent = getattr(base, "latent_format", None)
+    return lora_file.model_family(names, type(latent).__name__ if latent is not None else None)
+
+
+def _model_label(model) -> str:
+    config = getattr(getattr(model, "model", None), "model_config", None)
+    return f"the model ({type(config).__name__})" if config is not None else "the model"
+
+
+class LoadTrainedLoRA:
+    """Apply the LoRA a KohyaLoRATrain node just trained (or one from the loras list) to MODEL and CLIP."""
+
+    DESCRIPTION = ("Applies a LoRA to MODEL and CLIP through ComfyUI's own LoRA loader: the one a "
+                   "KohyaLoRATrain node just trained (linked), or one picked from the loras list. Checks first "
+                   "that the LoRA was trained for this model family (SD1.5, SD2, SDXL, Flux), reloads the file "
+                   "when it changes on disk, and outputs the LoRA's trigger words for your prompt.")
+    CATEGORY = f"{_comfy.CATEGORY}/loaders"
+    FUNCTION = "load"
+    RETURN_TYPES = ("MODEL", "CLIP", "STRING")
+    RETURN_NAMES = ("MODEL", "CLIP", "trigger_words")
+    OUTPUT_TOOLTIPS = ("The model with the LoRA applied.",
+                       "The CLIP with the LoRA's text-encoder weights applied (unchanged if it has none).",
+                       "The LoRA's trigger words (the dataset's class tokens), comma-separated: "
+                       "feed them into the prompt.")
+
+    def __init__(self):
+        self.loaded: tuple[tuple[str, int, int], dict] | None = None  # (file key, state dict)
+        self.inspected: tuple[tuple[str, int, int], lora_file.LoraInfo] | None = None
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        try:
+            loras = _comfy.get_filename_list("loras")
+        except Exception:  # no folder_paths (outside ComfyUI): the trained_lora link still works
+            loras = []
+        return {
+            "required": {
+                "model": ("MODEL", {"tooltip": "The diffusion model to apply the LoRA to."}),
+                "lora_name": ([FROM_TRAINED, *loras], {
+                    "default": FROM_TRAINED,
+                    "tooltip": f"'{FROM_TRAINED}' uses the LoRA linked into trained_lora; otherwise the file "
+                               "picked here from ComfyUI's loras folders is used.",
+                }),
+                "epoch": ("INT", {
+                    "default": 0, "min": 0, "max": 10000,
+                    "tooltip": "Which epoch's file: 0 = the final file, N = the file saved after epoch N "
+                               "(<name>-00000N.safetensors).",
+                }),
+                "strength_model": ("FLOAT", {
+                    "default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01,
+                    "tooltip": "How strongly the LoRA changes the diffusion model (0 = not at all).",
+                }),
+                "strength_clip": ("FLOAT", {
+                    "default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01,
+                    "tooltip": "How strongly the LoRA changes the text encoder (0 = not at all).",
+                }),
+            },
+            "optional": {
+                "clip": ("CLIP", {"tooltip": "The text encoder; leave unconnected for model-only use."}),
+                "trained_lora": ("TRAINED_LORA", {
+                    "tooltip": "The output of a KohyaLoRATrain node: its final file (or epoch N) is loaded, "
+                               "and its trigger words are passed on.",
+                }),
+            },
+        }
+
+    @classmethod
+    def IS_CHANGED(cls, lora_name=FROM_TRAINED, epoch=0, **_kwargs):
+        # Linked inputs arrive as None here; a new trained_lora re-runs this node through its upstream.
+        if lora_name == FROM_TRAINED:
+            return f"{FROM_TRAINED}:{epoch}"
+        try:
+            path = lora_file.epoch_file(_comfy.get_full_path("loras", lora_name) or lora_name, int(epoch or 0))
+            return "|".join(str(v) for v in _file_key(path))
+        except Exception:
+            return float("nan")  # let load() raise the readable error
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def resolve(lora_name: str, epoch: int, trained_lora=None) -> tuple[str, list[str]]:
+        """(path, trigger words from the training run) for the chosen source and epoch."""
+        if lora_name == FROM_TRAINED:
+            if trained_lora is None:
+                raise ValidationError(f"lora_name is '{FROM_TRAINED}' but nothing is connected to trained_lora: "
+                                      "link a KohyaLoRATrain node's TRAINED_LORA output, or pick a LoRA file.")
+            path = lora_file.epoch_file(trained_lora.path, epoch, trained_lora.epoch_paths)
+            return path, list(trained_lora.trigger_words or [])
+        full = _comfy.get_full_path("loras", lora_name)
+        if full is None:
+            raise ValidationError(f"The LoRA {lora_name} is not in ComfyUI's loras folders any more: "
+                                  "refresh (R) and pick it again.")
+        return lora_file.epoch_file(full, epoch), []
+
+    def _info(self, path: str) -> lora_file.LoraInfo:
+        key = _file_key(path)
+        if self.inspected is None or self.inspected[0] != key:
+            self.inspected = (key, lora_file.inspect(path))
+        return self.inspected[1]
+
+    def _state_dict(self, path: str) -> dict:
+        key = _file_key(path)
+        if self.loaded is None or self.loaded[0] != key:
+            self.loaded = None  # free the old file before reading the new one
+            self.loaded = (key, _comfy.load_torch_file(path))
+        return self.loaded[1]
+
+    # ------------------------------------------------------------------ run
+    def load(self, model, lora_name, epoch, strength_model, strength_clip, clip=None, trained_lora=None):
+        path, words = self.resolve(lora_name, int(epoch), trained_lora)
+        if not os.path.isfile(path):
+            raise ValidationError(f"The LoRA file {path} does not exist (was it moved or deleted?).")
+        info = self._info(path)
+        trigger = ", ".join(words or info.trigger_words)
+
+        use_clip = clip is not None and strength_clip != 0
+        if strength_model == 0 and not use_clip:
+            return (model, clip, trigger)
+        if strength_model != 0:
+            lora_file.check_compatible(info, model_family(model), _model_label(model))
+
+        sd = self._state_dict(path)
+        if not use_clip:  # model-only: drop the text-encoder keys, or ComfyUI warns once per key
+            sd = {k: v for k, v in sd.items() if not lora_file.is_te_key(k)}
+        elif strength_model == 0:  # clip-only: keep the UNet keys away from a key map without them
+            sd = {k: v for k, v in sd.items() if lora_file.is_te_key(k)}
+        new_model, new_clip = _comfy.load_lora_for_models(
+            model if strength_model != 0 else None, clip if use_clip else None, sd,
+            strength_model, strength_clip if use_clip else 0.0)
+        return (new_model if strength_model != 0 else model, new_clip if use_clip else clip, trigger)
+
+
+NODE_CLASS_MAPPINGS = {"LoadTrainedLoRA": LoadTrainedLoRA}
+NODE_DISPLAY_NAME_MAPPINGS = {"LoadTrainedLoRA": "Load Trained LoRA"}

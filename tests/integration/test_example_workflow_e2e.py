@@ -1,0 +1,121 @@
+"""Example workflow (b), dataset -> train -> LoadTrainedLoRA -> sample -> save, queued headless on a real
+ComfyUI (CPU, random-weight SD1.5, 64x64) through our `queue` CLI and client.
+
+Asserts: the LoRA was trained, ComfyUI logged no "lora key not loaded", the image exists and differs
+from the same seed with the LoRA at strength 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lora_workbench import queue_client as qc
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "example_workflows" / "dataset_train_sample.json"
+HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
+NEEDED = ("DatasetSubsetWeights", "KohyaLoRATrain", "LoadTrainedLoRA", "StringConcatenate")
+
+
+def make_dataset(folder: Path) -> None:
+    """4 PNGs 64x64 with captions in images/2_testsubject (the harness's smoke set when it exists)."""
+    dest = folder / "images" / "2_testsubject"
+    src = HARNESS_HOME / "datasets" / "smoke" / "images" / "2_testsubject"
+    if src.is_dir():
+        shutil.copytree(src, dest)
+        return
+    from PIL import Image
+
+    dest.mkdir(parents=True)
+    for i, color in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200), (220, 220, 40)]):
+        Image.new("RGB", (64, 64), color).save(dest / f"img{i}.png")
+        (dest / f"img{i}.txt").write_text(f"testsubject, plain color {i}", encoding="utf-8")
+
+
+def project_input(info: dict) -> str:
+    """The DatasetSubsetWeights input that takes the project folder."""
+    spec = info["DatasetSubsetWeights"]["input"]
+    names = [n for s in ("required", "optional") for n in (spec.get(s) or {})]
+    for name in names:
+        if name in ("project", "project_dir", "project_path", "project_folder"):
+            return name
+    return next(n for n in names if "project" in n or "folder" in n or n.endswith("dir"))
+
+
+def diff_pixels(a: Path, b: Path) -> int:
+    from PIL import Image, ImageChops
+
+    with Image.open(a) as ia, Image.open(b) as ib:
+        r, g, b = ImageChops.difference(ia.convert("RGB"), ib.convert("RGB")).split()
+        changed = ImageChops.lighter(ImageChops.lighter(r, g), b)  # per pixel: the largest channel change
+        return changed.width * changed.height - changed.histogram()[0]
+
+
+def test_dataset_train_sample_runs_headless_end_to_end(comfy_server, tmp_path):
+    if not EXAMPLE.is_file():
+        pytest.skip(f"{EXAMPLE.name} is not there yet")
+    info = comfy_server.get_json("/object_info")
+    missing = [n for n in NEEDED if n not in info]
+    if missing:
+        pytest.skip(f"the server lacks {', '.join(missing)}")
+    project = comfy_server.home / "projects" / "e2e"
+    make_dataset(project)
+    ckpt = "random_sd15.safetensors"
+    overrides = [
+        f"DatasetSubsetWeights.{project_input(info)}={project}",
+        "DatasetSubsetWeights.width=64", "DatasetSubsetWeights.height=64",
+        f"CheckpointLoaderSimple.ckpt_name={ckpt}",
+        f"KohyaLoRATrain.ckpt_name={ckpt}",
+        "KohyaLoRATrain.epochs=1", "KohyaLoRATrain.width=64", "KohyaLoRATrain.height=64",
+        "KohyaLoRATrain.network_dim=4", "KohyaLoRATrain.network_alpha=4", "KohyaLoRATrain.output_name=e2e",
+        "KohyaLoRATrain.device=cpu",
+        "EmptyLatentImage.width=64", "EmptyLatentImage.height=64", "KSampler.steps=2",
+    ]
+    overrides = [o for o in overrides if o.split(".", 1)[1].split("=")[0] in _inputs(info, o.split(".", 1)[0])]
+
+    # 1. The CLI, exactly as a user runs it headless.
+    with_lora = tmp_path / "with_lora"
+    args = [sys.executable, "-m", "lora_workbench", "queue", str(EXAMPLE), "--server", comfy_server.url,
+            "--download", str(with_lora), "--timeout", "900"]
+    for o in overrides:
+        args += ["--set", o]
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=960)
+    print(proc.stdout[-3000:], proc.stderr[-3000:])
+    assert proc.returncode == 0, f"queue failed ({proc.returncode}):\n{proc.stderr}\n{comfy_server.log()[-3000:]}"
+    assert "train:" in proc.stdout  # our training progress came over the websocket
+
+    loras = sorted(project.rglob("e2e*.safetensors")) or sorted(project.rglob("*.safetensors"))
+    assert loras, f"no LoRA file under {project}"
+    images = sorted(with_lora.glob("*.png"))
+    assert images, "no image downloaded"
+
+    # 2. Same seed, LoRA at strength 0 (the training node is cached: same inputs).
+    client = qc.QueueClient(comfy_server.url, out=print)
+    workflow = json.loads(EXAMPLE.read_text())
+    prompt = qc.prepare_prompt(workflow, client, [*overrides, "LoadTrainedLoRA.strength_model=0",
+                                                  "LoadTrainedLoRA.strength_clip=0"], info)
+    result = client.run(prompt, timeout=600, download_dir=str(tmp_path / "without_lora"))
+    assert result.status == "success", result.error
+    baseline = sorted((tmp_path / "without_lora").glob("*.png"))
+    assert baseline
+    changed = diff_pixels(images[-1], baseline[-1])
+    print(f"LoRA: {loras[-1].name}; pixels that differ from strength 0: {changed} of {64 * 64}")
+    assert changed > 0, "the LoRA did not change the image"
+
+    log = comfy_server.log()
+    assert "lora key not loaded" not in log
+    assert "NOT LOADED" not in log
+
+
+def _inputs(info: dict, node: str) -> set[str]:
+    spec = (info.get(node) or {}).get("input", {})
+    return {n for s in ("required", "optional") for n in (spec.get(s) or {})}
