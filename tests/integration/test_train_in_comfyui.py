@@ -2,9 +2,7 @@
 random SD1.5, 64x64) that writes the LoRA, and a longer run interrupted with POST /interrupt that ends
 "interrupted" with no trainer process left.
 
-The dataset comes from DatasetSubsetWeights. Until that node exists, a test-only node
-(`WorkbenchTestDataset`, written into a second server's custom_nodes) builds the LORA_DATASET from the
-project's dataset.toml with the core's own reader, so the trainer node is still exercised end to end.
+The dataset comes from the pack's own DatasetSubsetWeights node, as a user's graph has it.
 """
 
 from __future__ import annotations
@@ -19,35 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, start_comfy, stop_comfy
-
 pytestmark = pytest.mark.integration
 
 HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
 CKPT = "random_sd15.safetensors"
-
-HELPER_NODE = '''
-import sys
-sys.path.insert(0, {repo!r})
-from lora_workbench.train import dataset_from_toml
-
-
-class WorkbenchTestDataset:
-    CATEGORY = "testing"
-    FUNCTION = "run"
-    RETURN_TYPES = ("LORA_DATASET",)
-
-    @classmethod
-    def INPUT_TYPES(cls):
-        return {{"required": {{"project": ("STRING", {{"default": ""}})}}}}
-
-    def run(self, project):
-        return (dataset_from_toml(project + "/dataset.toml", project),)
-
-
-NODE_CLASS_MAPPINGS = {{"WorkbenchTestDataset": WorkbenchTestDataset}}
-'''
-
 
 def make_project(project: Path, repeats: int = 1) -> None:
     src = HARNESS_HOME / "datasets" / "smoke" / "images" / "2_testsubject"
@@ -55,37 +28,17 @@ def make_project(project: Path, repeats: int = 1) -> None:
         pytest.skip(f"no smoke dataset at {src}: run ../shared/harness/setup.sh")
     sub = project / "images" / f"{repeats}_testsubject"
     shutil.copytree(src, sub)
-    (project / "dataset.toml").write_text(
-        '[general]\ncaption_extension = ".txt"\nenable_bucket = false\n\n[[datasets]]\nresolution = [64, 64]\n'
-        f'batch_size = 1\n\n  [[datasets.subsets]]\n  image_dir = "{sub.as_posix()}"\n'
-        f'  class_tokens = "testsubject"\n  num_repeats = {repeats}\n', encoding="utf-8")
+    # no dataset.toml: DatasetSubsetWeights writes its own (and refuses to overwrite a foreign one)
 
 
 @pytest.fixture(scope="module")
-def server(request, comfyui_dir, comfy_python, tmp_path_factory, kohya_dir, kohya_python, test_checkpoint,
-           tokenizer_cache):
-    """The shared server when the pack has DatasetSubsetWeights, else one with the test-only dataset node."""
-    if (REPO / "nodes" / "dataset_subset_weights.py").is_file():
-        shared = request.getfixturevalue("comfy_server")
-        info = shared.get_json("/object_info")
-        for name in ("KohyaLoRATrain", "DatasetSubsetWeights"):
-            if name not in info:
-                pytest.fail(f"{name} is not registered:\n{shared.log()[-3000:]}")
-        yield shared, info, "DatasetSubsetWeights"
-        return
-    home = tmp_path_factory.mktemp("comfy-train-home")
-    (home / "custom_nodes").mkdir()
-    (home / "custom_nodes" / "workbench_test_dataset.py").write_text(HELPER_NODE.format(repo=str(REPO)))
-    env = {"KOHYA_SS_PATH": str(kohya_dir), "KOHYA_PYTHON": str(kohya_python),
-           "LORA_WORKBENCH_TOKENIZER_CACHE": str(tokenizer_cache)}
-    own = start_comfy(comfyui_dir, comfy_python, home, env, checkpoint=test_checkpoint)
-    try:
-        info = own.get_json("/object_info")
-        if "KohyaLoRATrain" not in info:
-            pytest.fail(f"KohyaLoRATrain is not registered:\n{own.log()[-3000:]}")
-        yield own, info, "WorkbenchTestDataset"
-    finally:
-        stop_comfy(own)
+def server(comfy_server):
+    """The shared real ComfyUI (pack + sd-scripts configured) and its /object_info."""
+    info = comfy_server.get_json("/object_info")
+    for name in ("KohyaLoRATrain", "DatasetSubsetWeights"):
+        if name not in info:
+            pytest.fail(f"{name} is not registered:\n{comfy_server.log()[-3000:]}")
+    return comfy_server, info, "DatasetSubsetWeights"
 
 
 def fill_defaults(info: dict, class_type: str, given: dict) -> dict:
@@ -134,7 +87,12 @@ def wait_history(srv, prompt_id: str, timeout: float) -> dict:
 
 
 def train_prompt(info: dict, dataset_node: str, project: Path, **train_inputs) -> dict:
-    ds_inputs = fill_defaults(info, dataset_node, {project_input(info, dataset_node): str(project)})
+    ds_values = {project_input(info, dataset_node): str(project)}
+    ds_spec = info[dataset_node]["input"]
+    for name in ("width", "height"):  # the tiny 64x64 dataset must be validated at 64x64
+        if name in ds_spec.get("required", {}) or name in ds_spec.get("optional", {}):
+            ds_values[name] = 64
+    ds_inputs = fill_defaults(info, dataset_node, ds_values)
     inputs = fill_defaults(info, "KohyaLoRATrain", {"dataset": ["1", 0], "ckpt_name": CKPT, "width": 64,
                                                     "height": 64, "network_dim": 4, "network_alpha": 4.0,
                                                     "device": "cpu", **train_inputs})
