@@ -1,7 +1,7 @@
 """kohya sd-scripts' dataset config (`--dataset_config`): build it from the subsets and write it as TOML.
 
 Only keys sd-scripts' config_util schema accepts are written (it rejects unknown keys). The writer is
-a small one for this fixed shape: no toml dependency, Windows paths as literal strings.
+toml_writer (no toml dependency, Windows paths as literal strings).
 """
 
 from __future__ import annotations
@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from pathlib import Path
 
+from . import toml_writer
 from .errors import WorkbenchError
 from .types import DatasetSubset
+
+toml_string = toml_writer.toml_string  # kept for callers of the old name
 
 HEADER = "# Dataset config written by lora-workbench (kohya sd-scripts --dataset_config)."
 _WEIGHTS_PREFIX = "# lora-workbench weights = "
@@ -41,64 +43,12 @@ def build_config(subsets: list[DatasetSubset], *, resolution: tuple[int, int], b
     return {"general": general, "datasets": [ds]}
 
 
-_CTRL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
-
-
-def toml_string(value: str) -> str:
-    """A TOML string: literal ('...') for Windows paths when possible, else basic with escapes."""
-    if "\\" in value and "'" not in value and not _CTRL.search(value):
-        return f"'{value}'"
-    out = []
-    for ch in value:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return '"' + "".join(out) + '"'
-
-
-def _value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if not math.isfinite(v):
-            raise ValueError(f"cannot write {v} to TOML")
-        return repr(v)
-    if isinstance(v, (str, os.PathLike)):
-        return toml_string(os.fspath(v))
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    raise TypeError(f"cannot write {type(v).__name__} to TOML")
-
-
-def _table(d: dict) -> list[str]:
-    return [f"{k} = {_value(v)}" for k, v in d.items() if not isinstance(v, (dict, list)) or
-            (isinstance(v, list) and not (v and isinstance(v[0], dict)))]
-
-
 def dumps(config: dict, weights: dict[str, float] | None = None) -> str:
     """TOML text for build_config()'s structure (with our header and the weights as a comment)."""
     lines = [HEADER]
     if weights is not None:
         lines.append(_WEIGHTS_PREFIX + json.dumps(weights, ensure_ascii=True))
-    lines += ["", "[general]", *_table(config.get("general", {}))]
-    for ds in config.get("datasets", []):
-        lines += ["", "[[datasets]]", *_table(ds)]
-        for sub in ds.get("subsets", []):
-            lines += ["", "[[datasets.subsets]]", *_table(sub)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + toml_writer.dumps(config)
 
 
 def read_weights(text: str) -> dict[str, float] | None:

@@ -11,7 +11,6 @@ restricted to [A-Za-z0-9._-], every number is range-checked, and there is no "ex
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -489,55 +488,4 @@ def argv_options(argv: list[str]) -> list[str]:
     return [a[2:] for a in argv if a.startswith("--")]
 
 
-# --------------------------------------------------------------------------- TOML
-def _toml_str(value: str) -> str:
-    text = json.dumps(value, ensure_ascii=False)  # JSON's escapes are a subset of TOML's basic strings
-    return text.replace("\x7f", "\\u007f")
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"cannot write {value} to TOML")
-        text = repr(value)
-        return text if any(c in text for c in ".en") else text + ".0"
-    if isinstance(value, str):
-        return _toml_str(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, os.PathLike):
-        return _toml_str(os.fspath(value))
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
-
-
-def _key(k: str) -> str:
-    return k if re.match(r"^[A-Za-z0-9_-]+$", k) else _toml_str(k)
-
-
-def dumps_toml(data: dict, _prefix: str = "") -> str:
-    """A small TOML writer for our configs: scalars, arrays, tables and arrays of tables."""
-    lines: list[str] = []
-    tables: list[tuple[str, dict]] = []
-    arrays: list[tuple[str, list[dict]]] = []
-    for k, v in data.items():
-        if v is None:
-            continue
-        if isinstance(v, dict):
-            tables.append((k, v))
-        elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
-            arrays.append((k, v))
-        else:
-            lines.append(f"{_key(k)} = {_toml_value(v)}")
-    out = "\n".join(lines) + ("\n" if lines else "")
-    for k, v in tables:
-        name = f"{_prefix}{_key(k)}"
-        out += f"\n[{name}]\n" + dumps_toml(v, name + ".")
-    for k, items in arrays:
-        name = f"{_prefix}{_key(k)}"
-        for item in items:
-            out += f"\n[[{name}]]\n" + dumps_toml(item, name + ".")
-    return out
+# The config TOML is written by toml_writer.dumps (shared with the dataset config).

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import kohya, runner
+from . import kohya, runner, toml_writer
 from .errors import ValidationError, WorkbenchError
 from .kohya import Command, KohyaInstall, TrainSpec
 from .model_detect import ModelInfo, detect_model
@@ -194,7 +194,7 @@ def write_dataset_copy(dataset: LoraDataset, patch: dict, dest: Path) -> None:
                 s["caption_extension"] = cap
     head = (f"# Copy of {src} for this run; the trainer set: "
             + ", ".join(f"{k}={v}" for k, v in patch.items()) + "\n")
-    dest.write_text(head + kohya.dumps_toml(data), encoding="utf-8")
+    dest.write_text(head + toml_writer.dumps(data), encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- planning
@@ -406,7 +406,7 @@ def write_run_files(p: Plan, spec: TrainSpec, dataset: LoraDataset) -> dict:
     cmd, run_dir = p.command, p.run_dir
     header = (f"# sd-scripts {cmd.script} config for {cmd.output_name}, written by lora-workbench.\n"
               f"# Run it again with: {cmd.display()}\n")
-    (run_dir / "config.toml").write_text(header + kohya.dumps_toml(cmd.config), encoding="utf-8")
+    (run_dir / "config.toml").write_text(header + toml_writer.dumps(cmd.config), encoding="utf-8")
     write_dataset_copy(dataset, p.dataset_patch, run_dir / "dataset.toml")
     if cmd.prompts:
         (run_dir / "prompts.txt").write_text(cmd.prompts, encoding="utf-8")

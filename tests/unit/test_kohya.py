@@ -3,30 +3,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from lora_workbench import kohya
+from lora_workbench import kohya, toml_writer
 from lora_workbench.errors import ValidationError
 from lora_workbench.kohya import TrainSpec
 from lora_workbench.model_detect import detect_model
 from lora_workbench.train import dataset_from_toml, tomllib
+from tests.unit import train_fakes
 
-
-def _fakes():
-    if "lw_train_fakes" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("lw_train_fakes", Path(__file__).with_name("train_fakes.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["lw_train_fakes"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["lw_train_fakes"]
-
-
-fakes = _fakes()
+fakes = train_fakes  # shared fakes: synthetic checkpoints, projects, a fake sd-scripts tree
 TN = fakes.option_set("train_network_options.txt")
 SDXL = fakes.option_set("sdxl_train_network_options.txt")
 ACCEL = fakes.option_set("accelerate_launch_options.txt")
@@ -91,7 +81,7 @@ def test_sdxl_argv_and_config_use_only_real_sdscripts_options(tmp_path, env):
 def test_config_toml_parses_and_resolution_is_a_string(tmp_path, env):
     _, _, ds = env
     cmd = _build(tmp_path, ds, fakes.sd1_tensors(), width=768, height=512, buckets="on")
-    data = tomllib.loads(kohya.dumps_toml(cmd.config))
+    data = tomllib.loads(toml_writer.dumps(cmd.config))
     assert data["dataset"]["resolution"] == "768,512"
     assert data["optimizer"]["text_encoder_lr"] == 5e-5 and data["network"]["network_alpha"] == 128.0
     assert data["training"]["max_train_steps"] == ds.steps_per_epoch * 3  # the seed's rule
@@ -234,7 +224,7 @@ def test_toml_writer_round_trips_nested_tables_and_escapes():
     data = {"general": {"caption_extension": ".txt", "flag": True},
             "datasets": [{"resolution": [64, 64], "batch_size": 1,
                           "subsets": [{"image_dir": 'C:\\data\\"x"\n', "num_repeats": 2, "w": 1e-05}]}]}
-    assert tomllib.loads(kohya.dumps_toml(data)) == data
+    assert tomllib.loads(toml_writer.dumps(data)) == data
 
 
 def test_display_command_is_shell_quoted(tmp_path, env):
