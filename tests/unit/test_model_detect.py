@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
 from lora_workbench.errors import ValidationError
 from lora_workbench.model_detect import detect_model
 from lora_workbench.safetensors_header import write_safetensors_header_only
+from tests.unit import train_fakes
 
-
-def _fakes():
-    if "lw_train_fakes" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("lw_train_fakes", Path(__file__).with_name("train_fakes.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["lw_train_fakes"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["lw_train_fakes"]
-
-
-fakes = _fakes()
+fakes = train_fakes  # shared fakes: synthetic checkpoints, projects, a fake sd-scripts tree
 
 
 @pytest.mark.parametrize("tensors,arch,script", [

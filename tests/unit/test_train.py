@@ -3,10 +3,8 @@ versioned run folders, the files written beside the output, the cache, and error
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,18 +16,9 @@ from lora_workbench.errors import ValidationError, WorkbenchError
 from lora_workbench.kohya import TrainSpec
 from lora_workbench.runner import pid_alive
 from lora_workbench.train import tomllib
+from tests.unit import train_fakes
 
-
-def _fakes():
-    if "lw_train_fakes" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("lw_train_fakes", Path(__file__).with_name("train_fakes.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["lw_train_fakes"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["lw_train_fakes"]
-
-
-fakes = _fakes()
+fakes = train_fakes  # shared fakes: synthetic checkpoints, projects, a fake sd-scripts tree
 
 
 @pytest.fixture

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from lora_workbench import cli
+from tests.unit import train_fakes
 
-
-def _fakes():
-    if "lw_train_fakes" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("lw_train_fakes", Path(__file__).with_name("train_fakes.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["lw_train_fakes"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["lw_train_fakes"]
-
-
-fakes = _fakes()
+fakes = train_fakes  # shared fakes: synthetic checkpoints, projects, a fake sd-scripts tree
 FAST = ["--epochs", "2", "--width", "64", "--height", "64", "--network-dim", "4", "--network-alpha", "4",
         "--device", "cpu", "--launcher", "python"]
 

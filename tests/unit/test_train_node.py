@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import threading
 import time
@@ -14,18 +13,9 @@ import pytest
 from lora_workbench import train
 from lora_workbench.errors import ValidationError
 from lora_workbench.runner import pid_alive
+from tests.unit import train_fakes
 
-
-def _fakes():
-    if "lw_train_fakes" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("lw_train_fakes", Path(__file__).with_name("train_fakes.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules["lw_train_fakes"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["lw_train_fakes"]
-
-
-fakes = _fakes()
+fakes = train_fakes  # shared fakes: synthetic checkpoints, projects, a fake sd-scripts tree
 
 
 @pytest.fixture
