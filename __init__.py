@@ -11,8 +11,7 @@ NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 # repo root's __init__.py while collecting, bare when the checkout's folder name is not a valid
 # module name (e.g. "comfyui-lora-workbench"); then there is nothing to register.
 if __package__:
-    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS  # noqa: F811
-    from .nodes import _routes
+    from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, _routes  # noqa: F811
 
     _routes.register()  # HTTP routes and event forwarding, only inside a running ComfyUI server
 
