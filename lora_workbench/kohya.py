@@ -47,7 +47,7 @@ BUCKETS = ("dataset", "on", "off")
 OUTPUT_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 CAPTION_EXT_RE = re.compile(r"^\.[A-Za-z0-9_-]{1,16}$")
 GPU_IDS_RE = re.compile(r"^(all|\d+(,\d+)*)$")
-HOST_RE = re.compile(r"^[A-Za-z0-9.:\-\[\]]{1,255}$")
+HOST_RE = re.compile(r"^[A-Za-z0-9\[][A-Za-z0-9.:\-\[\]]{0,254}$")  # never a leading "-": no option injection
 
 
 @dataclass

@@ -172,6 +172,8 @@ def test_output_name_defaults_to_the_sanitized_project_name(tmp_path, env):
     ({"launcher": "python", "num_processes": 2}, "launcher 'accelerate'"),
     ({"num_machines": 2}, "main_process_ip"),
     ({"gpu_ids": "0;1"}, "gpu_ids"),
+    ({"main_process_ip": "--config_file=/tmp/x"}, "is not an address"),
+    ({"num_machines": 2, "main_process_ip": "-h"}, "main_process_ip"),
     ({"caption_extension": "txt"}, "caption_extension 'txt' must look like '.txt'"),
     ({"device": "cpu", "mixed_precision": "fp16"}, "fp16 needs a GPU"),
     ({"device": "cpu", "optimizer": "AdamW8bit"}, "bitsandbytes"),
