@@ -47,15 +47,9 @@ UI_LAYOUTS: dict[str, dict[str, tuple[tuple[str, ...], frozenset[str]]]] = {
         "upscale_models": (("models/ESRGAN",), SEED_EXTS),
         "controlnet": (("models/ControlNet", "extensions/sd-webui-controlnet/models"), A1111_CONTROLNET_EXTS),
     },
-    "forge": {
-        "checkpoints": (("models/Stable-diffusion",), SEED_EXTS),
-        "loras": (("models/Lora",), SEED_EXTS),
-        "vae": (("models/VAE",), SEED_EXTS),
-        "embeddings": (("embeddings",), A1111_EMBEDDING_EXTS),
-        "upscale_models": (("models/ESRGAN",), SEED_EXTS),
-        "controlnet": (("models/ControlNet",), A1111_CONTROLNET_EXTS),
-    },
 }
+# Forge keeps A1111's layout; its ControlNet is built in, so there is no extension folder.
+UI_LAYOUTS["forge"] = {**UI_LAYOUTS["a1111"], "controlnet": (("models/ControlNet",), A1111_CONTROLNET_EXTS)}
 
 # Library category -> ComfyUI folder_paths name (whose filename_list_cache to drop after a relink).
 COMFY_FOLDER_NAMES = {"checkpoints": "checkpoints", "loras": "loras", "vae": "vae",
