@@ -199,3 +199,20 @@ def comfy_server(comfyui_dir, comfy_python, tmp_path_factory, kohya_dir, kohya_p
     server = start_comfy(comfyui_dir, comfy_python, home, env, checkpoint=test_checkpoint)
     yield server
     stop_comfy(server)
+
+
+def trainers_alive(marker: str) -> list[int]:
+    """Live processes whose command line runs train_network.py with `marker` in it (zombies excluded)."""
+    from lora_workbench.runner import pid_alive
+
+    out = []
+    for e in os.listdir("/proc"):
+        if not e.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{e}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
+        except OSError:
+            continue
+        if "train_network.py" in cmd and marker in cmd and pid_alive(int(e)):
+            out.append(int(e))
+    return out

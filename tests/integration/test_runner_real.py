@@ -17,6 +17,8 @@ from lora_workbench import runner
 from lora_workbench.progress import ProgressParser
 from lora_workbench.safetensors_header import read_header
 
+from .conftest import trainers_alive
+
 pytestmark = pytest.mark.integration
 
 HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
@@ -65,19 +67,6 @@ def offline_env() -> dict:
     return env
 
 
-def trainers_alive(marker: str) -> list[int]:
-    """Live processes whose command line runs train_network.py for this test's output folder."""
-    out = []
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{e}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if "train_network.py" in cmd and marker in cmd and runner.pid_alive(int(e)):
-            out.append(int(e))
-    return out
 
 
 def test_real_sd_scripts_run_reports_every_step_and_writes_a_kohya_lora(

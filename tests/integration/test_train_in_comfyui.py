@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import trainers_alive
+
 pytestmark = pytest.mark.integration
 
 HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
@@ -100,19 +102,6 @@ def train_prompt(info: dict, dataset_node: str, project: Path, **train_inputs) -
             "2": {"class_type": "KohyaLoRATrain", "inputs": inputs}}
 
 
-def trainers_alive(marker: str) -> list[int]:
-    out = []
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{e}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-            state = Path(f"/proc/{e}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if "train_network.py" in cmd and marker in cmd and state not in ("Z", "X"):
-            out.append(int(e))
-    return out
 
 
 def test_train_node_runs_real_sd_scripts_from_an_api_prompt(server):
