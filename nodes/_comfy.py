@@ -49,10 +49,6 @@ def get_full_path(category: str, name: str) -> str | None:
     return folder_paths().get_full_path(category, name)
 
 
-def get_folder_paths(category: str) -> list[str]:
-    return folder_paths().get_folder_paths(category)
-
-
 def invalidate_filename_cache(category: str | None = None) -> None:
     """Drop ComfyUI's cached file list so new/removed models show after a refresh, no restart."""
     try:
@@ -91,12 +87,6 @@ def raise_if_interrupted() -> None:
     import comfy.model_management as mm
 
     mm.throw_exception_if_processing_interrupted()
-
-
-def interrupt_exception_type() -> type[BaseException]:
-    import comfy.model_management as mm
-
-    return mm.InterruptProcessingException
 
 
 def progress_bar(total: int, node_id: str | None = None):
