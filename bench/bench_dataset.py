@@ -24,7 +24,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lora_workbench import balance, dataset, project  # noqa: E402
+from lora_workbench.dataset import (
+    balance,  # noqa: E402
+    project,
+)
+from lora_workbench.dataset import scan as dataset
 
 
 def generate(root: Path, n: int) -> None:
@@ -86,11 +90,17 @@ def bench_scan(n: int, keep: str | None) -> None:
         lazy = time_it(lambda: pil_lazy_scan(root), 1)
         full = time_it(lambda: dataset.scan_project(root, verify=True), 1)
         print(f"scan, {count} images in 20 subsets (best of 3 for header-only):")
-        print(f"  header-only (scan_project)   {header:7.2f} s  {count / header:9.0f} images/s   (target >= 5000)")
-        print(f"  PIL lazy open per file       {lazy:7.2f} s  {count / lazy:9.0f} images/s   "
-              f"header-only is {lazy / header:.1f}x faster")
-        print(f"  full decode (verify=True)    {full:7.2f} s  {count / full:9.0f} images/s   "
-              f"header-only is {full / header:.1f}x faster")
+        print(
+            f"  header-only (scan_project)   {header:7.2f} s  {count / header:9.0f} images/s   (target >= 5000)"
+        )
+        print(
+            f"  PIL lazy open per file       {lazy:7.2f} s  {count / lazy:9.0f} images/s   "
+            f"header-only is {lazy / header:.1f}x faster"
+        )
+        print(
+            f"  full decode (verify=True)    {full:7.2f} s  {count / full:9.0f} images/s   "
+            f"header-only is {full / header:.1f}x faster"
+        )
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -118,15 +128,23 @@ def bench_balance(m: int) -> None:
         seed_zero += any(v == 0 for v in s.values())
         seed_over += sum(counts[k] * s[k] for k in counts) > r.budget
         seed.append(max(abs(e) for e in balance.evaluate(counts, weights, s)))
-    print(f"balancing, {m} random datasets (2-10 subsets, 1-300 images, mixed weights; budget "
-          f"{balance.DEFAULT_MAX_ITEMS_PER_EPOCH} items/epoch):")
-    print(f"  ours: max share error {100 * max(ours):6.2f}%  mean {100 * statistics.mean(ours):6.3f}%  "
-          f"exact in {exact}/{m}  ({1000 * t_ours / m:.2f} ms per dataset)")
-    print(f"  seed: max share error {100 * max(seed):6.2f}%  mean {100 * statistics.mean(seed):6.3f}%  "
-          f"0 repeats in {seed_zero}/{m}, over the budget in {seed_over}/{m}")
+    print(
+        f"balancing, {m} random datasets (2-10 subsets, 1-300 images, mixed weights; budget "
+        f"{balance.DEFAULT_MAX_ITEMS_PER_EPOCH} items/epoch):"
+    )
+    print(
+        f"  ours: max share error {100 * max(ours):6.2f}%  mean {100 * statistics.mean(ours):6.3f}%  "
+        f"exact in {exact}/{m}  ({1000 * t_ours / m:.2f} ms per dataset)"
+    )
+    print(
+        f"  seed: max share error {100 * max(seed):6.2f}%  mean {100 * statistics.mean(seed):6.3f}%  "
+        f"0 repeats in {seed_zero}/{m}, over the budget in {seed_over}/{m}"
+    )
     worse = sum(o > s + 1e-12 for o, s in zip(ours, seed, strict=True))
-    print(f"  ours worse than seed on {worse}/{m} datasets; mean error ratio seed/ours = "
-          f"{statistics.mean(seed) / max(1e-12, statistics.mean(ours)):.1f}x")
+    print(
+        f"  ours worse than seed on {worse}/{m} datasets; mean error ratio seed/ours = "
+        f"{statistics.mean(seed) / max(1e-12, statistics.mean(ours)):.1f}x"
+    )
 
 
 def main() -> None:

@@ -22,14 +22,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lora_workbench import library, watch  # noqa: E402
+from lora_workbench.library import layout, watch
+from lora_workbench.library import linker as library  # noqa: E402
 
 # Categories every UI has a folder for, so each library file becomes 3 links.
-SHARE = {"loras": 0.4, "checkpoints": 0.2, "vae": 0.1, "embeddings": 0.1, "upscale_models": 0.1, "controlnet": 0.1}
+SHARE = {
+    "loras": 0.4,
+    "checkpoints": 0.2,
+    "vae": 0.1,
+    "embeddings": 0.1,
+    "upscale_models": 0.1,
+    "controlnet": 0.1,
+}
 
 
 def build_library(root: Path, n: int) -> int:
-    library.init_library(root)
+    layout.init_library(root)
     made = 0
     for cat, share in SHARE.items():
         count = int(n * share)
@@ -45,7 +53,7 @@ def build_library(root: Path, n: int) -> int:
 def make_uis(base: Path) -> dict[str, Path]:
     uis = {}
     for ui in ("comfyui", "a1111", "forge"):
-        for folders, _exts in library.UI_LAYOUTS[ui].values():
+        for folders, _exts in layout.UI_LAYOUTS[ui].values():
             (base / ui / folders[0]).mkdir(parents=True, exist_ok=True)
         uis[ui] = base / ui
     return uis
@@ -55,7 +63,7 @@ def pairs_for(lib: Path, uis: dict[str, Path]) -> list[tuple[str, str]]:
     """The same (source, link) pairs the linker makes, for the baseline loop."""
     out = []
     for ui, ui_dir in uis.items():
-        for cat, (folders, _exts) in library.UI_LAYOUTS[ui].items():
+        for cat, (folders, _exts) in layout.UI_LAYOUTS[ui].items():
             if cat not in SHARE:
                 continue
             src_root = lib / cat
@@ -118,10 +126,14 @@ def main() -> int:
                 uis = time_linker(r)
         assert len(pairs) == 3 * n
         base, full = min(base_times), min(link_times)
-        print(f"full link, {len(pairs)} links into 3 UIs: {full:.3f} s   plain os.symlink loop: {base:.3f} s   "
-              f"ratio {full / base:.2f} (best of {args.repeat}; target <= 1.5)")
-        print(f"  medians: {statistics.median(link_times):.3f} s vs {statistics.median(base_times):.3f} s, "
-              f"ratio {statistics.median(link_times) / statistics.median(base_times):.2f}")
+        print(
+            f"full link, {len(pairs)} links into 3 UIs: {full:.3f} s   plain os.symlink loop: {base:.3f} s   "
+            f"ratio {full / base:.2f} (best of {args.repeat}; target <= 1.5)"
+        )
+        print(
+            f"  medians: {statistics.median(link_times):.3f} s vs {statistics.median(base_times):.3f} s, "
+            f"ratio {statistics.median(link_times) / statistics.median(base_times):.2f}"
+        )
         # The linker's own cost: the same pass with the symlink system call stubbed out.
         sdir = work / "stubbed"
         stub_uis = make_uis(sdir)
@@ -134,8 +146,10 @@ def main() -> int:
         finally:
             os.symlink = real_symlink
         shutil.rmtree(sdir)
-        print(f"  the linker's own work (scan, plan, folders; symlink call stubbed): {own:.3f} s "
-              f"= {own / base * 100:.0f}% of the plain loop")
+        print(
+            f"  the linker's own work (scan, plan, folders; symlink call stubbed): {own:.3f} s "
+            f"= {own / base * 100:.0f}% of the plain loop"
+        )
 
         relinks = []
         for _ in range(args.repeat):
@@ -143,8 +157,10 @@ def main() -> int:
             report = library.link_library(lib, uis)
             relinks.append(time.perf_counter() - t)
             assert not (report.created or report.fixed or report.removed), report.summary()
-        print(f"no-change relink ({report.unchanged} links checked): {statistics.median(relinks):.3f} s "
-              f"(median of {args.repeat}; target <= 0.3 s)")
+        print(
+            f"no-change relink ({report.unchanged} links checked): {statistics.median(relinks):.3f} s "
+            f"(median of {args.repeat}; target <= 0.3 s)"
+        )
 
         w = watch.ensure_watcher(lib, uis)
         time.sleep(0.5)
@@ -166,9 +182,11 @@ def main() -> int:
         lat.sort()
         p50 = statistics.median(lat)
         p95 = lat[max(0, int(round(0.95 * len(lat))) - 1)]
-        print(f"watch latency created -> linked over {len(lat)} files: p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
-              f"max {lat[-1]:.0f} ms (target p95 <= 300 ms; debounce {watch.DEBOUNCE_S * 1000:.0f} ms; "
-              f"{w.relinks} relinks)")
+        print(
+            f"watch latency created -> linked over {len(lat)} files: p50 {p50:.0f} ms, p95 {p95:.0f} ms, "
+            f"max {lat[-1]:.0f} ms (target p95 <= 300 ms; debounce {watch.DEBOUNCE_S * 1000:.0f} ms; "
+            f"{w.relinks} relinks)"
+        )
     finally:
         watch.stop_all()
         shutil.rmtree(work, ignore_errors=True)

@@ -41,8 +41,9 @@ def import_comfy(comfy_dir: Path):
 
 def import_pack():
     """Import the pack as ComfyUI does: a package from the folder, under its own name."""
-    spec = importlib.util.spec_from_file_location("lora_workbench_bench_pack", REPO / "__init__.py",
-                                                  submodule_search_locations=[str(REPO)])
+    spec = importlib.util.spec_from_file_location(
+        "lora_workbench_bench_pack", REPO / "__init__.py", submodule_search_locations=[str(REPO)]
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -58,10 +59,18 @@ def timed(fn) -> tuple[float, object]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH", str(HARNESS / "ComfyUI")))
-    ap.add_argument("--ckpt", default=os.environ.get("LORA_WORKBENCH_TEST_CKPT",
-                                                     str(HARNESS / "models/checkpoints/random_sd15.safetensors")))
-    ap.add_argument("--lora", default=os.environ.get("LORA_WORKBENCH_BENCH_LORA",
-                                                     str(HARNESS / "train-out/toml/testlora.safetensors")))
+    ap.add_argument(
+        "--ckpt",
+        default=os.environ.get(
+            "LORA_WORKBENCH_TEST_CKPT", str(HARNESS / "models/checkpoints/random_sd15.safetensors")
+        ),
+    )
+    ap.add_argument(
+        "--lora",
+        default=os.environ.get(
+            "LORA_WORKBENCH_BENCH_LORA", str(HARNESS / "train-out/toml/testlora.safetensors")
+        ),
+    )
     ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args()
     lora = Path(args.lora).resolve()
@@ -75,13 +84,22 @@ def main() -> int:
     ours_cls = pack.NODE_CLASS_MAPPINGS["LoadTrainedLoRA"]
     stock_cls = comfy_nodes.LoraLoader
 
-    t_ckpt, out = timed(lambda: comfy_sd.load_checkpoint_guess_config(args.ckpt, output_vae=True, output_clip=True))
+    t_ckpt, out = timed(
+        lambda: comfy_sd.load_checkpoint_guess_config(args.ckpt, output_vae=True, output_clip=True)
+    )
     model, clip = out[0], out[1]
-    print(f"checkpoint {Path(args.ckpt).name} loaded in {t_ckpt:.1f} s; LoRA {lora.name} "
-          f"({lora.stat().st_size / 1e6:.1f} MB)")
+    print(
+        f"checkpoint {Path(args.ckpt).name} loaded in {t_ckpt:.1f} s; LoRA {lora.name} "
+        f"({lora.stat().st_size / 1e6:.1f} MB)"
+    )
     name = lora.name
-    results: dict[str, list[float]] = {"stock cold": [], "ours cold": [], "stock warm": [], "ours warm": [],
-                                       "ours re-run (IS_CHANGED)": []}
+    results: dict[str, list[float]] = {
+        "stock cold": [],
+        "ours cold": [],
+        "stock warm": [],
+        "ours warm": [],
+        "ours re-run (IS_CHANGED)": [],
+    }
 
     def stock_round() -> None:
         node = stock_cls()
@@ -92,7 +110,9 @@ def main() -> int:
         node = ours_cls()
         results["ours cold"].append(timed(lambda: node.load(model, name, 0, 1.0, 1.0, clip=clip))[0])
         results["ours warm"].append(timed(lambda: node.load(model, name, 0, 1.0, 1.0, clip=clip))[0])
-        results["ours re-run (IS_CHANGED)"].append(timed(lambda: ours_cls.IS_CHANGED(lora_name=name, epoch=0))[0])
+        results["ours re-run (IS_CHANGED)"].append(
+            timed(lambda: ours_cls.IS_CHANGED(lora_name=name, epoch=0))[0]
+        )
 
     stock_round()  # untimed warm-up: imports, page cache
     ours_round()
@@ -109,8 +129,11 @@ def main() -> int:
     for k, v in med.items():
         print(f"{k:28s} median {v * 1000:8.2f} ms   min {low[k] * 1000:8.2f} ms   ({len(results[k])} runs)")
     for kind in ("cold", "warm"):
-        print(f"ratio {kind}  LoadTrainedLoRA / LoraLoader = {med[f'ours {kind}'] / med[f'stock {kind}']:.3f}x median, "
-              f"{low[f'ours {kind}'] / low[f'stock {kind}']:.3f}x min" + ("  (target <= 1.05x)" if kind == "cold" else ""))
+        print(
+            f"ratio {kind}  LoadTrainedLoRA / LoraLoader = {med[f'ours {kind}'] / med[f'stock {kind}']:.3f}x median, "
+            f"{low[f'ours {kind}'] / low[f'stock {kind}']:.3f}x min"
+            + ("  (target <= 1.05x)" if kind == "cold" else "")
+        )
     print(f"trigger words: {res[2]!r}")
 
     # Staleness: rewrite the file's mtime; the stock loader keeps its cached state dict, ours reloads.
@@ -121,8 +144,10 @@ def main() -> int:
     os.utime(lora)
     stock.load_lora(model, clip, name, 1.0, 1.0)
     ours.load(model, name, 0, 1.0, 1.0, clip=clip)
-    print(f"after touching the file: LoraLoader reloaded={id(stock.loaded_lora[1]) != before_stock}, "
-          f"LoadTrainedLoRA reloaded={id(ours.loaded[1]) != before_ours}")
+    print(
+        f"after touching the file: LoraLoader reloaded={id(stock.loaded_lora[1]) != before_stock}, "
+        f"LoadTrainedLoRA reloaded={id(ours.loaded[1]) != before_ours}"
+    )
 
     # Model-only use of a LoRA with text-encoder weights: count ComfyUI's per-key warnings.
     import logging
@@ -140,9 +165,11 @@ def main() -> int:
     comfy_nodes.LoraLoaderModelOnly().load_lora_model_only(model, name, 1.0)
     stock_warnings, counter.n = counter.n, 0
     ours_cls().load(model, name, 0, 1.0, 1.0, clip=None)
-    print(f"model-only, 'lora key not loaded' lines: LoraLoaderModelOnly={stock_warnings}, "
-          f"LoadTrainedLoRA={counter.n}; model family seen: "
-          f"{pack.nodes.load_trained_lora.model_family(model)}")
+    print(
+        f"model-only, 'lora key not loaded' lines: LoraLoaderModelOnly={stock_warnings}, "
+        f"LoadTrainedLoRA={counter.n}; model family seen: "
+        f"{pack.nodes.load_trained_lora.model_family(model)}"
+    )
     return 0
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lora_workbench import runner  # noqa: E402
+from lora_workbench.training import runner  # noqa: E402
 
 HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
 FIRST_STEP_RE = re.compile(rb"(?<![\w ])steps:\s*\d+%\|[^|]*\|\s*1/\d+")
@@ -34,28 +34,79 @@ def setup(work: Path) -> tuple[list[str], Path, Path]:
     kohya = Path(os.environ["KOHYA_SS_PATH"])
     scripts = kohya if (kohya / "train_network.py").is_file() else kohya / "sd-scripts"
     python = os.environ.get("KOHYA_PYTHON") or next(
-        (str(p) for p in (kohya / "venv/bin/python", kohya / ".venv/bin/python",
-                          HARNESS_HOME / "venv-sdscripts/bin/python") if p.is_file()), None)
-    ckpt = Path(os.environ.get("LORA_WORKBENCH_TEST_CKPT")
-                or HARNESS_HOME / "models/checkpoints/random_sd15.safetensors")
+        (
+            str(p)
+            for p in (
+                kohya / "venv/bin/python",
+                kohya / ".venv/bin/python",
+                HARNESS_HOME / "venv-sdscripts/bin/python",
+            )
+            if p.is_file()
+        ),
+        None,
+    )
+    ckpt = Path(
+        os.environ.get("LORA_WORKBENCH_TEST_CKPT")
+        or HARNESS_HOME / "models/checkpoints/random_sd15.safetensors"
+    )
     tok = Path(os.environ.get("LORA_WORKBENCH_TOKENIZER_CACHE") or HARNESS_HOME / "tokenizer_cache")
     images = HARNESS_HOME / "datasets/smoke/images"
-    missing = [str(p) for p in (ckpt, tok, images) if not p.exists()] + ([] if python else ["sd-scripts python"])
+    missing = [str(p) for p in (ckpt, tok, images) if not p.exists()] + (
+        [] if python else ["sd-scripts python"]
+    )
     if missing:
-        raise SystemExit(f"SKIP: missing {', '.join(missing)} (run ../shared/harness/setup.sh or set the variables)")
+        raise SystemExit(
+            f"SKIP: missing {', '.join(missing)} (run ../shared/harness/setup.sh or set the variables)"
+        )
     shutil.copytree(images, work / "images")
     toml = work / "dataset.toml"
     toml.write_text(
         '[general]\ncaption_extension = ".txt"\nenable_bucket = false\n\n[[datasets]]\nresolution = [64, 64]\n'
         f'batch_size = 1\n\n  [[datasets.subsets]]\n  image_dir = "{(work / "images/2_testsubject").as_posix()}"\n'
-        '  class_tokens = "testsubject"\n  num_repeats = 2\n', encoding="utf-8")
-    base = [python, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
-            "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", "2",
-            "train_network.py", "--pretrained_model_name_or_path", str(ckpt), "--output_name", "benchlora",
-            "--network_module", "networks.lora", "--network_dim", "4", "--network_alpha", "4",
-            "--save_model_as", "safetensors", "--mixed_precision", "no", "--learning_rate", "1e-4",
-            "--optimizer_type", "AdamW", "--tokenizer_cache_dir", str(tok), "--seed", "42",
-            "--dataset_config", str(toml)]
+        '  class_tokens = "testsubject"\n  num_repeats = 2\n',
+        encoding="utf-8",
+    )
+    base = [
+        python,
+        "-m",
+        "accelerate.commands.launch",
+        "--cpu",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--num_cpu_threads_per_process",
+        "2",
+        "train_network.py",
+        "--pretrained_model_name_or_path",
+        str(ckpt),
+        "--output_name",
+        "benchlora",
+        "--network_module",
+        "networks.lora",
+        "--network_dim",
+        "4",
+        "--network_alpha",
+        "4",
+        "--save_model_as",
+        "safetensors",
+        "--mixed_precision",
+        "no",
+        "--learning_rate",
+        "1e-4",
+        "--optimizer_type",
+        "AdamW",
+        "--tokenizer_cache_dir",
+        str(tok),
+        "--seed",
+        "42",
+        "--dataset_config",
+        str(toml),
+    ]
     return base, scripts, work
 
 
@@ -77,7 +128,9 @@ def by_hand(argv: list[str], cwd: Path, env: dict, out: Path) -> tuple[float, fl
     return wall, first
 
 
-def through_runner(argv: list[str], cwd: Path, env: dict, out: Path, steps: int) -> tuple[float, float | None]:
+def through_runner(
+    argv: list[str], cwd: Path, env: dict, out: Path, steps: int
+) -> tuple[float, float | None]:
     out.mkdir(parents=True)
     t0 = time.monotonic()
     first: list[float] = []
@@ -86,8 +139,9 @@ def through_runner(argv: list[str], cwd: Path, env: dict, out: Path, steps: int)
         if not first and st.step >= 1:
             first.append(time.monotonic() - t0)
 
-    res = runner.run_process(argv, cwd=str(cwd), env=env, log_path=str(out / "train.log"), total_steps=steps,
-                             on_update=on_update)
+    res = runner.run_process(
+        argv, cwd=str(cwd), env=env, log_path=str(out / "train.log"), total_steps=steps, on_update=on_update
+    )
     wall = time.monotonic() - t0
     if res.status.state != "finished":
         raise SystemExit(f"runner run {res.status.state}: {res.status.message}\n" + "\n".join(res.tail))
@@ -100,7 +154,9 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=8)
     args = ap.parse_args()
     if not os.environ.get("KOHYA_SS_PATH"):
-        print("SKIP: KOHYA_SS_PATH is not set (point it at an sd-scripts checkout; ../shared/harness builds one)")
+        print(
+            "SKIP: KOHYA_SS_PATH is not set (point it at an sd-scripts checkout; ../shared/harness builds one)"
+        )
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-runner-") as tmp:
         base, scripts, work = setup(Path(tmp))
@@ -119,18 +175,24 @@ def main() -> int:
                 else:
                     ours.append(through_runner(argv, scripts, env, out, args.steps))
                     w, f = ours[-1]
-                print(f"round {r + 1} {kind:<6} wall {w:6.2f} s   first step after {f or float('nan'):6.2f} s",
-                      flush=True)
+                print(
+                    f"round {r + 1} {kind:<6} wall {w:6.2f} s   first step after {f or float('nan'):6.2f} s",
+                    flush=True,
+                )
     hw = statistics.median(w for w, _ in hand)
     rw = statistics.median(w for w, _ in ours)
     hf = [f for _, f in hand if f is not None]
     rf = [f for _, f in ours if f is not None]
     print(f"\nmedian wall: by hand {hw:.2f} s, runner {rw:.2f} s -> ratio {rw / hw:.3f} (target <= 1.02)")
-    print(f"total wall:  by hand {sum(w for w, _ in hand):.2f} s, runner {sum(w for w, _ in ours):.2f} s -> "
-          f"ratio {sum(w for w, _ in ours) / sum(w for w, _ in hand):.3f}")
+    print(
+        f"total wall:  by hand {sum(w for w, _ in hand):.2f} s, runner {sum(w for w, _ in ours):.2f} s -> "
+        f"ratio {sum(w for w, _ in ours) / sum(w for w, _ in hand):.3f}"
+    )
     if hf and rf:
-        print(f"time to first step (median): by hand {statistics.median(hf):.2f} s (file polled every 0.1 s), "
-              f"runner {statistics.median(rf):.2f} s")
+        print(
+            f"time to first step (median): by hand {statistics.median(hf):.2f} s (file polled every 0.1 s), "
+            f"runner {statistics.median(rf):.2f} s"
+        )
     return 0
 
 

@@ -47,7 +47,9 @@ def load_settings() -> dict:
             f"The settings file {path} is not valid JSON ({exc.msg} at line {exc.lineno}); fix or delete it."
         ) from None
     if not isinstance(data, dict):
-        raise WorkbenchError(f"The settings file {path} must hold a JSON object, e.g. {{\"roots\": [\"/data\"]}}.")
+        raise WorkbenchError(
+            f'The settings file {path} must hold a JSON object, e.g. {{"roots": ["/data"]}}.'
+        )
     return data
 
 
@@ -128,8 +130,13 @@ def _is_within(path: Path, root: Path) -> bool:
         return False
 
 
-def confine(value: str | os.PathLike, *, what: str = "path", must_exist: bool = False,
-            extra_roots: Iterable[str | os.PathLike] = ()) -> Path:
+def confine(
+    value: str | os.PathLike,
+    *,
+    what: str = "path",
+    must_exist: bool = False,
+    extra_roots: Iterable[str | os.PathLike] = (),
+) -> Path:
     """Resolve an untrusted path and return it only if it lies inside an allowed root.
 
     Relative paths are taken relative to the first allowed root. Symlinks are resolved before the

@@ -23,8 +23,13 @@ def folder_paths():
 def comfy_roots() -> list[Path]:
     """ComfyUI's own folders: base, models (every configured model folder), input, output, temp."""
     fp = folder_paths()
-    roots = [Path(fp.base_path), Path(fp.models_dir), Path(fp.get_output_directory()),
-             Path(fp.get_input_directory()), Path(fp.get_temp_directory())]
+    roots = [
+        Path(fp.base_path),
+        Path(fp.models_dir),
+        Path(fp.get_output_directory()),
+        Path(fp.get_input_directory()),
+        Path(fp.get_temp_directory()),
+    ]
     for _name, (paths, _exts) in list(fp.folder_names_and_paths.items()):
         roots += [Path(p) for p in paths]
     return roots

@@ -3,18 +3,16 @@
 Handlers are plain aiohttp functions added by `add_routes(routes)`: `register()` puts them on
 PromptServer.instance.routes (ComfyUI mirrors them under /api), the unit tests on a bare app. Every
 path argument goes through `paths.confine`; refusals are 403 with the reason, bad input 400, and an
-unexpected failure a one-line 500 (the traceback goes to the server log only). The core modules are
-imported inside the handlers, so a missing one is a 503 that says so rather than a failed pack import.
+unexpected failure a one-line 500 (the traceback goes to the server log only). Core modules are
+imported inside the handlers so that importing the pack costs ComfyUI nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import importlib
 import json
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -22,7 +20,6 @@ log = logging.getLogger("lora_workbench")
 
 PREFIX = "/lora_workbench"
 SAMPLE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
-MAX_SCAN_ENTRIES = 20000  # per target folder when counting links: a status call must stay cheap
 
 _registered_on: list[object] = []  # the route tables register() already filled (idempotence)
 
@@ -42,14 +39,6 @@ def _web():
     return web
 
 
-def _core(name: str):
-    """A core module (lora_workbench.<name>) imported on demand; 503 when it is not there (yet)."""
-    try:
-        return importlib.import_module(f"..lora_workbench.{name}", __package__)
-    except ImportError as exc:
-        raise HttpError(503, f"lora_workbench.{name} is not available in this install ({exc}).") from None
-
-
 def _finite(value):
     """NaN/inf become null: browsers' JSON.parse refuses them."""
     if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
@@ -63,8 +52,11 @@ def _finite(value):
 
 def _json_response(data, status: int = 200):
     web = _web()
-    return web.Response(text=json.dumps(_finite(data), default=str, allow_nan=False), status=status,
-                        content_type="application/json")
+    return web.Response(
+        text=json.dumps(_finite(data), default=str, allow_nan=False),
+        status=status,
+        content_type="application/json",
+    )
 
 
 def _error(status: int, message: str):
@@ -112,8 +104,9 @@ async def _json_body(request) -> dict:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise HttpError(400, f"The request body is not valid JSON ({exc.msg} at line {exc.lineno} "
-                             f"column {exc.colno}).") from None
+        raise HttpError(
+            400, f"The request body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})."
+        ) from None
     if not isinstance(data, dict):
         raise HttpError(400, f"The request body must be a JSON object, not {type(data).__name__}.")
     return data
@@ -175,9 +168,18 @@ async def dataset_preview(request):
     max_items = None if max_items in (None, 0, "") else _int(data, "max_items_per_epoch", None, 1, 10**9)
     if not project.is_dir():
         raise HttpError(404, f"The project folder {project} does not exist; create it or pick another one.")
-    dataset = _core("dataset")
-    result = await _in_thread(dataset.preview, str(project), weights, (width, height), enable_bucket,
-                              batch_size, epochs, max_items_per_epoch=max_items)
+    from ..lora_workbench.dataset import scan as dataset
+
+    result = await _in_thread(
+        dataset.preview,
+        str(project),
+        weights,
+        (width, height),
+        enable_bucket,
+        batch_size,
+        epochs,
+        max_items_per_epoch=max_items,
+    )
     return _json_response(result)
 
 
@@ -185,28 +187,33 @@ async def dataset_preview(request):
 async def library_status(request):
     """GET: allowed roots, the configured library, watchers, the last link report, links per target."""
     from ..lora_workbench import events, paths
+    from ..lora_workbench.library import watch
 
     roots = [str(r) for r in paths.allowed_roots()]
     try:
         library = paths.library_path()
     except Exception:
         library = None
-    try:
-        watch = _core("watch")
-        watchers = watch.watcher_status()
-    except HttpError:
-        watchers = []
+    watchers = watch.watcher_status()
     last = events.latest(events.LIBRARY)
     targets = await _in_thread(_target_counts, watchers, last)
-    return _json_response({"roots": roots, "library": str(library) if library else None,
-                           "watchers": watchers, "watching": any(w.get("running") for w in watchers),
-                           "last_report": last, "targets": targets})
+    return _json_response(
+        {
+            "roots": roots,
+            "library": str(library) if library else None,
+            "watchers": watchers,
+            "watching": any(w.get("running") for w in watchers),
+            "last_report": last,
+            "targets": targets,
+        }
+    )
 
 
 @handler
 async def train_status(request):
     """GET: the current (or last) training run's status, {"state": "idle"} before any run."""
-    runner = _core("runner")
+    from ..lora_workbench.training import runner
+
     status = runner.current_status()
     return _json_response(status if status is not None else {"state": "idle"})
 
@@ -214,10 +221,12 @@ async def train_status(request):
 @handler
 async def train_cancel(request):
     """POST: ask the running training to stop (API users; the Cancel button already interrupts)."""
-    runner = _core("runner")
+    from ..lora_workbench.training import runner
+
     cancelled = bool(runner.cancel_current())
-    return _json_response({"cancelled": cancelled,
-                           "message": "cancel requested" if cancelled else "no training is running"})
+    return _json_response(
+        {"cancelled": cancelled, "message": "cancel requested" if cancelled else "no training is running"}
+    )
 
 
 @handler
@@ -264,32 +273,23 @@ def register() -> bool:
 
 # --------------------------------------------------------------------------- links per target
 def _target_counts(watchers: list[dict], last_report: dict | None) -> list[dict]:
-    """For each (library, UI) the panel knows of: per category, the folder and how many links in it
-    point into the library. Known pairs: the running watchers' targets, else the last report's
-    library with this ComfyUI."""
-    try:
-        from ..lora_workbench import library as library_core
-    except ImportError:
-        return []
-    pairs: list[tuple[str, dict]] = [(w["library"], dict(w.get("targets") or {})) for w in watchers
-                                     if w.get("library")]
-    if not pairs and last_report and last_report.get("library") and last_report.get("trigger") != "link-trained":
+    """The link counts for the (library, UI) pairs the panel knows of: the running watchers' targets,
+    else the last report's library with this ComfyUI."""
+    from ..lora_workbench.library import layout
+
+    pairs: list[tuple[str, dict]] = [
+        (w["library"], dict(w.get("targets") or {})) for w in watchers if w.get("library")
+    ]
+    if (
+        not pairs
+        and last_report
+        and last_report.get("library")
+        and last_report.get("trigger") != "link-trained"
+    ):
         ui_dir = _comfy_ui_dir()
         if ui_dir is not None:
             pairs.append((last_report["library"], {"comfyui": ui_dir}))
-    out = []
-    for lib, uis in pairs:
-        real_lib = os.path.realpath(lib)
-        for ui, ui_dir in uis.items():
-            layout = library_core.UI_LAYOUTS.get(ui)
-            if not layout:
-                continue
-            for category, (candidates, _exts) in layout.items():
-                folder = next((Path(ui_dir) / c for c in candidates if (Path(ui_dir) / c).is_dir()), None)
-                out.append({"library": lib, "ui": ui, "category": category,
-                            "folder": str(folder) if folder else None,
-                            "links": _count_links(str(folder), real_lib) if folder else 0})
-    return out
+    return [row for lib, uis in pairs for row in layout.link_counts(lib, uis)]
 
 
 def _comfy_ui_dir() -> str | None:
@@ -299,23 +299,3 @@ def _comfy_ui_dir() -> str | None:
         return str(Path(_comfy.folder_paths().models_dir).parent)
     except Exception:
         return None
-
-
-def _count_links(folder: str, real_lib: str) -> int:
-    """Symlinks under `folder` whose target lies in the library (bounded walk)."""
-    count = seen = 0
-    prefix = real_lib.rstrip(os.sep) + os.sep
-    stack = [folder]
-    while stack and seen < MAX_SCAN_ENTRIES:
-        try:
-            entries = list(os.scandir(stack.pop()))
-        except OSError:
-            continue
-        for e in entries:
-            seen += 1
-            if e.is_symlink():
-                if os.path.realpath(e.path).startswith(prefix):
-                    count += 1
-            elif e.is_dir(follow_symlinks=False):
-                stack.append(e.path)
-    return count

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..lora_workbench import library as library_core
 from ..lora_workbench import paths
-from ..lora_workbench import watch as watch_core
+from ..lora_workbench.library import layout
+from ..lora_workbench.library import linker as library_core
+from ..lora_workbench.library import watch as watch_core
 from . import _comfy
 
 
@@ -33,7 +34,7 @@ def _comfy_ui_dir() -> Path:
 
 def _invalidate_comfy_cache(report: library_core.LinkReport) -> None:
     for category in report.categories:
-        name = library_core.COMFY_FOLDER_NAMES.get(category)
+        name = layout.COMFY_FOLDER_NAMES.get(category)
         if name:
             _comfy.invalidate_filename_cache(name)
 
@@ -41,11 +42,13 @@ def _invalidate_comfy_cache(report: library_core.LinkReport) -> None:
 class LinkModelLibrary:
     """Link every model of one library folder into ComfyUI's models (and A1111/Forge), without copies."""
 
-    DESCRIPTION = ("Links the models of one library folder (checkpoints, loras, vae, embeddings, "
-                   "upscale_models, controlnet, clip) into ComfyUI and optionally A1111/Forge. Creates missing "
-                   "links, fixes moved ones, removes its own links to deleted files; never touches a real file "
-                   "or someone else's link (reported as a collision). With watch on, new downloads are linked "
-                   "live and show in the model lists after a refresh (R).")
+    DESCRIPTION = (
+        "Links the models of one library folder (checkpoints, loras, vae, embeddings, "
+        "upscale_models, controlnet, clip) into ComfyUI and optionally A1111/Forge. Creates missing "
+        "links, fixes moved ones, removes its own links to deleted files; never touches a real file "
+        "or someone else's link (reported as a collision). With watch on, new downloads are linked "
+        "live and show in the model lists after a refresh (R)."
+    )
     CATEGORY = f"{_comfy.CATEGORY}/library"
     OUTPUT_NODE = True
     FUNCTION = "link"
@@ -59,41 +62,62 @@ class LinkModelLibrary:
         forge = _seed_default(paths.forge_path)
         return {
             "required": {
-                "library": ("STRING", {
-                    "default": _default_library(),
-                    "tooltip": "The model library folder (default: $SD_MODELS_PATH or `library` in the settings). "
-                               "Must lie inside an allowed root ($LORA_WORKBENCH_ROOTS or `roots` in the settings).",
-                }),
-                "link_comfyui": ("BOOLEAN", {
-                    "default": True,
-                    "tooltip": "Link into this ComfyUI's own models folder.",
-                }),
-                "watch": ("BOOLEAN", {
-                    "default": False,
-                    "tooltip": "Keep watching the library and relink new, renamed and deleted models live. "
-                               "Off stops the watcher for this library.",
-                }),
-                "init_if_missing": ("BOOLEAN", {
-                    "default": False,
-                    "tooltip": "Create the library and its category folders if the folder does not exist yet.",
-                }),
-                "dry_run": ("BOOLEAN", {
-                    "default": False,
-                    "tooltip": "Only report what would change; create or remove nothing.",
-                }),
+                "library": (
+                    "STRING",
+                    {
+                        "default": _default_library(),
+                        "tooltip": "The model library folder (default: $SD_MODELS_PATH or `library` in the settings). "
+                        "Must lie inside an allowed root ($LORA_WORKBENCH_ROOTS or `roots` in the settings).",
+                    },
+                ),
+                "link_comfyui": (
+                    "BOOLEAN",
+                    {
+                        "default": True,
+                        "tooltip": "Link into this ComfyUI's own models folder.",
+                    },
+                ),
+                "watch": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "Keep watching the library and relink new, renamed and deleted models live. "
+                        "Off stops the watcher for this library.",
+                    },
+                ),
+                "init_if_missing": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "Create the library and its category folders if the folder does not exist yet.",
+                    },
+                ),
+                "dry_run": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "Only report what would change; create or remove nothing.",
+                    },
+                ),
             },
             "optional": {
-                "a1111_path": ("STRING", {
-                    "default": "",
-                    "tooltip": f"An A1111 (stable-diffusion-webui) folder to link into as well; empty skips "
-                               f"A1111. The seed's default is {a1111 or '$HOME/stable-diffusion-webui'} "
-                               f"($A1111_PATH).",
-                }),
-                "forge_path": ("STRING", {
-                    "default": "",
-                    "tooltip": f"A Forge folder to link into as well; empty skips Forge. The seed's default is "
-                               f"{forge or '$HOME/stable-diffusion-webui-forge'} ($FORGE_PATH).",
-                }),
+                "a1111_path": (
+                    "STRING",
+                    {
+                        "default": "",
+                        "tooltip": f"An A1111 (stable-diffusion-webui) folder to link into as well; empty skips "
+                        f"A1111. The seed's default is {a1111 or '$HOME/stable-diffusion-webui'} "
+                        f"($A1111_PATH).",
+                    },
+                ),
+                "forge_path": (
+                    "STRING",
+                    {
+                        "default": "",
+                        "tooltip": f"A Forge folder to link into as well; empty skips Forge. The seed's default is "
+                        f"{forge or '$HOME/stable-diffusion-webui-forge'} ($FORGE_PATH).",
+                    },
+                ),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
@@ -103,8 +127,17 @@ class LinkModelLibrary:
         # Always run: the library changes outside the graph, and a link pass is cheap and idempotent.
         return float("nan")
 
-    def link(self, library: str, link_comfyui: bool = True, watch: bool = False, init_if_missing: bool = False,
-             dry_run: bool = False, a1111_path: str = "", forge_path: str = "", unique_id=None):
+    def link(
+        self,
+        library: str,
+        link_comfyui: bool = True,
+        watch: bool = False,
+        init_if_missing: bool = False,
+        dry_run: bool = False,
+        a1111_path: str = "",
+        forge_path: str = "",
+        unique_id=None,
+    ):
         lib = paths.confine(library, what="model library")
         uis: dict[str, Path] = {}
         if link_comfyui:
@@ -116,7 +149,7 @@ class LinkModelLibrary:
 
         notes = []
         if init_if_missing and not os.path.isdir(lib) and not dry_run:
-            made = library_core.init_library(lib)
+            made = layout.init_library(lib)
             notes.append(f"created the library layout in {lib} ({len(made)} folders)")
         report = library_core.link_library(lib, uis, dry_run=dry_run, trigger="node")
         if "comfyui" in uis and not dry_run:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from ..lora_workbench import lora_file
 from ..lora_workbench.errors import ValidationError
+from ..lora_workbench.modelfiles import lora_file
 from . import _comfy
 
 FROM_TRAINED = "(from trained_lora)"
@@ -36,18 +36,21 @@ def _model_label(model) -> str:
 class LoadTrainedLoRA:
     """Apply the LoRA a KohyaLoRATrain node just trained (or one from the loras list) to MODEL and CLIP."""
 
-    DESCRIPTION = ("Applies a LoRA to MODEL and CLIP through ComfyUI's own LoRA loader: the one a "
-                   "KohyaLoRATrain node just trained (linked), or one picked from the loras list. Checks first "
-                   "that the LoRA was trained for this model family (SD1.5, SD2, SDXL, Flux), reloads the file "
-                   "when it changes on disk, and outputs the LoRA's trigger words for your prompt.")
+    DESCRIPTION = (
+        "Applies a LoRA to MODEL and CLIP through ComfyUI's own LoRA loader: the one a "
+        "KohyaLoRATrain node just trained (linked), or one picked from the loras list. Checks first "
+        "that the LoRA was trained for this model family (SD1.5, SD2, SDXL, Flux), reloads the file "
+        "when it changes on disk, and outputs the LoRA's trigger words for your prompt."
+    )
     CATEGORY = f"{_comfy.CATEGORY}/loaders"
     FUNCTION = "load"
     RETURN_TYPES = ("MODEL", "CLIP", "STRING")
     RETURN_NAMES = ("MODEL", "CLIP", "trigger_words")
-    OUTPUT_TOOLTIPS = ("The model with the LoRA applied.",
-                       "The CLIP with the LoRA's text-encoder weights applied (unchanged if it has none).",
-                       "The LoRA's trigger words (the dataset's class tokens), comma-separated: "
-                       "feed them into the prompt.")
+    OUTPUT_TOOLTIPS = (
+        "The model with the LoRA applied.",
+        "The CLIP with the LoRA's text-encoder weights applied (unchanged if it has none).",
+        "The LoRA's trigger words (the dataset's class tokens), comma-separated: feed them into the prompt.",
+    )
 
     def __init__(self):
         self.loaded: tuple[tuple[str, int, int], dict] | None = None  # (file key, state dict)
@@ -62,31 +65,54 @@ class LoadTrainedLoRA:
         return {
             "required": {
                 "model": ("MODEL", {"tooltip": "The diffusion model to apply the LoRA to."}),
-                "lora_name": ([FROM_TRAINED, *loras], {
-                    "default": FROM_TRAINED,
-                    "tooltip": f"'{FROM_TRAINED}' uses the LoRA linked into trained_lora; otherwise the file "
-                               "picked here from ComfyUI's loras folders is used.",
-                }),
-                "epoch": ("INT", {
-                    "default": 0, "min": 0, "max": 10000,
-                    "tooltip": "Which epoch's file: 0 = the final file, N = the file saved after epoch N "
-                               "(<name>-00000N.safetensors).",
-                }),
-                "strength_model": ("FLOAT", {
-                    "default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01,
-                    "tooltip": "How strongly the LoRA changes the diffusion model (0 = not at all).",
-                }),
-                "strength_clip": ("FLOAT", {
-                    "default": 1.0, "min": -10.0, "max": 10.0, "step": 0.01,
-                    "tooltip": "How strongly the LoRA changes the text encoder (0 = not at all).",
-                }),
+                "lora_name": (
+                    [FROM_TRAINED, *loras],
+                    {
+                        "default": FROM_TRAINED,
+                        "tooltip": f"'{FROM_TRAINED}' uses the LoRA linked into trained_lora; otherwise the file "
+                        "picked here from ComfyUI's loras folders is used.",
+                    },
+                ),
+                "epoch": (
+                    "INT",
+                    {
+                        "default": 0,
+                        "min": 0,
+                        "max": 10000,
+                        "tooltip": "Which epoch's file: 0 = the final file, N = the file saved after epoch N "
+                        "(<name>-00000N.safetensors).",
+                    },
+                ),
+                "strength_model": (
+                    "FLOAT",
+                    {
+                        "default": 1.0,
+                        "min": -10.0,
+                        "max": 10.0,
+                        "step": 0.01,
+                        "tooltip": "How strongly the LoRA changes the diffusion model (0 = not at all).",
+                    },
+                ),
+                "strength_clip": (
+                    "FLOAT",
+                    {
+                        "default": 1.0,
+                        "min": -10.0,
+                        "max": 10.0,
+                        "step": 0.01,
+                        "tooltip": "How strongly the LoRA changes the text encoder (0 = not at all).",
+                    },
+                ),
             },
             "optional": {
                 "clip": ("CLIP", {"tooltip": "The text encoder; leave unconnected for model-only use."}),
-                "trained_lora": ("TRAINED_LORA", {
-                    "tooltip": "The output of a KohyaLoRATrain node: its final file (or epoch N) is loaded, "
-                               "and its trigger words are passed on.",
-                }),
+                "trained_lora": (
+                    "TRAINED_LORA",
+                    {
+                        "tooltip": "The output of a KohyaLoRATrain node: its final file (or epoch N) is loaded, "
+                        "and its trigger words are passed on.",
+                    },
+                ),
             },
         }
 
@@ -96,7 +122,9 @@ class LoadTrainedLoRA:
         if lora_name == FROM_TRAINED:
             return f"{FROM_TRAINED}:{epoch}"
         try:
-            path = lora_file.epoch_file(_comfy.get_full_path("loras", lora_name) or lora_name, int(epoch or 0))
+            path = lora_file.epoch_file(
+                _comfy.get_full_path("loras", lora_name) or lora_name, int(epoch or 0)
+            )
             return "|".join(str(v) for v in _file_key(path))
         except Exception:
             return float("nan")  # let load() raise the readable error
@@ -107,14 +135,18 @@ class LoadTrainedLoRA:
         """(path, trigger words from the training run) for the chosen source and epoch."""
         if lora_name == FROM_TRAINED:
             if trained_lora is None:
-                raise ValidationError(f"lora_name is '{FROM_TRAINED}' but nothing is connected to trained_lora: "
-                                      "link a KohyaLoRATrain node's TRAINED_LORA output, or pick a LoRA file.")
+                raise ValidationError(
+                    f"lora_name is '{FROM_TRAINED}' but nothing is connected to trained_lora: "
+                    "link a KohyaLoRATrain node's TRAINED_LORA output, or pick a LoRA file."
+                )
             path = lora_file.epoch_file(trained_lora.path, epoch, trained_lora.epoch_paths)
             return path, list(trained_lora.trigger_words or [])
         full = _comfy.get_full_path("loras", lora_name)
         if full is None:
-            raise ValidationError(f"The LoRA {lora_name} is not in ComfyUI's loras folders any more: "
-                                  "refresh (R) and pick it again.")
+            raise ValidationError(
+                f"The LoRA {lora_name} is not in ComfyUI's loras folders any more: "
+                "refresh (R) and pick it again."
+            )
         return lora_file.epoch_file(full, epoch), []
 
     def _info(self, path: str) -> lora_file.LoraInfo:
@@ -150,8 +182,12 @@ class LoadTrainedLoRA:
         elif strength_model == 0:  # clip-only: keep the UNet keys away from a key map without them
             sd = {k: v for k, v in sd.items() if lora_file.is_te_key(k)}
         new_model, new_clip = _comfy.load_lora_for_models(
-            model if strength_model != 0 else None, clip if use_clip else None, sd,
-            strength_model, strength_clip if use_clip else 0.0)
+            model if strength_model != 0 else None,
+            clip if use_clip else None,
+            sd,
+            strength_model,
+            strength_clip if use_clip else 0.0,
+        )
         return (new_model if strength_model != 0 else model, new_clip if use_clip else clip, trigger)
 
 

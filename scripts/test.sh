@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command (README line 2): make a venv, install the pack with its test extras, run pytest.
+# The test command (README line 2): make a venv, install the pack with its test extras, lint, run pytest.
 # The integration tier runs only when COMFYUI_PATH / KOHYA_SS_PATH point at real checkouts;
 # otherwise those tests skip with the reason.
 set -euo pipefail
@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+# Lint and format first: a style slip fails as fast as a broken test.
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 set +e
 .venv/bin/python -m pytest "$@"
 rc=$?

@@ -41,9 +41,20 @@ class StubComfy:
 
     def _build(self) -> None:
         base = self.base
-        for sub in ("models/checkpoints", "models/loras", "models/vae", "models/embeddings",
-                    "models/upscale_models", "models/controlnet", "models/text_encoders", "models/clip",
-                    "input", "output", "temp", "custom_nodes"):
+        for sub in (
+            "models/checkpoints",
+            "models/loras",
+            "models/vae",
+            "models/embeddings",
+            "models/upscale_models",
+            "models/controlnet",
+            "models/text_encoders",
+            "models/clip",
+            "input",
+            "output",
+            "temp",
+            "custom_nodes",
+        ):
             (base / sub).mkdir(parents=True, exist_ok=True)
 
         fp = types.ModuleType("folder_paths")
@@ -148,8 +159,14 @@ class StubComfy:
 
         server.PromptServer = PromptServer
 
-        self.modules = {"folder_paths": fp, "comfy": comfy, "comfy.model_management": mm,
-                        "comfy.utils": utils, "comfy.sd": sd, "server": server}
+        self.modules = {
+            "folder_paths": fp,
+            "comfy": comfy,
+            "comfy.model_management": mm,
+            "comfy.utils": utils,
+            "comfy.sd": sd,
+            "server": server,
+        }
 
     def start_server(self):
         """Make PromptServer.instance a recorder with an aiohttp RouteTableDef (for route tests)."""
@@ -190,11 +207,11 @@ def _load_pack() -> types.ModuleType:
 
     # Alias the pack's view of the core to the top-level package (one copy of module state).
     sys.modules[f"{PACK_NAME}.lora_workbench"] = lora_workbench
-    for info in pkgutil.iter_modules(lora_workbench.__path__):
-        if info.name == "__main__":  # running it would start the CLI
+    for info in pkgutil.walk_packages(lora_workbench.__path__, "lora_workbench."):
+        if info.name.endswith("__main__"):  # running it would start the CLI
             continue
-        mod = importlib.import_module(f"lora_workbench.{info.name}")
-        sys.modules[f"{PACK_NAME}.lora_workbench.{info.name}"] = mod
+        mod = importlib.import_module(info.name)
+        sys.modules[f"{PACK_NAME}.{info.name}"] = mod
     spec = importlib.util.spec_from_file_location(
         PACK_NAME, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
     )

@@ -48,8 +48,14 @@ def comfyui_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def comfy_python(comfyui_dir) -> Path:
-    py = _first_python([os.environ.get("COMFYUI_PYTHON"), comfyui_dir / "venv/bin/python",
-                        comfyui_dir / ".venv/bin/python", HARNESS_HOME / "venv-comfy/bin/python"])
+    py = _first_python(
+        [
+            os.environ.get("COMFYUI_PYTHON"),
+            comfyui_dir / "venv/bin/python",
+            comfyui_dir / ".venv/bin/python",
+            HARNESS_HOME / "venv-comfy/bin/python",
+        ]
+    )
     if py is None:
         py = Path(sys.executable)
     check = subprocess.run([str(py), "-c", "import torch, aiohttp"], capture_output=True)
@@ -58,7 +64,9 @@ def comfy_python(comfyui_dir) -> Path:
     # The pack's own requirements (watchdog, ...) must be importable inside ComfyUI.
     has = subprocess.run([str(py), "-c", "import watchdog, PIL"], capture_output=True)
     if has.returncode != 0:
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", str(REPO / "requirements.txt")], check=True)
+        subprocess.run(
+            [str(py), "-m", "pip", "install", "-q", "-r", str(REPO / "requirements.txt")], check=True
+        )
     return py
 
 
@@ -66,7 +74,9 @@ def comfy_python(comfyui_dir) -> Path:
 def kohya_dir() -> Path:
     value = os.environ.get("KOHYA_SS_PATH")
     if not value:
-        pytest.skip("KOHYA_SS_PATH is not set: point it at an sd-scripts checkout (../shared/harness builds one)")
+        pytest.skip(
+            "KOHYA_SS_PATH is not set: point it at an sd-scripts checkout (../shared/harness builds one)"
+        )
     path = Path(value)
     if not ((path / "train_network.py").is_file() or (path / "sd-scripts/train_network.py").is_file()):
         pytest.skip(f"KOHYA_SS_PATH={path} has no train_network.py (nor sd-scripts/train_network.py)")
@@ -75,8 +85,14 @@ def kohya_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def kohya_python(kohya_dir) -> Path:
-    py = _first_python([os.environ.get("KOHYA_PYTHON"), kohya_dir / "venv/bin/python",
-                        kohya_dir / ".venv/bin/python", HARNESS_HOME / "venv-sdscripts/bin/python"])
+    py = _first_python(
+        [
+            os.environ.get("KOHYA_PYTHON"),
+            kohya_dir / "venv/bin/python",
+            kohya_dir / ".venv/bin/python",
+            HARNESS_HOME / "venv-sdscripts/bin/python",
+        ]
+    )
     if py is None:
         pytest.skip(f"no python for sd-scripts: set KOHYA_PYTHON or create {kohya_dir}/venv")
     return py
@@ -85,10 +101,13 @@ def kohya_python(kohya_dir) -> Path:
 @pytest.fixture(scope="session")
 def test_checkpoint() -> Path:
     value = os.environ.get("LORA_WORKBENCH_TEST_CKPT") or str(
-        HARNESS_HOME / "models/checkpoints/random_sd15.safetensors")
+        HARNESS_HOME / "models/checkpoints/random_sd15.safetensors"
+    )
     path = Path(value)
     if not path.is_file():
-        pytest.skip(f"no SD1.5 test checkpoint at {path}: run ../shared/harness/setup.sh or set LORA_WORKBENCH_TEST_CKPT")
+        pytest.skip(
+            f"no SD1.5 test checkpoint at {path}: run ../shared/harness/setup.sh or set LORA_WORKBENCH_TEST_CKPT"
+        )
     return path
 
 
@@ -97,7 +116,9 @@ def tokenizer_cache() -> Path:
     value = os.environ.get("LORA_WORKBENCH_TOKENIZER_CACHE") or str(HARNESS_HOME / "tokenizer_cache")
     path = Path(value)
     if not (path / "openai_clip-vit-large-patch14").is_dir():
-        pytest.skip(f"no offline CLIP tokenizer at {path}/openai_clip-vit-large-patch14 (../shared/harness/setup.sh)")
+        pytest.skip(
+            f"no offline CLIP tokenizer at {path}/openai_clip-vit-large-patch14 (../shared/harness/setup.sh)"
+        )
     return path
 
 
@@ -125,8 +146,14 @@ class ComfyServer:
             return json.loads(r.read())
 
 
-def start_comfy(comfyui_dir: Path, python: Path, home: Path, env_extra: dict | None = None,
-                extra_args: tuple[str, ...] = (), checkpoint: Path | None = None) -> ComfyServer:
+def start_comfy(
+    comfyui_dir: Path,
+    python: Path,
+    home: Path,
+    env_extra: dict | None = None,
+    extra_args: tuple[str, ...] = (),
+    checkpoint: Path | None = None,
+) -> ComfyServer:
     """Start ComfyUI on 127.0.0.1 with this pack reached through an extra_model_paths custom_nodes entry."""
     home.mkdir(parents=True, exist_ok=True)
     nodes_dir = home / "custom_nodes"
@@ -153,23 +180,46 @@ def start_comfy(comfyui_dir: Path, python: Path, home: Path, env_extra: dict | N
     )
     port = free_port()
     env = dict(os.environ)
-    env.update({"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-                "LORA_WORKBENCH_ROOTS": str(home), "LORA_WORKBENCH_SETTINGS": str(home / "settings.json")})
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "LORA_WORKBENCH_ROOTS": str(home),
+            "LORA_WORKBENCH_SETTINGS": str(home / "settings.json"),
+        }
+    )
     env.update(env_extra or {})
     log_path = home / f"comfy-{port}.log"
     log_file = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
-    args = [str(python), "-u", "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-            "--disable-auto-launch", "--extra-model-paths-config", str(yaml), "--output-directory", str(output),
-            *extra_args]
-    proc = subprocess.Popen(args, cwd=comfyui_dir, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    args = [
+        str(python),
+        "-u",
+        "main.py",
+        "--cpu",
+        "--listen",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--disable-auto-launch",
+        "--extra-model-paths-config",
+        str(yaml),
+        "--output-directory",
+        str(output),
+        *extra_args,
+    ]
+    proc = subprocess.Popen(
+        args, cwd=comfyui_dir, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
     server = ComfyServer(f"http://127.0.0.1:{port}", port, log_path, home, models, output, proc)
     if "--quick-test-for-ci" in extra_args:
         return server
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"ComfyUI exited during start-up (rc {proc.returncode}):\n{server.log()[-4000:]}")
+            raise RuntimeError(
+                f"ComfyUI exited during start-up (rc {proc.returncode}):\n{server.log()[-4000:]}"
+            )
         try:
             server.get_json("/object_info/CheckpointLoaderSimple")
             return server
@@ -190,12 +240,16 @@ def stop_comfy(server: ComfyServer) -> None:
 
 
 @pytest.fixture(scope="session")
-def comfy_server(comfyui_dir, comfy_python, tmp_path_factory, kohya_dir, kohya_python, test_checkpoint,
-                 tokenizer_cache):
+def comfy_server(
+    comfyui_dir, comfy_python, tmp_path_factory, kohya_dir, kohya_python, test_checkpoint, tokenizer_cache
+):
     """A real ComfyUI with the pack, sd-scripts configured, and the SD1.5 test checkpoint listed."""
     home = tmp_path_factory.mktemp("comfy-home")
-    env = {"KOHYA_SS_PATH": str(kohya_dir), "KOHYA_PYTHON": str(kohya_python),
-           "LORA_WORKBENCH_TOKENIZER_CACHE": str(tokenizer_cache)}
+    env = {
+        "KOHYA_SS_PATH": str(kohya_dir),
+        "KOHYA_PYTHON": str(kohya_python),
+        "LORA_WORKBENCH_TOKENIZER_CACHE": str(tokenizer_cache),
+    }
     server = start_comfy(comfyui_dir, comfy_python, home, env, checkpoint=test_checkpoint)
     yield server
     stop_comfy(server)
@@ -203,7 +257,7 @@ def comfy_server(comfyui_dir, comfy_python, tmp_path_factory, kohya_dir, kohya_p
 
 def trainers_alive(marker: str) -> list[int]:
     """Live processes whose command line runs train_network.py with `marker` in it (zombies excluded)."""
-    from lora_workbench.runner import pid_alive
+    from lora_workbench.training.runner import pid_alive
 
     out = []
     for e in os.listdir("/proc"):

@@ -30,10 +30,10 @@ TRAIN_TIMEOUT_S = 420
 
 # A stand-in dataset node for when DatasetSubsetWeights has not landed: the LORA_DATASET from the
 # project's dataset.toml, read by the core.
-HELPER_NODE = '''
+HELPER_NODE = """
 import sys
 sys.path.insert(0, {repo!r})
-from lora_workbench.train import dataset_from_toml
+from lora_workbench.dataset.dataset_toml import dataset_from_toml
 
 
 class WorkbenchTestDataset:
@@ -50,7 +50,7 @@ class WorkbenchTestDataset:
 
 
 NODE_CLASS_MAPPINGS = {{"WorkbenchTestDataset": WorkbenchTestDataset}}
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +78,9 @@ def make_images(folder: Path, count: int, caption: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def web_server(comfyui_dir, comfy_python, kohya_dir, kohya_python, test_checkpoint, tokenizer_cache,
-               tmp_path_factory):
+def web_server(
+    comfyui_dir, comfy_python, kohya_dir, kohya_python, test_checkpoint, tokenizer_cache, tmp_path_factory
+):
     """A ComfyUI whose base directory (models, user settings) is a temp folder, so the library node and
     the browser's settings never touch the checkout's own folders."""
     home = tmp_path_factory.mktemp("web-home")
@@ -101,20 +102,36 @@ def web_server(comfyui_dir, comfy_python, kohya_dir, kohya_python, test_checkpoi
         (home / "custom_nodes" / "workbench_test_dataset.py").write_text(HELPER_NODE.format(repo=str(REPO)))
         subsets = "".join(
             f'\n  [[datasets.subsets]]\n  image_dir = "{(project / "images" / f"{r}_{n}").as_posix()}"\n'
-            f'  class_tokens = "{n.lower()}"\n  num_repeats = {r}\n' for n, (r, _c) in SUBSETS.items())
+            f'  class_tokens = "{n.lower()}"\n  num_repeats = {r}\n'
+            for n, (r, _c) in SUBSETS.items()
+        )
         (project / "dataset.toml").write_text(
             '[general]\ncaption_extension = ".txt"\nenable_bucket = false\n\n[[datasets]]\n'
-            f'resolution = [64, 64]\nbatch_size = 1\n{subsets}', encoding="utf-8")
+            f"resolution = [64, 64]\nbatch_size = 1\n{subsets}",
+            encoding="utf-8",
+        )
 
-    env = {"KOHYA_SS_PATH": str(kohya_dir), "KOHYA_PYTHON": str(kohya_python),
-           "LORA_WORKBENCH_TOKENIZER_CACHE": str(tokenizer_cache)}
-    server = start_comfy(comfyui_dir, comfy_python, home, env, checkpoint=test_checkpoint,
-                         extra_args=("--base-directory", str(home)))
+    env = {
+        "KOHYA_SS_PATH": str(kohya_dir),
+        "KOHYA_PYTHON": str(kohya_python),
+        "LORA_WORKBENCH_TOKENIZER_CACHE": str(tokenizer_cache),
+    }
+    server = start_comfy(
+        comfyui_dir,
+        comfy_python,
+        home,
+        env,
+        checkpoint=test_checkpoint,
+        extra_args=("--base-directory", str(home)),
+    )
     try:
         # A fresh user folder opens the template browser on top of the graph: mark the tour done.
-        req = urllib.request.Request(server.url + "/settings", method="POST",
-                                     data=json.dumps({"Comfy.TutorialCompleted": True}).encode(),
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            server.url + "/settings",
+            method="POST",
+            data=json.dumps({"Comfy.TutorialCompleted": True}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
         urllib.request.urlopen(req, timeout=30).close()
         yield server, project, library, dataset_node
     finally:
@@ -130,14 +147,30 @@ def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
     server, project, library, dataset_node = web_server
     out = Path(os.environ.get("LORA_WORKBENCH_SCREENSHOTS") or tmp_path / "screenshots")
     workflow = REPO / "example_workflows" / "dataset_train_sample.json"
-    cfg = {"url": server.url, "out_dir": str(out), "chromium": chromium, "project": str(project),
-           "library": str(library), "ckpt": CKPT, "subsets": list(SUBSETS), "train": True,
-           "train_timeout_s": TRAIN_TIMEOUT_S, "max_train_steps": 6, "samples": True, "dataset_node": dataset_node,
-           "workflow": str(workflow) if workflow.is_file() and dataset_node == "DatasetSubsetWeights" else None}
+    cfg = {
+        "url": server.url,
+        "out_dir": str(out),
+        "chromium": chromium,
+        "project": str(project),
+        "library": str(library),
+        "ckpt": CKPT,
+        "subsets": list(SUBSETS),
+        "train": True,
+        "train_timeout_s": TRAIN_TIMEOUT_S,
+        "max_train_steps": 6,
+        "samples": True,
+        "dataset_node": dataset_node,
+        "workflow": str(workflow) if workflow.is_file() and dataset_node == "DatasetSubsetWeights" else None,
+    }
     cfg_path = tmp_path / "drive.json"
     cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
-    run = subprocess.run([node, str(BROWSER_DIR / "drive.mjs"), str(cfg_path)], cwd=BROWSER_DIR,
-                         capture_output=True, text=True, timeout=TRAIN_TIMEOUT_S + 300)
+    run = subprocess.run(
+        [node, str(BROWSER_DIR / "drive.mjs"), str(cfg_path)],
+        cwd=BROWSER_DIR,
+        capture_output=True,
+        text=True,
+        timeout=TRAIN_TIMEOUT_S + 300,
+    )
     print(run.stdout[-4000:], run.stderr[-4000:])
     result_file = out / "result.json"
     assert result_file.is_file(), f"the driver wrote no result (rc {run.returncode}):\n{run.stderr[-3000:]}"
@@ -149,7 +182,9 @@ def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
 
     assert not our_errors(result["page_errors"]), result["page_errors"]
     assert not our_errors(result["console_errors"]), result["console_errors"]
-    bad = [r for r in result["failed_responses"] if "lora_workbench" in r["url"] or "lora-workbench" in r["url"]]
+    bad = [
+        r for r in result["failed_responses"] if "lora_workbench" in r["url"] or "lora-workbench" in r["url"]
+    ]
     assert not bad, bad
     ours = [r for r in result["external_requests"] if r["type"] in ("script", "stylesheet", "font", "image")]
     assert not ours, f"something loaded from the internet: {ours}"
@@ -175,5 +210,7 @@ def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
     for name in ("train_panel_done", "library_status", "overview"):
         assert (out / f"{name}.png").is_file(), name
     if dataset_node != "DatasetSubsetWeights":
-        pytest.skip("DatasetSubsetWeights is not in the pack yet: the weights editor was not exercised "
-                    "(training ran through a stand-in dataset node)")
+        pytest.skip(
+            "DatasetSubsetWeights is not in the pack yet: the weights editor was not exercised "
+            "(training ran through a stand-in dataset node)"
+        )

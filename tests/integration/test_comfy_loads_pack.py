@@ -37,7 +37,7 @@ def tracebacks_about_us(log: str) -> list[str]:
         j = i + 1
         while j < len(lines) and lines[j].startswith(" "):
             j += 1
-        block = "\n".join(lines[i:j + 1])
+        block = "\n".join(lines[i : j + 1])
         if "lora_workbench" in block or PACK_DIR_NAME in block:
             out.append(block)
     return out
@@ -62,7 +62,9 @@ def test_comfyui_imports_the_pack_without_failure(comfyui_dir, comfy_python, tmp
 
 
 def post_json(url: str, body: dict) -> dict:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
@@ -84,9 +86,20 @@ def run_prompt(server, prompt: dict, timeout: float = 120) -> dict:
 
 
 def link_prompt(library: str, watch: bool) -> dict:
-    return {"1": {"class_type": "LinkModelLibrary",
-                  "inputs": {"library": library, "link_comfyui": True, "watch": watch, "init_if_missing": True,
-                             "dry_run": False, "a1111_path": "", "forge_path": ""}}}
+    return {
+        "1": {
+            "class_type": "LinkModelLibrary",
+            "inputs": {
+                "library": library,
+                "link_comfyui": True,
+                "watch": watch,
+                "init_if_missing": True,
+                "dry_run": False,
+                "a1111_path": "",
+                "forge_path": "",
+            },
+        }
+    }
 
 
 def test_link_model_library_runs_in_a_real_server(comfyui_dir, comfy_python, tmp_path):

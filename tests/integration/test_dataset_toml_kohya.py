@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lora_workbench import dataset, project
+from lora_workbench.dataset import project
+from lora_workbench.dataset import scan as dataset
 
 pytestmark = pytest.mark.integration
 
@@ -41,23 +42,64 @@ def make_project(root: Path, reg: bool) -> Path:
 
 
 @pytest.mark.parametrize("buckets_and_reg", [False, True], ids=["plain", "buckets+reg"])
-def test_sd_scripts_trains_on_our_dataset_toml(tmp_path, kohya_dir, kohya_python, test_checkpoint,
-                                               tokenizer_cache, buckets_and_reg):
+def test_sd_scripts_trains_on_our_dataset_toml(
+    tmp_path, kohya_dir, kohya_python, test_checkpoint, tokenizer_cache, buckets_and_reg
+):
     root = make_project(tmp_path / "proj with space", reg=buckets_and_reg)
-    ds, summary = dataset.prepare_dataset(root, "redthing: 2\nBlue Thing: 1", (64, 64), buckets_and_reg, 1, "toml")
+    ds, summary = dataset.prepare_dataset(
+        root, "redthing: 2\nBlue Thing: 1", (64, 64), buckets_and_reg, 1, "toml"
+    )
     train_items = sum(s.images * s.repeats for s in ds.subsets if not s.is_reg)
     assert ds.items_per_epoch == train_items * (2 if buckets_and_reg else 1)
     out = tmp_path / "out"
-    argv = [str(kohya_python), "train_network.py",
-            "--pretrained_model_name_or_path", str(test_checkpoint), "--dataset_config", ds.toml_path,
-            "--output_dir", str(out), "--output_name", "t", "--network_module", "networks.lora",
-            "--network_dim", "4", "--save_model_as", "safetensors", "--max_train_steps", "2",
-            "--tokenizer_cache_dir", str(tokenizer_cache), "--learning_rate", "1e-4", "--optimizer_type", "AdamW",
-            "--max_data_loader_n_workers", "0", "--seed", "1"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONUNBUFFERED="1",
-               PYTHONIOENCODING="utf-8", COLUMNS="200")
-    proc = subprocess.run(argv, cwd=scripts_dir(kohya_dir), env=env, capture_output=True, text=True,
-                          encoding="utf-8", errors="replace", timeout=900)
+    argv = [
+        str(kohya_python),
+        "train_network.py",
+        "--pretrained_model_name_or_path",
+        str(test_checkpoint),
+        "--dataset_config",
+        ds.toml_path,
+        "--output_dir",
+        str(out),
+        "--output_name",
+        "t",
+        "--network_module",
+        "networks.lora",
+        "--network_dim",
+        "4",
+        "--save_model_as",
+        "safetensors",
+        "--max_train_steps",
+        "2",
+        "--tokenizer_cache_dir",
+        str(tokenizer_cache),
+        "--learning_rate",
+        "1e-4",
+        "--optimizer_type",
+        "AdamW",
+        "--max_data_loader_n_workers",
+        "0",
+        "--seed",
+        "1",
+    ]
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        PYTHONUNBUFFERED="1",
+        PYTHONIOENCODING="utf-8",
+        COLUMNS="200",
+    )
+    proc = subprocess.run(
+        argv,
+        cwd=scripts_dir(kohya_dir),
+        env=env,
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=900,
+    )
     log = proc.stdout + proc.stderr
     (tmp_path / "train.log").write_text(log)
     assert proc.returncode == 0, log[-4000:]
@@ -71,5 +113,7 @@ def test_sd_scripts_trains_on_our_dataset_toml(tmp_path, kohya_dir, kohya_python
     if buckets_and_reg:
         assert re.search(r"num reg images[^:]*:\s*2\b", log), log[-4000:]
         assert "enable_bucket: True" in log
-    print(f"\nsd-scripts: num train images * repeats = {m.group(1)}; ours: {train_items} "
-          f"(items per epoch {ds.items_per_epoch})\n{summary}")
+    print(
+        f"\nsd-scripts: num train images * repeats = {m.group(1)}; ours: {train_items} "
+        f"(items per epoch {ds.items_per_epoch})\n{summary}"
+    )

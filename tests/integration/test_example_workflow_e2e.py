@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_workbench import queue_client as qc
+from lora_workbench.client import queue_client as qc
 
 pytestmark = pytest.mark.integration
 
@@ -72,25 +72,47 @@ def test_dataset_train_sample_runs_headless_end_to_end(comfy_server, tmp_path):
     ckpt = "random_sd15.safetensors"
     overrides = [
         f"DatasetSubsetWeights.{project_input(info)}={project}",
-        "DatasetSubsetWeights.width=64", "DatasetSubsetWeights.height=64",
+        "DatasetSubsetWeights.width=64",
+        "DatasetSubsetWeights.height=64",
         f"CheckpointLoaderSimple.ckpt_name={ckpt}",
         f"KohyaLoRATrain.ckpt_name={ckpt}",
-        "KohyaLoRATrain.epochs=1", "KohyaLoRATrain.width=64", "KohyaLoRATrain.height=64",
-        "KohyaLoRATrain.network_dim=4", "KohyaLoRATrain.network_alpha=4", "KohyaLoRATrain.output_name=e2e",
+        "KohyaLoRATrain.epochs=1",
+        "KohyaLoRATrain.width=64",
+        "KohyaLoRATrain.height=64",
+        "KohyaLoRATrain.network_dim=4",
+        "KohyaLoRATrain.network_alpha=4",
+        "KohyaLoRATrain.output_name=e2e",
         "KohyaLoRATrain.device=cpu",
-        "EmptyLatentImage.width=64", "EmptyLatentImage.height=64", "KSampler.steps=2",
+        "EmptyLatentImage.width=64",
+        "EmptyLatentImage.height=64",
+        "KSampler.steps=2",
     ]
-    overrides = [o for o in overrides if o.split(".", 1)[1].split("=")[0] in _inputs(info, o.split(".", 1)[0])]
+    overrides = [
+        o for o in overrides if o.split(".", 1)[1].split("=")[0] in _inputs(info, o.split(".", 1)[0])
+    ]
 
     # 1. The CLI, exactly as a user runs it headless.
     with_lora = tmp_path / "with_lora"
-    args = [sys.executable, "-m", "lora_workbench", "queue", str(EXAMPLE), "--server", comfy_server.url,
-            "--download", str(with_lora), "--timeout", "900"]
+    args = [
+        sys.executable,
+        "-m",
+        "lora_workbench",
+        "queue",
+        str(EXAMPLE),
+        "--server",
+        comfy_server.url,
+        "--download",
+        str(with_lora),
+        "--timeout",
+        "900",
+    ]
     for o in overrides:
         args += ["--set", o]
     proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO, timeout=960)
     print(proc.stdout[-3000:], proc.stderr[-3000:])
-    assert proc.returncode == 0, f"queue failed ({proc.returncode}):\n{proc.stderr}\n{comfy_server.log()[-3000:]}"
+    assert proc.returncode == 0, (
+        f"queue failed ({proc.returncode}):\n{proc.stderr}\n{comfy_server.log()[-3000:]}"
+    )
     assert "train:" in proc.stdout  # our training progress came over the websocket
 
     loras = sorted(project.rglob("e2e*.safetensors")) or sorted(project.rglob("*.safetensors"))
@@ -101,8 +123,12 @@ def test_dataset_train_sample_runs_headless_end_to_end(comfy_server, tmp_path):
     # 2. Same seed, LoRA at strength 0 (the training node is cached: same inputs).
     client = qc.QueueClient(comfy_server.url, out=print)
     workflow = json.loads(EXAMPLE.read_text())
-    prompt = qc.prepare_prompt(workflow, client, [*overrides, "LoadTrainedLoRA.strength_model=0",
-                                                  "LoadTrainedLoRA.strength_clip=0"], info)
+    prompt = qc.prepare_prompt(
+        workflow,
+        client,
+        [*overrides, "LoadTrainedLoRA.strength_model=0", "LoadTrainedLoRA.strength_clip=0"],
+        info,
+    )
     result = client.run(prompt, timeout=600, download_dir=str(tmp_path / "without_lora"))
     assert result.status == "success", result.error
     baseline = sorted((tmp_path / "without_lora").glob("*.png"))

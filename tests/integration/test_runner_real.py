@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from lora_workbench import runner
-from lora_workbench.progress import ProgressParser
-from lora_workbench.safetensors_header import read_header
+from lora_workbench.modelfiles.safetensors_header import read_header
+from lora_workbench.training import runner
+from lora_workbench.training.progress import ProgressParser
 
 from .conftest import trainers_alive
 
@@ -41,7 +41,7 @@ def smoke_dataset(tmp_path) -> Path:
     toml.write_text(
         '[general]\ncaption_extension = ".txt"\nshuffle_caption = false\nkeep_tokens = 1\n'
         "enable_bucket = false\n\n[[datasets]]\nresolution = [64, 64]\nbatch_size = 1\n\n"
-        f"  [[datasets.subsets]]\n  image_dir = \"{(dest / 'images' / '2_testsubject').as_posix()}\"\n"
+        f'  [[datasets.subsets]]\n  image_dir = "{(dest / "images" / "2_testsubject").as_posix()}"\n'
         '  class_tokens = "testsubject"\n  num_repeats = 2\n',
         encoding="utf-8",
     )
@@ -50,14 +50,49 @@ def smoke_dataset(tmp_path) -> Path:
 
 def train_argv(python: Path, ckpt: Path, tokenizer: Path, dataset_toml: Path, out: Path) -> list[str]:
     return [
-        str(python), "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--num_cpu_threads_per_process", "2",
+        str(python),
+        "-m",
+        "accelerate.commands.launch",
+        "--cpu",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--num_cpu_threads_per_process",
+        "2",
         "train_network.py",
-        "--pretrained_model_name_or_path", str(ckpt), "--output_dir", str(out), "--output_name", "testlora",
-        "--network_module", "networks.lora", "--network_dim", "4", "--network_alpha", "4",
-        "--save_model_as", "safetensors", "--mixed_precision", "no", "--learning_rate", "1e-4",
-        "--optimizer_type", "AdamW", "--tokenizer_cache_dir", str(tokenizer), "--seed", "42",
-        "--dataset_config", str(dataset_toml), "--max_train_steps", str(STEPS),
+        "--pretrained_model_name_or_path",
+        str(ckpt),
+        "--output_dir",
+        str(out),
+        "--output_name",
+        "testlora",
+        "--network_module",
+        "networks.lora",
+        "--network_dim",
+        "4",
+        "--network_alpha",
+        "4",
+        "--save_model_as",
+        "safetensors",
+        "--mixed_precision",
+        "no",
+        "--learning_rate",
+        "1e-4",
+        "--optimizer_type",
+        "AdamW",
+        "--tokenizer_cache_dir",
+        str(tokenizer),
+        "--seed",
+        "42",
+        "--dataset_config",
+        str(dataset_toml),
+        "--max_train_steps",
+        str(STEPS),
     ]
 
 
@@ -67,17 +102,19 @@ def offline_env() -> dict:
     return env
 
 
-
-
 def test_real_sd_scripts_run_reports_every_step_and_writes_a_kohya_lora(
-        tmp_path, kohya_dir, kohya_python, test_checkpoint, tokenizer_cache, smoke_dataset):
+    tmp_path, kohya_dir, kohya_python, test_checkpoint, tokenizer_cache, smoke_dataset
+):
     out = tmp_path / "output"
     log = tmp_path / "logs" / "train.log"
     updates: list[str] = []
     t0 = time.monotonic()
     res = runner.run_process(
         train_argv(kohya_python, test_checkpoint, tokenizer_cache, smoke_dataset, out),
-        cwd=str(scripts_dir(kohya_dir)), env=offline_env(), log_path=str(log), total_steps=STEPS,
+        cwd=str(scripts_dir(kohya_dir)),
+        env=offline_env(),
+        log_path=str(log),
+        total_steps=STEPS,
         on_update=lambda st: updates.append(st.text()),
     )
     wall = time.monotonic() - t0
@@ -108,8 +145,11 @@ def test_real_sd_scripts_run_reports_every_step_and_writes_a_kohya_lora(
     capture_dir = os.environ.get("LORA_WORKBENCH_SAVE_CAPTURE")
     if capture_dir:
         text = raw.decode("utf-8", "replace")
-        for real, alias in ((str(tmp_path), "$TMP"), (str(HARNESS_HOME), "$HARNESS_HOME"),
-                            (str(Path.home()), "$HOME")):
+        for real, alias in (
+            (str(tmp_path), "$TMP"),
+            (str(HARNESS_HOME), "$HARNESS_HOME"),
+            (str(Path.home()), "$HOME"),
+        ):
             text = text.replace(real, alias)
         Path(capture_dir, "runner_accelerate_default.log").write_text(text, encoding="utf-8")
 
@@ -120,7 +160,8 @@ class InterruptProcessingException(Exception):
 
 @pytest.mark.parametrize("how", ["should_cancel", "interrupt_in_on_update"])
 def test_real_cancel_mid_run_leaves_no_trainer_behind(
-        how, tmp_path, kohya_dir, kohya_python, test_checkpoint, tokenizer_cache, smoke_dataset):
+    how, tmp_path, kohya_dir, kohya_python, test_checkpoint, tokenizer_cache, smoke_dataset
+):
     out = tmp_path / "cancel-output"
     asked: list[float] = []
 
@@ -139,8 +180,13 @@ def test_real_cancel_mid_run_leaves_no_trainer_behind(
     kwargs = {"should_cancel": should_cancel} if how == "should_cancel" else {"on_update": on_update}
     argv = train_argv(kohya_python, test_checkpoint, tokenizer_cache, smoke_dataset, out)
     call = lambda: runner.run_process(  # noqa: E731
-        argv, cwd=str(scripts_dir(kohya_dir)), env=offline_env(), log_path=str(tmp_path / "cancel.log"),
-        total_steps=STEPS, **kwargs)
+        argv,
+        cwd=str(scripts_dir(kohya_dir)),
+        env=offline_env(),
+        log_path=str(tmp_path / "cancel.log"),
+        total_steps=STEPS,
+        **kwargs,
+    )
     if how == "should_cancel":
         res = call()
         st = res.status
@@ -148,11 +194,18 @@ def test_real_cancel_mid_run_leaves_no_trainer_behind(
     else:
         with pytest.raises(InterruptProcessingException):
             call()
-        st = runner.TrainStatus(**{k: v for k, v in runner.current_status().items()
-                                   if k in runner.TrainStatus.__dataclass_fields__})
+        st = runner.TrainStatus(
+            **{
+                k: v
+                for k, v in runner.current_status().items()
+                if k in runner.TrainStatus.__dataclass_fields__
+            }
+        )
     t_cancel_done = time.monotonic()
-    print(f"\ncancel ({how}): state={st.state} {st.text()}; "
-          f"run_process returned {t_cancel_done - asked[0]:.2f} s after the cancel request")
+    print(
+        f"\ncancel ({how}): state={st.state} {st.text()}; "
+        f"run_process returned {t_cancel_done - asked[0]:.2f} s after the cancel request"
+    )
     assert st.state == "cancelled"
     assert 2 <= st.step < STEPS
     deadline = t_cancel_done + 10

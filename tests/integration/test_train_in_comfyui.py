@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
 CKPT = "random_sd15.safetensors"
 
+
 def make_project(project: Path, repeats: int = 1) -> None:
     src = HARNESS_HOME / "datasets" / "smoke" / "images" / "2_testsubject"
     if not src.is_dir():
@@ -95,13 +96,24 @@ def train_prompt(info: dict, dataset_node: str, project: Path, **train_inputs) -
         if name in ds_spec.get("required", {}) or name in ds_spec.get("optional", {}):
             ds_values[name] = 64
     ds_inputs = fill_defaults(info, dataset_node, ds_values)
-    inputs = fill_defaults(info, "KohyaLoRATrain", {"dataset": ["1", 0], "ckpt_name": CKPT, "width": 64,
-                                                    "height": 64, "network_dim": 4, "network_alpha": 4.0,
-                                                    "device": "cpu", **train_inputs})
-    return {"1": {"class_type": dataset_node, "inputs": ds_inputs},
-            "2": {"class_type": "KohyaLoRATrain", "inputs": inputs}}
-
-
+    inputs = fill_defaults(
+        info,
+        "KohyaLoRATrain",
+        {
+            "dataset": ["1", 0],
+            "ckpt_name": CKPT,
+            "width": 64,
+            "height": 64,
+            "network_dim": 4,
+            "network_alpha": 4.0,
+            "device": "cpu",
+            **train_inputs,
+        },
+    )
+    return {
+        "1": {"class_type": dataset_node, "inputs": ds_inputs},
+        "2": {"class_type": "KohyaLoRATrain", "inputs": inputs},
+    }
 
 
 def test_train_node_runs_real_sd_scripts_from_an_api_prompt(server):
@@ -119,7 +131,7 @@ def test_train_node_runs_real_sd_scripts_from_an_api_prompt(server):
     ui = entry["outputs"]["2"]
     print(f"\nComfyUI train prompt: {wall:.1f}s; ui images {ui.get('images')}; text {ui.get('text')}")
     assert ui["images"] and ui["images"][0]["type"] == "temp"
-    from lora_workbench.safetensors_header import read_header
+    from lora_workbench.modelfiles.safetensors_header import read_header
 
     keys = read_header(lora).keys()
     assert any(k.startswith("lora_unet_") for k in keys) and any(k.startswith("lora_te_") for k in keys)
@@ -148,7 +160,9 @@ def test_interrupt_stops_the_trainer_and_the_prompt_ends_interrupted(server):
     assert log is not None, f"no training step within 300 s:\n{srv.log()[-3000:]}"
     assert trainers_alive(str(project)), "the trainer should be running now"
     t0 = time.monotonic()
-    req = urllib.request.Request(srv.url + "/interrupt", data=b"{}", headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        srv.url + "/interrupt", data=b"{}", headers={"Content-Type": "application/json"}
+    )
     urllib.request.urlopen(req, timeout=30).read()
     entry = wait_history(srv, pid, 120)
     stopped = time.monotonic() - t0

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from lora_workbench import train
-from lora_workbench.kohya import TrainSpec
-from lora_workbench.safetensors_header import read_header
+from lora_workbench.dataset import dataset_toml
+from lora_workbench.modelfiles.safetensors_header import read_header
+from lora_workbench.training import train
+from lora_workbench.training.kohya import TrainSpec
 
 pytestmark = pytest.mark.integration
 
@@ -37,15 +38,27 @@ def project(tmp_path, monkeypatch, kohya_dir, kohya_python, tokenizer_cache) -> 
     shutil.copytree(src, sub)
     (proj / "dataset.toml").write_text(
         '[general]\ncaption_extension = ".txt"\nshuffle_caption = false\nkeep_tokens = 1\nenable_bucket = false\n\n'
-        f'[[datasets]]\nresolution = [64, 64]\nbatch_size = 1\n\n  [[datasets.subsets]]\n'
-        f'  image_dir = "{sub.as_posix()}"\n  class_tokens = "testsubject"\n  num_repeats = 1\n', encoding="utf-8")
+        f"[[datasets]]\nresolution = [64, 64]\nbatch_size = 1\n\n  [[datasets.subsets]]\n"
+        f'  image_dir = "{sub.as_posix()}"\n  class_tokens = "testsubject"\n  num_repeats = 1\n',
+        encoding="utf-8",
+    )
     return proj
 
 
 def test_real_training_through_our_core_then_a_cache_hit(project, test_checkpoint):
-    spec = TrainSpec(epochs=2, width=64, height=64, network_dim=4, network_alpha=4, device="cpu",
-                     launcher="accelerate", sample_prompts="testsubject, a photo", sample_steps=2, seed=42)
-    ds = train.load_project_dataset(project)
+    spec = TrainSpec(
+        epochs=2,
+        width=64,
+        height=64,
+        network_dim=4,
+        network_alpha=4,
+        device="cpu",
+        launcher="accelerate",
+        sample_prompts="testsubject, a photo",
+        sample_steps=2,
+        seed=42,
+    )
+    ds = dataset_toml.load_project_dataset(project)
     assert ds.steps_per_epoch == 4
     texts: list[str] = []
     t0 = time.monotonic()
@@ -73,7 +86,7 @@ def test_real_training_through_our_core_then_a_cache_hit(project, test_checkpoin
     assert any("epoch 2/2" in t for t in texts)
 
     t1 = time.monotonic()
-    again = train.train(spec, train.load_project_dataset(project), test_checkpoint)
+    again = train.train(spec, dataset_toml.load_project_dataset(project), test_checkpoint)
     print(f"second call: cached={again.cached} in {time.monotonic() - t1:.2f}s")
     assert again.cached and again.lora.path == lora.path
     assert sorted(p.name for p in (project / "output").iterdir()) == [run_dir.name]

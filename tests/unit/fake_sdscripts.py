@@ -30,7 +30,7 @@ def bar(n: int, total: int, loss: str | None) -> str:
 
 
 def save(path: str, cfg: dict, epoch: int, steps: int) -> None:
-    from lora_workbench.safetensors_header import write_safetensors_header_only
+    from lora_workbench.modelfiles.safetensors_header import write_safetensors_header_only
 
     ds = tomllib.loads(open(cfg["dataset_config"], encoding="utf-8").read())
     dirs = {}
@@ -38,14 +38,25 @@ def save(path: str, cfg: dict, epoch: int, steps: int) -> None:
         for s in d.get("subsets", []):
             name = os.path.basename(s["image_dir"])
             dirs[name] = {"n_repeats": s.get("num_repeats", 1), "img_count": 4}
-    tensors = {"lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": ("F16", [cfg["network_dim"], 320]),
-               "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": ("F16", [320, cfg["network_dim"]]),
-               "lora_unet_down_blocks_0_attentions_0_proj_in.alpha": ("F16", [])}
+    tensors = {
+        "lora_unet_down_blocks_0_attentions_0_proj_in.lora_down.weight": ("F16", [cfg["network_dim"], 320]),
+        "lora_unet_down_blocks_0_attentions_0_proj_in.lora_up.weight": ("F16", [320, cfg["network_dim"]]),
+        "lora_unet_down_blocks_0_attentions_0_proj_in.alpha": ("F16", []),
+    }
     if not cfg.get("network_train_unet_only"):
-        tensors["lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight"] = ("F16", [cfg["network_dim"], 768])
-    meta = {"ss_output_name": cfg["output_name"], "ss_epoch": str(epoch), "ss_steps": str(steps),
-            "ss_network_dim": str(cfg["network_dim"]), "ss_dataset_dirs": json.dumps(dirs),
-            "ss_tag_frequency": "{}", "ss_seed": str(cfg["seed"])}
+        tensors["lora_te_text_model_encoder_layers_0_mlp_fc1.lora_down.weight"] = (
+            "F16",
+            [cfg["network_dim"], 768],
+        )
+    meta = {
+        "ss_output_name": cfg["output_name"],
+        "ss_epoch": str(epoch),
+        "ss_steps": str(steps),
+        "ss_network_dim": str(cfg["network_dim"]),
+        "ss_dataset_dirs": json.dumps(dirs),
+        "ss_tag_frequency": "{}",
+        "ss_seed": str(cfg["seed"]),
+    }
     write_safetensors_header_only(path, tensors, meta)
 
 
@@ -77,8 +88,10 @@ def main() -> int:
     sleep = float(os.environ.get("FAKE_SD_SLEEP", "0"))
     err, out = sys.stderr, sys.stdout
     err.write("2026-11-25 02:59:51 INFO     Loading settings from config.toml...      train_util.py:4744\n")
-    out.write(f"running training / 学習開始\n  num epochs / epoch数: {epochs}\n"
-              f"  total optimization steps / 学習ステップ数: {total}\n")
+    out.write(
+        f"running training / 学習開始\n  num epochs / epoch数: {epochs}\n"
+        f"  total optimization steps / 学習ステップ数: {total}\n"
+    )
     out.flush()
     err.write(bar(0, total, None))
     err.flush()
@@ -93,8 +106,10 @@ def main() -> int:
             if sleep:
                 time.sleep(sleep)
             if os.environ.get("FAKE_SD_FAIL") and step > 1:
-                err.write("\nTraceback (most recent call last):\n  File \"train_network.py\", line 1, in <module>\n"
-                          "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n")
+                err.write(
+                    '\nTraceback (most recent call last):\n  File "train_network.py", line 1, in <module>\n'
+                    "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB\n"
+                )
                 err.flush()
                 return 1
             err.write(bar(step, total, f"{1.0 / step:.3g}") + bar(step, total, f"{1.0 / step:.3g}"))
@@ -110,7 +125,8 @@ def main() -> int:
             from PIL import Image
 
             Image.new("RGB", (8, 8), (epoch * 40, 0, 0)).save(
-                os.path.join(out_dir, "sample", f"{name}_e{epoch:06d}_00_20261125000000.png"))
+                os.path.join(out_dir, "sample", f"{name}_e{epoch:06d}_00_20261125000000.png")
+            )
     if os.environ.get("FAKE_SD_NO_FILE"):
         err.write("\n2026-11-25 02:59:59 INFO     something odd happened      train_network.py:1\n")
         return 0

@@ -7,7 +7,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from lora_workbench.safetensors_header import write_safetensors_header_only
+from lora_workbench.modelfiles.safetensors_header import write_safetensors_header_only
 
 FAKE_SCRIPT = Path(__file__).with_name("fake_sdscripts.py")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sdscripts"
@@ -58,7 +58,8 @@ def make_project(root: Path, images: int = 4, repeats: int = 1, name: str = "p1"
         '[general]\ncaption_extension = ".txt"\nenable_bucket = false\n\n[[datasets]]\n'
         f"resolution = [{size}, {size}]\nbatch_size = 1\n\n  [[datasets.subsets]]\n"
         f'  image_dir = "{sub.as_posix()}"\n  class_tokens = "subject"\n  num_repeats = {repeats}\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     return project
 
 

@@ -1,0 +1,217 @@
+"""CLI for the dataset area: train-init, dataset scan|weights|apply|keywords|recover.
+
+Same core calls (and the same summary text) as the DatasetSubsetWeights node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+
+def _add_shape(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--weights",
+        default="",
+        metavar="FILE_OR_TEXT",
+        help="a weights file or text, one `Subject: weight` per line (default: equal weight per subset)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SUBJECT=WEIGHT",
+        help="set one subset's weight (repeatable; wins over --weights)",
+    )
+    p.add_argument(
+        "--budget",
+        type=int,
+        default=0,
+        metavar="N",
+        help="max items (images x repeats) per epoch; 0 = the default 10000",
+    )
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--height", type=int, default=512)
+    p.add_argument(
+        "--enable-bucket", action="store_true", help="aspect-ratio buckets (images may differ in size)"
+    )
+    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=3, help="epochs, for the step math only")
+    p.add_argument("--json", action="store_true", help="print JSON instead of the table")
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser(
+        "train-init",
+        help="create a training project's folders (idempotent)",
+        description="Create images-unorganized/, regularization-unorganized/, images/, "
+        "regularization/, logs/ and output/ in PROJECT.",
+    )
+    p.add_argument("project")
+    p.set_defaults(func=_train_init)
+
+    ds = sub.add_parser(
+        "dataset",
+        help="scan a project, preview weights, apply repeats",
+        description="Dataset preparation for a training project (images/N_Subject/ folders).",
+    )
+    dsub = ds.add_subparsers(dest="dataset_command", metavar="ACTION")
+    dsub.required = True
+
+    p = dsub.add_parser("scan", help="subsets, image counts, captions, sizes, problems and keywords")
+    p.add_argument("project")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--verify", action="store_true", help="decode every image fully (slow)")
+    p.set_defaults(func=_scan)
+
+    p = dsub.add_parser("weights", help="preview the repeats and shares the weights give (changes nothing)")
+    p.add_argument("project")
+    _add_shape(p)
+    p.set_defaults(func=_weights)
+
+    p = dsub.add_parser("apply", help="validate, balance and write dataset.toml (or rename the folders)")
+    p.add_argument("project")
+    _add_shape(p)
+    p.add_argument(
+        "--mode",
+        choices=("toml", "rename"),
+        default="toml",
+        help="toml (default): write <project>/dataset.toml, folders untouched; rename: rename the "
+        "subset folders to N_Subject too",
+    )
+    p.add_argument("--dry-run", action="store_true", help="validate and show the result; write nothing")
+    p.set_defaults(func=_apply)
+
+    p = dsub.add_parser(
+        "keywords", help="distinct caption tags with counts (the seed's sd-train-keywords-list)"
+    )
+    p.add_argument("project")
+    p.add_argument("--reg", action="store_true", help="include regularization captions")
+    p.set_defaults(func=_keywords)
+
+    p = dsub.add_parser("recover", help="finish (or --rollback) an interrupted folder rename")
+    p.add_argument("project")
+    p.add_argument("--rollback", action="store_true", help="undo the renames instead of finishing them")
+    p.set_defaults(func=_recover)
+
+
+def weights_text(args) -> str:
+    """--weights (a file or text) plus --set overrides, as weights text."""
+    from ..dataset import scan as dataset
+    from ..errors import ValidationError
+
+    text = args.weights or ""
+    if text and "\n" not in text and os.path.isfile(os.path.expanduser(text)):
+        text = Path(os.path.expanduser(text)).read_text(encoding="utf-8")
+    if not args.set:
+        return text
+    weights = dataset.parse_weights(text)
+    for item in args.set:
+        if "=" not in item:
+            raise ValidationError(f"--set {item!r} is not SUBJECT=WEIGHT (e.g. --set Subject=2).")
+        weights.update(dataset.parse_weights(item))
+    return dataset.format_weights(weights)
+
+
+def _train_init(args) -> int:
+    from ..dataset import project
+
+    made = project.init_project(args.project)
+    print(f"{len(made)} folders created in {Path(args.project).expanduser()}")
+    for p in made:
+        print(f"  {p.name}/")
+    return 0
+
+
+def _scan(args) -> int:
+    from ..dataset import scan as dataset
+
+    scan = dataset.scan_project(args.project, verify=args.verify)
+    kws = dataset.caption_keywords(scan)
+    if args.json:
+        d = scan.to_dict()
+        d["keywords"] = [[k, n] for k, n in kws]
+        print(json.dumps(d, indent=2))
+        return 0
+    print(f"Project {scan.project_dir}")
+    for s in scan.subsets:
+        kind = "reg " if s.is_reg else ""
+        reps = "no N_ prefix" if s.repeats is None else f"repeats {s.repeats}"
+        sizes = ", ".join(f"{k} x{n}" for k, n in list(s.size_counts().items())[:4]) or "-"
+        print(f"  {kind}{s.dirname}: {s.image_count} images, {s.captions} captions, {reps}; sizes {sizes}")
+        if s.missing_captions:
+            print(f"    missing captions: {len(s.missing_captions)} (e.g. {s.missing_captions[0]})")
+        if s.empty_captions:
+            print(f"    empty captions: {len(s.empty_captions)} (e.g. {s.empty_captions[0]})")
+        for name, why in list(s.corrupt.items())[:5]:
+            print(f"    unreadable: {name} ({why})")
+    for top in scan.missing_folders:
+        print(f"  no {top}/ folder")
+    if scan.loose_images:
+        print(f"  {len(scan.loose_images)} image(s) directly in images/ (not trained)")
+    print(f"Keywords ({len(kws)} distinct): " + (dataset.format_keywords(kws) if kws else "none"))
+    return 0
+
+
+def _budget(args):
+    return args.budget if args.budget and args.budget > 0 else None
+
+
+def _weights(args) -> int:
+    from ..dataset import scan as dataset
+
+    report = dataset.preview(
+        args.project,
+        weights_text(args),
+        (args.width, args.height),
+        args.enable_bucket,
+        args.batch_size,
+        args.epochs,
+        max_items_per_epoch=_budget(args),
+    )
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(report["summary"])
+        print("\nWeights:\n" + report["weights_text"], end="")
+    return 0 if report["ok"] else 1
+
+
+def _apply(args) -> int:
+    from ..dataset import scan as dataset
+
+    ds, text = dataset.prepare_dataset(
+        args.project,
+        weights_text(args),
+        (args.width, args.height),
+        args.enable_bucket,
+        args.batch_size,
+        args.mode,
+        max_items_per_epoch=_budget(args),
+        epochs=args.epochs,
+        dry_run=args.dry_run,
+    )
+    if args.json:
+        print(json.dumps({"dataset": ds.to_dict(), "summary": text}, indent=2))
+    else:
+        print(text)
+    return 0
+
+
+def _keywords(args) -> int:
+    from ..dataset import scan as dataset
+
+    scan = dataset.scan_project(args.project)
+    for tag, n in dataset.caption_keywords(scan, include_reg=args.reg):
+        print(f"{n:6d}  {tag}")
+    return 0
+
+
+def _recover(args) -> int:
+    from ..dataset import rename
+
+    report = rename.recover(Path(args.project).expanduser(), "rollback" if args.rollback else "finish")
+    print(report.to_text() if report.found else "No interrupted rename to recover.")
+    return 0

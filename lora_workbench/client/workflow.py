@@ -1,0 +1,304 @@
+"""Turn a workflow as the ComfyUI frontend saves it (UI format, schema 0.4) into the API format that
+POST /prompt takes, and apply `--set node.input=value` overrides to an API graph.
+
+The widget order comes from the server's /object_info (required inputs, then optional, in
+declaration order), as the frontend builds its widgets. Covers our example workflows and plain graphs:
+links, Reroute and PrimitiveNode pass-through, muted (mode 2) and bypassed (mode 4) nodes, and
+frontend-only nodes (Note, MarkdownNote) dropped. Subgraphs (schema 1) are not handled.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..errors import ValidationError
+
+# Nodes that live only in the browser: never sent to the server.
+FRONTEND_ONLY = {
+    "Note",
+    "MarkdownNote",
+    "Reroute",
+    "PrimitiveNode",
+    "Label (rgthree)",
+    "Fast Groups Muter (rgthree)",
+}
+MODE_MUTED, MODE_BYPASSED = 2, 4
+WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}  # control_after_generate's own widget
+SEED_NAMES = {"seed", "noise_seed"}  # the frontend adds a control widget to these INT inputs
+UPLOAD_FLAGS = ("image_upload", "video_upload", "audio_upload", "animated_image_upload")
+
+Prompt = dict[str, dict[str, Any]]
+
+
+def is_ui_format(data: Any) -> bool:
+    return isinstance(data, dict) and isinstance(data.get("nodes"), list) and "links" in data
+
+
+def is_api_format(data: Any) -> bool:
+    return (
+        isinstance(data, dict)
+        and bool(data)
+        and all(isinstance(v, dict) and "class_type" in v for v in data.values())
+    )
+
+
+def widget_inputs(node_info: dict) -> list[tuple[str, str, dict]]:
+    """(name, type, options) of the inputs that are widgets, in the frontend's widget order."""
+    out = []
+    spec = node_info.get("input", {})
+    order = node_info.get("input_order") or {}
+    for section in ("required", "optional"):
+        inputs = spec.get(section) or {}
+        names = order.get(section) or list(inputs)
+        for name in names:
+            if name not in inputs:
+                continue
+            entry = inputs[name]
+            kind = entry[0] if entry else None
+            opts = entry[1] if len(entry) > 1 and isinstance(entry[1], dict) else {}
+            if isinstance(kind, list):
+                kind = "COMBO"
+            if kind in WIDGET_TYPES and not opts.get("forceInput"):
+                out.append((name, kind, opts))
+    return out
+
+
+def _has_control_widget(name: str, kind: str, opts: dict) -> bool:
+    if "control_after_generate" in opts:
+        return bool(opts["control_after_generate"])
+    return kind == "INT" and name in SEED_NAMES
+
+
+def map_widgets(node: dict, node_info: dict) -> dict[str, Any]:
+    """Widget values of one UI node as {input name: value}."""
+    values = node.get("widgets_values")
+    if values is None:
+        return {}
+    specs = widget_inputs(node_info)
+    if isinstance(values, dict):  # some nodes save widgets by name
+        return {name: values[name] for name, _k, _o in specs if name in values}
+    out: dict[str, Any] = {}
+    i = 0
+    for index, (name, kind, opts) in enumerate(specs):
+        if i >= len(values):
+            break
+        out[name] = values[i]
+        i += 1
+        if _has_control_widget(name, kind, opts) and i < len(values) and values[i] in CONTROL_VALUES:
+            i += 1
+        left_over = (len(values) - i) - (len(specs) - index - 1)
+        if any(opts.get(flag) for flag in UPLOAD_FLAGS) and left_over > 0:
+            i += 1  # the upload button's own value ("image")
+    return out
+
+
+class _Graph:
+    def __init__(self, ui: dict):
+        self.nodes = {int(n["id"]): n for n in ui.get("nodes", [])}
+        self.links: dict[int, tuple[int, int, str]] = {}
+        for link in ui.get("links") or []:
+            if isinstance(link, dict):  # schema 1
+                self.links[int(link["id"])] = (
+                    int(link["origin_id"]),
+                    int(link["origin_slot"]),
+                    link.get("type"),
+                )
+            else:
+                self.links[int(link[0])] = (int(link[1]), int(link[2]), link[5] if len(link) > 5 else None)
+
+    def source(self, link_id: int | None, seen: frozenset = frozenset()):
+        """The (node id, slot) a link really comes from, through Reroutes and bypassed nodes; a
+        ("value", v) pair for a PrimitiveNode; None when it comes from a muted node or nowhere."""
+        if link_id is None or link_id not in self.links:
+            return None
+        origin, slot, ltype = self.links[link_id]
+        node = self.nodes.get(origin)
+        if node is None or origin in seen:
+            return None
+        seen = seen | {origin}
+        mode = node.get("mode", 0)
+        kind = node.get("type")
+        if kind == "PrimitiveNode":
+            values = node.get("widgets_values") or []
+            return ("value", values[0]) if values else None
+        if kind == "Reroute":
+            inputs = node.get("inputs") or []
+            return self.source(inputs[0].get("link"), seen) if inputs else None
+        if mode == MODE_MUTED:
+            return None
+        if mode == MODE_BYPASSED:
+            return self._bypass(node, slot, ltype, seen)
+        return (origin, slot)
+
+    def _bypass(self, node: dict, slot: int, ltype: str | None, seen: frozenset):
+        """A bypassed node passes an input of the output's type through (same slot first, like the frontend)."""
+        inputs = [i for i in node.get("inputs") or [] if i.get("link") is not None]
+        outputs = node.get("outputs") or []
+        if ltype is None and slot < len(outputs):
+            ltype = outputs[slot].get("type")
+        all_inputs = node.get("inputs") or []
+        if (
+            slot < len(all_inputs)
+            and all_inputs[slot].get("type") == ltype
+            and all_inputs[slot].get("link") is not None
+        ):
+            return self.source(all_inputs[slot]["link"], seen)
+        for inp in inputs:
+            if inp.get("type") == ltype:
+                return self.source(inp["link"], seen)
+        return None
+
+
+def ui_to_api(ui: dict, object_info: dict) -> Prompt:  # noqa: C901 (cut into steps pending)
+    """Convert a UI-format workflow to an API-format prompt using the server's /object_info."""
+    if not is_ui_format(ui):
+        raise ValidationError("This is not a UI-format workflow (no nodes/links lists).")
+    if ui.get("definitions", {}).get("subgraphs"):
+        raise ValidationError(
+            "This workflow uses subgraphs, which the converter does not handle: "
+            "export it with Workflow -> Export (API) instead."
+        )
+    graph = _Graph(ui)
+    prompt: Prompt = {}
+    missing: list[str] = []
+    for nid in sorted(graph.nodes):
+        node = graph.nodes[nid]
+        kind = node.get("type")
+        if kind in FRONTEND_ONLY or node.get("mode", 0) in (MODE_MUTED, MODE_BYPASSED):
+            continue
+        info = object_info.get(kind)
+        if info is None:
+            missing.append(f"{kind} (node {nid})")
+            continue
+        inputs = map_widgets(node, info)
+        for inp in node.get("inputs") or []:
+            name = inp.get("name")
+            if inp.get("link") is None:
+                continue
+            src = graph.source(inp["link"])
+            if src is None:
+                inputs.pop(name, None)  # from a muted node: as if unconnected
+            elif src[0] == "value":
+                inputs[name] = src[1]
+            else:
+                inputs[name] = [str(src[0]), src[1]]
+        entry: dict[str, Any] = {"class_type": kind, "inputs": inputs}
+        title = node.get("title") or info.get("display_name") or kind
+        entry["_meta"] = {"title": title}
+        prompt[str(nid)] = entry
+    if missing:
+        raise ValidationError(
+            "The server does not know these node types: "
+            + ", ".join(missing)
+            + ". Install the custom nodes they come from, or remove them."
+        )
+    # Drop links to nodes that were not converted (bypassed chains ending nowhere).
+    for entry in prompt.values():
+        for name, value in list(entry["inputs"].items()):
+            if _is_link(value) and value[0] not in prompt:
+                del entry["inputs"][name]
+    return prompt
+
+
+def _is_link(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and isinstance(value[1], int)
+    )
+
+
+# ---------------------------------------------------------------------------- overrides
+def parse_override(text: str) -> tuple[str, str, str]:
+    """ "node.input=value" -> (node, input, raw value); node is an id or a title (titles may hold dots)."""
+    target, sep, value = text.partition("=")
+    node, dot, name = target.rpartition(".")
+    if not sep or not dot or not node or not name:
+        raise ValidationError(f"--set {text!r} is not NODE.INPUT=VALUE (NODE is a node id or its title).")
+    return node.strip(), name.strip(), value
+
+
+def find_node(prompt: Prompt, node: str) -> str:
+    """The id of the node named by id, by exact title, or by class_type when that is unique."""
+    if node in prompt:
+        return node
+    for key in ("title", "class"):
+        hits = [
+            nid
+            for nid, e in prompt.items()
+            if (e.get("_meta", {}).get("title") if key == "title" else e.get("class_type")) == node
+        ]
+        if not hits:
+            lower = node.lower()
+            hits = [
+                nid
+                for nid, e in prompt.items()
+                if str(e.get("_meta", {}).get("title") if key == "title" else e.get("class_type")).lower()
+                == lower
+            ]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise ValidationError(
+                f"--set: {node!r} matches nodes {', '.join(sorted(hits, key=int))}; use the id."
+            )
+    known = ", ".join(
+        f"{nid} ({e.get('_meta', {}).get('title') or e.get('class_type')})" for nid, e in prompt.items()
+    )
+    raise ValidationError(f"--set: no node {node!r} in this workflow. Nodes: {known}.")
+
+
+def coerce(raw: str, kind: str | None) -> Any:
+    """The override text as the input's type (INT, FLOAT, BOOLEAN, STRING, combo); JSON-guessed if unknown."""
+    if kind in ("STRING", "COMBO"):
+        return raw
+    try:
+        if kind == "INT":
+            return int(raw)
+        if kind == "FLOAT":
+            return float(raw)
+    except ValueError:
+        raise ValidationError(f"--set value {raw!r} is not a number ({kind}).") from None
+    if kind == "BOOLEAN":
+        low = raw.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ValidationError(f"--set value {raw!r} is not a boolean (true/false).")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def input_kind(object_info: dict | None, class_type: str, name: str) -> str | None:
+    info = (object_info or {}).get(class_type)
+    if not info:
+        return None
+    for section in ("required", "optional"):
+        entry = (info.get("input", {}).get(section) or {}).get(name)
+        if entry:
+            return "COMBO" if isinstance(entry[0], list) else str(entry[0])
+    return None
+
+
+def apply_overrides(prompt: Prompt, overrides: list[str], object_info: dict | None = None) -> Prompt:
+    """Set inputs in place from "node.input=value" strings; returns the prompt."""
+    for text in overrides:
+        node, name, raw = parse_override(text)
+        nid = find_node(prompt, node)
+        entry = prompt[nid]
+        info = (object_info or {}).get(entry["class_type"])
+        if info is not None:
+            names = [n for s in ("required", "optional") for n in (info.get("input", {}).get(s) or {})]
+            if name not in names:
+                raise ValidationError(
+                    f"--set: node {nid} ({entry['class_type']}) has no input {name!r}; "
+                    f"its inputs: {', '.join(names)}."
+                )
+        entry["inputs"][name] = coerce(raw, input_kind(object_info, entry["class_type"], name))
+    return prompt

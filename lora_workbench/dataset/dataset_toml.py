@@ -1,0 +1,201 @@
+"""kohya sd-scripts' dataset config (`--dataset_config`): build it from the subsets, write it as TOML,
+and read one back into a LoraDataset (what `lora-workbench train` uses after `dataset apply`).
+
+Only keys sd-scripts' config_util schema accepts are written (it rejects unknown keys). The writer is
+toml_writer (no toml dependency, Windows paths as literal strings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+
+from .. import toml_writer
+from ..datatypes import DatasetSubset, LoraDataset
+from ..errors import WorkbenchError
+from .images import is_image
+
+try:  # Python 3.11+; 3.10 needs tomli (ComfyUI's own requirements usually bring it)
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover
+    import tomli as tomllib  # type: ignore[no-redef]
+
+toml_string = toml_writer.toml_string  # kept for callers of the old name
+
+HEADER = "# Dataset config written by lora-workbench (kohya sd-scripts --dataset_config)."
+_WEIGHTS_PREFIX = "# lora-workbench weights = "
+BUCKET_STEP = 64
+
+
+def build_config(
+    subsets: list[DatasetSubset],
+    *,
+    resolution: tuple[int, int],
+    batch_size: int,
+    enable_bucket: bool,
+    caption_extension: str = ".txt",
+) -> dict:
+    """The [general] / [[datasets]] / [[datasets.subsets]] structure as plain dicts and lists."""
+    w, h = int(resolution[0]), int(resolution[1])
+    general = {"caption_extension": caption_extension, "enable_bucket": bool(enable_bucket)}
+    ds: dict = {
+        "resolution": [w, h],
+        "batch_size": max(1, int(batch_size)),
+        "enable_bucket": bool(enable_bucket),
+    }
+    if enable_bucket:
+        # kohya asserts min_bucket_reso <= min(resolution); keep its defaults (256..1024) where they fit
+        lo = min(256, (min(w, h) // BUCKET_STEP) * BUCKET_STEP or BUCKET_STEP)
+        hi = max(1024, int(math.ceil(max(w, h) / BUCKET_STEP)) * BUCKET_STEP)
+        ds.update(min_bucket_reso=lo, max_bucket_reso=hi, bucket_reso_steps=BUCKET_STEP)
+    ds["subsets"] = [
+        {
+            "image_dir": s.image_dir,
+            "num_repeats": int(s.repeats),
+            "class_tokens": s.class_tokens or s.name,
+            "caption_extension": caption_extension,
+            "is_reg": bool(s.is_reg),
+        }
+        for s in subsets
+    ]
+    return {"general": general, "datasets": [ds]}
+
+
+def dumps(config: dict, weights: dict[str, float] | None = None) -> str:
+    """TOML text for build_config()'s structure (with our header and the weights as a comment)."""
+    lines = [HEADER]
+    if weights is not None:
+        lines.append(_WEIGHTS_PREFIX + json.dumps(weights, ensure_ascii=True))
+    return "\n".join(lines) + "\n\n" + toml_writer.dumps(config)
+
+
+def read_weights(text: str) -> dict[str, float] | None:
+    """The weights recorded in a TOML we wrote, or None."""
+    for line in text.splitlines()[:5]:
+        if line.startswith(_WEIGHTS_PREFIX):
+            try:
+                return {str(k): float(v) for k, v in json.loads(line[len(_WEIGHTS_PREFIX) :]).items()}
+            except (ValueError, AttributeError):
+                return None
+    return None
+
+
+def is_ours(path: str | os.PathLike) -> bool:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline().rstrip("\n") == HEADER
+    except OSError:
+        return False
+
+
+def write(path: str | os.PathLike, text: str) -> Path:
+    """Write atomically; refuses to replace a dataset config the pack did not write."""
+    p = Path(path)
+    if p.exists() and not is_ours(p):
+        raise WorkbenchError(
+            f"{p} exists and was not written by lora-workbench; move or rename it so it is "
+            f"not overwritten, then apply again."
+        )
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, p)
+    return p
+
+
+# --------------------------------------------------------------------------- reading
+def _count_images(folder: Path) -> int:
+    try:
+        return sum(1 for p in folder.iterdir() if p.is_file() and is_image(p.name))
+    except OSError:
+        return 0
+
+
+def _content_hash(toml_path: Path, dirs: list[Path]) -> str:
+    h = hashlib.sha256(toml_path.read_bytes())
+    for d in dirs:
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError:
+            continue
+        for e in entries:
+            if e.is_file() and not e.name.endswith(".npz"):
+                st = e.stat()
+                h.update(f"{d}/{e.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def dataset_from_toml(
+    toml_path: str | os.PathLike, project_dir: str | os.PathLike | None = None
+) -> LoraDataset:
+    """A LoraDataset from a kohya dataset TOML (what `dataset apply` writes), counting the images."""
+    path = Path(toml_path).resolve()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WorkbenchError(
+            f"No dataset config at {path}; run `lora-workbench dataset apply` on the project "
+            f"first (or queue DatasetSubsetWeights)."
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkbenchError(
+            f"The dataset config {path} is not valid TOML ({exc}); fix or rewrite it."
+        ) from None
+    general = data.get("general", {})
+    datasets = data.get("datasets") or []
+    if not datasets:
+        raise WorkbenchError(
+            f"The dataset config {path} has no [[datasets]]; rewrite it with `dataset apply`."
+        )
+    first = datasets[0]
+    res = first.get("resolution", general.get("resolution", 512))
+    resolution = (int(res[0]), int(res[1])) if isinstance(res, list) else (int(res), int(res))
+    batch = int(first.get("batch_size", general.get("batch_size", 1)))
+    bucket = bool(first.get("enable_bucket", general.get("enable_bucket", False)))
+    cap_ext = str(general.get("caption_extension", ".txt"))
+    subsets: list[DatasetSubset] = []
+    for ds in datasets:
+        for s in ds.get("subsets", []):
+            image_dir = Path(s["image_dir"])
+            n = _count_images(image_dir)
+            repeats = int(s.get("num_repeats", 1))
+            subsets.append(
+                DatasetSubset(
+                    name=image_dir.name.split("_", 1)[-1],
+                    image_dir=str(image_dir),
+                    images=n,
+                    repeats=repeats,
+                    class_tokens=str(s.get("class_tokens", "")),
+                    is_reg=bool(s.get("is_reg", False)),
+                )
+            )
+    items = sum(s.items for s in subsets if not s.is_reg)
+    if any(s.is_reg for s in subsets):
+        items *= 2
+    total = sum(s.items for s in subsets if not s.is_reg) or 1
+    for s in subsets:
+        if not s.is_reg:
+            s.share = s.items / total
+    project = Path(project_dir) if project_dir is not None else path.parent
+    return LoraDataset(
+        project_dir=str(project),
+        toml_path=str(path),
+        resolution=resolution,
+        enable_bucket=bucket,
+        batch_size=batch,
+        subsets=subsets,
+        items_per_epoch=items,
+        steps_per_epoch=math.ceil(items / max(1, batch)),
+        caption_extension=cap_ext,
+        fingerprint=_content_hash(path, [Path(s.image_dir) for s in subsets]),
+    )
+
+
+def load_project_dataset(project_dir: str | os.PathLike) -> LoraDataset:
+    """The project's dataset as `dataset apply` left it: `<project>/dataset.toml`."""
+    project = Path(project_dir).expanduser().resolve()
+    if not project.is_dir():
+        raise WorkbenchError(f"The project folder {project} does not exist.")
+    return dataset_from_toml(project / "dataset.toml", project)

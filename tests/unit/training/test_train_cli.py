@@ -1,0 +1,122 @@
+"""`lora-workbench train`: print-command, a run with a terminal progress line, Ctrl-C exits 130."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from lora_workbench import cli
+from tests.unit import train_fakes
+
+fakes = train_fakes  # shared fakes: synthetic checkpoints, projects, a fake sd-scripts tree
+FAST = [
+    "--epochs",
+    "2",
+    "--width",
+    "64",
+    "--height",
+    "64",
+    "--network-dim",
+    "4",
+    "--network-alpha",
+    "4",
+    "--device",
+    "cpu",
+    "--launcher",
+    "python",
+]
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
+    fakes.make_kohya(tmp_path, monkeypatch)
+    for var in (
+        "FAKE_SD_FAIL",
+        "FAKE_SD_NO_FILE",
+        "FAKE_SD_SLEEP",
+        "FAKE_SD_CHILD_PIDFILE",
+        "FAKE_SD_LAUNCHES",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    project = fakes.make_project(tmp_path)
+    ckpt = fakes.write_checkpoint(tmp_path / "sd15.safetensors", fakes.sd1_tensors())
+    return project, ckpt
+
+
+def test_print_command_prints_the_argv_and_writes_nothing(setup, capsys):
+    project, ckpt = setup
+    rc = cli.main(
+        ["train", str(project), "--base", str(ckpt), *FAST, "--sampler", "euler_a", "--no-train-text-encoder"]
+    )
+    assert rc == 0  # a real (fake) run first, so print-command must not touch its folder either
+    before = sorted(p.name for p in (project / "output").iterdir())
+    capsys.readouterr()
+    rc = cli.main(["train", str(project), "--base", str(ckpt), *FAST, "--seed", "7", "--print-command"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "train_network.py --config_file" in out and "p1-002" in out
+    assert sorted(p.name for p in (project / "output").iterdir()) == before
+
+
+def test_train_command_runs_and_reports_the_files(setup, capsys):
+    project, ckpt = setup
+    rc = cli.main(["train", str(project), "--base", str(ckpt), *FAST])
+    captured = capsys.readouterr()
+    assert rc == 0
+    assert f"LoRA: {project / 'output' / 'p1-001' / 'p1.safetensors'}" in captured.out
+    assert "\rfinished" in captured.err and "trigger words: subject" in captured.out
+    rc = cli.main(["train", str(project), "--base", str(ckpt), *FAST])
+    assert rc == 0 and "reused" in capsys.readouterr().out
+
+
+def test_bad_values_exit_1_with_a_sentence(setup, capsys):
+    project, ckpt = setup
+    rc = cli.main(["train", str(project), "--base", str(ckpt), *FAST, "--width", "100"])
+    assert rc == 1 and "width is 100" in capsys.readouterr().err
+
+
+def test_missing_dataset_toml_says_what_to_run(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    rc = cli.main(["train", str(tmp_path / "empty"), "--base", str(tmp_path / "x.safetensors")])
+    assert rc == 1 and "dataset apply" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
+def test_ctrl_c_cancels_cleanly_and_exits_130(setup, tmp_path):
+    project, ckpt = setup
+    pidfile = tmp_path / "child.pid"
+    env = dict(os.environ, FAKE_SD_SLEEP="0.5", FAKE_SD_CHILD_PIDFILE=str(pidfile))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lora_workbench",
+            "train",
+            str(project),
+            "--base",
+            str(ckpt),
+            *FAST,
+            "--epochs",
+            "30",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not pidfile.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "cancelled" in err
+    from lora_workbench.training.runner import pid_alive
+
+    assert not pid_alive(int(pidfile.read_text()))

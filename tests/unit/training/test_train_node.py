@@ -1,0 +1,125 @@
+"""KohyaLoRATrain in a stubbed ComfyUI with a fake sd-scripts: progress, live text, outputs, cache, Cancel."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import types
+from pathlib import Path
+
+import pytest
+
+from lora_workbench.dataset import dataset_toml
+from lora_workbench.errors import ValidationError
+from lora_workbench.training.runner import pid_alive
+from tests.unit import train_fakes
+
+fakes = train_fakes  # shared fakes: synthetic checkpoints, projects, a fake sd-scripts tree
+
+
+@pytest.fixture
+def node_env(pack, comfy, roots, tmp_path, monkeypatch):
+    fakes.make_kohya(tmp_path, monkeypatch)
+    for var in ("FAKE_SD_FAIL", "FAKE_SD_NO_FILE", "FAKE_SD_SLEEP", "FAKE_SD_CHILD_PIDFILE"):
+        monkeypatch.delenv(var, raising=False)
+    launches = tmp_path / "launches.txt"
+    monkeypatch.setenv("FAKE_SD_LAUNCHES", str(launches))
+    fake_torch = types.ModuleType("torch")
+    fake_torch.from_numpy = lambda a: a  # the IMAGE tensor's layout is what we check
+    monkeypatch.setitem(sys.modules, "torch", fake_torch)
+    fakes.write_checkpoint(comfy.base / "models" / "checkpoints" / "sd15.safetensors", fakes.sd1_tensors())
+    project = fakes.make_project(tmp_path / "projects")
+    comfy.start_server()
+    node = pack.nodes.kohya_lora_train.KohyaLoRATrain()
+    ds = dataset_toml.dataset_from_toml(project / "dataset.toml", project)
+    return node, ds, launches
+
+
+def run_node(node, ds, **kw):
+    args = dict(
+        epochs=2, width=64, height=64, network_dim=4, network_alpha=4.0, device="cpu", launcher="python"
+    )
+    args.update(kw)
+    return node.train(ds, "sd15.safetensors", unique_id="7", **args)
+
+
+def test_every_input_has_a_tooltip_and_the_seed_defaults(pack, comfy):
+    cls = pack.nodes.kohya_lora_train.KohyaLoRATrain
+    types_ = cls.INPUT_TYPES()
+    for group in ("required", "optional"):
+        for name, (_t, opts) in types_[group].items():
+            assert opts.get("tooltip"), name
+    req = types_["required"]
+    assert req["epochs"][1]["default"] == 3 and req["seed"][1]["default"] == 12345
+    assert req["network_dim"][1]["default"] == 128 and req["sample_sampler"][1]["default"] == "dpm_2"
+    assert types_["hidden"] == {"unique_id": "UNIQUE_ID"} and cls.OUTPUT_NODE
+    assert pack.NODE_CLASS_MAPPINGS["KohyaLoRATrain"] is cls
+
+
+def test_node_trains_and_reports_progress_text_and_outputs(node_env, comfy):
+    node, ds, launches = node_env
+    out = run_node(node, ds, show_samples=True)
+    lora, image, lora_path, log_path = out["result"]
+    assert Path(lora_path).is_file() and lora.path == lora_path and Path(log_path).name == "train.log"
+    assert image.shape[0] == 1 and image.shape[3] == 3 and 0.0 <= image.min() and image.max() <= 1.0
+    assert comfy.progress and comfy.progress[-1] == (8, 8)
+    assert any("step" in t and node_id == "7" for t, node_id in comfy.progress_texts)
+    images = out["ui"]["images"]
+    assert images[0]["type"] == "temp" and images[0]["subfolder"] == "lora_workbench"
+    assert len(images) == 3  # loss curve + one sample per epoch
+    for img in images:
+        assert (comfy.base / "temp" / img["subfolder"] / img["filename"]).is_file()
+    assert any(ev == "lora_workbench.train" for ev, _ in comfy.sent)  # forwarded to the browser
+
+
+def test_requeue_with_the_same_inputs_returns_instantly_from_the_earlier_run(node_env, comfy):
+    node, ds, launches = node_env
+    first = run_node(node, ds)
+    t0 = time.monotonic()
+    again = run_node(node, ds)
+    assert time.monotonic() - t0 < 5
+    assert again["result"][2] == first["result"][2]
+    assert len(launches.read_text().splitlines()) == 1
+    assert "reused" in comfy.progress_texts[-1][0]
+
+
+def test_cancel_raises_comfys_interrupt_and_kills_the_trainer_tree(node_env, comfy, tmp_path, monkeypatch):
+    node, ds, _ = node_env
+    pidfile = tmp_path / "child.pid"
+    monkeypatch.setenv("FAKE_SD_CHILD_PIDFILE", str(pidfile))
+    monkeypatch.setenv("FAKE_SD_SLEEP", "0.5")
+
+    def press_cancel():
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if any(v >= 1 for v, _ in comfy.progress):
+                comfy.interrupt_flag = True
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=press_cancel)
+    t.start()
+    t0 = time.monotonic()
+    with pytest.raises(Exception) as exc:
+        run_node(node, ds, epochs=30)
+    t.join()
+    assert type(exc.value).__name__ == "InterruptProcessingException"
+    assert time.monotonic() - t0 < 20
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while pid_alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pid_alive(child)
+
+
+def test_unknown_checkpoint_is_a_sentence(node_env):
+    node, ds, _ = node_env
+    with pytest.raises(ValidationError, match="not in ComfyUI's checkpoints"):
+        node.train(ds, "missing.safetensors", unique_id="1", device="cpu")
+
+
+def test_tokenizer_folder_from_a_workflow_is_confined(node_env):
+    node, ds, _ = node_env
+    with pytest.raises(Exception, match="outside the allowed roots"):
+        run_node(node, ds, tokenizer_cache_dir="/")
