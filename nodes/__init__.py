@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from . import dataset_subset_weights, kohya_lora_train, link_model_library, load_trained_lora
+from . import (
+    dataset_subset_weights,
+    kohya_lora_train,
+    kohya_train_options,
+    link_model_library,
+    load_trained_lora,
+)
 
 NODE_CLASS_MAPPINGS: dict = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 
-for _module in (link_model_library, dataset_subset_weights, kohya_lora_train, load_trained_lora):
+for _module in (
+    link_model_library,
+    dataset_subset_weights,
+    kohya_lora_train,
+    kohya_train_options,
+    load_trained_lora,
+):
     NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)
     NODE_DISPLAY_NAME_MAPPINGS.update(_module.NODE_DISPLAY_NAME_MAPPINGS)

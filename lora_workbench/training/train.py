@@ -30,7 +30,11 @@ from ..errors import ValidationError, WorkbenchError
 from ..modelfiles.detect import ModelInfo, detect_model
 from ..modelfiles.safetensors_header import read_header
 from . import kohya, runner
-from .kohya import Command, KohyaInstall, TrainSpec
+from .command import Command, Target, build_command, effective_options, output_name_for
+from .kohya import KohyaInstall
+from .options import TrainOptions
+from .settings import SETTINGS
+from .validation import check_device, check_family, validate
 
 try:  # Python 3.11+; 3.10 needs tomli (ComfyUI's own requirements usually bring it)
     import tomllib
@@ -60,67 +64,83 @@ class TrainRun:
     status: dict = field(default_factory=dict)
 
 
-@dataclass
-class Plan:
-    """A resolved run before anything is written (`--print-command` shows it)."""
+@dataclass(frozen=True)
+class Prepared:
+    """A validated run before its folder exists: everything but the command."""
 
-    command: Command
+    options: TrainOptions  # effective (show_samples' prompts filled in)
+    dataset: LoraDataset
     model: ModelInfo
     install: KohyaInstall
-    run_dir: Path
+    device: str  # "gpu" | "cpu"
+    output_name: str
     fingerprint: str
-    dataset_patch: dict  # what the dataset TOML copy changes (empty: copied as is)
-    warnings: list[str]
+    warnings: tuple[str, ...]
+
+
+@dataclass
+class Plan:
+    """A resolved run: the command built once for its run folder (`--print-command` shows it)."""
+
+    prepared: Prepared
+    command: Command
+    run_dir: Path
+
+    @property
+    def model(self) -> ModelInfo:
+        return self.prepared.model
+
+    @property
+    def install(self) -> KohyaInstall:
+        return self.prepared.install
+
+    @property
+    def fingerprint(self) -> str:
+        return self.prepared.fingerprint
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.command.warnings)
+
+
+@dataclass(frozen=True)
+class RunControl:
+    """How the caller watches and steers a run; none of it changes what is trained."""
+
+    on_update: Callable[[runner.TrainStatus], None] | None = None
+    should_cancel: Callable[[], bool] | None = None
+    node_id: str | None = None
+    ui_dirs: Mapping[str, str | os.PathLike] | None = None
+    grace_seconds: float = 5.0
+    env: dict | None = None
 
 
 # --------------------------------------------------------------------------- dataset
-def dataset_patch(spec: TrainSpec, dataset: LoraDataset) -> dict:
-    """What the run's copy of the dataset TOML sets over the original (the trainer's widgets win)."""
-    patch: dict = {}
-    if (spec.width, spec.height) != tuple(dataset.resolution):
-        patch["resolution"] = [spec.width, spec.height]
-    if spec.batch_size and spec.batch_size != dataset.batch_size:
-        patch["batch_size"] = spec.batch_size
-    if spec.buckets == "on":
-        patch.update(
-            enable_bucket=True,
-            min_bucket_reso=spec.min_bucket_reso,
-            max_bucket_reso=spec.max_bucket_reso,
-            bucket_no_upscale=True,
-        )
-    elif spec.buckets == "off" and dataset.enable_bucket:
-        patch["enable_bucket"] = False
-    if spec.caption_extension and spec.caption_extension != dataset.caption_extension:
-        patch["caption_extension"] = spec.caption_extension
-    return patch
+def _apply_patch(data: dict, patch: dict) -> None:
+    """Set the patch's keys: [general] ones everywhere they are set (the trainer wins), [[datasets]]
+    ones on every dataset (dropped from [general]), subset ones on every subset."""
+    general = data.setdefault("general", {})
+    general.update(patch.get("general", {}))
+    for key in patch.get("datasets", {}):
+        general.pop(key, None)
+    for ds in data.get("datasets", []):
+        ds.update({k: v for k, v in patch.get("general", {}).items() if k in ds})
+        ds.update(patch.get("datasets", {}))
+        for sub in ds.get("subsets", []):
+            sub.update({k: v for k, v in patch.get("general", {}).items() if k in sub})
+            sub.update(patch.get("subsets", {}))
 
 
 def write_dataset_copy(dataset: LoraDataset, patch: dict, dest: Path) -> None:
-    """Copy the dataset TOML into the run folder, with `patch` applied to every [[datasets]] entry."""
+    """Copy the dataset TOML into the run folder, with `patch` ({level: {key: value}}) applied."""
     src = Path(dataset.toml_path)
     if not patch:
         shutil.copyfile(src, dest)
         return
     data = tomllib.loads(src.read_text(encoding="utf-8"))
-    cap = patch.get("caption_extension")
-    general = data.setdefault("general", {})
-    for key in ("resolution", "batch_size", "enable_bucket"):
-        if key in patch:
-            general.pop(key, None)
-    if cap:
-        general["caption_extension"] = cap
-    for ds in data.get("datasets", []):
-        for key, value in patch.items():
-            if key != "caption_extension":
-                ds[key] = value
-        for s in ds.get("subsets", []):
-            if cap and "caption_extension" in s:
-                s["caption_extension"] = cap
-    head = (
-        f"# Copy of {src} for this run; the trainer set: "
-        + ", ".join(f"{k}={v}" for k, v in patch.items())
-        + "\n"
-    )
+    _apply_patch(data, patch)
+    changes = ", ".join(f"{k}={v}" for level in patch.values() for k, v in level.items())
+    head = f"# Copy of {src} for this run; the trainer set: {changes}\n"
     dest.write_text(head + toml_writer.dumps(data), encoding="utf-8")
 
 
@@ -162,9 +182,35 @@ def _base_identity(path: str) -> dict:
         st = p.stat()
     return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
+    # The fields of the first TrainSpec: always in the cache key, so runs cached before the settings
 
-def fingerprint(spec: TrainSpec, dataset: LoraDataset, base_model: str, *, script: str, device: str) -> str:
-    """The cache key: same dataset content, spec, base model file, script and device -> same run."""
+
+# The fields of the first TrainSpec: always in the cache key, so runs cached before the settings
+# table still match. Settings added since count only when not at their default.
+_V1_KEYS = frozenset(
+    "epochs width height seed network_dim network_alpha learning_rate unet_lr text_encoder_lr noise_offset "
+    "sample_sampler script model_type output_name batch_size save_every_n_epochs max_train_steps step_rule "
+    "train_text_encoder optimizer lr_scheduler lr_warmup_steps mixed_precision save_precision "
+    "caption_extension buckets min_bucket_reso max_bucket_reso sample_prompts sample_every_n_epochs "
+    "sample_steps gradient_checkpointing cache_latents cache_latents_to_disk lowram attention "
+    "v_parameterization data_loader_workers device launcher cpu_threads num_processes gpu_ids "
+    "num_machines machine_rank main_process_ip main_process_port".split()
+)
+
+
+def options_key(opts: TrainOptions) -> dict:
+    """Every setting that can change the trained file (settings.affects_result), for the cache key."""
+    return {
+        s.name: getattr(opts, s.name)
+        for s in SETTINGS
+        if s.affects_result and (s.name in _V1_KEYS or getattr(opts, s.name) != s.default)
+    }
+
+
+def fingerprint(
+    opts: TrainOptions, dataset: LoraDataset, base_model: str, *, script: str, device: str
+) -> str:
+    """The cache key: same dataset content, settings, base model file, script and device -> same run."""
     ds_key = (
         dataset.fingerprint
         or hashlib.sha256(
@@ -172,12 +218,10 @@ def fingerprint(spec: TrainSpec, dataset: LoraDataset, base_model: str, *, scrip
             + json.dumps([s.to_dict() for s in dataset.subsets], sort_keys=True).encode()
         ).hexdigest()
     )
-    spec_key = spec.to_dict()
-    spec_key.pop("tokenizer_cache_dir", None)  # where the tokenizer is cached changes nothing trained
     blob = json.dumps(
         {
             "dataset": ds_key,
-            "spec": spec_key,
+            "spec": options_key(opts),
             "base": _base_identity(base_model),
             "script": script,
             "device": device,
@@ -216,52 +260,63 @@ def _make_run_dir(root: Path, name: str) -> Path:
     raise WorkbenchError(f"Could not create a new run folder in {root}.")
 
 
+def _dataset_warnings(opts: TrainOptions, dataset: LoraDataset) -> list[str]:
+    if not dataset.subsets or not any(s.images > 0 and not s.is_reg for s in dataset.subsets):
+        raise ValidationError(
+            f"The dataset {dataset.toml_path} has no training images; add images to the "
+            f"project's images/N_name folders and re-run the dataset step."
+        )
+    warnings = []
+    if tuple(dataset.resolution) != (opts.width, opts.height):
+        warnings.append(
+            f"The dataset was prepared at {dataset.resolution[0]}x{dataset.resolution[1]}; training "
+            f"runs at {opts.width}x{opts.height} as set on the trainer."
+        )
+    return warnings + list(dataset.warnings)
+
+
+def prepare(
+    opts: TrainOptions,
+    dataset: LoraDataset,
+    base_model: str | os.PathLike,
+    *,
+    kohya_root: str | os.PathLike | None = None,
+    device: str | None = None,
+) -> Prepared:
+    """Validate everything once (settings, device, family, dataset) and find what the run needs."""
+    warnings = validate(opts)
+    opts = effective_options(opts, dataset)
+    base = str(Path(base_model).expanduser())
+    model = detect_model(base, opts.model_type)
+    install = kohya.find_install(kohya_root)
+    if device is None:
+        device = opts.device if opts.device != "auto" else probe_device(install.python)
+    check_device(opts, device)
+    check_family(opts, model.arch)
+    warnings += [w for w in _dataset_warnings(opts, dataset) if w not in warnings]
+    script = opts.script if opts.script != "auto" else model.script
+    fp = fingerprint(opts, dataset, base, script=script, device=device)
+    name = output_name_for(opts, dataset)
+    return Prepared(opts, dataset, model, install, device, name, fp, tuple(warnings))
+
+
+def build(prep: Prepared, run_dir: Path) -> Plan:
+    """The command for one run folder (built once per run)."""
+    target = Target(prep.dataset, prep.model, prep.install, prep.device, Path(run_dir))
+    return Plan(prep, build_command(prep.options, target, list(prep.warnings)), Path(run_dir))
+
+
 def plan(
-    spec: TrainSpec,
+    opts: TrainOptions,
     dataset: LoraDataset,
     base_model: str | os.PathLike,
     *,
     kohya_root: str | os.PathLike | None = None,
     device: str | None = None,
 ) -> Plan:
-    """Validate everything and resolve the command, writing nothing (the run folder is where it would go)."""
-    warnings = list(kohya.validate(spec))
-    base = str(Path(base_model).expanduser())
-    model = detect_model(base, spec.model_type)
-    install = kohya.find_install(kohya_root)
-    if device is None:
-        device = spec.device if spec.device != "auto" else probe_device(install.python)
-    if device == "cpu":
-        kohya.check_cpu(spec)
-    if not dataset.subsets or not any(s.images > 0 and not s.is_reg for s in dataset.subsets):
-        raise ValidationError(
-            f"The dataset {dataset.toml_path} has no training images; add images to the "
-            f"project's images/N_name folders and re-run the dataset step."
-        )
-    if tuple(dataset.resolution) != (spec.width, spec.height):
-        warnings.append(
-            f"The dataset was prepared at {dataset.resolution[0]}x{dataset.resolution[1]}; training "
-            f"runs at {spec.width}x{spec.height} as set on the trainer."
-        )
-    warnings += list(dataset.warnings)
-    name = spec.output_name or kohya.sanitize_output_name(Path(dataset.project_dir).name)
-    run_dir = next_run_dir(output_root(dataset), name)
-    fp = fingerprint(
-        spec, dataset, base, script=spec.script if spec.script != "auto" else model.script, device=device
-    )
-    cmd = kohya.build_command(
-        spec,
-        dataset,
-        model,
-        install,
-        output_dir=run_dir,
-        dataset_toml=run_dir / "dataset.toml",
-        config_path=run_dir / "config.toml",
-        prompts_path=run_dir / "prompts.txt",
-        device=device,
-    )
-    warnings += [w for w in cmd.warnings if w not in warnings]
-    return Plan(cmd, model, install, run_dir, fp, dataset_patch(spec, dataset), warnings)
+    """Validate and build the command for the next run folder, writing nothing."""
+    prep = prepare(opts, dataset, base_model, kohya_root=kohya_root, device=device)
+    return build(prep, next_run_dir(output_root(dataset), prep.output_name))
 
 
 # --------------------------------------------------------------------------- the cache
@@ -348,70 +403,42 @@ def _link(project_dir: str, ui_dirs: Mapping[str, str | os.PathLike] | None) -> 
 
 
 def train(
-    spec: TrainSpec,
+    opts: TrainOptions,
     dataset: LoraDataset,
     base_model: str | os.PathLike,
     *,
-    on_update: Callable[[runner.TrainStatus], None] | None = None,
-    should_cancel: Callable[[], bool] | None = None,
-    node_id: str | None = None,
     kohya_root: str | os.PathLike | None = None,
     device: str | None = None,
     use_cache: bool = True,
-    link_to_library: bool = False,
-    ui_dirs: Mapping[str, str | os.PathLike] | None = None,
-    grace_seconds: float = 5.0,
-    env: dict | None = None,
+    **control,
 ) -> TrainRun:
-    """Train (or reuse) a LoRA. Raises ValidationError before launch, TrainingCancelled on cancel, and
-    WorkbenchError quoting the log's last meaningful lines when sd-scripts fails or writes no LoRA.
+    """Train (or reuse) a LoRA. `control` are RunControl's fields (on_update, should_cancel, node_id,
+    ui_dirs, grace_seconds, env). Raises ValidationError before launch, TrainingCancelled on cancel,
+    and WorkbenchError quoting the log's last meaningful lines when sd-scripts fails or writes no LoRA.
     An exception raised by `on_update` (ComfyUI's interrupt) kills the run and propagates."""
+    ctl = RunControl(**control)
     with _train_lock:
-        p = plan(spec, dataset, base_model, kohya_root=kohya_root, device=device)
+        prep = prepare(opts, dataset, base_model, kohya_root=kohya_root, device=device)
         if use_cache:
-            hit = find_cached(dataset, p.fingerprint)
+            hit = find_cached(dataset, prep.fingerprint)
             if hit is not None:
-                _publish_cached(hit, node_id)
-                if link_to_library:
-                    hit.warnings += _link(dataset.project_dir, ui_dirs)
+                _publish_cached(hit, ctl.node_id)
+                if prep.options.link_to_library:
+                    hit.warnings += _link(dataset.project_dir, ctl.ui_dirs)
                 return hit
-        run_dir = _make_run_dir(output_root(dataset), p.command.output_name)
-        if run_dir != p.run_dir:  # another process took the planned number
-            p.run_dir = run_dir
-            p.command = kohya.build_command(
-                spec,
-                dataset,
-                p.model,
-                p.install,
-                output_dir=run_dir,
-                dataset_toml=run_dir / "dataset.toml",
-                config_path=run_dir / "config.toml",
-                prompts_path=run_dir / "prompts.txt",
-                device=p.command.device,
-            )
-        return _run(
-            p,
-            spec,
-            dataset,
-            on_update=on_update,
-            should_cancel=should_cancel,
-            node_id=node_id,
-            link_to_library=link_to_library,
-            ui_dirs=ui_dirs,
-            grace_seconds=grace_seconds,
-            env=env,
-        )
+        run_dir = _make_run_dir(output_root(dataset), prep.output_name)
+        return _run(build(prep, run_dir), ctl)
 
 
-def write_run_files(p: Plan, spec: TrainSpec, dataset: LoraDataset) -> dict:
+def write_run_files(p: Plan) -> dict:
     """config.toml, dataset.toml (copy), prompts.txt, command.txt and the first run.json."""
-    cmd, run_dir = p.command, p.run_dir
+    cmd, run_dir, dataset = p.command, p.run_dir, p.prepared.dataset
     header = (
         f"# sd-scripts {cmd.script} config for {cmd.output_name}, written by lora-workbench.\n"
         f"# Run it again with: {cmd.display()}\n"
     )
     (run_dir / "config.toml").write_text(header + toml_writer.dumps(cmd.config), encoding="utf-8")
-    write_dataset_copy(dataset, p.dataset_patch, run_dir / "dataset.toml")
+    write_dataset_copy(dataset, cmd.dataset_patch, run_dir / "dataset.toml")
     if cmd.prompts:
         (run_dir / "prompts.txt").write_text(cmd.prompts, encoding="utf-8")
     (run_dir / "command.txt").write_text(
@@ -421,7 +448,7 @@ def write_run_files(p: Plan, spec: TrainSpec, dataset: LoraDataset) -> dict:
         "fingerprint": p.fingerprint,
         "state": "running",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "spec": spec.to_dict(),
+        "spec": p.prepared.options.to_dict(),
         "dataset": dataset.to_dict(),
         "base_model": p.model.path,
         "base_arch": p.model.arch,
@@ -437,36 +464,29 @@ def write_run_files(p: Plan, spec: TrainSpec, dataset: LoraDataset) -> dict:
     return record
 
 
-def _run(
-    p: Plan,
-    spec: TrainSpec,
-    dataset: LoraDataset,
-    *,
-    on_update,
-    should_cancel,
-    node_id,
-    link_to_library,
-    ui_dirs,
-    grace_seconds,
-    env,
-) -> TrainRun:
-    cmd, run_dir = p.command, p.run_dir
-    record = write_run_files(p, spec, dataset)
-    log_path = run_dir / "train.log"
-    from . import losscurve
+def _run(p: Plan, ctl: RunControl) -> TrainRun:
+    """Write the run folder, run sd-scripts, and turn what it left into a TrainRun (or an error)."""
+    record = write_run_files(p)
+    result = _launch(p, ctl, record)
+    loss_png = _check_outcome(p, result, record)
+    return _finished(p, ctl, record, result.status, loss_png)
 
+
+def _launch(p: Plan, ctl: RunControl, record: dict):
+    """The sd-scripts process, start to end; run.json says cancelled/failed when it raises."""
+    cmd, run_dir = p.command, p.run_dir
     try:
-        result = runner.run_process(
+        return runner.run_process(
             cmd.argv,
             cwd=cmd.cwd,
-            env=env,
-            log_path=str(log_path),
+            env=ctl.env,
+            log_path=str(run_dir / "train.log"),
             total_steps=cmd.total_steps,
-            on_update=on_update,
-            should_cancel=should_cancel,
+            on_update=ctl.on_update,
+            should_cancel=ctl.should_cancel,
             run_id=run_dir.name,
-            node_id=node_id,
-            grace_seconds=grace_seconds,
+            node_id=ctl.node_id,
+            grace_seconds=ctl.grace_seconds,
             sample_dir=str(run_dir / "sample"),
         )
     except BaseException as exc:
@@ -478,7 +498,13 @@ def _run(
         )
         _write_json(run_dir / RUN_FILE, record)
         raise
-    status = result.status
+
+
+def _check_outcome(p: Plan, result, record: dict) -> str:
+    """The loss curve's path; raises TrainingCancelled or WorkbenchError when no LoRA came out."""
+    from . import losscurve
+
+    cmd, run_dir, status = p.command, p.run_dir, result.status
     final = Path(cmd.final_path)
     ok = status.state == "finished" and result.returncode in (0, None) and final.is_file()
     loss_png = ""
@@ -492,7 +518,6 @@ def _run(
         losses=[list(x) for x in status.losses],
         loss_curve=loss_png,
     )
-
     if result.cancelled or status.state == "cancelled":
         record.update(state="cancelled", status=status.to_dict(max_losses=500))
         _write_json(run_dir / RUN_FILE, record)
@@ -505,24 +530,28 @@ def _run(
         record.update(state="failed", error=result.error_message(), status=status.to_dict(max_losses=500))
         _write_json(run_dir / RUN_FILE, record)
         raise WorkbenchError(f"Training {run_dir.name} failed: {result.error_message()}")
+    return loss_png
 
+
+def _finished(p: Plan, ctl: RunControl, record: dict, status, loss_png: str) -> TrainRun:
+    cmd, run_dir, dataset = p.command, p.run_dir, p.prepared.dataset
     name = cmd.output_name
     epoch_paths = sorted(str(f) for f in run_dir.glob(f"{name}-[0-9][0-9][0-9][0-9][0-9][0-9].safetensors"))
     samples = sorted(str(f) for f in (run_dir / "sample").glob("*") if is_image(f.name))
     lora = TrainedLora(
-        path=str(final),
+        path=cmd.final_path,
         epoch_paths=epoch_paths,
         base_model=p.model.path,
         base_arch=p.model.arch,
         trigger_words=list(dataset.class_tokens),
         output_dir=str(run_dir),
-        log_path=str(log_path),
+        log_path=str(run_dir / "train.log"),
         command_path=str(run_dir / "command.txt"),
-        metadata=_lora_metadata(str(final)),
+        metadata=_lora_metadata(cmd.final_path),
     )
     warnings = list(p.warnings)
-    if link_to_library:
-        warnings += _link(dataset.project_dir, ui_dirs)
+    if p.prepared.options.link_to_library:
+        warnings += _link(dataset.project_dir, ctl.ui_dirs)
     record.update(
         state="finished",
         trained_lora=lora.to_dict(),
@@ -537,7 +566,6 @@ def _run(
         loss_curve=loss_png,
         samples=samples,
         losses=list(status.losses),
-        cached=False,
         warnings=warnings,
         status=status.to_dict(),
     )

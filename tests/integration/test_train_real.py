@@ -15,7 +15,7 @@ import pytest
 from lora_workbench.dataset import dataset_toml
 from lora_workbench.modelfiles.safetensors_header import read_header
 from lora_workbench.training import train
-from lora_workbench.training.kohya import TrainSpec
+from lora_workbench.training.options import TrainOptions
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def project(tmp_path, monkeypatch, kohya_dir, kohya_python, tokenizer_cache) -> 
 
 
 def test_real_training_through_our_core_then_a_cache_hit(project, test_checkpoint):
-    spec = TrainSpec(
+    spec = TrainOptions(
         epochs=2,
         width=64,
         height=64,

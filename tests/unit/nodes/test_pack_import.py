@@ -73,7 +73,10 @@ def test_every_node_input_has_a_tooltip_and_the_pack_category(pack):
     from lora_workbench_pack.nodes import _comfy
 
     assert pack.NODE_CLASS_MAPPINGS, "no nodes registered"
+    from lora_workbench.training.settings import option_groups
+
     known = {"LinkModelLibrary", "DatasetSubsetWeights", "KohyaLoRATrain", "LoadTrainedLoRA"}
+    known |= {g.node for g in option_groups()}
     assert set(pack.NODE_CLASS_MAPPINGS) <= known
     for name, cls in pack.NODE_CLASS_MAPPINGS.items():
         assert cls.CATEGORY.startswith(_comfy.CATEGORY), name
@@ -82,6 +85,8 @@ def test_every_node_input_has_a_tooltip_and_the_pack_category(pack):
         for section in ("required", "optional"):
             for input_name, (_type, *opts) in spec.get(section, {}).items():
                 assert opts and opts[0].get("tooltip"), f"{name}.{input_name} has no tooltip"
+        tips = getattr(cls, "OUTPUT_TOOLTIPS", ())
+        assert len(tips) == len(cls.RETURN_TYPES) and all(tips), f"{name} has an output without a tooltip"
 
 
 def test_the_pack_registers_link_model_library(pack):

@@ -16,7 +16,7 @@ from lora_workbench.dataset import dataset_toml
 from lora_workbench.dataset.dataset_toml import tomllib
 from lora_workbench.errors import ValidationError, WorkbenchError
 from lora_workbench.training import train
-from lora_workbench.training.kohya import TrainSpec
+from lora_workbench.training.options import TrainOptions
 from lora_workbench.training.runner import pid_alive
 from tests.unit import train_fakes
 
@@ -36,12 +36,12 @@ def setup(tmp_path, monkeypatch):
     return project, ckpt, launches
 
 
-def spec(**kw) -> TrainSpec:
+def spec(**kw) -> TrainOptions:
     base = dict(
         epochs=2, width=64, height=64, network_dim=4, network_alpha=4, device="cpu", launcher="python"
     )
     base.update(kw)
-    return TrainSpec(**base)
+    return TrainOptions(**base)
 
 
 def launches(path: Path) -> int:
@@ -66,7 +66,7 @@ def test_a_run_writes_a_reproducible_run_folder_and_returns_the_trained_lora(set
     assert run.losses and run.losses[-1][0] == 8 and updates[-1] == (8, 8)
     cfg = tomllib.loads((run_dir / "config.toml").read_text())
     assert cfg["dataset"]["dataset_config"] == str(run_dir / "dataset.toml")
-    assert cfg["training"]["output_dir"] == str(run_dir) and cfg["training"]["max_train_steps"] == 8
+    assert cfg["saving"]["output_dir"] == str(run_dir) and cfg["training"]["max_train_steps"] == 8
     assert (run_dir / "dataset.toml").read_bytes() == (project / "dataset.toml").read_bytes()
     assert "--config_file" in (run_dir / "command.txt").read_text()
     rec = json.loads((run_dir / "run.json").read_text())
@@ -263,10 +263,9 @@ def test_link_to_library_links_the_run_into_ui_lora_folders(setup, tmp_path):
     comfy = tmp_path / "ComfyUI"
     (comfy / "models" / "loras").mkdir(parents=True)
     run = train.train(
-        spec(),
+        spec(link_to_library=True),
         dataset_toml.load_project_dataset(project),
         ckpt,
-        link_to_library=True,
         ui_dirs={"comfyui": comfy},
     )
     linked = comfy / "models" / "loras" / "p1-001" / "p1.safetensors"

@@ -53,7 +53,7 @@ def test_every_input_has_a_tooltip_and_the_seed_defaults(pack, comfy):
     req = types_["required"]
     assert req["epochs"][1]["default"] == 3 and req["seed"][1]["default"] == 12345
     assert req["network_dim"][1]["default"] == 128 and req["sample_sampler"][1]["default"] == "dpm_2"
-    assert types_["hidden"] == {"unique_id": "UNIQUE_ID"} and cls.OUTPUT_NODE
+    assert types_["hidden"]["unique_id"] == "UNIQUE_ID" and cls.OUTPUT_NODE
     assert pack.NODE_CLASS_MAPPINGS["KohyaLoRATrain"] is cls
 
 

@@ -1,0 +1,103 @@
+"""The objects training settings travel in.
+
+`TrainOptions` is one frozen value per setting of `settings.SETTINGS` (generated from that table, so
+a new setting is a new field): the node, the CLI and the tests build one, `train.plan()` validates it
+once, and the command builder reads it. `OptionSet` is what the chainable option nodes pass along
+(LORA_TRAIN_OPTIONS): the settings given so far and which node gave each, so a setting given twice
+is an error that names both nodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import ValidationError
+from .settings import SETTING, SETTINGS
+from .validation import check_setting
+
+
+def coerce(name: str, value: Any) -> Any:
+    """A widget/JSON value as the setting's type where that is lossless (4 -> 4.0, 3.0 -> 3)."""
+    kind = SETTING[name].type
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _to_dict(self) -> dict:
+    return {s.name: getattr(self, s.name) for s in SETTINGS}
+
+
+def _non_defaults(self) -> dict:
+    """The settings that differ from their defaults."""
+    return {s.name: getattr(self, s.name) for s in SETTINGS if getattr(self, s.name) != s.default}
+
+
+def _replace(self, **changes):
+    return dataclasses.replace(self, **{k: coerce(k, v) for k, v in changes.items()})
+
+
+def _from_values(cls, values: Mapping[str, Any] | None = None, **more):
+    """Options from {setting: value}; an unknown name is a sentence, not a silent default."""
+    given = {**(values or {}), **more}
+    unknown = sorted(set(given) - set(SETTING))
+    if unknown:
+        raise ValidationError(
+            f"Unknown training setting(s): {', '.join(unknown)}. Known settings are listed in docs/settings.md."
+        )
+    return cls(**{k: coerce(k, v) for k, v in given.items()})
+
+
+def _from_record(cls, data: Mapping[str, Any]):
+    """Options from a run.json record: unknown (older or newer) keys are ignored."""
+    return cls(**{k: coerce(k, v) for k, v in data.items() if k in SETTING})
+
+
+TrainOptions = dataclasses.make_dataclass(
+    "TrainOptions",
+    [(s.name, s.type, dataclasses.field(default=s.default)) for s in SETTINGS],
+    frozen=True,
+    namespace={
+        "__doc__": "Every setting of one training run (settings.SETTINGS); frozen, built once, validated once.",
+        "to_dict": _to_dict,
+        "non_defaults": _non_defaults,
+        "replace": _replace,
+        "from_values": classmethod(_from_values),
+        "from_record": classmethod(_from_record),
+        "__module__": __name__,
+    },
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionSet:
+    """Settings given by option nodes (LORA_TRAIN_OPTIONS), each with the node that gave it."""
+
+    values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def add(self, values: Mapping[str, Any], source: str) -> OptionSet:
+        """A new set with `values` from `source`, each checked; a setting already set is an error."""
+        given = {}
+        for name, value in values.items():
+            if name not in SETTING:
+                raise ValidationError(f"{source}: unknown training setting {name!r}.")
+            if name in self.values:
+                raise ValidationError(
+                    f"The training setting {name} is given twice: by {self.sources[name]} and by "
+                    f"{source}. Remove it from one of them (or drop one of the two option nodes)."
+                )
+            given[name] = coerce(name, value)
+            try:
+                check_setting(SETTING[name], given[name])
+            except ValidationError as exc:
+                raise ValidationError(f"{source}: {exc}") from None
+        return OptionSet({**self.values, **given}, {**self.sources, **dict.fromkeys(given, source)})
+
+
+__all__ = ["OptionSet", "TrainOptions", "coerce"]

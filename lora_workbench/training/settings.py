@@ -1,0 +1,400 @@
+"""Every training setting, declared once: type, default, bounds or choices, option group, help text,
+the sd-scripts option it becomes and where that goes, the model families and devices it applies to.
+
+Everything else is generated from this table: the KohyaLoRATrain widgets and its option nodes
+(`node_layout`), the `train` CLI flags (`cli/train.py`), the per-setting checks (`validation`), the
+config TOML, dataset TOML and accelerate argv (`command`), the reference in docs/settings.md
+(`settings_doc`) and the run fingerprint (`train`). To add a setting, add one `Setting` here; the
+unit tests then say what else it needs (a builder for `emit="custom"`, a cross-field rule, ...).
+
+Pure data: no imports beyond the standard library and the model-family names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from ..modelfiles.detect import ARCHES
+
+# --------------------------------------------------------------------------- vocabularies
+# Model families sd-scripts trains. Only SD_FAMILIES have trainers here yet; the families issue adds
+# the rest (their options name them in `families`, so they apply only to their family).
+SD_FAMILIES = ("sd1", "sd2", "sdxl")
+FAMILIES = (*SD_FAMILIES, "flux", "chroma", "sd3", "lumina", "hunyuan_image", "anima")
+
+# What sd-scripts accepts (library/train_util.py @ 48d368f); anything else fails late or silently.
+SAMPLERS = (
+    "ddim",
+    "pndm",
+    "lms",
+    "euler",
+    "euler_a",
+    "heun",
+    "dpm_2",
+    "dpm_2_a",
+    "dpmsolver",
+    "dpmsolver++",
+    "dpmsingle",
+    "k_lms",
+    "k_euler",
+    "k_euler_a",
+    "k_dpm_2",
+    "k_dpm_2_a",
+)
+OPTIMIZERS = (
+    "AdamW",
+    "AdamW8bit",
+    "PagedAdamW",
+    "PagedAdamW8bit",
+    "PagedAdamW32bit",
+    "Lion",
+    "Lion8bit",
+    "PagedLion8bit",
+    "SGDNesterov",
+    "SGDNesterov8bit",
+    "DAdaptation",
+    "DAdaptAdaGrad",
+    "DAdaptAdam",
+    "DAdaptAdan",
+    "DAdaptAdanIP",
+    "DAdaptLion",
+    "DAdaptSGD",
+    "Adafactor",
+    "Prodigy",
+    "AdamWScheduleFree",
+    "RAdamScheduleFree",
+    "SGDScheduleFree",
+)
+GPU_ONLY_OPTIMIZERS = tuple(o for o in OPTIMIZERS if "8bit" in o or o.startswith("Paged"))  # bitsandbytes
+SCHEDULERS = (
+    "constant",
+    "constant_with_warmup",
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "cosine_with_min_lr",
+    "warmup_stable_decay",
+    "inverse_sqrt",
+)
+MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
+SAVE_PRECISIONS = ("fp16", "bf16", "float")
+SCRIPTS = ("auto", "train_network.py", "sdxl_train_network.py")
+MODEL_TYPES = ("auto", *ARCHES)
+LAUNCHERS = ("accelerate", "python")
+DEVICES = ("auto", "gpu", "cpu")
+ATTENTIONS = ("sdpa", "xformers", "none")
+STEP_RULES = ("seed", "epochs")
+BUCKETS = ("dataset", "on", "off")
+
+# Checked with fullmatch: the whole value, no trailing newline slipping through a `$`.
+OUTPUT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+CAPTION_EXT_RE = re.compile(r"\.[A-Za-z0-9_-]{1,16}")
+GPU_IDS_RE = re.compile(r"all|\d+(,\d+)*")
+HOST_RE = re.compile(r"[A-Za-z0-9\[][A-Za-z0-9.:\-\[\]]{0,254}")  # never a leading "-": no option injection
+
+
+class Where(str, Enum):
+    """Where a setting ends up."""
+
+    CONFIG = "config"  # sd-scripts' --config_file TOML; `section` is the TOML section
+    DATASET = "dataset"  # the run's copy of the dataset TOML; `section` is general | datasets | subsets
+    LAUNCH = "launch"  # the `accelerate launch` argv before the script
+    PROMPTS = "prompts"  # the sample prompts file
+    RUN = "run"  # ours: decides how the pack runs, never passed to sd-scripts as it is
+
+
+# How a CONFIG/DATASET setting is written when it is not built by hand ("custom": a section builder in
+# command.py writes it, usually because it depends on other settings or on the base model).
+EMITS = ("value", "flag", "if_set", "custom")
+
+
+@dataclass(frozen=True)
+class Group:
+    """An option group: one chainable option node (the main group is the KohyaLoRATrain node itself)."""
+
+    key: str
+    node: str  # node class name
+    title: str  # display name
+    help: str
+
+
+GROUPS: tuple[Group, ...] = (
+    Group("main", "KohyaLoRATrain", "Kohya LoRA Train", "The seed's questions and what every run needs."),
+    Group(
+        "network",
+        "KohyaNetworkOptions",
+        "Kohya Network Options",
+        "What the LoRA network trains: text encoder or U-Net only, v-parameterization.",
+    ),
+    Group(
+        "optimizer",
+        "KohyaOptimizerOptions",
+        "Kohya Optimizer Options",
+        "Optimizer and schedule: optimizer, scheduler, warmup, batch size, step count.",
+    ),
+    Group(
+        "captions",
+        "KohyaCaptionOptions",
+        "Kohya Caption Options",
+        "Captions, buckets and augmentation: caption extension and aspect-ratio buckets.",
+    ),
+    Group(
+        "sampling",
+        "KohyaSamplingOptions",
+        "Kohya Sampling Options",
+        "Sample images during training: prompts, how often, steps, showing them on the node.",
+    ),
+    Group(
+        "saving",
+        "KohyaSavingOptions",
+        "Kohya Saving Options",
+        "Saving: per-epoch files, their precision, linking the result into the model library.",
+    ),
+    Group(
+        "precision",
+        "KohyaPrecisionOptions",
+        "Kohya Precision Options",
+        "Precision and memory: mixed precision, checkpointing, latent caching, attention, workers.",
+    ),
+    Group(
+        "launch",
+        "KohyaLaunchOptions",
+        "Kohya Launch Options",
+        "Where and how sd-scripts runs: device, accelerate processes, GPUs and machines.",
+    ),
+)
+GROUP = {g.key: g for g in GROUPS}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One training setting. `name` is the widget name, the `--kebab-case` CLI flag and the key in
+    run.json; never rename one (saved workflows and API prompts use it)."""
+
+    name: str
+    type: type  # bool | int | float | str
+    default: Any
+    group: str  # a GROUPS key
+    help: str  # the widget tooltip and the --help text: what it does and what to choose
+    low: float | None = None  # numbers: inclusive bounds
+    high: float | None = None
+    step: float | None = None  # the widget's step
+    choices: tuple[str, ...] = ()
+    pattern: re.Pattern | None = None  # text: must fullmatch when not empty
+    pattern_hint: str = ""  # text: the end of "<name> '<value>' ..." saying what a good value is
+    multiline: bool = False
+    where: Where = Where.CONFIG
+    section: str = ""  # the config TOML section, or the dataset TOML level
+    sd_name: str | None = None  # the sd-scripts / accelerate option it becomes (None: ours only)
+    emit: str = "custom"
+    families: tuple[str, ...] = SD_FAMILIES  # the model families it applies to
+    gpu_only: bool = False  # any non-default value needs a GPU
+    gpu_only_values: tuple = ()  # these values need a GPU
+    gpu_why: str = ""  # why they need one (for the error sentence)
+    required: bool = False  # a required widget on the main node
+    flags: tuple[str, ...] = ()  # extra CLI spellings (sd-scripts' own names, short forms)
+    affects_result: bool = (
+        True  # False: changing it cannot change the trained file (kept out of the cache key)
+    )
+    example: Any = None  # a valid non-default value for the tests (None: derived)
+    example_with: dict = field(default_factory=dict)  # other settings the example needs
+    widget: dict = field(default_factory=dict)  # extra widget options (round, control_after_generate)
+    doc_target: str = ""  # docs: where it goes, when `where`/`sd_name` do not say it all
+
+    @property
+    def main(self) -> bool:
+        return self.group == "main"
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def example_value(self) -> Any:
+        """A valid value other than the default, to exercise the setting in tests."""
+        if self.example is not None:
+            return self.example
+        if self.type is bool:
+            return not self.default
+        if self.choices:
+            return next(c for c in self.choices if c != self.default)
+        if self.type in (int, float):
+            value = self.default + (self.step or 1)
+            return self.type(value if self.high is None or value <= self.high else self.default - 1)
+        raise NotImplementedError(f"setting {self.name} needs an example value")
+
+
+S = Setting
+_LR = {"step": 0.00001, "widget": {"round": False}}
+
+# fmt: off
+SETTINGS: tuple[Setting, ...] = (
+    # ------------------------------------------------------------------ main: the seed's questions
+    S("epochs", int, 3, "main", "Passes over the dataset (each image x its repeats once per epoch).",
+      low=1, high=10000, required=True, section="training", sd_name="max_train_epochs",
+      doc_target="`max_train_steps` (epochs x steps per epoch) or `max_train_epochs` (step_rule=epochs)"),
+    S("width", int, 512, "main", "Training width in pixels: a multiple of 64 (8 with buckets on).",
+      low=64, high=8192, step=8, example=576, required=True, where=Where.DATASET, section="datasets",
+      sd_name="resolution", doc_target='`resolution = [W, H]` per dataset; config `resolution = "W,H"`'),
+    S("height", int, 512, "main", "Training height in pixels: a multiple of 64 (8 with buckets on).",
+      low=64, high=8192, step=8, example=576, required=True, where=Where.DATASET, section="datasets",
+      sd_name="resolution", doc_target='`resolution = [W, H]` per dataset; config `resolution = "W,H"`'),
+    S("seed", int, 12345, "main", "Training seed; the same seed and inputs give the same LoRA (and "
+      "reuse the earlier run instead of training again).", low=0, high=2**32 - 1, required=True,
+      section="training", sd_name="seed", emit="value", widget={"control_after_generate": False}),
+    S("network_dim", int, 128, "main", "LoRA rank: capacity and file size (128 is the seed's choice; "
+      "8-32 is often enough for one subject).", low=1, high=1024, required=True, section="network",
+      sd_name="network_dim", emit="value"),
+    S("network_alpha", float, 128.0, "main", "Scales the update by alpha/dim; keep alpha <= dim.",
+      low=0.0, high=1024.0, step=1.0, example=64.0, required=True, section="network",
+      sd_name="network_alpha", emit="value"),
+    S("learning_rate", float, 1e-4, "main", "Base learning rate (used where the U-Net and "
+      "text-encoder rates are not set).", low=0.0, high=1.0, example=2e-4, required=True,
+      section="optimizer", sd_name="learning_rate", emit="value", **_LR),
+    S("unet_lr", float, 1e-4, "main", "Learning rate of the U-Net LoRA.", low=0.0, high=1.0,
+      example=2e-4, required=True, section="optimizer", sd_name="unet_lr", emit="value", **_LR),
+    S("text_encoder_lr", float, 5e-5, "main", "Learning rate of the text-encoder LoRA (not written "
+      "when the text encoder is not trained).", low=0.0, high=1.0, example=1e-5, required=True,
+      section="optimizer", sd_name="text_encoder_lr", **_LR),
+    S("noise_offset", float, 0.0, "main", "Noise offset (0.05-0.1 helps very dark/bright images; "
+      "0 = off).", low=0.0, high=1.0, step=0.01, example=0.05, required=True, section="training",
+      sd_name="noise_offset", emit="value"),
+    S("sample_sampler", str, "dpm_2", "main", "Sampler for the sample images (sd-scripts' names).",
+      choices=SAMPLERS, required=True, section="sample", sd_name="sample_sampler", flags=("--sampler",),
+      example_with={"sample_prompts": "a photo"}),
+    S("script", str, "auto", "main", "auto picks train_network.py for SD 1.x/2.x and "
+      "sdxl_train_network.py for SDXL from the checkpoint.", choices=SCRIPTS, required=True,
+      where=Where.LAUNCH, doc_target="the training script run by accelerate/python",
+      example="sdxl_train_network.py"),
+    S("output_name", str, "", "main", "File name of the LoRA (letters, digits, . _ -); empty = the "
+      "project folder's name. Each run gets its own output/<name>-NNN folder.", pattern=OUTPUT_NAME_RE,
+      pattern_hint="may only hold letters, digits, '.', '_' and '-' (at most 100, not starting with '.' or '-')",
+      section="saving", sd_name="output_name", example="my_lora"),
+    S("model_type", str, "auto", "main", "auto reads it from the checkpoint; set it for .ckpt files.",
+      choices=MODEL_TYPES, where=Where.RUN, example="sd1",
+      doc_target="picks the script and `v2`; never passed as is"),
+    # ------------------------------------------------------------------ network
+    S("train_text_encoder", bool, True, "network", "Train the text encoder too (off = U-Net only, "
+      "smaller file).", section="network", sd_name="network_train_unet_only",
+      doc_target="`network_train_unet_only = true` when off"),
+    S("v_parameterization", bool, False, "network", "For SD 2.x 768-v models only.", section="model",
+      sd_name="v_parameterization", emit="flag", families=("sd2",)),
+    # ------------------------------------------------------------------ optimizer and schedule
+    S("optimizer", str, "AdamW", "optimizer", "sd-scripts optimizer; 8bit/Paged ones need a GPU "
+      "(bitsandbytes).", choices=OPTIMIZERS, section="optimizer", sd_name="optimizer_type",
+      emit="value", gpu_only_values=GPU_ONLY_OPTIMIZERS, gpu_why="it uses bitsandbytes", flags=("--optimizer-type",), example="Lion"),
+    S("lr_scheduler", str, "cosine_with_restarts", "optimizer", "Learning-rate schedule.",
+      choices=SCHEDULERS, section="optimizer", sd_name="lr_scheduler", emit="value",
+      flags=("--scheduler",), example="cosine"),
+    S("lr_warmup_steps", int, 0, "optimizer", "Warmup steps (not with the constant scheduler).",
+      low=0, high=10_000_000, section="optimizer", sd_name="lr_warmup_steps", emit="value"),
+    S("batch_size", int, 0, "optimizer", "Images per step; 0 = the dataset's batch size.", low=0,
+      high=1024, example=2, where=Where.DATASET, section="datasets", sd_name="batch_size",
+      flags=("--train-batch-size",), doc_target="`batch_size` per dataset; config `train_batch_size`"),
+    S("max_train_steps", int, 0, "optimizer", "0 = from step_rule; otherwise stop after this many "
+      "steps.", low=0, high=10_000_000, example=7, section="training", sd_name="max_train_steps"),
+    S("step_rule", str, "seed", "optimizer", "seed: steps = steps per epoch x epochs; epochs: let "
+      "sd-scripts count (exact with buckets).", choices=STEP_RULES, section="training",
+      doc_target="`max_train_steps` (seed) or `max_train_epochs` (epochs)"),
+    # ------------------------------------------------------------------ captions, buckets, augmentation
+    S("caption_extension", str, "", "captions", "Caption file extension, e.g. .txt; empty = the "
+      "dataset's.", pattern=CAPTION_EXT_RE, pattern_hint="must look like '.txt' (a dot and up to 16 letters or digits), or be empty to use the dataset's",
+      where=Where.DATASET, section="general", sd_name="caption_extension", example=".caption"),
+    S("buckets", str, "dataset", "captions", "Aspect-ratio buckets: as the dataset says, or force "
+      "on/off.", choices=BUCKETS, where=Where.DATASET, section="datasets", sd_name="enable_bucket",
+      example="on"),
+    S("min_bucket_reso", int, 256, "captions", "Smallest bucket side (buckets on).", low=64, high=8192,
+      step=64, where=Where.DATASET, section="datasets", sd_name="min_bucket_reso",
+      example_with={"buckets": "on"}),
+    S("max_bucket_reso", int, 1024, "captions", "Largest bucket side (buckets on).", low=64, high=8192,
+      step=64, example=960, where=Where.DATASET, section="datasets", sd_name="max_bucket_reso",
+      example_with={"buckets": "on"}),
+    # ------------------------------------------------------------------ sampling
+    S("sample_prompts", str, "", "sampling", "One prompt per line for sample images after each epoch "
+      "(sd-scripts options like --n negative may follow). Written to a prompts file.", multiline=True,
+      section="sample", sd_name="sample_prompts", example="a photo of subject",
+      doc_target="written to prompts.txt; config `sample_prompts` names the file"),
+    S("sample_every_n_epochs", int, 1, "sampling", "Make sample images every N epochs.", low=1,
+      high=10000, section="sample", sd_name="sample_every_n_epochs",
+      example_with={"sample_prompts": "a photo"}),
+    S("sample_steps", int, 20, "sampling", "Sampling steps per sample image.", low=1, high=1000,
+      where=Where.PROMPTS, sd_name="--s", example_with={"sample_prompts": "a photo"},
+      doc_target="`--s N` on each line of prompts.txt"),
+    S("show_samples", bool, False, "sampling", "Make sample images (the trigger words as prompt when "
+      "no prompts are given) and show them on the node.", where=Where.RUN, affects_result=False,
+      doc_target="fills the prompts with the trigger words when empty"),
+    # ------------------------------------------------------------------ saving and resume
+    S("save_every_n_epochs", int, 1, "saving", "Also save <name>-00000N.safetensors every N epochs "
+      "(0 = only the final file).", low=0, high=10000, section="saving", sd_name="save_every_n_epochs",
+      emit="if_set"),
+    S("save_precision", str, "fp16", "saving", "Precision of the saved LoRA file.", choices=SAVE_PRECISIONS,
+      section="saving", sd_name="save_precision", emit="value"),
+    S("link_to_library", bool, False, "saving", "Link the trained LoRA into ComfyUI's (and "
+      "A1111/Forge's) LoRA folders when it is done.", where=Where.RUN, flags=("--link",),
+      affects_result=False, doc_target="links the result into the UIs' LoRA folders afterwards"),
+    # ------------------------------------------------------------------ precision and memory
+    S("mixed_precision", str, "auto", "precision", "auto: fp16 on a GPU, no on the CPU.",
+      choices=MIXED_PRECISIONS, section="training", sd_name="mixed_precision", gpu_only_values=("fp16",),
+      example="bf16", doc_target="`mixed_precision` (config and accelerate `--mixed_precision`)"),
+    S("gradient_checkpointing", bool, True, "precision", "Less memory, a bit slower.", section="training",
+      sd_name="gradient_checkpointing", emit="value"),
+    S("cache_latents", bool, True, "precision", "Encode images once (off when the dataset uses "
+      "color_aug/random_crop).", section="training", sd_name="cache_latents", emit="value"),
+    S("cache_latents_to_disk", bool, True, "precision", "Keep the cached latents as .npz beside the "
+      "images.", section="training", sd_name="cache_latents_to_disk"),
+    S("lowram", bool, False, "precision", "Load models to VRAM instead of RAM (when VRAM > RAM).",
+      section="training", sd_name="lowram", emit="flag"),
+    S("attention", str, "sdpa", "precision", "sdpa works everywhere; xformers needs a GPU and the "
+      "package.", choices=ATTENTIONS, section="training", sd_name="sdpa", gpu_only_values=("xformers",),
+      example="none", doc_target="`sdpa = true` or `xformers = true`"),
+    S("data_loader_workers", int, 0, "precision", "Data loader processes (0 = in the trainer; least RAM).",
+      low=0, high=64, section="dataset", sd_name="max_data_loader_n_workers",
+      flags=("--max-data-loader-n-workers",),
+      doc_target="`max_data_loader_n_workers` (+ `persistent_data_loader_workers` when > 0)"),
+    # ------------------------------------------------------------------ launch
+    S("device", str, "auto", "launch", "auto: the GPU when torch in the sd-scripts environment sees one.",
+      choices=DEVICES, where=Where.LAUNCH, sd_name="cpu", example="cpu", doc_target="`--cpu` on the CPU"),
+    S("launcher", str, "accelerate", "launch", "accelerate launch (with explicit options) or plain python.",
+      choices=LAUNCHERS, where=Where.LAUNCH, doc_target="`accelerate launch ...` or `python script`"),
+    S("cpu_threads", int, 2, "launch", "accelerate --num_cpu_threads_per_process.", low=1, high=1024,
+      flags=("--num-cpu-threads-per-process",), sd_name="num_cpu_threads_per_process", where=Where.LAUNCH),
+    S("num_processes", int, 1, "launch", "GPUs (processes) to train on.", low=1, high=1024,
+      sd_name="num_processes", gpu_only=True, gpu_why="one process per GPU", example_with={"device": "gpu"},
+      where=Where.LAUNCH),
+    S("gpu_ids", str, "", "launch", "Which GPUs, e.g. 0,1 (empty = accelerate's choice).",
+      pattern=GPU_IDS_RE, pattern_hint="must be GPU numbers separated by commas, e.g. '0,1'", sd_name="gpu_ids",
+      example="0,1", example_with={"device": "gpu"}, where=Where.LAUNCH),
+    S("num_machines", int, 1, "launch", "Machines for multi-node training.", low=1, high=1024,
+      sd_name="num_machines", example_with={"main_process_ip": "10.0.0.1", "device": "gpu"},
+      where=Where.LAUNCH),
+    S("machine_rank", int, 0, "launch", "This machine's rank (multi-node).", low=0, high=1023,
+      sd_name="machine_rank", example_with={"num_machines": 2, "main_process_ip": "10.0.0.1", "device": "gpu"},
+      where=Where.LAUNCH),
+    S("main_process_ip", str, "", "launch", "Address of machine rank 0 (multi-node).", pattern=HOST_RE,
+      pattern_hint="is not an address: give a host name or IP address (not starting with '-')", sd_name="main_process_ip",
+      example="10.0.0.1", example_with={"num_machines": 2, "device": "gpu"},
+      where=Where.LAUNCH),
+    S("main_process_port", int, 0, "launch", "Port of the main process (0 = accelerate's default).",
+      low=0, high=65535, sd_name="main_process_port", example=29500,
+      where=Where.LAUNCH),
+    S("tokenizer_cache_dir", str, "", "launch", "Folder with cached tokenizers (offline use); empty = "
+      "$LORA_WORKBENCH_TOKENIZER_CACHE or the settings.", section="model", sd_name="tokenizer_cache_dir",
+      affects_result=False, example="/tmp/tokenizers"),
+)
+# fmt: on
+
+SETTING: dict[str, Setting] = {s.name: s for s in SETTINGS}
+DEFAULTS: dict[str, Any] = {s.name: s.default for s in SETTINGS}
+
+
+def in_group(group: str) -> tuple[Setting, ...]:
+    """The settings of one group, in declaration order (= widget order)."""
+    return tuple(s for s in SETTINGS if s.group == group)
+
+
+def option_groups() -> tuple[Group, ...]:
+    """The groups that are option nodes (all but the main node)."""
+    return tuple(g for g in GROUPS if g.key != "main")

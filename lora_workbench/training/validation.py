@@ -1,0 +1,190 @@
+"""Whether a TrainOptions can run, decided in one place, before anything is launched.
+
+Three layers: the per-setting checks generated from the settings table (type, bounds, choices,
+pattern), the cross-field rules below (each a small function), and the checks that need to know
+the device and the base model's family. Every failure is a sentence that names the setting and
+says what to set; doubtful but workable values come back as warnings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import ValidationError
+from .settings import FAMILIES, SETTINGS, Setting
+
+_TYPE_WORDS = {bool: "on or off (a boolean)", int: "a whole number", float: "a number", str: "text"}
+_FAMILY_NAMES = {
+    "sd1": "SD 1.x",
+    "sd2": "SD 2.x",
+    "sdxl": "SDXL",
+    "flux": "FLUX.1",
+    "chroma": "Chroma",
+    "sd3": "SD3",
+    "lumina": "Lumina 2",
+    "hunyuan_image": "HunyuanImage",
+    "anima": "Anima",
+}
+
+
+def sanitize_output_name(name: str) -> str:
+    """A safe default output name from free text (e.g. the project folder): [A-Za-z0-9._-], no leading dot."""
+    out = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._-")[:100]
+    return out or "lora"
+
+
+# --------------------------------------------------------------------------- one setting
+def _check_type(s: Setting, value: Any) -> None:
+    if s.type is bool:
+        ok = isinstance(value, bool)
+    elif s.type in (int, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and (s.type is float or isinstance(value, int))
+    else:
+        ok = isinstance(value, s.type)
+    if not ok:
+        raise ValidationError(f"{s.name} must be {_TYPE_WORDS[s.type]}, not {value!r}.")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValidationError(f"{s.name} must be a finite number, not {value}.")
+
+
+def check_setting(s: Setting, value: Any) -> None:
+    """The checks the table declares for one setting: type, choices, bounds, pattern."""
+    _check_type(s, value)
+    if s.choices and value not in s.choices:
+        raise ValidationError(f"{s.name} is {value!r}; choose one of: {', '.join(s.choices)}.")
+    if s.low is not None and value < s.low or s.high is not None and value > s.high:
+        raise ValidationError(f"{s.name} is {value}; set it between {s.low} and {s.high}.")
+    if s.pattern is not None and value and not s.pattern.fullmatch(value):
+        raise ValidationError(f"{s.name} {value!r} {s.pattern_hint}.")
+
+
+# --------------------------------------------------------------------------- cross-field rules
+# Each takes the options and returns a warning (or None); a value that cannot work raises.
+def _learning_rates(o) -> None:
+    if o.learning_rate <= 0 and o.unet_lr <= 0:
+        raise ValidationError(
+            "learning_rate and unet_lr are both 0: nothing would be learned; set learning_rate (e.g. 1e-4)."
+        )
+
+
+def _resolution_steps(o) -> None:
+    step = 8 if o.buckets == "on" else 64
+    for name in ("width", "height"):
+        value = getattr(o, name)
+        if value % step:
+            lower = max(step, value - value % step)
+            raise ValidationError(
+                f"{name} is {value}; sd-scripts needs a multiple of {step}"
+                + (" (8 with buckets on)" if step == 64 else "")
+                + f": set it to {lower} or {lower + step}."
+            )
+
+
+def _bucket_sides(o) -> None:
+    if o.buckets != "on":
+        return
+    for name in ("min_bucket_reso", "max_bucket_reso"):
+        if getattr(o, name) % 64:
+            raise ValidationError(
+                f"{name} is {getattr(o, name)}; buckets step by 64, so set a multiple of 64."
+            )
+    if o.min_bucket_reso > o.max_bucket_reso:
+        raise ValidationError(
+            f"min_bucket_reso {o.min_bucket_reso} is above max_bucket_reso {o.max_bucket_reso}; swap them."
+        )
+
+
+def _alpha_above_dim(o) -> str | None:
+    if o.network_alpha > o.network_dim:
+        return (
+            f"network_alpha {o.network_alpha:g} is above network_dim {o.network_dim}: the update is scaled "
+            f"by alpha/dim = {o.network_alpha / o.network_dim:.2g}, which usually overshoots; keep alpha <= dim."
+        )
+    return None
+
+
+def _constant_without_warmup(o) -> None:
+    if o.lr_scheduler == "constant" and o.lr_warmup_steps > 0:
+        raise ValidationError(
+            "lr_scheduler 'constant' takes no warmup (sd-scripts raises); set lr_warmup_steps to 0 or use "
+            "constant_with_warmup."
+        )
+
+
+def _python_launcher_is_single(o) -> None:
+    if o.launcher == "python" and (o.num_processes > 1 or o.num_machines > 1):
+        raise ValidationError(
+            "Several processes or machines need launcher 'accelerate'; set launcher to accelerate or "
+            "num_processes and num_machines to 1."
+        )
+
+
+def _multi_machine(o) -> None:
+    if o.num_machines <= 1:
+        return
+    if not o.main_process_ip:
+        raise ValidationError(
+            "Training on several machines needs main_process_ip: the address of machine rank 0 "
+            "(e.g. 192.168.1.10)."
+        )
+    if o.machine_rank >= o.num_machines:
+        raise ValidationError(f"machine_rank {o.machine_rank} must be below num_machines {o.num_machines}.")
+
+
+RULES: tuple[Callable[[Any], str | None], ...] = (
+    _learning_rates,
+    _resolution_steps,
+    _bucket_sides,
+    _alpha_above_dim,
+    _constant_without_warmup,
+    _python_launcher_is_single,
+    _multi_machine,
+)
+
+
+# --------------------------------------------------------------------------- entry points
+def validate(opts) -> list[str]:
+    """Raise ValidationError for the first value that cannot work; return warnings for doubtful ones.
+    A run pinned to the CPU (device=cpu) is checked for GPU-only values here too."""
+    for s in SETTINGS:
+        check_setting(s, getattr(opts, s.name))
+    warnings = [w for w in (rule(opts) for rule in RULES) if w]
+    if opts.device == "cpu":
+        check_device(opts, "cpu")
+    return warnings
+
+
+def check_device(opts, device: str) -> None:
+    """What cannot run on the CPU, as sentences (sd-scripts would fail after minutes of loading)."""
+    if device != "cpu":
+        return
+    for s in SETTINGS:
+        value = getattr(opts, s.name)
+        if value == s.default or not (s.gpu_only or value in s.gpu_only_values):
+            continue
+        why = f" ({s.gpu_why})" if s.gpu_why else ""
+        raise ValidationError(
+            f"{s.name} {value} needs a GPU{why} and this run is on the CPU; set {s.name} to {s.default}."
+        )
+
+
+def family_name(family: str) -> str:
+    return _FAMILY_NAMES.get(family, family)
+
+
+def check_family(opts, family: str) -> None:
+    """A setting given for a model family it does not apply to is an error, not silently dropped."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown model family {family!r}")
+    for s in SETTINGS:
+        value = getattr(opts, s.name)
+        if value != s.default and family not in s.families:
+            names = ", ".join(family_name(f) for f in s.families)
+            raise ValidationError(
+                f"{s.name} applies only to {names} base models and this base model is "
+                f"{family_name(family)}; set {s.name} back to {s.default!r}."
+            )
