@@ -5,6 +5,7 @@ import { api } from "../../scripts/api.js";
 import { attachLibraryStatus, NODE_TYPE as LIBRARY_NODE, onLibraryEvent } from "./library_status.js";
 import { attachTrainPanel, NODE_TYPE as TRAIN_NODE, onTrainEvent } from "./train_panel.js";
 import { attachWeightsEditor, NODE_TYPE as WEIGHTS_NODE, onDatasetEvent } from "./weights_editor.js";
+import { migrateWorkflow } from "./train_migration.js";
 
 // The event names of lora_workbench/events.py.
 const EVENTS = { train: "lora_workbench.train", library: "lora_workbench.library", dataset: "lora_workbench.dataset" };
@@ -24,6 +25,16 @@ app.registerExtension({
     api.addEventListener(EVENTS.dataset, () => onDatasetEvent());
     // After a reconnect (ComfyUI restarted) the panels may show stale numbers: refresh them.
     api.addEventListener("reconnected", () => { onLibraryEvent(); onDatasetEvent(); });
+  },
+
+  // Workflows saved with the first KohyaLoRATrain layout: move their values onto the short node and
+  // option nodes before the frontend assigns widget values by position.
+  beforeConfigureGraph(graphData) {
+    try {
+      for (const note of migrateWorkflow(graphData)) console.info(`[lora_workbench] ${note}`);
+    } catch (err) {
+      console.error("[lora_workbench] could not migrate this workflow's KohyaLoRATrain:", err);
+    }
   },
 
   nodeCreated(node) {

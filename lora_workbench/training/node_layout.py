@@ -233,11 +233,16 @@ def _connect(graph: _Graph, source: dict, target: dict, slot: int) -> None:
     source["outputs"][0]["links"].append(lid)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values are (JS `===` on numbers): True is not 1."""
+    return a is b if isinstance(a, bool) or isinstance(b, bool) else a == b
+
+
 def _migrate_trainer(graph: _Graph, node: dict, values: list) -> str:
     old = dict(zip(LEGACY_V1_WIDGETS, values, strict=True))
     main = main_widgets()
     node["widgets_values"] = [old[n] for n in main]
-    moved = {n: v for n, v in old.items() if n not in main and v != DEFAULTS[n]}
+    moved = {n: v for n, v in old.items() if n not in main and not _same(v, DEFAULTS[n])}
     stay, linked = _split_inputs(node, set(main))
     options_slot = max((i + 1 for i, inp in enumerate(stay) if not inp.get("widget")), default=0)
     stay.insert(options_slot, {"name": OPTIONS_INPUT, "type": OPTIONS_TYPE, "link": None})

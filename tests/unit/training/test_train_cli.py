@@ -120,3 +120,37 @@ def test_ctrl_c_cancels_cleanly_and_exits_130(setup, tmp_path):
     from lora_workbench.training.runner import pid_alive
 
     assert not pid_alive(int(pidfile.read_text()))
+
+
+def test_every_setting_flag_reaches_the_options(setup):
+    """Each setting's flag (and sd-scripts' spelling of it) sets that setting; nothing else changes."""
+    from lora_workbench.cli.train import options_from_args
+    from lora_workbench.training.settings import SETTINGS
+
+    parser = cli.build_parser()
+    for s in SETTINGS:
+        value = s.example_value()
+        for flag in (s.flag, *s.flags):
+            if s.type is bool:
+                argv = [flag if value else f"--no-{flag[2:]}"]
+            else:
+                argv = [flag, str(value)]
+            opts = options_from_args(parser.parse_args(["train", "p", "--base", "b", *argv]))
+            assert opts.non_defaults() == {s.name: value}, (flag, opts.non_defaults())
+
+
+def test_the_old_flags_still_parse(setup):
+    from lora_workbench.cli.train import options_from_args
+
+    args = cli.build_parser().parse_args(
+        ["train", "p", "--base", "b", *FAST, "--sampler", "euler_a", "--scheduler", "cosine", "--link",
+         "--no-train-text-encoder", "--max-train-steps", "6", "--optimizer", "Lion"]
+    )  # fmt: skip
+    opts = options_from_args(args)
+    assert (opts.sample_sampler, opts.lr_scheduler, opts.link_to_library, opts.train_text_encoder) == (
+        "euler_a",
+        "cosine",
+        True,
+        False,
+    )
+    assert (opts.epochs, opts.network_alpha, opts.max_train_steps, opts.optimizer) == (2, 4.0, 6, "Lion")
