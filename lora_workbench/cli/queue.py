@@ -54,13 +54,23 @@ def add_commands(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _migrated(workflow):
+    """A UI-format workflow saved with an older node layout, moved onto today's (as the browser does)."""
+    from ..training.node_layout import migrate_workflow
+
+    workflow, notes = migrate_workflow(workflow)
+    for note in notes:
+        print(f"migrated: {note}", file=sys.stderr)
+    return workflow
+
+
 def run(args) -> int:
     from ..client import queue_client as qc
     from ..errors import ValidationError, WorkbenchError
 
     client = qc.QueueClient(args.server)
     try:
-        workflow = qc.load_workflow(args.workflow)
+        workflow = _migrated(qc.load_workflow(args.workflow))
         prompt = qc.prepare_prompt(workflow, client, args.overrides)
     except qc.ServerUnreachable as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """KohyaLoRATrain in a REAL ComfyUI, queued over HTTP like the API does: a real sd-scripts run (CPU,
-random SD1.5, 64x64) that writes the LoRA, and a longer run interrupted with POST /interrupt that ends
-"interrupted" with no trainer process left.
+random SD1.5, 64x64) with settings from chained option nodes that writes the LoRA, and a longer run
+queued as an API prompt of the first layout (old input names) interrupted with POST /interrupt that
+ends "interrupted" with no trainer process left.
 
 The dataset comes from the pack's own DatasetSubsetWeights node, as a user's graph has it.
 """
@@ -89,7 +90,26 @@ def wait_history(srv, prompt_id: str, timeout: float) -> dict:
     raise AssertionError(f"prompt {prompt_id} did not finish in {timeout} s:\n{srv.log()[-3000:]}")
 
 
-def train_prompt(info: dict, dataset_node: str, project: Path, **train_inputs) -> dict:
+def option_nodes(info: dict, options: dict, first_id: int = 10) -> tuple[dict, list | None]:
+    """The option nodes (one per group, chained) that give `options`; and the link for the trainer."""
+    from lora_workbench.training.settings import GROUP, SETTING
+
+    prompt, link = {}, None
+    by_node: dict[str, dict] = {}
+    for name, value in options.items():
+        by_node.setdefault(GROUP[SETTING[name].group].node, {})[name] = value
+    for i, (node, values) in enumerate(by_node.items()):
+        assert node in info, f"{node} is not registered"
+        nid = str(first_id + i)
+        prompt[nid] = {"class_type": node, "inputs": {**values, **({"options": link} if link else {})}}
+        link = [nid, 0]
+    return prompt, link
+
+
+def train_prompt(info: dict, dataset_node: str, project: Path, options=None, **train_inputs) -> dict:
+    """A dataset node and the trainer; `options` go through option nodes, other keyword arguments are
+    the trainer's own inputs (old input names included: API prompts of the first layout)."""
+    chain, link = option_nodes(info, options or {})
     ds_values = {project_input(info, dataset_node): str(project)}
     ds_spec = info[dataset_node]["input"]
     for name in ("width", "height"):  # the tiny 64x64 dataset must be validated at 64x64
@@ -106,13 +126,14 @@ def train_prompt(info: dict, dataset_node: str, project: Path, **train_inputs) -
             "height": 64,
             "network_dim": 4,
             "network_alpha": 4.0,
-            "device": "cpu",
+            **({"options": link} if link else {}),
             **train_inputs,
         },
     )
     return {
         "1": {"class_type": dataset_node, "inputs": ds_inputs},
         "2": {"class_type": "KohyaLoRATrain", "inputs": inputs},
+        **chain,
     }
 
 
@@ -121,13 +142,16 @@ def test_train_node_runs_real_sd_scripts_from_an_api_prompt(server):
     project = srv.home / "projects" / "p1"
     make_project(project)
     t0 = time.monotonic()
-    pid = queue(srv, train_prompt(info, dataset_node, project, epochs=1, output_name="apitest"))
+    options = {"device": "cpu", "save_every_n_epochs": 0, "sample_steps": 2}
+    pid = queue(srv, train_prompt(info, dataset_node, project, options, epochs=1, output_name="apitest"))
     entry = wait_history(srv, pid, 600)
     wall = time.monotonic() - t0
     status = entry["status"]
     assert status["status_str"] == "success", json.dumps(status)[:3000] + srv.log()[-3000:]
     lora = project / "output" / "apitest-001" / "apitest.safetensors"
     assert lora.is_file()
+    spec = json.loads((lora.parent / "run.json").read_text())["spec"]
+    assert (spec["device"], spec["save_every_n_epochs"], spec["sample_steps"]) == ("cpu", 0, 2)
     ui = entry["outputs"]["2"]
     print(f"\nComfyUI train prompt: {wall:.1f}s; ui images {ui.get('images')}; text {ui.get('text')}")
     assert ui["images"] and ui["images"][0]["type"] == "temp"
@@ -138,7 +162,7 @@ def test_train_node_runs_real_sd_scripts_from_an_api_prompt(server):
 
     # The same prompt again: ComfyUI's cache or ours; nothing trains and no new run folder appears.
     t1 = time.monotonic()
-    pid2 = queue(srv, train_prompt(info, dataset_node, project, epochs=1, output_name="apitest"))
+    pid2 = queue(srv, train_prompt(info, dataset_node, project, options, epochs=1, output_name="apitest"))
     assert wait_history(srv, pid2, 120)["status"]["status_str"] == "success"
     print(f"re-queued: {time.monotonic() - t1:.1f}s")
     assert sorted(p.name for p in (project / "output").iterdir()) == ["apitest-001"]
@@ -148,7 +172,10 @@ def test_interrupt_stops_the_trainer_and_the_prompt_ends_interrupted(server):
     srv, info, dataset_node = server
     project = srv.home / "projects" / "p2"
     make_project(project)
-    pid = queue(srv, train_prompt(info, dataset_node, project, epochs=20, output_name="cancelme"))
+    # An API prompt of the first layout: device etc. as the trainer's own inputs (hidden inputs now).
+    pid = queue(
+        srv, train_prompt(info, dataset_node, project, epochs=20, output_name="cancelme", device="cpu")
+    )
     deadline = time.monotonic() + 300
     log = None
     while time.monotonic() < deadline:

@@ -123,3 +123,27 @@ def test_tokenizer_folder_from_a_workflow_is_confined(node_env):
     node, ds, _ = node_env
     with pytest.raises(Exception, match="outside the allowed roots"):
         run_node(node, ds, tokenizer_cache_dir="/")
+
+
+def test_settings_come_through_a_chain_of_option_nodes(node_env, comfy, pack):
+    node, ds, launches = node_env
+    launch = pack.NODE_CLASS_MAPPINGS["KohyaLaunchOptions"]()
+    optimizer = pack.NODE_CLASS_MAPPINGS["KohyaOptimizerOptions"]()
+    (chain,) = launch.collect(unique_id="5", device="cpu", launcher="python")
+    (chain,) = optimizer.collect(options=chain, unique_id="6", max_train_steps=3)
+    out = node.train(
+        ds, "sd15.safetensors", unique_id="7", options=chain, epochs=2, width=64, height=64, network_dim=4,
+        network_alpha=4.0,
+    )  # fmt: skip
+    lora, _image, lora_path, _log = out["result"]
+    run = Path(lora_path).parent
+    record = __import__("json").loads((run / "run.json").read_text())
+    assert record["spec"]["max_train_steps"] == 3 and record["spec"]["launcher"] == "python"
+    assert comfy.progress[-1] == (3, 3)
+
+
+def test_a_setting_from_an_option_node_and_an_old_input_is_an_error_naming_both(node_env, pack):
+    node, ds, _ = node_env
+    (chain,) = pack.NODE_CLASS_MAPPINGS["KohyaLaunchOptions"]().collect(unique_id="5", device="cpu")
+    with pytest.raises(ValidationError, match=r"device is given twice: by Kohya Launch Options \(node 5\)"):
+        run_node(node, ds, options=chain)  # run_node also sends the old input device=cpu

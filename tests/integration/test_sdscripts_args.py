@@ -1,0 +1,99 @@
+"""Every training setting, through sd-scripts' own parser and checks (no weights, no training): for
+train_network.py (SD 1.x/2.x) and sdxl_train_network.py (SDXL), the default command and one command
+per setting with a non-default value are parsed by the script's setup_parser() + read_config_from_file,
+checked by its dataset blueprint and assert_extra_args, and the accelerate options by accelerate's
+own parser. A wrongly spelled or wrongly placed option fails here (see sdscripts_argcheck.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lora_workbench import toml_writer
+from lora_workbench.dataset.dataset_toml import dataset_from_toml
+from lora_workbench.modelfiles.detect import detect_model
+from lora_workbench.training import kohya, train
+from lora_workbench.training.command import Target, build_command, effective_options
+from lora_workbench.training.options import TrainOptions
+from lora_workbench.training.settings import SETTINGS, Where
+from lora_workbench.training.validation import validate
+from tests.unit import train_fakes as fakes
+
+from . import sdscripts_argcheck as argcheck
+
+pytestmark = pytest.mark.integration
+
+SCRIPTS = {"sd1": "train_network.py", "sd2": "train_network.py", "sdxl": "sdxl_train_network.py"}
+TENSORS = {"sd1": fakes.sd1_tensors, "sd2": fakes.sd2_tensors, "sdxl": fakes.sdxl_tensors}
+
+
+def setting_cases(family: str) -> list[tuple[str, dict]]:
+    """The defaults, then one case per setting that applies to the family (its example value)."""
+    cases = [("defaults", {})]
+    for s in SETTINGS:
+        if family in s.families:
+            cases.append((f"{s.name}={s.example_value()!r}", {**s.example_with, s.name: s.example_value()}))
+    return cases
+
+
+def expected(opts) -> dict:
+    """What each table-driven setting must become in sd-scripts' namespace."""
+    out = {}
+    for s in SETTINGS:
+        if s.where is Where.CONFIG and s.emit != "custom" and getattr(opts, s.name) != s.default:
+            out[s.sd_name] = True if s.emit == "flag" else getattr(opts, s.name)
+    return out
+
+
+def build_case(tmp_path, family: str, name: str, values: dict, ds, install) -> argcheck.Case:
+    opts = effective_options(TrainOptions.from_values(values), ds)
+    validate(opts)
+    ckpt = fakes.write_checkpoint(tmp_path / f"{family}.safetensors", TENSORS[family]())
+    run_dir = tmp_path / "runs" / f"{family}-{abs(hash(name))}"
+    run_dir.mkdir(parents=True)
+    device = opts.device if opts.device != "auto" else "cpu"
+    if any(k in values for k in ("num_processes", "gpu_ids", "num_machines", "machine_rank")):
+        device = "gpu"
+    cmd = build_command(opts, Target(ds, detect_model(ckpt, opts.model_type), install, device, run_dir))
+    (run_dir / "config.toml").write_text(toml_writer.dumps(cmd.config), encoding="utf-8")
+    train.write_dataset_copy(ds, cmd.dataset_patch, run_dir / "dataset.toml")
+    if cmd.prompts:
+        (run_dir / "prompts.txt").write_text(cmd.prompts, encoding="utf-8")
+    return argcheck.Case(f"{family} {name}", cmd.argv, cmd.config, expected(opts))
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl"])
+def test_every_setting_is_taken_by_sdscripts_as_meant(family, tmp_path, kohya_dir, kohya_python, monkeypatch):
+    monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
+    monkeypatch.setenv("KOHYA_SS_PATH", str(kohya_dir))
+    monkeypatch.setenv("KOHYA_PYTHON", str(kohya_python))
+    install = kohya.find_install()
+    project = fakes.make_project(tmp_path, images=4, size=64)
+    ds = dataset_from_toml(project / "dataset.toml", project)
+    cases = [build_case(tmp_path, family, n, v, ds, install) for n, v in setting_cases(family)]
+    results = argcheck.check(kohya_python, install.scripts_dir, cases)
+    found = [p for case, res in zip(cases, results, strict=True) for p in argcheck.problems(case, res)]
+    keys = {k for case in cases for k in case.keys()}
+    print(
+        f"\n{SCRIPTS[family]}: {len(cases)} commands, {len(keys)} distinct keys checked, {len(found)} problems"
+    )
+    assert not found, "\n".join(found)
+
+
+def test_a_misspelled_option_is_caught(tmp_path, kohya_dir, kohya_python, monkeypatch):
+    """The checker itself: an unknown key and a value sd-scripts reads differently are reported."""
+    monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
+    monkeypatch.setenv("KOHYA_SS_PATH", str(kohya_dir))
+    monkeypatch.setenv("KOHYA_PYTHON", str(kohya_python))
+    install = kohya.find_install()
+    project = fakes.make_project(tmp_path, images=2, size=64)
+    ds = dataset_from_toml(project / "dataset.toml", project)
+    case = build_case(tmp_path, "sd1", "bad", {}, ds, install)
+    case.config["network"]["network_dimm"] = 4  # a typo sd-scripts would silently ignore
+    case.expect = {"network_dim": 99}  # a value it does not hold
+    cfg = next(a for a in case.argv if a.endswith("config.toml"))
+    with open(cfg, "w", encoding="utf-8") as f:
+        f.write(toml_writer.dumps(case.config))
+    (res,) = argcheck.check(kohya_python, install.scripts_dir, [case])
+    found = argcheck.problems(case, res)
+    assert any("no option 'network_dimm'" in p for p in found), found
+    assert any("network_dim parsed as 128" in p for p in found), found
