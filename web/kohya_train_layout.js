@@ -215,5 +215,6 @@ export const LAYOUT = {
     "main_process_ip": "",
     "main_process_port": 0,
     "tokenizer_cache_dir": ""
-  }
+  },
+  "trainer_height": 820
 };

@@ -93,16 +93,18 @@ function connect(graph, source, target, slot) {
   source.outputs[0].links.push(id);
 }
 
+// One option node per group that holds a moved value or a moved linked input, chained in group order
+// in a row under the trainer; returns them (the last feeds the trainer).
 function chainOptionNodes(graph, trainer, moved, linked) {
   const created = [];
   const pos = trainer.pos ?? [0, 0];
-  const x = pos[0] - 360;
-  let y = pos[1];
+  let x = pos[0];
+  const y = pos[1] + LAYOUT.trainer_height + 40;
   const wanted = new Set([...Object.keys(moved), ...Object.keys(linked)]);
   for (const spec of LAYOUT.option_nodes) {
     if (!spec.widgets.some((n) => wanted.has(n))) continue;
     const opt = optionNode(graph.newNodeId(), spec, moved, [x, y], trainer.mode ?? 0);
-    y += opt.size[1] + 40;
+    x += opt.size[0] + 20;
     for (const [name, inp] of Object.entries(linked)) if (spec.widgets.includes(name)) opt.inputs.push(inp);
     if (created.length) connect(graph, created[created.length - 1], opt, 0);
     graph.ui.nodes.push(opt);
@@ -128,7 +130,7 @@ function migrateTrainer(graph, node, values) {
     owner.inputs.forEach((inp, slot) => { if (inp.link != null) graph.retarget(inp.link, owner.id, slot); });
   }
   node.properties = { ...(node.properties ?? {}), [LAYOUT.layout_property]: LAYOUT.version };
-  node.size = [Math.max(400, (node.size ?? [0])[0]), 560]; // the frontend grows it to fit
+  node.size = [Math.max(400, (node.size ?? [0])[0]), LAYOUT.trainer_height];
   const kinds = created.map((o) => o.type).join(", ") || "no option node (every moved value was a default)";
   return `${LAYOUT.main.type} node ${node.id}: moved to the short layout; ${kinds}`;
 }

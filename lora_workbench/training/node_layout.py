@@ -35,6 +35,7 @@ LEGACY_V1_WIDGETS: tuple[str, ...] = (
 )  # fmt: skip
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")  # a seed's control widget value
 _SEED_INDEX = LEGACY_V1_WIDGETS.index("seed")
+TRAINER_HEIGHT = 820  # the short node with its training panel; option nodes go below it
 
 
 # --------------------------------------------------------------------------- widgets
@@ -113,6 +114,7 @@ def layout() -> dict:
             for g in option_groups()
         ],
         "defaults": dict(DEFAULTS),
+        "trainer_height": TRAINER_HEIGHT,
     }
 
 
@@ -210,15 +212,15 @@ def _split_inputs(node: dict, keep_widgets: set[str]) -> tuple[list, dict]:
 
 def _chain_option_nodes(graph: _Graph, trainer: dict, moved: dict, linked: dict) -> list[dict]:
     """One option node per group that holds a moved value or a moved linked input, chained in group
-    order and stacked left of the trainer; returns them (the last feeds the trainer)."""
+    order in a row under the trainer; returns them (the last feeds the trainer)."""
     created: list[dict] = []
-    x, y = trainer.get("pos", [0, 0])[0] - 360, trainer.get("pos", [0, 0])[1]
+    x, y = trainer.get("pos", [0, 0])[0], trainer.get("pos", [0, 0])[1] + TRAINER_HEIGHT + 40
     for spec in layout()["option_nodes"]:
         names = set(spec["widgets"])
         if not names & (set(moved) | set(linked)):
             continue
         opt = _option_node(graph.new_node_id(), spec, moved, [x, y], trainer.get("mode", 0))
-        y += opt["size"][1] + 40
+        x += opt["size"][0] + 20
         opt["inputs"] += [inp for name, inp in linked.items() if name in names]
         if created:
             _connect(graph, created[-1], opt, 0)
@@ -255,7 +257,7 @@ def _migrate_trainer(graph: _Graph, node: dict, values: list) -> str:
             if inp.get("link") is not None:
                 graph.retarget(inp["link"], owner["id"], slot)
     node.setdefault("properties", {})[LAYOUT_PROPERTY] = LAYOUT_VERSION
-    node["size"] = [max(400, (node.get("size") or [0])[0]), 560]  # the frontend grows it to fit
+    node["size"] = [max(400, (node.get("size") or [0])[0]), TRAINER_HEIGHT]
     kinds = ", ".join(o["type"] for o in created) or "no option node (every moved value was a default)"
     return f"{MAIN_NODE} node {node['id']}: moved to the short layout; {kinds}"
 

@@ -1,7 +1,9 @@
 """The web panels in a real browser: Debian's Chromium (headless, driven by playwright-core) on a real
 ComfyUI with the pack. Edits a subset weight in the weights editor and sees the repeats and the
-node's weights value change, queues a short real training (CPU, random SD1.5, 64x64, 1 epoch) and
-sees the loss chart get points, runs the library node and sees its status; screenshots of each panel.
+node's weights value change, builds the short KohyaLoRATrain with two chained option nodes, queues a
+short real training (CPU, random SD1.5, 64x64, 1 epoch) and sees the loss chart get points, runs the
+library node and sees its status, then loads a workflow of the first trainer layout and sees it
+migrated onto option nodes; screenshots of each.
 
 Needs: COMFYUI_PATH (+ KOHYA_SS_PATH for the training), node, Chromium at /usr/bin/chromium (or
 $LORA_WORKBENCH_CHROMIUM) and `npm install` in tests/integration/browser/. Skips with the reason when
@@ -161,6 +163,7 @@ def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
         "samples": True,
         "dataset_node": dataset_node,
         "workflow": str(workflow) if workflow.is_file() and dataset_node == "DatasetSubsetWeights" else None,
+        "legacy_workflow": str(REPO / "tests" / "fixtures" / "workflows" / "kohya_train_v1.json"),
     }
     cfg_path = tmp_path / "drive.json"
     cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
@@ -203,11 +206,42 @@ def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
     assert tr["route_state"] == "finished"
     assert max(tr["points_seen"]) >= 1 and tr["points_seen"] == sorted(tr["points_seen"]), tr["points_seen"]
 
+    short = steps["short_node"]
+    print("short node:", json.dumps(short)[:1500])
+    assert 12 <= len(short["trainer_widgets"]) <= 17 and short["trainer_values"] == len(
+        short["trainer_widgets"]
+    )
+    assert short["trainer_options_linked"], short
+    kinds = [n["type"] for n in short["option_nodes"]]
+    assert sorted(kinds) == ["KohyaOptimizerOptions", "KohyaSamplingOptions"], kinds
+    assert all(n["feeds"] == 1 for n in short["option_nodes"]), short
+
+    mig = steps["migration"]
+    print("migrated first layout:", json.dumps(mig)[:2000])
+    assert mig["trainer"] == {"epochs": 2, "network_dim": 32, "values": 15, "options_linked": True}, mig
+    nodes = mig["option_nodes"]
+    assert sorted(nodes) == ["KohyaLaunchOptions", "KohyaOptimizerOptions", "KohyaSamplingOptions"], nodes
+    assert (
+        nodes["KohyaOptimizerOptions"]["batch_size"] == 2
+        and nodes["KohyaOptimizerOptions"]["optimizer"] == "Lion"
+    )
+    assert nodes["KohyaLaunchOptions"]["device"] == "cpu" and nodes["KohyaLaunchOptions"]["cpu_threads"] == 4
+    assert nodes["KohyaSamplingOptions"]["show_samples"] is True
+    queued = {e["class_type"]: e["inputs"] for e in mig["prompt"].values()}
+    assert queued["KohyaLoRATrain"]["options"][0] in mig["prompt"], queued
+    assert queued["KohyaSamplingOptions"]["sample_prompts"] == "a photo of subject"
+
     lib = steps["library_panel"]
     assert lib["watching"] == "yes", lib
     assert "created" in lib["text"] and "collisions 1" in lib["text"], lib["text"]
 
-    for name in ("train_panel_done", "library_status", "overview"):
+    for name in (
+        "train_panel_done",
+        "library_status",
+        "overview",
+        "short_node_with_options",
+        "migrated_first_layout",
+    ):
         assert (out / f"{name}.png").is_file(), name
     if dataset_node != "DatasetSubsetWeights":
         pytest.skip(

@@ -1,8 +1,8 @@
 // Drives Debian's Chromium (playwright-core, no downloaded browser) through the LoRA Workbench panels
 // in a real ComfyUI. Called by tests/integration/test_browser.py:
 //   node drive.mjs config.json
-// config: {url, out_dir, chromium, project, library, ckpt, workflow?, subsets: [names], train: bool,
-//          train_timeout_s}
+// config: {url, out_dir, chromium, project, library, ckpt, workflow?, legacy_workflow?, subsets: [names],
+//          train: bool, train_timeout_s, max_train_steps, samples}
 // Writes out_dir/result.json (what it saw, step by step) and PNG screenshots into out_dir. Exits 0
 // when the script ran to the end; the Python test judges the result.
 import fs from "node:fs";
@@ -124,12 +124,21 @@ try {
       if (tr) {
         set(tr, "ckpt_name", cfg.ckpt);
         set(tr, "epochs", 1); set(tr, "width", 64); set(tr, "height", 64);
-        set(tr, "network_dim", 4); set(tr, "network_alpha", 4); set(tr, "device", "cpu");
-        set(tr, "max_train_steps", cfg.max_train_steps || 0);
-        if (cfg.samples) { set(tr, "show_samples", true); set(tr, "sample_steps", 2); }
+        set(tr, "network_dim", 4); set(tr, "network_alpha", 4);
         if (ds && !tr.inputs?.find((i) => i.name === "dataset")?.link) {
           const slot = tr.inputs.findIndex((i) => i.name === "dataset");
           ds.connect(0, tr, slot);
+        }
+        // The rest through two chained option nodes, as a user adds them: optimizer -> sampling -> trainer.
+        const below = Math.max(...app.graph.nodes.filter((n) => n.pos[0] < tr.pos[0] && n.pos[0] + n.size[0] > tr.pos[0] - 420)
+          .map((n) => n.pos[1] + n.size[1]), 0);
+        const opt = add("KohyaOptimizerOptions", [tr.pos[0] - 410, below + 60]);
+        const smp = add("KohyaSamplingOptions", [tr.pos[0] - 410, below + 320]);
+        if (opt && smp) {
+          set(opt, "max_train_steps", cfg.max_train_steps || 0);
+          if (cfg.samples) { set(smp, "show_samples", true); set(smp, "sample_steps", 2); }
+          opt.connect(0, smp, smp.inputs.findIndex((i) => i.name === "options"));
+          smp.connect(0, tr, tr.inputs.findIndex((i) => i.name === "options"));
         }
       }
       if (lib) {
@@ -145,6 +154,34 @@ try {
   });
 
   const hasDataset = result.steps.graph?.dataset;
+
+  await step("short_node", async () => {
+    // The short trainer and its two option nodes, side by side at zoom 0.9.
+    const info = await page.evaluate(() => {
+      const app = window.comfyAPI.app.app;
+      const tr = app.graph.nodes.find((n) => n.type === "KohyaLoRATrain");
+      const opts = app.graph.nodes.filter((n) => n.type.startsWith("Kohya") && n.type.endsWith("Options"));
+      const left = Math.min(tr.pos[0], ...opts.map((n) => n.pos[0]));
+      const top = Math.min(tr.pos[1], ...opts.map((n) => n.pos[1]));
+      const ds = app.canvas.ds;
+      ds.scale = 0.75;
+      ds.offset[0] = -left + 30;
+      ds.offset[1] = -Math.min(top, tr.pos[1]) + 40;
+      app.canvas.setDirty(true, true);
+      const link = (node, name) => node.inputs.find((i) => i.name === name)?.link ?? null;
+      const serialized = tr.serialize();
+      return {
+        trainer_widgets: tr.widgets.filter((w) => w.serialize !== false && !w.name.startsWith("lora_workbench")).map((w) => w.name),
+        trainer_values: serialized.widgets_values.length,
+        trainer_options_linked: link(tr, "options") != null,
+        option_nodes: opts.map((n) => ({ type: n.type, widgets: n.widgets.map((w) => w.name),
+          options_linked: link(n, "options") != null, feeds: (n.outputs[0].links ?? []).length })),
+      };
+    });
+    await page.waitForTimeout(600);
+    await shot("short_node_with_options");
+    return info;
+  });
 
   if (result.steps.graph?.editor) {
     await step("weights_editor", async () => {
@@ -281,6 +318,35 @@ try {
     await shot("overview");
     return {};
   });
+  if (cfg.legacy_workflow) {
+    await step("migration", async () => {
+      // A workflow saved with the first layout (51 widget values on KohyaLoRATrain) loads into the short
+      // node + option nodes, and the prompt it queues carries the old values.
+      const wf = JSON.parse(fs.readFileSync(cfg.legacy_workflow, "utf8"));
+      const seen = await page.evaluate(async (wf) => {
+        const app = window.comfyAPI.app.app;
+        await app.loadGraphData(wf);
+        const tr = app.graph.nodes.find((n) => n.type === "KohyaLoRATrain");
+        const value = (node, name) => node.widgets.find((w) => w.name === name)?.value;
+        const opts = app.graph.nodes.filter((n) => n.type.endsWith("Options"));
+        const { output } = await app.graphToPrompt();
+        const ds = app.canvas.ds;
+        ds.scale = 0.75;
+        ds.offset[0] = -Math.min(...opts.map((n) => n.pos[0])) + 30;
+        ds.offset[1] = -tr.pos[1] + 40;
+        app.canvas.setDirty(true, true);
+        return {
+          trainer: { epochs: value(tr, "epochs"), network_dim: value(tr, "network_dim"), values: tr.serialize().widgets_values.length,
+            options_linked: tr.inputs.find((i) => i.name === "options")?.link != null },
+          option_nodes: Object.fromEntries(opts.map((n) => [n.type, Object.fromEntries(n.widgets.map((w) => [w.name, w.value]))])),
+          prompt: Object.fromEntries(Object.entries(output).filter(([, e]) => e.class_type.startsWith("Kohya"))),
+        };
+      }, wf);
+      await page.waitForTimeout(600);
+      await shot("migrated_first_layout");
+      return seen;
+    });
+  }
 } finally {
   save();
   await context.close();
