@@ -82,7 +82,6 @@ def test_dataset_train_sample_runs_headless_end_to_end(comfy_server, tmp_path):
         "KohyaLoRATrain.network_dim=4",
         "KohyaLoRATrain.network_alpha=4",
         "KohyaLoRATrain.output_name=e2e",
-        "KohyaLoRATrain.device=cpu",
         "EmptyLatentImage.width=64",
         "EmptyLatentImage.height=64",
         "KSampler.steps=2",
@@ -140,6 +139,27 @@ def test_dataset_train_sample_runs_headless_end_to_end(comfy_server, tmp_path):
     log = comfy_server.log()
     assert "lora key not loaded" not in log
     assert "NOT LOADED" not in log
+
+
+def test_every_example_and_a_migrated_first_layout_workflow_fit_the_live_nodes(comfy_server):
+    """Each example (and the first-layout fixture after migration) converts with the live /object_info,
+    names only inputs the server knows and gives every required input."""
+    from lora_workbench.client.workflow import ui_to_api
+    from lora_workbench.training.node_layout import migrate_workflow
+
+    info = comfy_server.get_json("/object_info")
+    files = sorted((REPO / "example_workflows").glob("*.json"))
+    files.append(REPO / "tests" / "fixtures" / "workflows" / "kohya_train_v1.json")
+    for path in files:
+        ui, notes = migrate_workflow(json.loads(path.read_text(encoding="utf-8")))
+        assert bool(notes) == (path.parent.name == "workflows"), (path.name, notes)
+        prompt = ui_to_api(ui, info)
+        for nid, entry in prompt.items():
+            spec = info[entry["class_type"]]["input"]
+            known = {n for s in ("required", "optional") for n in (spec.get(s) or {})}
+            assert set(entry["inputs"]) <= known, (path.name, nid, set(entry["inputs"]) - known)
+            assert set(spec.get("required") or {}) <= set(entry["inputs"]), (path.name, nid)
+        print(f"{path.name}: {len(prompt)} nodes fit the live /object_info; {notes}")
 
 
 def _inputs(info: dict, node: str) -> set[str]:
