@@ -216,5 +216,5 @@ export const LAYOUT = {
     "main_process_port": 0,
     "tokenizer_cache_dir": ""
   },
-  "trainer_height": 820
+  "trainer_height": 900
 };

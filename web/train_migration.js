@@ -99,7 +99,7 @@ function chainOptionNodes(graph, trainer, moved, linked) {
   const created = [];
   const pos = trainer.pos ?? [0, 0];
   let x = pos[0];
-  const y = pos[1] + LAYOUT.trainer_height + 40;
+  const y = pos[1] + LAYOUT.trainer_height + 60;
   const wanted = new Set([...Object.keys(moved), ...Object.keys(linked)]);
   for (const spec of LAYOUT.option_nodes) {
     if (!spec.widgets.some((n) => wanted.has(n))) continue;

@@ -35,7 +35,7 @@ LEGACY_V1_WIDGETS: tuple[str, ...] = (
 )  # fmt: skip
 CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")  # a seed's control widget value
 _SEED_INDEX = LEGACY_V1_WIDGETS.index("seed")
-TRAINER_HEIGHT = 820  # the short node with its training panel; option nodes go below it
+TRAINER_HEIGHT = 900  # the short node with its training panel at its tallest; option nodes go below it
 
 
 # --------------------------------------------------------------------------- widgets
@@ -214,7 +214,7 @@ def _chain_option_nodes(graph: _Graph, trainer: dict, moved: dict, linked: dict)
     """One option node per group that holds a moved value or a moved linked input, chained in group
     order in a row under the trainer; returns them (the last feeds the trainer)."""
     created: list[dict] = []
-    x, y = trainer.get("pos", [0, 0])[0], trainer.get("pos", [0, 0])[1] + TRAINER_HEIGHT + 40
+    x, y = trainer.get("pos", [0, 0])[0], trainer.get("pos", [0, 0])[1] + TRAINER_HEIGHT + 60
     for spec in layout()["option_nodes"]:
         names = set(spec["widgets"])
         if not names & (set(moved) | set(linked)):

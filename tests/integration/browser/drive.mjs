@@ -164,7 +164,7 @@ try {
       const left = Math.min(tr.pos[0], ...opts.map((n) => n.pos[0]));
       const top = Math.min(tr.pos[1], ...opts.map((n) => n.pos[1]));
       const ds = app.canvas.ds;
-      ds.scale = 0.75;
+      ds.scale = 0.65;
       ds.offset[0] = -left + 30;
       ds.offset[1] = -Math.min(top, tr.pos[1]) + 40;
       app.canvas.setDirty(true, true);
