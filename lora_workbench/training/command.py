@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..datatypes import LoraDataset
+from ..errors import ValidationError
 from ..modelfiles.detect import SCRIPT_FOR_ARCH, ModelInfo
 from .kohya import KohyaInstall, default_tokenizer_cache
 from .settings import SETTINGS, Where
@@ -313,20 +314,24 @@ def launch_argv(o, t: Target, r: Resolved) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the whole command
-def _script_warnings(opts, t: Target) -> list[str]:
-    expected = SCRIPT_FOR_ARCH[t.model.arch]
-    if opts.script != "auto" and opts.script != expected:
-        return [
-            f"script {opts.script} was chosen by hand although {t.model.path} looks like "
-            f"{t.model.name} ({expected})."
-        ]
-    return []
+def check_script(opts, model: ModelInfo) -> None:
+    """A script chosen by hand must be the one for the base model's family (sd-scripts would refuse it
+    or fail loading the checkpoint); model_type is the setting for a wrongly detected base model."""
+    expected = SCRIPT_FOR_ARCH[model.arch]
+    if opts.script not in ("auto", expected):
+        wanted = next(a for a, script in SCRIPT_FOR_ARCH.items() if script == opts.script)
+        raise ValidationError(
+            f"script {opts.script} does not train {model.name} models, and {model.path} looks like "
+            f"{model.name} ({model.how}); set script to auto (or {expected}), or set model_type to "
+            f"{wanted} if the base model is really that."
+        )
 
 
 def build_command(opts, t: Target, warnings: list[str] | None = None) -> Command:
     """The command for validated options (train.plan validates): config, dataset patch, prompts, argv."""
     check_device(opts, t.device)
     check_family(opts, t.model.arch)
+    check_script(opts, t.model)
     r = resolve(opts, t)
     return Command(
         argv=launch_argv(opts, t, r),
@@ -341,7 +346,7 @@ def build_command(opts, t: Target, warnings: list[str] | None = None) -> Command
         total_steps=r.total_steps,
         output_dir=str(t.run_dir),
         output_name=r.output_name,
-        warnings=[*(warnings or []), *_script_warnings(opts, t)],
+        warnings=list(warnings or []),
     )
 
 

@@ -266,9 +266,10 @@ SETTINGS: tuple[Setting, ...] = (
       choices=SAMPLERS, required=True, section="sample", sd_name="sample_sampler", flags=("--sampler",),
       example_with={"sample_prompts": "a photo"}),
     S("script", str, "auto", "main", "auto picks train_network.py for SD 1.x/2.x and "
-      "sdxl_train_network.py for SDXL from the checkpoint.", choices=SCRIPTS, required=True,
+      "sdxl_train_network.py for SDXL from the checkpoint; a script that does not fit the base model "
+      "is an error (set model_type when the detection is wrong).", choices=SCRIPTS, required=True,
       where=Where.LAUNCH, doc_target="the training script run by accelerate/python",
-      example="sdxl_train_network.py"),
+      example="sdxl_train_network.py", example_with={"model_type": "sdxl"}),
     S("output_name", str, "", "main", "File name of the LoRA (letters, digits, . _ -); empty = the "
       "project folder's name. Each run gets its own output/<name>-NNN folder.", pattern=OUTPUT_NAME_RE,
       pattern_hint="may only hold letters, digits, '.', '_' and '-' (at most 100, not starting with '.' or '-')",

@@ -30,7 +30,7 @@ from ..errors import ValidationError, WorkbenchError
 from ..modelfiles.detect import ModelInfo, detect_model
 from ..modelfiles.safetensors_header import read_header
 from . import kohya, runner
-from .command import Command, Target, build_command, effective_options, output_name_for
+from .command import Command, Target, build_command, check_script, effective_options, output_name_for
 from .kohya import KohyaInstall
 from .options import TrainOptions
 from .settings import SETTINGS
@@ -293,6 +293,7 @@ def prepare(
         device = opts.device if opts.device != "auto" else probe_device(install.python)
     check_device(opts, device)
     check_family(opts, model.arch)
+    check_script(opts, model)
     warnings += [w for w in _dataset_warnings(opts, dataset) if w not in warnings]
     script = opts.script if opts.script != "auto" else model.script
     fp = fingerprint(opts, dataset, base, script=script, device=device)

@@ -23,9 +23,11 @@ SDXL = fakes.option_set("sdxl_train_network_options.txt")
 ACCEL = fakes.option_set("accelerate_launch_options.txt")
 TENSORS = {"sd1": fakes.sd1_tensors, "sd2": fakes.sd2_tensors, "sdxl": fakes.sdxl_tensors}
 # Settings that decide how the pack runs rather than what the command holds; each has its own test:
-# model_type (test_model_type_names_the_family_of_a_ckpt), show_samples (test_show_samples_...),
+# model_type (test_model_type_overrides_the_detected_family), show_samples (test_show_samples_...),
 # link_to_library (test_train.py::test_link_to_library_...).
 RUN_LEVEL = {"model_type", "show_samples", "link_to_library"}
+# An explicit script must be the one auto picks (test_a_script_that_does_not_fit_is_a_sentence).
+SAME_AS_AUTO = {"script"}
 
 
 @pytest.fixture
@@ -97,7 +99,7 @@ def test_every_setting_changes_what_is_built(tmp_path, env):
     _, _, ds = env
     assert {s.name for s in SETTINGS if s.where is Where.RUN} == RUN_LEVEL
     for s in SETTINGS:
-        if s.where is Where.RUN:
+        if s.where is Where.RUN or s.name in SAME_AS_AUTO:
             continue
         family = s.families[0]
         base = _what_it_builds(_build(tmp_path, ds, family, **s.example_with))
@@ -178,6 +180,24 @@ def test_an_option_for_another_family_is_a_sentence(tmp_path, env):
     _, _, ds = env
     with pytest.raises(Exception, match="v_parameterization applies only to SD 2.x base models .* SDXL"):
         _build(tmp_path, ds, "sdxl", v_parameterization=True)
+
+
+def test_a_script_that_does_not_fit_is_a_sentence(tmp_path, env):
+    _, _, ds = env
+    with pytest.raises(
+        Exception, match="script sdxl_train_network.py does not train SD 2.x .* set model_type to sdxl"
+    ):
+        _build(tmp_path, ds, "sd2", script="sdxl_train_network.py")
+    auto = _build(tmp_path, ds, "sdxl")
+    assert _what_it_builds(_build(tmp_path, ds, "sdxl", script="sdxl_train_network.py")) == _what_it_builds(
+        auto
+    )
+
+
+def test_model_type_overrides_the_detected_family(tmp_path, env):
+    _, _, ds = env
+    cmd = _build(tmp_path, ds, "sd1", model_type="sd2")
+    assert cmd.config["model"]["v2"] is True and cmd.arch == "sd2"
 
 
 def test_sample_prompts_go_into_a_file_never_into_argv(tmp_path, env):
