@@ -7,56 +7,36 @@ and does not confine.
 
 from __future__ import annotations
 
-import json
+import errno
 import os
+import secrets
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import PathNotAllowed, WorkbenchError
+from . import settings
+from .errors import PathNotAllowed, ValidationError
 
-SETTINGS_ENV = "LORA_WORKBENCH_SETTINGS"
 ROOTS_ENV = "LORA_WORKBENCH_ROOTS"
+SETTINGS_ENV = settings.SETTINGS_ENV
+MAX_PATH_BYTES = 4095  # PATH_MAX less its NUL: longer paths fail in the OS with ENAMETOOLONG
+MAX_NAME_BYTES = 255  # one path component (NAME_MAX on every common filesystem)
 
 # Roots added at run time by the ComfyUI adapter (ComfyUI's own model/input/output folders).
 _registered_roots: list[Path] = []
 
-
-def settings_path() -> Path:
-    """The settings file: $LORA_WORKBENCH_SETTINGS, else $XDG_CONFIG_HOME/lora-workbench/settings.json."""
-    if os.environ.get(SETTINGS_ENV):
-        return Path(os.environ[SETTINGS_ENV]).expanduser()
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "lora-workbench" / "settings.json"
+settings_path = settings.settings_path
 
 
 def load_settings() -> dict:
-    """Read the settings file; a missing file is empty settings, a broken one is a clear error.
-
-    Keys (all optional): roots (list of folders workflows may touch), library, comfyui_path,
-    a1111_path, forge_path, kohya_ss_path, kohya_python.
-    """
-    path = settings_path()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return {}
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise WorkbenchError(
-            f"The settings file {path} is not valid JSON ({exc.msg} at line {exc.lineno}); fix or delete it."
-        ) from None
-    if not isinstance(data, dict):
-        raise WorkbenchError(
-            f'The settings file {path} must hold a JSON object, e.g. {{"roots": ["/data"]}}.'
-        )
-    return data
+    """The settings file, every known key type-checked (see settings.py); missing file = {}."""
+    return settings.load()
 
 
 def _setting_or_env(env: str, key: str, default: Path | None = None) -> Path | None:
     if os.environ.get(env):
         return Path(os.environ[env]).expanduser()
-    value = load_settings().get(key)
+    value = settings.get(key)
     if value:
         return Path(value).expanduser()
     return default
@@ -108,7 +88,7 @@ def allowed_roots(extra: Iterable[str | os.PathLike] = ()) -> list[Path]:
     candidates: list[Path] = []
     env = os.environ.get(ROOTS_ENV, "")
     candidates += [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
-    candidates += [Path(p).expanduser() for p in load_settings().get("roots", []) if p]
+    candidates += [Path(p).expanduser() for p in settings.get("roots") or []]
     for p in (library_path(), comfyui_path()):
         if p is not None:
             candidates.append(p)
@@ -130,6 +110,39 @@ def _is_within(path: Path, root: Path) -> bool:
         return False
 
 
+def is_within_roots(path: str | os.PathLike, roots: Iterable[Path]) -> bool:
+    """True when the (already resolved) path lies inside one of the (resolved) roots."""
+    p = Path(path)
+    return any(_is_within(p, r) for r in roots)
+
+
+def shown(text: str, limit: int = 120) -> str:
+    """A value for an error message: repr'd (newlines visible) and cut to `limit` characters."""
+    r = repr(text)
+    return r if len(r) <= limit else r[: limit - 4] + "...'"
+
+
+def check_path_text(text: str, what: str = "path") -> None:
+    """Refuse (ValidationError) a path the OS would reject: not encodable, or too long."""
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:
+        raise ValidationError(
+            f"The {what} {shown(text)} holds characters that cannot be a file name here."
+        ) from None
+    if len(raw) > MAX_PATH_BYTES:
+        raise ValidationError(
+            f"The {what} is {len(raw)} bytes long; paths may be at most {MAX_PATH_BYTES} bytes. "
+            f"It starts with {shown(text[:60])}."
+        )
+    longest = max((len(os.fsencode(part)) for part in Path(text).parts), default=0)
+    if longest > MAX_NAME_BYTES:
+        raise ValidationError(
+            f"A folder or file name in the {what} is {longest} bytes long; names may be at most "
+            f"{MAX_NAME_BYTES} bytes. The {what} starts with {shown(text[:60])}."
+        )
+
+
 def confine(
     value: str | os.PathLike,
     *,
@@ -140,29 +153,346 @@ def confine(
     """Resolve an untrusted path and return it only if it lies inside an allowed root.
 
     Relative paths are taken relative to the first allowed root. Symlinks are resolved before the
-    check, so a link that escapes a root is refused like `..` is.
+    check, so a link that escapes a root is refused like `..` is. The answer is only a name: what
+    is opened by that name later may have been swapped in between, so code that reads or writes
+    untrusted places opens with `open_file` / `open_dir` below, which check what was opened.
     """
-    text = str(value).strip()
+    text = os.fspath(value) if not isinstance(value, str) else value
+    text = text.strip()
     if not text:
         raise PathNotAllowed(f"The {what} is empty; give a folder inside one of the allowed roots.")
     if "\x00" in text:
         raise PathNotAllowed(f"The {what} contains a NUL character.")
+    check_path_text(text, what)
     roots = allowed_roots(extra_roots)
     if not roots:
         raise PathNotAllowed(
-            f"No allowed roots are configured, so the {what} {text!r} cannot be used from a workflow. "
+            f"No allowed roots are configured, so the {what} {shown(text)} cannot be used from a workflow. "
             f"Set {ROOTS_ENV} (folders separated by '{os.pathsep}') or `roots` in {settings_path()}."
         )
     p = Path(text).expanduser()
     if not p.is_absolute():
         p = roots[0] / p
     resolved = Path(os.path.realpath(p))
-    if not any(_is_within(resolved, r) for r in roots):
-        shown = ", ".join(str(r) for r in roots)
+    if not is_within_roots(resolved, roots):
+        listed = ", ".join(str(r) for r in roots)
         raise PathNotAllowed(
-            f"The {what} {text!r} resolves to {resolved}, outside the allowed roots ({shown}). "
+            f"The {what} {shown(text)} resolves to {resolved}, outside the allowed roots ({listed}). "
             f"Add its folder to {ROOTS_ENV} or to `roots` in {settings_path()}."
         )
-    if must_exist and not resolved.exists():
+    if must_exist and not os.path.lexists(resolved):
         raise PathNotAllowed(f"The {what} {resolved} does not exist.")
     return resolved
+
+
+# --------------------------------------------------------------------------- open, then check
+# Checking a name and opening it later is a race: the file or a folder on its way can be swapped
+# for a symlink in between. These helpers open first (no-follow where the OS allows) and then
+# check what was opened: its real path (from the open descriptor) must lie inside the roots.
+O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted as "img.png" must not block the open
+# Folders opened as descriptors and names used relative to them (POSIX); Windows falls back to
+# names checked with lstat right before use.
+DIR_FDS = (
+    os.open in os.supports_dir_fd and os.rename in os.supports_dir_fd and bool(O_NOFOLLOW and O_DIRECTORY)
+)
+_PROC_FD = "/proc/self/fd" if os.path.isdir("/proc/self/fd") else None
+
+
+def opened_path(fd: int, hint: str | os.PathLike) -> Path | None:
+    """The real path of what `fd` refers to, or None when it cannot be told for sure.
+
+    Linux reads /proc/self/fd; elsewhere the real path of `hint` counts only if it is the very
+    same file (device and inode) as the descriptor.
+    """
+    if _PROC_FD is not None:
+        try:
+            real = os.readlink(f"{_PROC_FD}/{fd}")
+        except OSError:
+            real = None
+        if real is not None:
+            return None if real.endswith(" (deleted)") or not real.startswith("/") else Path(real)
+    real = os.path.realpath(hint)
+    try:
+        same = os.path.samestat(os.stat(real), os.fstat(fd))
+    except OSError:
+        return None
+    return Path(real) if same else None
+
+
+def check_opened(fd: int, hint: str | os.PathLike, roots: Iterable[Path], what: str = "path") -> Path:
+    """The real path of the open `fd` if it lies inside `roots`, else PathNotAllowed (fd left open)."""
+    roots = list(roots)
+    real = opened_path(fd, hint)
+    if real is None or not is_within_roots(real, roots):
+        listed = ", ".join(str(r) for r in roots)
+        raise PathNotAllowed(
+            f"The {what} {hint} changed while it was opened or lies outside the allowed roots ({listed}); "
+            "it was not used."
+        )
+    return real
+
+
+def _open_checked(value, what: str, flags: int, confined: bool, extra_roots) -> tuple[int, Path]:
+    """Open a path (confined: its resolved form, no-follow) and return (fd, real path)."""
+    if confined:
+        target = confine(value, what=what, extra_roots=extra_roots)
+        flags |= O_NOFOLLOW  # the resolved path has no link left; one now is a swap
+    else:
+        target = Path(os.fspath(value)).expanduser()
+        check_path_text(str(target), what)
+    try:
+        fd = os.open(target, flags | O_CLOEXEC | O_NONBLOCK)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"The {what} {target} does not exist.") from None
+    except OSError as exc:
+        raise PathNotAllowed(f"The {what} {target} cannot be opened ({exc.strerror}).") from None
+    try:
+        if confined:
+            real = check_opened(fd, target, allowed_roots(extra_roots), what)
+        else:
+            real = opened_path(fd, target) or Path(os.path.realpath(target))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, real
+
+
+class ConfinedFile:
+    """A regular file opened for reading and checked (see `open_file`); a context manager."""
+
+    def __init__(self, fd: int, path: Path):
+        self.fd = fd
+        self.path = path  # its real path when it was opened
+        self.size = os.fstat(fd).st_size
+
+    def read(self, limit: int | None = None) -> bytes:
+        """The whole file; ValidationError when it is bigger than `limit` bytes."""
+        if limit is not None and self.size > limit:
+            raise ValidationError(f"{self.path} is {self.size} bytes, more than the {limit} allowed here.")
+        chunks, total = [], 0
+        while True:
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                return b"".join(chunks)
+            total += len(chunk)
+            if limit is not None and total > limit:
+                raise ValidationError(f"{self.path} grew past the {limit} bytes allowed here.")
+            chunks.append(chunk)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> ConfinedFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_file(
+    value: str | os.PathLike,
+    *,
+    what: str = "file",
+    confined: bool = True,
+    extra_roots: Iterable[str | os.PathLike] = (),
+) -> ConfinedFile:
+    """Open an untrusted file for reading, then check what was opened.
+
+    With `confined` (workflows, HTTP routes) the path is confined, opened with no-follow, and the
+    descriptor's real path must lie inside the allowed roots; a file swapped for a symlink in
+    between is refused (PathNotAllowed). Only regular files open: a FIFO, socket or device planted
+    under an image's name is refused without blocking. `confined=False` (the CLI) follows links.
+
+        with paths.open_file(request_path, what="sample image") as f:
+            data = f.read(limit=64 << 20)
+    """
+    fd, real = _open_checked(value, what, os.O_RDONLY, confined, extra_roots)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise PathNotAllowed(f"The {what} {real} is not a regular file.")
+    return ConfinedFile(fd, real)
+
+
+def open_dir(
+    value: str | os.PathLike,
+    *,
+    what: str = "folder",
+    confined: bool = True,
+    extra_roots: Iterable[str | os.PathLike] = (),
+) -> ConfinedDir:
+    """Open a folder, then check what was opened (see `open_file`); returns a ConfinedDir.
+
+    Names inside it are then used relative to the open folder with no-follow, so swapping the
+    folder (or a file in it) for a symlink after the check cannot redirect a read or a write.
+
+        with paths.open_dir(project, what="project folder") as d:
+            d.write_atomic("dataset.toml", text)         # temp file + rename, inside that folder
+            with d.subdir("images") as images: ...        # refuses a symlinked images/
+    """
+    if not DIR_FDS:
+        real = confine(value, what=what, extra_roots=extra_roots) if confined else None
+        real = real or Path(os.path.realpath(Path(os.fspath(value)).expanduser()))
+        if not real.is_dir():
+            raise PathNotAllowed(f"The {what} {real} is not a folder.")
+        return ConfinedDir(None, real, what)
+    fd, real = _open_checked(value, what, os.O_RDONLY | O_DIRECTORY, confined, extra_roots)
+    return ConfinedDir(fd, real, what)
+
+
+class ConfinedDir:
+    """An open folder; every name is one component used relative to it, never following a link.
+
+    `fd` is None where the OS has no directory descriptors (Windows): names are then joined to
+    `path` and checked with lstat right before use (a best effort, not race-free).
+    """
+
+    def __init__(self, fd: int | None, path: Path, what: str = "folder"):
+        self.fd = fd
+        self.path = path  # its real path when it was opened
+        self.what = what
+
+    # ------------------------------------------------------------------ names
+    def name(self, name: str) -> str:
+        """`name` if it is one plain component (no separator, not . or .., no NUL), else ValidationError."""
+        try:
+            too_long = len(os.fsencode(name)) > MAX_NAME_BYTES
+        except UnicodeEncodeError:
+            too_long = True
+        bad = (
+            too_long
+            or name in ("", ".", "..")
+            or "\x00" in name
+            or os.sep in name
+            or (os.altsep is not None and os.altsep in name)
+        )
+        if bad:
+            raise ValidationError(f"{shown(name)} is not a single file or folder name inside {self.path}.")
+        return name
+
+    def _at(self, name: str) -> dict:
+        return {"dir_fd": self.fd} if self.fd is not None else {}
+
+    def _p(self, name: str) -> str:
+        name = self.name(name)
+        return name if self.fd is not None else str(self.path / name)
+
+    # ------------------------------------------------------------------ reading
+    def lstat(self, name: str) -> os.stat_result | None:
+        """lstat of the entry (a link is not followed); None when it does not exist."""
+        try:
+            return os.stat(self._p(name), follow_symlinks=False, **self._at(name))
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def open_file(self, name: str, flags: int = os.O_RDONLY, mode: int = 0o644) -> int:
+        """A descriptor for the entry, never through a link; reading opens regular files only."""
+        p = self._p(name)
+        if self.fd is None and os.path.islink(p):
+            raise PathNotAllowed(f"{self.path / name} is a symbolic link; it was not used.")
+        try:
+            fd = os.open(p, flags | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, mode, **self._at(name))
+        except OSError as exc:
+            if exc.errno == errno.ELOOP or (O_NOFOLLOW and exc.errno == errno.EMLINK):
+                raise PathNotAllowed(f"{self.path / name} is a symbolic link; it was not used.") from None
+            raise
+        if flags & (os.O_WRONLY | os.O_RDWR) == 0 and not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise PathNotAllowed(f"{self.path / name} is not a regular file; it was not read.")
+        return fd
+
+    def read_bytes(self, name: str, limit: int | None = None) -> bytes:
+        with ConfinedFile(self.open_file(name), self.path / name) as f:
+            return f.read(limit)
+
+    def read_text(self, name: str, limit: int | None = None, encoding: str = "utf-8") -> str:
+        return self.read_bytes(name, limit).decode(encoding)
+
+    def scandir(self):
+        """os.scandir of the open folder (entry.path is the bare name when a descriptor is used)."""
+        return os.scandir(self.fd if self.fd is not None else self.path)
+
+    def subdir(self, name: str, what: str | None = None) -> ConfinedDir:
+        """A folder inside this one, opened without following a link (a symlinked folder is refused)."""
+        label = what or f"folder {name}"
+        p = self._p(name)
+        if self.fd is None:
+            if os.path.islink(p) or not os.path.isdir(p):
+                raise PathNotAllowed(f"{self.path / name} is not a plain folder (a link?); it was not used.")
+            return ConfinedDir(None, self.path / name, label)
+        try:
+            fd = os.open(p, os.O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, dir_fd=self.fd)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise PathNotAllowed(
+                f"{self.path / name} is not a plain folder ({exc.strerror}; a link?); it was not used."
+            ) from None
+        return ConfinedDir(fd, self.path / name, label)
+
+    # ------------------------------------------------------------------ writing
+    def write_atomic(self, name: str, data: bytes | str, mode: int = 0o644) -> Path:
+        """Write `name` in this folder: a new temp file (O_EXCL, no-follow), fsync, rename over `name`.
+
+        A symlink planted at `name` is replaced, never written through; nothing outside the folder
+        is touched; the temp file is removed when anything fails.
+        """
+        name = self.name(name)
+        raw = data.encode("utf-8") if isinstance(data, str) else data
+        tmp = f".{name[:200]}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        fd = self.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(raw)
+                f.flush()
+                os.fsync(f.fileno())
+            self.rename(tmp, name, replace=True)
+        except BaseException:
+            self.unlink(tmp, missing_ok=True)
+            raise
+        return self.path / name
+
+    def rename(self, src: str, dst: str, replace: bool = False) -> None:
+        """Rename an entry inside this folder (a link is renamed, not followed).
+
+        Without `replace` an existing `dst` is refused (FileExistsError) before anything moves.
+        """
+        s, d = self._p(src), self._p(dst)
+        if not replace and self.lstat(dst) is not None:
+            raise FileExistsError(errno.EEXIST, "already exists", str(self.path / dst))
+        if self.fd is None:
+            os.replace(s, d)
+        else:
+            os.replace(s, d, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+
+    def unlink(self, name: str, missing_ok: bool = False) -> None:
+        try:
+            os.unlink(self._p(name), **self._at(name))
+        except FileNotFoundError:
+            if not missing_ok:
+                raise
+
+    def mkdir(self, name: str, exist_ok: bool = True) -> ConfinedDir:
+        """Create (or, with exist_ok, reuse) a plain sub-folder and open it."""
+        try:
+            os.mkdir(self._p(name), **self._at(name))
+        except FileExistsError:
+            if not exist_ok:
+                raise
+        return self.subdir(name)
+
+    # ------------------------------------------------------------------ life cycle
+    def close(self) -> None:
+        if self.fd is not None and self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> ConfinedDir:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
