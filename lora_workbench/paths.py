@@ -429,8 +429,10 @@ class ConfinedDir:
         except FileNotFoundError:
             raise
         except OSError as exc:
+            st = self.lstat(name)
+            kind = "a symbolic link" if st is not None and stat.S_ISLNK(st.st_mode) else exc.strerror
             raise PathNotAllowed(
-                f"{self.path / name} is not a plain folder ({exc.strerror}; a link?); it was not used."
+                f"{self.path / name} is not a plain folder ({kind}); it was not used."
             ) from None
         return ConfinedDir(fd, self.path / name, label)
 

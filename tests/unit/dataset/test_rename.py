@@ -60,24 +60,24 @@ def test_rename_is_refused_when_a_target_exists(proj):
 
 
 def test_plan_refuses_an_existing_target_and_changes_nothing(tmp_path):
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
+    (tmp_path / "images" / "a").mkdir(parents=True)
+    (tmp_path / "images" / "b").mkdir()
     with pytest.raises(ValidationError, match="already exists"):
-        rename.plan_renames(tmp_path, [(str(tmp_path / "a"), str(tmp_path / "b"))])
-    assert sorted(os.listdir(tmp_path)) == ["a", "b"]
+        rename.plan_renames(tmp_path, [(str(tmp_path / "images/a"), str(tmp_path / "images/b"))])
+    assert sorted(os.listdir(tmp_path / "images")) == ["a", "b"]
 
 
 def _crash_on_second_rename(monkeypatch):
-    real = os.rename
+    real = rename._rename_entry
     calls = {"n": 0}
 
-    def flaky(src, dst):
+    def flaky(folder, src, dst):
         calls["n"] += 1
         if calls["n"] == 2:
             raise OSError("simulated crash")
-        return real(src, dst)
+        return real(folder, src, dst)
 
-    monkeypatch.setattr(os, "rename", flaky)
+    monkeypatch.setattr(rename, "_rename_entry", flaky)
     return real
 
 
@@ -88,7 +88,7 @@ def test_crash_mid_way_then_finish(proj, monkeypatch):
     assert names(proj) == ["1_B", "3_A", "C"]  # half done
     assert rename.journal_path(proj).exists()
     assert not (proj / "dataset.toml").exists()
-    monkeypatch.setattr(os, "rename", real)
+    monkeypatch.setattr(rename, "_rename_entry", real)
     report = rename.recover(proj, "finish")
     assert report.found and len(report.steps) == 2
     assert names(proj) == ["21_C", "3_A", "7_B"]
@@ -99,7 +99,7 @@ def test_crash_mid_way_then_roll_back(proj, monkeypatch):
     real = _crash_on_second_rename(monkeypatch)
     with pytest.raises(WorkbenchError):
         dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename")
-    monkeypatch.setattr(os, "rename", real)
+    monkeypatch.setattr(rename, "_rename_entry", real)
     report = rename.recover(proj, "rollback")
     assert [os.path.basename(t) for _, t in report.steps] == ["1_A"]
     assert names(proj) == ["1_A", "1_B", "C"]
@@ -110,7 +110,7 @@ def test_next_apply_finishes_an_interrupted_rename(proj, monkeypatch):
     real = _crash_on_second_rename(monkeypatch)
     with pytest.raises(WorkbenchError):
         dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename")
-    monkeypatch.setattr(os, "rename", real)
+    monkeypatch.setattr(rename, "_rename_entry", real)
     with pytest.raises(ValidationError, match="interrupted"):
         dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename", dry_run=True)
     _, text = dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename")
@@ -122,7 +122,7 @@ def test_recover_refuses_when_both_names_exist(proj, monkeypatch):
     real = _crash_on_second_rename(monkeypatch)
     with pytest.raises(WorkbenchError):
         dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename")
-    monkeypatch.setattr(os, "rename", real)
+    monkeypatch.setattr(rename, "_rename_entry", real)
     (proj / "images" / "1_A").mkdir()  # someone recreated the old name
     with pytest.raises(WorkbenchError, match="Both"):
         rename.recover(proj, "rollback")
