@@ -173,7 +173,12 @@ def confine(
     p = Path(text).expanduser()
     if not p.is_absolute():
         p = roots[0] / p
-    resolved = Path(os.path.realpath(p))
+    try:
+        resolved = Path(os.path.realpath(p))
+    except OSError as exc:  # a link swapped for a file while it was being resolved
+        raise PathNotAllowed(
+            f"The {what} {shown(text)} changed while it was resolved ({exc.strerror})."
+        ) from None
     if not is_within_roots(resolved, roots):
         listed = ", ".join(str(r) for r in roots)
         raise PathNotAllowed(
