@@ -66,10 +66,10 @@ def build_config(
 
 def dumps(config: dict, weights: dict[str, float] | None = None) -> str:
     """TOML text for build_config()'s structure (with our header and the weights as a comment)."""
-    lines = [HEADER]
+    lines = [HEADER[2:]]
     if weights is not None:
-        lines.append(_WEIGHTS_PREFIX + json.dumps(weights, ensure_ascii=True))
-    return "\n".join(lines) + "\n\n" + toml_writer.dumps(config)
+        lines.append(_WEIGHTS_PREFIX[2:] + json.dumps(weights, ensure_ascii=True))
+    return toml_writer.comment(*lines) + "\n" + toml_writer.dumps(config)
 
 
 def read_weights(text: str) -> dict[str, float] | None:

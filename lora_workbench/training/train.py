@@ -140,7 +140,7 @@ def write_dataset_copy(dataset: LoraDataset, patch: dict, dest: Path) -> None:
     data = tomllib.loads(src.read_text(encoding="utf-8"))
     _apply_patch(data, patch)
     changes = ", ".join(f"{k}={v}" for level in patch.values() for k, v in level.items())
-    head = f"# Copy of {src} for this run; the trainer set: {changes}\n"
+    head = toml_writer.comment(f"Copy of {src} for this run; the trainer set: {changes}")
     dest.write_text(head + toml_writer.dumps(data), encoding="utf-8")
 
 
@@ -434,9 +434,9 @@ def train(
 def write_run_files(p: Plan) -> dict:
     """config.toml, dataset.toml (copy), prompts.txt, command.txt and the first run.json."""
     cmd, run_dir, dataset = p.command, p.run_dir, p.prepared.dataset
-    header = (
-        f"# sd-scripts {cmd.script} config for {cmd.output_name}, written by lora-workbench.\n"
-        f"# Run it again with: {cmd.display()}\n"
+    header = toml_writer.comment(
+        f"sd-scripts {cmd.script} config for {cmd.output_name}, written by lora-workbench.",
+        f"Run it again with: {cmd.display()}",
     )
     (run_dir / "config.toml").write_text(header + toml_writer.dumps(cmd.config), encoding="utf-8")
     write_dataset_copy(dataset, cmd.dataset_patch, run_dir / "dataset.toml")
