@@ -2,9 +2,11 @@
 
 Handlers are plain aiohttp functions added by `add_routes(routes)`: `register()` puts them on
 PromptServer.instance.routes (ComfyUI mirrors them under /api), the unit tests on a bare app. Every
-path argument goes through `paths.confine`; refusals are 403 with the reason, bad input 400, and an
-unexpected failure a one-line 500 (the traceback goes to the server log only). Core modules are
-imported inside the handlers so that importing the pack costs ComfyUI nothing.
+path argument goes through `paths.confine` (files are opened first, then checked: `paths.open_file`);
+refusals are 403 with the reason, bad input 400 (over-long paths, numbers like 1e400, JSON nested too
+deep), a body over 1 MiB 413, and an unexpected failure a one-line 500 (the traceback goes to the
+server log only). Core modules are imported inside the handlers so that importing the pack costs
+ComfyUI nothing.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -94,22 +97,55 @@ async def _in_thread(fn, *args, **kwargs):
 
 
 # --------------------------------------------------------------------------- request parsing
-async def _json_body(request) -> dict:
+MAX_BODY_BYTES = 1 << 20  # a panel request is a few hundred bytes
+MAX_SAMPLE_BYTES = 64 << 20  # a sample image is a PNG of a few MB
+
+
+async def _body_text(request) -> str:
+    """The body as text, refused (413) past MAX_BODY_BYTES before it is all read."""
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise HttpError(413, f"The request body is {request.content_length} bytes; at most {MAX_BODY_BYTES}.")
+    chunks, total = [], 0
+    while chunk := await request.content.read(1 << 16):
+        total += len(chunk)
+        if total > MAX_BODY_BYTES:
+            raise HttpError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        chunks.append(chunk)
     try:
-        text = await request.text()
+        return b"".join(chunks).decode("utf-8")
     except UnicodeDecodeError:
         raise HttpError(400, "The request body is not UTF-8 text; send JSON.") from None
+
+
+def _parse_int(digits: str) -> int | float:
+    """JSON integers; one too long for any field is infinite, so its field refuses it by name."""
+    if len(digits) <= 40:
+        return int(digits)
+    return -math.inf if digits.startswith("-") else math.inf
+
+
+async def _json_body(request) -> dict:
+    text = await _body_text(request)
     if not text.strip():
         raise HttpError(400, "The request body is empty; send a JSON object.")
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise HttpError(
             400, f"The request body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})."
         ) from None
+    except RecursionError:
+        raise HttpError(400, "The request body is nested too deeply; send a flat JSON object.") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise HttpError(400, f"The request body holds a value JSON cannot carry here ({exc}).") from None
     if not isinstance(data, dict):
         raise HttpError(400, f"The request body must be a JSON object, not {type(data).__name__}.")
     return data
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _int(data: dict, key: str, default: int | None, lo: int, hi: int) -> int | None:
@@ -118,15 +154,22 @@ def _int(data: dict, key: str, default: int | None, lo: int, hi: int) -> int | N
         if default is None:
             return None
         raise HttpError(400, f"{key} is required (a whole number from {lo} to {hi}).")
+    wrong = HttpError(400, f"{key} must be a whole number from {lo} to {hi}, not {_shown(value)}.")
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise HttpError(400, f"{key} must be a whole number from {lo} to {hi}, not {value!r}.")
-    try:
-        number = float(value)
-    except ValueError:
-        raise HttpError(400, f"{key} must be a whole number from {lo} to {hi}, not {value!r}.") from None
-    if number != number or number != int(number) or not lo <= number <= hi:
-        raise HttpError(400, f"{key} must be a whole number from {lo} to {hi}, not {value!r}.")
-    return int(number)
+        raise wrong
+    if isinstance(value, int):
+        number = value
+    else:
+        try:
+            number = float(value)
+        except ValueError:
+            raise wrong from None
+        if not math.isfinite(number) or number != int(number):  # 1e400 is inf: refused, not a 500
+            raise wrong
+        number = int(number)
+    if not lo <= number <= hi:
+        raise wrong
+    return number
 
 
 def _bool(data: dict, key: str, default: bool) -> bool:
@@ -231,16 +274,27 @@ async def train_cancel(request):
 
 @handler
 async def train_sample(request):
-    """GET ?path=: one sample image the trainer wrote (an image file inside the allowed roots)."""
+    """GET ?path=: one sample image the trainer wrote (an image file inside the allowed roots).
+
+    The file is opened first and then checked (paths.open_file), so a file swapped for a symlink
+    between the check and the read is refused, never served."""
+    value = request.query.get("path", "")
+    data, real = await _in_thread(_read_sample, value)
+    kind = {".png": "image/png", ".webp": "image/webp"}.get(real.suffix.lower(), "image/jpeg")
+    return _web().Response(body=data, content_type=kind, headers={"Cache-Control": "no-cache"})
+
+
+def _read_sample(value: str) -> tuple[bytes, Path]:
     from ..lora_workbench import paths
 
-    value = request.query.get("path", "")
-    path = paths.confine(value, what="sample image")
-    if path.suffix.lower() not in SAMPLE_EXTS:
-        raise HttpError(403, f"{path.name} is not a sample image ({', '.join(SAMPLE_EXTS)}).")
-    if not path.is_file():
-        raise HttpError(404, f"The sample image {path} does not exist.")
-    return _web().FileResponse(path, headers={"Cache-Control": "no-cache"})
+    try:
+        f = paths.open_file(value, what="sample image")
+    except FileNotFoundError:
+        raise HttpError(404, f"The sample image {paths.shown(value)} does not exist.") from None
+    with f:
+        if f.path.suffix.lower() not in SAMPLE_EXTS:
+            raise HttpError(403, f"{f.path.name} is not a sample image ({', '.join(SAMPLE_EXTS)}).")
+        return f.read(limit=MAX_SAMPLE_BYTES), f.path
 
 
 def add_routes(routes) -> None:
