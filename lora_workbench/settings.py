@@ -110,6 +110,8 @@ def _read_raw(path: Path) -> dict:
         raise SettingsError(f"The settings file {path} cannot be read ({exc.strerror}).") from None
     if len(raw) > MAX_SETTINGS_BYTES:
         raise SettingsError(f"The settings file {path} is larger than 1 MiB; it is not a settings file.")
+    if not raw.strip():
+        return {}  # an empty file is empty settings
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

@@ -151,13 +151,15 @@ class LinkModelLibrary:
         if init_if_missing and not os.path.isdir(lib) and not dry_run:
             made = layout.init_library(lib)
             notes.append(f"created the library layout in {lib} ({len(made)} folders)")
-        report = library_core.link_library(lib, uis, dry_run=dry_run, trigger="node")
+        # A workflow's target folders must resolve inside their UI folder or the allowed roots.
+        roots = [str(r) for r in paths.allowed_roots()]
+        report = library_core.link_library(lib, uis, dry_run=dry_run, trigger="node", roots=roots)
         if "comfyui" in uis and not dry_run:
             _invalidate_comfy_cache(report)
 
         if watch and not dry_run:
             hook = _invalidate_comfy_cache if "comfyui" in uis else None
-            watch_core.ensure_watcher(lib, uis, on_report=hook)
+            watch_core.ensure_watcher(lib, uis, on_report=hook, roots=roots)
             notes.append("watching the library for changes")
         elif not watch and watch_core.stop_watcher(lib):
             notes.append("stopped watching the library")

@@ -1,8 +1,10 @@
 """Live relinking: a watchdog observer on a library keeps the UI folders' links in step.
 
 Events are grouped per category (the library's top-level folder) and relinked after a short quiet
-window, so a burst of downloads is one relink. Files still being written (partial-download names,
-or a size that still changes) wait until they are complete. The watcher survives the library folder
+window, so a burst of downloads is one relink. Files still being written wait until they are
+complete: partial-download names until they are renamed; a file written in place until its writer
+closes it (Linux reports the close), or - where no close is reported - until its size and time
+have not changed for QUIET_S, long enough for a download that stalls. The watcher survives the library folder
 being removed and recreated (it re-arms), and there is one watcher per library however often
 `ensure_watcher` is called. watchdog is imported only when a watcher starts.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -26,6 +29,9 @@ log = logging.getLogger("lora_workbench")
 DEBOUNCE_S = 0.1  # quiet window after the last event of a category before it is relinked
 MAX_DELAY_S = 1.0  # a long burst still relinks at least this often
 HEALTH_S = 1.0  # how often to check that the library folder is there and watched
+QUIET_S = 10.0  # no close reported: a file unchanged this long is complete (a stalled download is not)
+OPEN_QUIET_S = 600.0  # closes are reported: a file still open counts as complete only after this
+GROWING_POLL_S = 1.0  # how often files still being written are looked at again
 
 # Event types that never change what is linked (reads, metadata).
 _IGNORED_EVENT_TYPES = {"opened", "closed_no_write", "attrib"}
@@ -50,9 +56,11 @@ class LibraryWatcher:
         debounce: float = DEBOUNCE_S,
         max_delay: float = MAX_DELAY_S,
         health_interval: float = HEALTH_S,
+        roots: list[str] | None = None,
     ):
         self.library = _norm(library_dir)
         self.ui_dirs = {k: Path(v) for k, v in ui_dirs.items()}
+        self.roots = roots  # a workflow's allowed roots (see linker.plan_links); None: the CLI
         self.on_report = on_report
         self.debounce = debounce
         self.max_delay = max_delay
@@ -63,7 +71,11 @@ class LibraryWatcher:
         self._cond = threading.Condition()
         self._first: dict[str, float] = {}  # category -> time of its first pending event
         self._last: dict[str, float] = {}  # category -> time of its latest pending event
-        self._growing: dict[str, tuple[int, float]] = {}  # file -> (size, time) at its last event
+        # file still being written -> (size, mtime_ns, time it last changed)
+        self._growing: dict[str, tuple[int, int, float]] = {}
+        self._not_before: dict[str, float] = {}  # category -> do not relink before (growing files)
+        self._close_events = False  # has the observer reported a writer closing a file?
+        self.quiet = QUIET_S
         self._rearm = False
         self._stopping = False
         self._observer = None
@@ -109,10 +121,16 @@ class LibraryWatcher:
             except Exception as exc:  # an observer that never started
                 log.debug("lora-workbench: observer stop: %s", exc)
 
-    def update(self, ui_dirs: Mapping[str, str | os.PathLike], on_report: ReportHook | None = None) -> None:
+    def update(
+        self,
+        ui_dirs: Mapping[str, str | os.PathLike],
+        on_report: ReportHook | None = None,
+        roots: list[str] | None = None,
+    ) -> None:
         """New targets (the node ran again with other UI folders); takes effect at the next relink."""
         with self._cond:
             self.ui_dirs = {k: Path(v) for k, v in ui_dirs.items()}
+            self.roots = roots
             if on_report is not None:
                 self.on_report = on_report
 
@@ -161,18 +179,32 @@ class LibraryWatcher:
                 if layout.is_partial_download(parts[-1]):
                     continue  # the rename to its final name is the event that counts
                 if not event.is_directory:
-                    gone = kind == "deleted" or (kind == "moved" and i == 0)
-                    if gone:
-                        self._growing.pop(p, None)
-                    else:
-                        try:
-                            self._growing[p] = (os.stat(p).st_size, now)
-                        except OSError:
-                            self._growing.pop(p, None)
+                    self._track(kind, p, moved_from=kind == "moved" and i == 0, now=now)
                 self._first.setdefault(category, now)
                 self._last[category] = now
+                self._not_before.pop(category, None)
                 self._note(kind, p)
                 self._cond.notify_all()
+
+    def _track(self, kind: str, path: str, moved_from: bool, now: float) -> None:
+        """Note whether `path` is still being written (lock held)."""
+        if kind == "closed":  # the writer closed it: complete
+            self._close_events = True
+            self._growing.pop(path, None)
+            return
+        if kind == "deleted" or kind == "moved":  # gone, or renamed into place complete
+            self._growing.pop(path, None)
+            return
+        try:
+            st = os.lstat(path)
+        except OSError:
+            self._growing.pop(path, None)
+            return
+        if kind == "created" and (stat.S_ISLNK(st.st_mode) or st.st_nlink > 1):
+            return  # a link made in one step: nothing is being written
+        old = self._growing.get(path)
+        changed = old is None or (old[0], old[1]) != (st.st_size, st.st_mtime_ns)
+        self._growing[path] = (st.st_size, st.st_mtime_ns, now if changed else old[2])
 
     # ------------------------------------------------------------------ relinking (own thread)
     def _run(self) -> None:
@@ -182,55 +214,71 @@ class LibraryWatcher:
                 if self._stopping:
                     return
                 now = time.monotonic()
-                due = [
-                    c
-                    for c in self._first
-                    if now - self._last[c] >= self.debounce or now - self._first[c] >= self.max_delay
-                ]
+                due = self._due(now)
                 health = self._rearm or now >= next_health
                 if not due and not health:
-                    deadlines = [next_health] + [
-                        min(self._last[c] + self.debounce, self._first[c] + self.max_delay)
-                        for c in self._first
-                    ]
-                    self._cond.wait(max(0.005, min(deadlines) - now))
+                    self._cond.wait(max(0.005, min([next_health, *self._deadlines()]) - now))
                     continue
                 for c in due:
                     del self._first[c], self._last[c]
+                    self._not_before.pop(c, None)
                 waiting = self._unfinished(due, now)
+                growing = set(self._growing)
                 rearm, self._rearm = self._rearm, False
             try:
                 if health:
                     next_health = time.monotonic() + self.health_interval
-                    if self._check_root(rearm):
+                    if self._check_root(rearm, growing):
                         continue  # re-armed: a full relink already ran
                 if due:
                     self._relink(sorted(due), waiting, "watch:" + ",".join(sorted(due)))
             except Exception as exc:  # the watcher must outlive any single failure
                 log.warning("lora-workbench: relink of %s failed: %s", self.library, exc)
 
+    def _due(self, now: float) -> list[str]:
+        """The categories to relink now (lock held)."""
+        return [
+            c
+            for c in self._first
+            if self._not_before.get(c, 0.0) <= now
+            and (now - self._last[c] >= self.debounce or now - self._first[c] >= self.max_delay)
+        ]
+
+    def _deadlines(self) -> list[float]:
+        return [
+            max(
+                self._not_before.get(c, 0.0),
+                min(self._last[c] + self.debounce, self._first[c] + self.max_delay),
+            )
+            for c in self._first
+        ]
+
     def _unfinished(self, categories: list[str], now: float) -> set[str]:
-        """Files of these categories still being written; their categories are re-queued. (lock held)"""
+        """Files of these categories still being written; their categories are looked at again in
+        GROWING_POLL_S. (lock held)"""
         waiting: set[str] = set()
-        for path, (size, seen) in list(self._growing.items()):
+        limit = max(self.quiet, OPEN_QUIET_S) if self._close_events else self.quiet
+        for path, (size, mtime, changed_at) in list(self._growing.items()):
             category = path[len(self.library) + 1 :].split(os.sep, 1)[0]
             if category not in categories:
                 continue
             try:
-                current = os.stat(path).st_size
+                st = os.stat(path)
             except OSError:
                 del self._growing[path]
                 continue
-            if current == size and now - seen >= self.debounce:
-                del self._growing[path]  # complete: unchanged for a whole quiet window
+            if (st.st_size, st.st_mtime_ns) != (size, mtime):
+                self._growing[path] = (st.st_size, st.st_mtime_ns, now)
+            elif now - changed_at >= limit:
+                del self._growing[path]  # no close came, and it has not changed for the whole window
                 continue
-            self._growing[path] = (current, seen if current == size else now)
             waiting.add(path)
             self._first.setdefault(category, now)
             self._last[category] = now
+            self._not_before[category] = now + GROWING_POLL_S
         return waiting
 
-    def _check_root(self, rearm: bool) -> bool:
+    def _check_root(self, rearm: bool, growing: set[str]) -> bool:
         """Re-arm when the library folder came back (or was replaced); True when it relinked."""
         try:
             st = os.stat(self.library)
@@ -240,11 +288,11 @@ class LibraryWatcher:
         if current is None:
             if self._root_watch is not None:
                 self._arm()  # drops the dead watch
-                self._relink(None, set(), "watch:library-missing")
+                self._relink(None, growing, "watch:library-missing")
             return False
         if rearm or self._root_watch is None or current != self._root_id:
             self._arm()
-            self._relink(None, set(), "watch:library-rearmed")
+            self._relink(None, growing, "watch:library-rearmed")
             return True
         return False
 
@@ -252,8 +300,9 @@ class LibraryWatcher:
         with self._cond:
             ui_dirs = dict(self.ui_dirs)
             hook = self.on_report
+            roots = self.roots
         plan = library.plan_links(
-            self.library, layout.targets_for(ui_dirs, categories), categories, ignore=waiting
+            self.library, layout.targets_for(ui_dirs, categories), categories, ignore=waiting, roots=roots
         )
         report = library.apply_plan(plan)
         if waiting:
@@ -308,9 +357,10 @@ def ensure_watcher(
     library_dir: str | os.PathLike,
     ui_dirs: Mapping[str, str | os.PathLike],
     on_report: ReportHook | None = None,
+    roots: list[str] | None = None,
     **options,
 ) -> LibraryWatcher:
-    """The running watcher for this library (updated with these targets), or a new one."""
+    """The running watcher for this library (updated with these targets and roots), or a new one."""
     global _atexit_registered
     key = _key(library_dir)
     with _registry_lock:
@@ -321,9 +371,9 @@ def ensure_watcher(
             _atexit_registered = True
         w = _watchers.get(key)
         if w is not None and w.running:
-            w.update(ui_dirs, on_report)
+            w.update(ui_dirs, on_report, roots)
             return w
-        w = LibraryWatcher(library_dir, ui_dirs, on_report, **options).start()
+        w = LibraryWatcher(library_dir, ui_dirs, on_report, roots=roots, **options).start()
         _watchers[key] = w
         return w
 

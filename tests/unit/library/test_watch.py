@@ -107,11 +107,12 @@ def test_the_watcher_ignores_unfinished_files_when_relinking(setup):
     w = watch.LibraryWatcher(lib, {"comfyui": comfy})
     f = lib / "loras" / "x.safetensors"
     f.write_bytes(b"12")
+    st = f.stat()
     now = time.monotonic()
-    w._growing[str(f)] = (1, now)  # its size changed since the last look
+    w._growing[str(f)] = (1, st.st_mtime_ns, now)  # its size changed since the last look
     assert w._unfinished(["loras"], now) == {str(f)}
-    assert "loras" in w._first  # re-queued
-    w._growing[str(f)] = (2, now - 1.0)
+    assert "loras" in w._first and w._not_before["loras"] > now  # looked at again in a second
+    w._growing[str(f)] = (2, st.st_mtime_ns, now - w.quiet)  # unchanged for the whole window
     assert w._unfinished(["loras"], now) == set()
 
 
