@@ -4,8 +4,9 @@
 
 WORKFLOW is an API-format prompt ("Export (API)") or a UI-format workflow such as our
 example_workflows/*.json (converted with the server's /object_info). Exit codes: 0 success,
-1 execution error, 2 validation error (HTTP 400 node_errors, or a bad --set), 3 timeout,
-4 server unreachable.
+1 execution error or an answer that is not ComfyUI's (not JSON, cut short, odd shapes, too big),
+2 validation error (HTTP 400 node_errors, or a bad workflow or --set), 3 timeout (--timeout bounds
+everything from submitting to the last download), 4 server unreachable or too slow.
 """
 
 from __future__ import annotations
@@ -65,20 +66,42 @@ def _migrated(workflow):
 
 
 def run(args) -> int:
+    """The queue command; every failure is one `error:` line and an exit code, never a traceback."""
     from ..client import queue_client as qc
-    from ..errors import ValidationError, WorkbenchError
+
+    try:
+        return _run(args)
+    except qc.ServerUnreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNREACHABLE
+    except qc.PromptRejected as exc:
+        print(f"error: the server rejected the workflow:\n{exc}", file=sys.stderr)
+        return EXIT_INVALID
+    except qc.BadReply as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # a reply shape nobody foresaw: still one line, never a traceback
+        first = (str(exc).splitlines() or [""])[0][:300]
+        print(
+            f"error: the server's answer could not be handled ({type(exc).__name__}: {first})",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+
+
+def _run(args) -> int:
+    from ..client import queue_client as qc
+    from ..errors import WorkbenchError
 
     client = qc.QueueClient(args.server)
     try:
         workflow = _migrated(qc.load_workflow(args.workflow))
         prompt = qc.prepare_prompt(workflow, client, args.overrides)
-    except qc.ServerUnreachable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
-    except ValidationError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_INVALID
-    except WorkbenchError as exc:
+    except (qc.ServerUnreachable, qc.BadReply):
+        raise
+    except WorkbenchError as exc:  # the workflow or a --set is wrong
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     if args.print_prompt:
@@ -88,18 +111,23 @@ def run(args) -> int:
         result = client.run(
             prompt, timeout=args.timeout, download_dir=args.download, use_websocket=not args.poll
         )
-    except qc.PromptRejected as exc:
-        print(f"error: the server rejected the workflow:\n{exc}", file=sys.stderr)
-        return EXIT_INVALID
-    except qc.ServerUnreachable as exc:
+    except (qc.ServerUnreachable, qc.PromptRejected, qc.BadReply):
+        raise
+    except WorkbenchError as exc:  # e.g. a download refused with HTTP 404
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+        return EXIT_FAILED
+    return _report(result, args.timeout)
+
+
+def _report(result, timeout: float | None) -> int:
+    from ..client import queue_client as qc
+
     for path in result.images:
         print(f"saved {path}")
     if result.status == "success":
         print(f"done in {result.elapsed_s:.1f} s")
     elif result.status == "timeout":
-        print(f"error: no result within {args.timeout:g} s; the run was interrupted", file=sys.stderr)
+        print(f"error: no result within {timeout:g} s; the run was interrupted", file=sys.stderr)
     elif result.status == "interrupted":
         print("error: the run was interrupted", file=sys.stderr)
     else:
