@@ -349,6 +349,37 @@ def open_dir(
     return ConfinedDir(fd, real, what)
 
 
+def makedirs(
+    value: str | os.PathLike,
+    *,
+    what: str = "folder",
+    confined: bool = True,
+    extra_roots: Iterable[str | os.PathLike] = (),
+) -> ConfinedDir:
+    """Create a folder and its missing parents, each through the descriptor of the one above it.
+
+    The deepest existing ancestor is opened and checked like `open_dir`; every missing part below it
+    is made and opened without following links, so a parent swapped for a symlink meanwhile is
+    refused instead of created through. Returns the folder, open.
+    """
+    target = confine(value, what=what, extra_roots=extra_roots) if confined else Path(os.path.abspath(value))
+    missing: list[str] = []
+    base = target
+    while not os.path.isdir(base) and base.parent != base:
+        missing.insert(0, base.name)
+        base = base.parent
+    d = open_dir(base, what=what, confined=confined, extra_roots=extra_roots)
+    try:
+        for name in missing:
+            child = d.mkdir(name)
+            d.close()
+            d = child
+    except BaseException:
+        d.close()
+        raise
+    return d
+
+
 class ConfinedDir:
     """An open folder; every name is one component used relative to it, never following a link.
 

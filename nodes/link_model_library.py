@@ -39,6 +39,14 @@ def _invalidate_comfy_cache(report: library_core.LinkReport) -> None:
             _comfy.invalidate_filename_cache(name)
 
 
+def _init_library(lib: Path) -> int:
+    """layout.init_library for a workflow's path: every folder made through its checked parent."""
+    with paths.makedirs(lib, what="model library") as d:
+        for name in layout.LIBRARY_FOLDERS:
+            d.mkdir(name).close()
+    return len(layout.LIBRARY_FOLDERS) + 1
+
+
 class LinkModelLibrary:
     """Link every model of one library folder into ComfyUI's models (and A1111/Forge), without copies."""
 
@@ -149,8 +157,8 @@ class LinkModelLibrary:
 
         notes = []
         if init_if_missing and not os.path.isdir(lib) and not dry_run:
-            made = layout.init_library(lib)
-            notes.append(f"created the library layout in {lib} ({len(made)} folders)")
+            made = _init_library(lib)
+            notes.append(f"created the library layout in {lib} ({made} folders)")
         # A workflow's target folders must resolve inside their UI folder or the allowed roots.
         roots = [str(r) for r in paths.allowed_roots()]
         report = library_core.link_library(lib, uis, dry_run=dry_run, trigger="node", roots=roots)

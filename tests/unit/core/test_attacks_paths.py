@@ -335,3 +335,28 @@ def test_open_dir_outside_the_roots_is_refused(world):
         paths.open_dir(str(outside))
     with paths.open_dir(str(outside), confined=False) as d:  # the CLI: not confined
         assert d.read_bytes("secret.png") == SECRET
+
+
+def test_makedirs_never_creates_through_a_parent_swapped_for_a_link(world, monkeypatch):
+    root, outside = world
+    real_confine = paths.confine
+    calls = []
+
+    def confine_then_swap(*args, **kwargs):
+        got = real_confine(*args, **kwargs)
+        if not calls:
+            (root / "lib").symlink_to(outside / "dir", target_is_directory=True)
+        calls.append(args)
+        return got
+
+    monkeypatch.setattr(paths, "confine", confine_then_swap)
+    with pytest.raises(PathNotAllowed):
+        paths.makedirs(str(root / "lib" / "models" / "loras"))
+    assert os.listdir(outside / "dir") == []
+
+
+def test_makedirs_makes_the_missing_parents_inside_the_root(world):
+    root, _ = world
+    with paths.makedirs(str(root / "a" / "b" / "c")) as d:
+        d.write_atomic("x.txt", "x")
+    assert (root / "a/b/c/x.txt").read_text() == "x"
