@@ -199,26 +199,25 @@ class _SourceScan:
             it = os.scandir(folder)
         except OSError:
             return self.out
+        splitext, exts, ignore, out = os.path.splitext, self.exts, self.ignore, self.out
         with it:
             for entry in it:
-                if not entry.name.startswith("."):
-                    self._entry(entry, rel)
-        return self.out
-
-    def _entry(self, entry: os.DirEntry, rel: str) -> None:
-        name = entry.name
-        try:
-            if entry.is_dir():
-                if self._descend(entry):
-                    self.scan(entry.path, rel + name + os.sep)
-                return
-            if os.path.splitext(name)[1].lower() not in self.exts or is_partial_download(name):
-                return
-            if entry.path in self.ignore or not entry.is_file():
-                return
-        except OSError:
-            return
-        self.out[rel + name] = entry.path
+                name = entry.name
+                if name.startswith("."):
+                    continue
+                try:
+                    if entry.is_dir():
+                        if self._descend(entry):
+                            self.scan(entry.path, rel + name + os.sep)
+                        continue
+                    if splitext(name)[1].lower() not in exts or is_partial_download(name):
+                        continue
+                    if entry.path in ignore or not entry.is_file():
+                        continue
+                except OSError:
+                    continue
+                out[rel + name] = entry.path
+        return out
 
     def _descend(self, entry: os.DirEntry) -> bool:
         st = entry.stat()
@@ -289,7 +288,12 @@ def _plan_folder(plan: LinkPlan, folder: str, wanted: dict[str, str], owner: _Ow
     """Add the actions that make `folder` hold exactly the links in `wanted` (rel -> source)."""
     have: dict[str, tuple[str, str | None]] = {}
     _scan_links(folder, "", have)
+    norm = _norm_link
     for rel, source in wanted.items():
+        got = have.get(rel)
+        if got is not None and got[1] == norm(source):  # our link, spelled as we spell it: the common case
+            plan.unchanged += 1
+            continue
         _plan_wanted(plan, folder, rel, source, have, owner)
     join = os.path.join
     for rel, (kind, dest) in have.items():
