@@ -422,9 +422,12 @@ def _present_categories(plan: LinkPlan, lib: str, categories: Iterable[str]) -> 
             "unmounted drive or an empty folder, so no link was touched. Mount it, or run "
             "`lora-workbench init` on it."
         )
-    for c in wanted:
-        if c not in present and present:
-            plan.messages.append(f"The library has no {c} folder; the {c} links were left as they are.")
+    absent = [c for c in wanted if c not in present]
+    if absent and present:
+        plan.messages.append(
+            f"The library has no {', '.join(absent)} folder{'s' if len(absent) > 1 else ''}; "
+            "links of those categories were left as they are."
+        )
     return present
 
 

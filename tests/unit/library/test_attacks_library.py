@@ -157,6 +157,10 @@ def test_a_missing_category_folder_keeps_its_links(tmp_path, lib):
     report = link_library(lib, {"comfyui": comfy})
     assert report.removed == [] and os.path.islink(comfy / "models/loras/style.safetensors")
     assert any("no loras folder" in m for m in report.messages)
+    (tmp_path / "loras-away").rename(lib / "loras")
+    (lib / "clip").rmdir()
+    (lib / "controlnet").rmdir()
+    assert any("no clip, controlnet folders" in m for m in link_library(lib, {"comfyui": comfy}).messages)
 
 
 def test_the_cli_and_the_node_report_an_unmounted_library(tmp_path, node, roots, capsys):

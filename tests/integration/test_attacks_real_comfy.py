@@ -1,0 +1,206 @@
+"""Attacks against a running real ComfyUI with the pack: the pack's HTTP routes (under / and /api) and
+LinkModelLibrary through /prompt. Every attack gets a 400/403/404/413 with a sentence, the server
+logs no traceback of ours, and nothing outside the allowed root is read, written or moved."""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import start_comfy, stop_comfy
+from .test_comfy_loads_pack import run_prompt, tracebacks_about_us
+
+pytestmark = pytest.mark.integration
+
+SECRET = b"\x89PNG\r\n\x1a\nthe secret outside"
+
+
+def snapshot(folder: Path) -> dict[str, bytes | str]:
+    out: dict[str, bytes | str] = {}
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for n in dirnames + filenames:
+            p = os.path.join(dirpath, n)
+            rel = os.path.relpath(p, folder)
+            out[rel] = (
+                "link:" + os.readlink(p)
+                if os.path.islink(p)
+                else "dir"
+                if os.path.isdir(p)
+                else open(p, "rb").read()
+            )
+    return out
+
+
+def request(url: str, data: bytes | None = None, method: str | None = None) -> tuple[int, bytes]:
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def attacks(home: Path, outside: Path) -> list[tuple[str, str, bytes | None, tuple[int, ...]]]:
+    """(name, route + query, body, allowed statuses)."""
+    run = home / "run"
+
+    def sample(p: str) -> str:
+        return "/lora_workbench/train/sample?" + urllib.parse.urlencode({"path": p})
+
+    def preview(body: str | bytes) -> bytes:
+        return body if isinstance(body, bytes) else body.encode()
+
+    return [
+        ("sample outside", sample(str(outside / "secret.png")), None, (403,)),
+        ("sample link out", sample(str(run / "link.png")), None, (403,)),
+        ("sample dot-dot", sample(str(run / ".." / ".." / outside.name / "secret.png")), None, (403,)),
+        ("sample not an image", sample(str(run / "notes.txt")), None, (403,)),
+        ("sample fifo", sample(str(run / "fifo.png")), None, (403,)),
+        ("sample folder", sample(str(run / "dir.png")), None, (403,)),
+        ("sample over-long", sample("x" * 5000 + ".png"), None, (400,)),
+        ("sample long name", sample("run/" + "n" * 300 + ".png"), None, (400,)),
+        (
+            "preview outside",
+            "/lora_workbench/dataset/preview",
+            preview(json.dumps({"project": str(outside)})),
+            (403,),
+        ),
+        (
+            "preview dot-dot",
+            "/lora_workbench/dataset/preview",
+            preview('{"project": "../../../../etc"}'),
+            (403,),
+        ),
+        (
+            "preview over-long",
+            "/lora_workbench/dataset/preview",
+            preview(json.dumps({"project": "p" * 5000})),
+            (400,),
+        ),
+        (
+            "preview 1e400",
+            "/lora_workbench/dataset/preview",
+            preview('{"project": "proj", "width": 1e400}'),
+            (400,),
+        ),
+        (
+            "preview digits",
+            "/lora_workbench/dataset/preview",
+            preview('{"project": "proj", "epochs": ' + "9" * 5000 + "}"),
+            (400,),
+        ),
+        (
+            "preview NaN",
+            "/lora_workbench/dataset/preview",
+            preview('{"project": "proj", "height": NaN}'),
+            (400,),
+        ),
+        ("preview deep", "/lora_workbench/dataset/preview", preview("[" * 100000 + "]" * 100000), (400,)),
+        (
+            "preview deep value",
+            "/lora_workbench/dataset/preview",
+            preview('{"project": ' + "[" * 50000 + "]" * 50000 + "}"),
+            (400,),
+        ),
+        ("preview not utf-8", "/lora_workbench/dataset/preview", preview(b'{"project": "\xff"}'), (400,)),
+        (
+            "preview 2 MiB",
+            "/lora_workbench/dataset/preview",
+            preview(json.dumps({"project": "proj", "weights": "x" * (2 << 20)})),
+            (413,),
+        ),
+    ]
+
+
+def test_attacks_on_the_routes_of_a_real_comfyui_are_refused(comfyui_dir, comfy_python, tmp_path):
+    home = tmp_path / "home"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(SECRET)
+    (outside / "lib" / "loras").mkdir(parents=True)
+    run = home / "run"
+    run.mkdir(parents=True)
+    (run / "notes.txt").write_text("inside, not an image")
+    (run / "link.png").symlink_to(outside / "secret.png")
+    (run / "dir.png").mkdir()
+    os.mkfifo(run / "fifo.png")
+    (home / "proj" / "images").mkdir(parents=True)
+    before = snapshot(outside)
+    server = start_comfy(comfyui_dir, comfy_python, home, extra_args=("--base-directory", str(home)))
+    try:
+        results = []
+        for prefix in ("", "/api"):
+            for name, route, body, allowed in attacks(home, outside):
+                status, raw = request(server.url + prefix + route, body, "POST" if body is not None else None)
+                assert SECRET not in raw, name
+                assert status in allowed, (prefix + name, status, raw[:300])
+                if status != 413 or raw:
+                    assert json.loads(raw)["error"], name
+                results.append((prefix + " " + name, status))
+        print("\n" + "\n".join(f"{status}  {name}" for name, status in results))
+        ok = server.get_json("/lora_workbench/library/status")
+        assert str(Path(os.path.realpath(home))) in ok["roots"]
+        assert snapshot(outside) == before
+        assert not tracebacks_about_us(server.log()), server.log()[-4000:]
+    finally:
+        stop_comfy(server)
+
+
+def link_prompt(library: str, a1111: str) -> dict:
+    return {
+        "1": {
+            "class_type": "LinkModelLibrary",
+            "inputs": {
+                "library": library,
+                "link_comfyui": True,
+                "watch": False,
+                "init_if_missing": False,
+                "dry_run": False,
+                "a1111_path": a1111,
+                "forge_path": "",
+            },
+        }
+    }
+
+
+def test_a_shared_library_and_ui_folder_cannot_make_a_real_comfyui_write_outside(
+    comfyui_dir, comfy_python, tmp_path
+):
+    home = tmp_path / "home"
+    outside = tmp_path / "outside"
+    (outside / "Lora").mkdir(parents=True)
+    (outside / "Lora" / "keep.txt").write_text("the user's")
+    lib = home / "library"
+    for cat in ("loras", "checkpoints", "vae"):
+        (lib / cat).mkdir(parents=True)
+    (lib / "loras" / "style.safetensors").write_bytes(b"\0" * 16)
+    (lib / "loras" / "back").symlink_to(home / "models" / "loras", target_is_directory=True)  # loops back
+    a1111 = home / "a1111"
+    (a1111 / "models").mkdir(parents=True)
+    (a1111 / "models" / "Lora").symlink_to(outside / "Lora", target_is_directory=True)  # escapes the root
+    empty = home / "mnt"
+    empty.mkdir()
+    before = snapshot(outside)
+    server = start_comfy(comfyui_dir, comfy_python, home, extra_args=("--base-directory", str(home)))
+    try:
+        for _ in range(2):
+            text = run_prompt(server, link_prompt(str(lib), str(a1111)))["outputs"]["1"]["text"][0]
+        print(f"\nnode report:\n{text}")
+        assert "outside the UI folder and the allowed roots; not linked" in text
+        assert "not scanned" in text
+        assert (home / "models/loras/style.safetensors").is_symlink()
+        assert not os.path.lexists(home / "models/loras/back")
+        unmounted = run_prompt(server, link_prompt(str(empty), ""))["outputs"]["1"]["text"][0]
+        assert "looks unmounted" in unmounted
+        assert (home / "models/loras/style.safetensors").is_symlink()  # the empty mount removed nothing
+        assert snapshot(outside) == before
+        assert not tracebacks_about_us(server.log()), server.log()[-4000:]
+    finally:
+        stop_comfy(server)
