@@ -1,8 +1,11 @@
 """Where things are: environment, the settings file, and the roots untrusted paths are confined to.
 
 Paths that arrive through a workflow or an HTTP route are untrusted: `confine()` resolves them
-(following symlinks) and refuses anything outside the allowed roots. The CLI is the user's own shell
-and does not confine.
+(following symlinks) and refuses anything outside the allowed roots. A name checked now may be
+swapped for a symlink before it is used, so code that reads or writes an untrusted place opens
+first and checks what was opened: `open_file()` (read a file), `open_dir()` -> `ConfinedDir`
+(names used relative to the open folder, never through a link; `write_atomic` for a new file),
+`makedirs()`. The CLI is the user's own shell and does not confine (`confined=False`).
 """
 
 from __future__ import annotations
