@@ -15,7 +15,7 @@ import pytest
 from lora_workbench.dataset import dataset_toml
 from lora_workbench.dataset import scan as dataset
 from lora_workbench.training import train
-from lora_workbench.training.kohya import TrainSpec
+from lora_workbench.training.options import TrainOptions
 from tests.unit import train_fakes
 
 pytestmark = pytest.mark.integration
@@ -44,13 +44,13 @@ def test_sd_scripts_reads_no_injected_argument_or_subset(tmp_path, kohya_dir, ko
     (project / "dataset.toml").unlink()
     dataset.prepare_dataset(project, "", (64, 64), False, 1)
     ds = dataset_toml.load_project_dataset(project)
-    spec = TrainSpec(
+    spec = TrainOptions(
         epochs=1, width=128, height=128, network_dim=4, network_alpha=4, device="cpu", launcher="python"
     )
     os.environ.setdefault("KOHYA_PYTHON", str(kohya_python))
     p = train.plan(spec, ds, test_checkpoint, kohya_root=kohya_dir, device="cpu")
     p.run_dir.mkdir(parents=True)
-    train.write_run_files(p, spec, ds)  # config.toml and the patched dataset.toml copy, with headers
+    train.write_run_files(p)  # config.toml and the patched dataset.toml copy, with headers
     scripts = kohya_dir if (kohya_dir / "train_network.py").is_file() else kohya_dir / "sd-scripts"
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", PYTHONIOENCODING="utf-8")
     proc = subprocess.run(

@@ -14,7 +14,7 @@ from lora_workbench.dataset import dataset_toml
 from lora_workbench.dataset import scan as dataset
 from lora_workbench.dataset.dataset_toml import tomllib
 from lora_workbench.training import train
-from lora_workbench.training.kohya import TrainSpec
+from lora_workbench.training.options import TrainOptions
 from tests.unit import train_fakes as fakes
 
 NAMES = [
@@ -73,7 +73,7 @@ def assert_nothing_injected(run_dir: Path, project: Path, baseline: set[str]) ->
 def baseline(setup):
     root, ckpt = setup
     project = make_evil_project(root, "plain")
-    spec = TrainSpec(
+    spec = TrainOptions(
         epochs=1, width=128, height=128, network_dim=4, network_alpha=4, device="cpu", launcher="python"
     )
     run = train.train(spec, dataset_toml.load_project_dataset(project), ckpt)
@@ -85,7 +85,7 @@ def test_a_newline_in_the_project_name_injects_nothing_into_the_run_files(setup,
     root, ckpt = setup
     project = make_evil_project(root, name)
     ds = dataset_toml.load_project_dataset(project)
-    spec = TrainSpec(
+    spec = TrainOptions(
         epochs=1, width=128, height=128, network_dim=4, network_alpha=4, device="cpu", launcher="python"
     )
     run = train.train(spec, ds, ckpt)  # 128 != 64: the dataset copy is patched and gets a header

@@ -8,8 +8,8 @@ import pytest
 
 from lora_workbench.cli import main
 from lora_workbench.errors import ValidationError
-from lora_workbench.training import kohya
-from lora_workbench.training.kohya import TrainSpec
+from lora_workbench.training import validation
+from lora_workbench.training.options import TrainOptions
 from tests.unit import train_fakes as fakes
 
 SUFFIXES = ["\n", "\n--logging_dir=/tmp/evil", "\r", " ", "\x00"]
@@ -25,9 +25,9 @@ CASES = [(f, s) for f in FIELDS for s in SUFFIXES]
 @pytest.mark.parametrize(("field", "suffix"), CASES, ids=[f"{f}+{s!r}" for f, s in CASES])
 def test_a_trailing_line_never_passes_a_pattern_check(field, suffix):
     good, extra = FIELDS[field]
-    kohya.validate(TrainSpec(**{field: good}, **extra))  # the plain value passes
+    validation.validate(TrainOptions(**{field: good}, **extra))  # the plain value passes
     with pytest.raises(ValidationError, match=field):
-        kohya.validate(TrainSpec(**{field: good + suffix}, **extra))
+        validation.validate(TrainOptions(**{field: good + suffix}, **extra))
 
 
 @pytest.mark.parametrize("flag", ["--output-name", "--caption-extension", "--gpu-ids"])
