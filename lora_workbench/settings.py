@@ -77,7 +77,7 @@ def _type_error(path: Path, setting: Setting, value) -> SettingsError:
     got = type(value).__name__ if value is not None else "null"
     return SettingsError(
         f"The settings file {path}: `{setting.key}` must be {want}, not a {got} ({_short(value)}). "
-        f"Fix or remove that key; until then it is not used."
+        "Fix or remove that key."
     )
 
 
