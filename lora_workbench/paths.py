@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -484,7 +483,7 @@ class ConfinedDir:
         """
         name = self.name(name)
         raw = data.encode("utf-8") if isinstance(data, str) else data
-        tmp = f".{name[:200]}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+        tmp = f".{name[:200]}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
         fd = self.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
             with os.fdopen(fd, "wb") as f:
