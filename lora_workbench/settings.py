@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,6 +147,8 @@ def update(changes: dict) -> dict:
     Only keys marked ui_writable may be written: `roots` decides what a workflow may touch, so only
     the user edits it by hand. A None or "" value removes the key. The file is replaced atomically.
     """
+    import tempfile  # only here: importing the pack must stay cheap
+
     path = settings_path()
     for key, value in changes.items():
         setting = BY_KEY.get(key)
