@@ -1,46 +1,52 @@
-"""Which Stable Diffusion architecture a base checkpoint is, from its tensor names and shapes.
+"""Which model family a base model file is, from its tensor names and shapes alone.
 
-Reads only the safetensors header (no tensor data, no torch), so a 7 GB SDXL checkpoint costs one
-small read. The answer picks sd-scripts' training script: SD1.x/SD2.x -> train_network.py, SDXL ->
-sdxl_train_network.py. Pickled .ckpt files are never loaded: the user names the type instead.
+Reads only the safetensors header (no tensor data, no torch), so a 24 GB FLUX file costs one small
+read. Full checkpoints (ComfyUI's models/checkpoints) and diffusion-model-only files (models/
+diffusion_models, models/unet) are both recognised, with or without the `model.diffusion_model.` /
+`net.` prefixes. One small detector per family, tried in order; the first that recognises its marker
+tensors answers. The answer names the family (families.py), its variant (FLUX dev/schnell, SD3
+medium/3.5 medium/3.5 large), which text encoders/VAE the file already carries, and, when sd-scripts
+cannot train from this file as it is, why (`unusable`), so the trainer can say so before launch.
+Pickled .ckpt files are never loaded: the user names the family instead.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ValidationError, WorkbenchError
+from . import components, families
 from .safetensors_header import read_header
 
-ARCHES = ("sd1", "sd2", "sdxl")
-ARCH_NAMES = {"sd1": "SD 1.x", "sd2": "SD 2.x", "sdxl": "SDXL"}
-SCRIPT_FOR_ARCH = {"sd1": "train_network.py", "sd2": "train_network.py", "sdxl": "sdxl_train_network.py"}
+ARCHES = families.SD_UNET_IDS  # the families the SD command builder handles (sd1, sd2, sdxl)
+FAMILY_IDS = families.FAMILY_IDS
+ARCH_NAMES = {f.id: f.name for f in families.FAMILY_LIST}
+SCRIPT_FOR_ARCH = {f.id: f.script for f in families.FAMILY_LIST}
 
-# The cross-attention key's input width is the text encoder's width: 768 (CLIP-L), 1024 (OpenCLIP-H),
-# 2048 (CLIP-L + bigG concatenated).
-_UNET = "model.diffusion_model."
-_CONTEXT_DIM_ARCH = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
-
-# Key markers of models sd-scripts trains with other scripts (or not at all): the name for the message.
-_UNSUPPORTED = (
-    ("double_blocks.", "Flux"),
-    ("joint_blocks.", "SD3 / SD3.5"),
-    ("model.diffusion_model.double_blocks.", "Flux"),
-    ("pos_embed_input.", "SD3"),
-    ("model.diffusion_model.layers.", "Lumina / a DiT model"),
-    ("transformer_blocks.0.attn.add_q_proj", "a DiT model (Flux/SD3 diffusers format)"),
-    ("model.diffusion_model.x_embedder", "a DiT model (SD3/Flux/PixArt)"),
-)
+# Where a diffusion model's own tensors may sit inside a file (ComfyUI and trainers use all of these).
+DIT_PREFIXES = ("", "model.diffusion_model.", "net.", "diffusion_model.", "model.")
+_CKPT = "model.diffusion_model."
 
 
 @dataclass
 class ModelInfo:
     path: str
-    arch: str  # "sd1" | "sd2" | "sdxl"
+    arch: str  # the family id: sd1 sd2 sdxl sd3 flux chroma lumina2 hunyuan_image anima
     how: str  # what the answer rests on, for logs and the run record
+    variant: str = ""  # dev / schnell; medium / 3.5-medium / 3.5-large; "" when there is one
+    layout: str = "checkpoint"  # checkpoint | diffusion_model | diffusers
+    includes: tuple[str, ...] = ()  # component kinds the file carries (components.KIND_NAMES)
+    unusable: str = ""  # why sd-scripts cannot train from this file as it is ("" = it can)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def family(self) -> str:
+        return self.arch
 
     @property
     def script(self) -> str:
@@ -48,54 +54,321 @@ class ModelInfo:
 
     @property
     def name(self) -> str:
-        return ARCH_NAMES[self.arch]
+        base = ARCH_NAMES.get(self.arch, self.arch)
+        return f"{base} {self.variant}" if self.variant else base
 
 
-def _unsupported(path: str, what: str) -> ValidationError:
-    return ValidationError(
-        f"{path} looks like {what}, which this trainer does not support: it trains LoRAs for SD 1.x, "
-        f"SD 2.x and SDXL checkpoints. Pick an SD 1.5, SD 2.x or SDXL checkpoint as the base model."
+@dataclass
+class _Found:
+    arch: str
+    how: str
+    variant: str = ""
+    layout: str = "diffusion_model"
+    unusable: str = ""
+
+
+class _Keys:
+    """The header's tensor names -> shapes, with lookups that ignore the diffusion-model prefix."""
+
+    def __init__(self, shapes: dict[str, list[int]]):
+        self.shapes = shapes
+
+    def find(self, suffix: str) -> str | None:
+        """The full tensor name of `suffix` under any of DIT_PREFIXES, or None."""
+        for prefix in DIT_PREFIXES:
+            if prefix + suffix in self.shapes:
+                return prefix + suffix
+        return None
+
+    def has(self, *suffixes: str) -> bool:
+        return all(self.find(s) is not None for s in suffixes)
+
+    def shape(self, suffix: str) -> list[int]:
+        key = self.find(suffix)
+        return list(self.shapes[key]) if key else []
+
+    def prefix(self, suffix: str) -> str:
+        key = self.find(suffix) or suffix
+        return key[: len(key) - len(suffix)]
+
+    def count(self, block: str, tail: str) -> int:
+        """How many `<block>.N.<tail>` tensors the file has (blocks of a transformer stack)."""
+        pattern = re.compile(rf"(?:^|\.){re.escape(block)}\.(\d+)\.{re.escape(tail)}$")
+        return len({m.group(1) for k in self.shapes if (m := pattern.search(k))})
+
+    def any_startswith(self, *prefixes: str) -> bool:
+        return any(k.startswith(prefixes) for k in self.shapes)
+
+
+# --------------------------------------------------------------------------- one detector per family
+def _sd_unet(k: _Keys) -> _Found | None:
+    """SD 1.x / 2.x / SDXL: the UNet's cross-attention width is the text encoder's width."""
+    widths = {768: "sd1", 1024: "sd2", 2048: "sdxl"}
+    arch, how = None, ""
+    if k.any_startswith("conditioner.embedders.1."):
+        arch, how = "sdxl", "SDXL's second text encoder (conditioner.embedders.1)"
+    else:
+        for key, shape in k.shapes.items():
+            if ".attn2.to_k.weight" in key and "input_blocks." in key and len(shape) == 2:
+                if shape[1] in widths:
+                    arch, how = widths[shape[1]], f"cross-attention width {shape[1]} ({key})"
+                    break
+    if arch is None and k.any_startswith("cond_stage_model.model."):
+        arch, how = "sd2", "OpenCLIP text encoder (cond_stage_model.model)"
+    if (
+        arch is None
+        and k.any_startswith("cond_stage_model.transformer.")
+        and k.has("input_blocks.0.0.weight")
+    ):
+        arch, how = "sd1", "CLIP-L text encoder (cond_stage_model.transformer)"
+    if arch is None:
+        return None
+    if k.any_startswith("cond_stage_model.", "conditioner.", "first_stage_model."):
+        return _Found(arch, how, layout="checkpoint")
+    return _Found(
+        arch,
+        how,
+        unusable=f"it holds only the {ARCH_NAMES[arch]} UNet; sd-scripts trains {ARCH_NAMES[arch]} from a "
+        "full checkpoint (UNet, text encoder and VAE in one file, ComfyUI's models/checkpoints)",
     )
+
+
+def _sd3(k: _Keys) -> _Found | None:
+    if not k.has("joint_blocks.0.context_block.attn.qkv.weight"):
+        return None
+    if not k.has("joint_blocks.0.context_block.attn.ln_k.weight"):
+        variant = "medium"
+    elif k.count("joint_blocks", "x_block.attn2.qkv.weight"):
+        variant = "3.5-medium"
+    else:
+        variant = "3.5-large"
+    depth = k.count("joint_blocks", "x_block.attn.qkv.weight")
+    found = _Found("sd3", f"MMDiT joint_blocks ({depth} blocks)", variant)
+    if k.prefix("joint_blocks.0.context_block.attn.qkv.weight") == _CKPT:
+        found.layout = "checkpoint"
+    else:
+        found.unusable = (
+            "sd3_train_network.py reads the MMDiT only from keys under model.diffusion_model. (the "
+            "single-file checkpoint, like Stability AI's sd3.5_large.safetensors); this file holds the "
+            "bare diffusion model"
+        )
+    return found
+
+
+def _flux(k: _Keys) -> _Found | None:
+    if not k.has("double_blocks.0.img_attn.norm.key_norm.scale"):
+        return None
+    blocks = f"{k.count('double_blocks', 'img_attn.qkv.weight')} double / {k.count('single_blocks', 'linear1.weight')} single blocks"
+    if k.any_startswith(*(p + "distilled_guidance_layer." for p in DIT_PREFIXES)):
+        found = _Found("chroma", f"FLUX blocks with Chroma's distilled_guidance_layer ({blocks})")
+        if k.has("nerf_blocks.0.norm.scale"):
+            found.variant = "radiance"
+            found.unusable = (
+                "Chroma Radiance works in pixel space; sd-scripts trains the latent Chroma models"
+            )
+        return found
+    if not k.has("img_in.weight"):
+        return None
+    variant = "dev" if k.has("guidance_in.in_layer.weight") else "schnell"
+    found = _Found(
+        "flux",
+        f"FLUX double/single blocks ({blocks}), guidance_in {'present' if variant == 'dev' else 'absent'}",
+        variant,
+    )
+    channels = k.shape("img_in.weight")[-1:] or [64]
+    if channels[0] != 64:
+        found.unusable = (
+            f"its img_in takes {channels[0]} input features (a FLUX.1 Fill/Canny/Depth model); "
+            "sd-scripts trains the text-to-image FLUX.1 dev and schnell"
+        )
+    return found
+
+
+def _flux_diffusers(k: _Keys) -> _Found | None:
+    if not k.has("single_transformer_blocks.0.attn.to_k.weight", "x_embedder.weight"):
+        return None
+    variant = "dev" if k.has("time_text_embed.guidance_embedder.linear_1.weight") else "schnell"
+    return _Found("flux", "FLUX in diffusers naming (single_transformer_blocks)", variant, layout="diffusers")
+
+
+def _lumina2(k: _Keys) -> _Found | None:
+    if not k.has("cap_embedder.1.weight", "layers.0.attention.qkv.weight"):
+        return None
+    found = _Found("lumina2", f"Next-DiT cap_embedder and {k.count('layers', 'attention.qkv.weight')} layers")
+    dim = (k.shape("x_embedder.weight") or [2304])[0]
+    if dim != 2304:
+        found.unusable = (
+            f"its width is {dim}; lumina_train_network.py builds the 2B Lumina Image 2.0 (width 2304)"
+        )
+    prefix = k.prefix("cap_embedder.1.weight")
+    if prefix not in ("", _CKPT):
+        found.unusable = (
+            f"its tensors sit under {prefix!r}; sd-scripts reads bare or model.diffusion_model. keys"
+        )
+    return found
+
+
+def _hunyuan_image(k: _Keys) -> _Found | None:
+    if not k.has("txt_in.individual_token_refiner.blocks.0.norm1.weight"):
+        return None
+    patch = k.shape("img_in.proj.weight")
+    if len(patch) != 4:
+        return _Found(
+            "hunyuan_image",
+            "HunyuanVideo blocks",
+            "video",
+            unusable="it is HunyuanVideo (3D patches); sd-scripts trains HunyuanImage 2.1",
+        )
+    found = _Found("hunyuan_image", "HunyuanImage token refiner with 2D patches", "2.1")
+    if patch[1] != 64 or not k.has("byt5_in.fc1.weight"):
+        found.variant = "refiner"
+        found.unusable = "it is not the HunyuanImage 2.1 base DiT (64 latent channels with the ByT5 input)"
+    elif k.prefix("img_in.proj.weight") != "":
+        found.unusable = (
+            f"its tensors sit under {k.prefix('img_in.proj.weight')!r}; hunyuan_image_train_network.py "
+            "loads the original DiT file with bare keys (Tencent's hunyuanimage2.1.safetensors)"
+        )
+    elif not k.has("double_blocks.0.img_mlp.fc1.weight"):
+        found.unusable = (
+            "it uses ComfyUI's tensor names (img_mlp.0, img_mod.lin); hunyuan_image_train_network.py "
+            "loads the original Tencent names (img_mlp.fc1, img_mod.linear): use Tencent's "
+            "hunyuanimage2.1.safetensors"
+        )
+    return found
+
+
+def _anima(k: _Keys) -> _Found | None:
+    if not k.has("blocks.0.mlp.layer1.weight", "x_embedder.proj.1.weight"):
+        return None
+    if not k.has("llm_adapter.out_proj.weight"):
+        return None  # a Cosmos Predict2 DiT without Anima's LLM adapter: refused as Cosmos below
+    found = _Found(
+        "anima", f"Cosmos-style DiT with the LLM adapter ({k.count('blocks', 'mlp.layer1.weight')} blocks)"
+    )
+    width = (k.shape("x_embedder.proj.1.weight") or [2048])[0]
+    if width != 2048:
+        found.unusable = f"its width is {width}; anima_train_network.py builds the 2048-wide Anima DiT"
+    return found
+
+
+_DETECTORS: tuple[Callable[[_Keys], _Found | None], ...] = (
+    _sd_unet,
+    _sd3,
+    _flux,
+    _flux_diffusers,
+    _lumina2,
+    _hunyuan_image,
+    _anima,
+)
+
+# Markers of models sd-scripts does not train (ComfyUI's model_detection knows them): for the message.
+_OTHER_MODELS = (
+    (
+        "transformer_blocks.0.attn.add_q_proj.weight",
+        "SD3 in diffusers naming (sd-scripts needs the single-file checkpoint)",
+    ),
+    (
+        "down_blocks.0.resnets.0.conv1.weight",
+        "a diffusers-format UNet (sd-scripts needs the single-file checkpoint)",
+    ),
+    ("blocks.0.mlp.layer1.weight", "Cosmos Predict2 (without Anima's LLM adapter)"),
+    ("txt_norm.weight", "Qwen-Image"),
+    ("head.modulation", "Wan 2.x"),
+    ("caption_projection.0.linear.weight", "HiDream"),
+    ("double_layers.0.attn.w1q.weight", "AuraFlow"),
+    ("t_block.1.weight", "PixArt"),
+    ("mlp_t5.0.weight", "Hunyuan-DiT"),
+    ("clf.1.weight", "Stable Cascade"),
+    ("adaln_single.emb.timestep_embedder.linear_1.bias", "LTX-Video"),
+    ("t5_yproj.weight", "Mochi"),
+    ("blocks.block0.blocks.0.block.attn.to_q.0.weight", "Cosmos"),
+    ("time_caption_embed.timestep_embedder.linear_1.bias", "OmniGen2"),
+    ("transformer.rotary_pos_emb.inv_freq", "Stable Audio"),
+)
+
+_SUPPORTED = (
+    "SD 1.x, SD 2.x, SDXL, SD 3/3.5, FLUX.1 dev/schnell, Chroma, Lumina Image 2.0, HunyuanImage 2.1 and Anima"
+)
+
+
+def _refuse_known(path: str, k: _Keys, metadata: dict[str, str]) -> None:
+    """Raise a sentence for a file that is recognisably something other than a trainable base model."""
+    for marker, what in _OTHER_MODELS:
+        if k.has(marker):
+            raise ValidationError(
+                f"{path} looks like {what}, which sd-scripts does not train LoRAs for. Pick a base model "
+                f"of one of: {_SUPPORTED}."
+            )
+    if any(key.startswith("lora_") or ".lora_down." in key or ".lora_A." in key for key in k.shapes):
+        raise ValidationError(
+            f"{path} is a LoRA, not a base model; pick the model the LoRA is to be trained on."
+        )
+    kinds = components.kinds_in(k.shapes)
+    if kinds:
+        names = " and ".join(components.kind_name(kind) for kind in kinds)
+        raise ValidationError(
+            f"{path} holds {names}, not a diffusion model: pick it in the trainer's text encoder/VAE "
+            f"inputs and pick the diffusion model (or full checkpoint) as the base model."
+        )
+
+
+def _finish(path: str, found: _Found, k: _Keys, metadata: dict[str, str]) -> ModelInfo:
+    includes = tuple(components.kinds_in(k.shapes))
+    info = ModelInfo(path, found.arch, found.how, found.variant, found.layout, includes, found.unusable)
+    if found.layout == "diffusion_model" and includes:
+        info.layout = "checkpoint"
+    meta = families.from_metadata(metadata)
+    if meta and meta[0] != found.arch:
+        info.warnings.append(
+            f"{os.path.basename(path)} says it is {families.name(meta[0])} ({meta[1]}), but its tensors are "
+            f"{info.name}'s ({found.how}); going by the tensors."
+        )
+    return info
 
 
 def detect_from_keys(
     path: str, shapes: dict[str, list[int]], metadata: dict[str, str] | None = None
 ) -> ModelInfo:
     """Classify from tensor names -> shapes (the safetensors header)."""
-    keys = list(shapes)
-    if any(k.startswith("conditioner.embedders.1.") for k in keys):
-        return ModelInfo(path, "sdxl", "SDXL's second text encoder (conditioner.embedders.1)")
-    for k in keys:
-        if ".attn2.to_k.weight" in k and k.startswith(_UNET):
-            shape = shapes[k]
-            if len(shape) == 2 and shape[1] in _CONTEXT_DIM_ARCH:
-                arch = _CONTEXT_DIM_ARCH[shape[1]]
-                return ModelInfo(path, arch, f"cross-attention width {shape[1]} ({k})")
-    if any(k.startswith("cond_stage_model.model.") for k in keys):
-        return ModelInfo(path, "sd2", "OpenCLIP text encoder (cond_stage_model.model)")
-    if any(k.startswith("cond_stage_model.transformer.") for k in keys) and any(
-        k.startswith(_UNET + "input_blocks.") for k in keys
-    ):
-        return ModelInfo(path, "sd1", "CLIP-L text encoder (cond_stage_model.transformer)")
-    for marker, what in _UNSUPPORTED:
-        if any(marker in k for k in keys):
-            raise _unsupported(path, what)
-    arch_meta = (metadata or {}).get("modelspec.architecture", "")
-    if arch_meta:
-        raise _unsupported(path, f"a '{arch_meta}' model")
-    if any(k.startswith("lora_") or ".lora_down." in k for k in keys):
-        raise ValidationError(
-            f"{path} is a LoRA, not a base checkpoint; pick a full SD 1.5, SD 2.x or SDXL "
-            f"checkpoint as the base model."
-        )
-    sample = ", ".join(keys[:3]) or "no tensors"
+    metadata = metadata or {}
+    k = _Keys(shapes)
+    for detector in _DETECTORS:
+        found = detector(k)
+        if found is not None:
+            return _finish(path, found, k, metadata)
+    _refuse_known(path, k, metadata)
+    meta = families.from_metadata(metadata)
+    if meta:
+        return ModelInfo(path, meta[0], f"metadata {meta[1]} (no known tensor layout)")
+    sample = ", ".join(list(shapes)[:3]) or "no tensors"
     raise ValidationError(
-        f"Could not tell which model {path} is (first tensors: {sample}). If it is an SD 1.x, SD 2.x or "
-        f"SDXL checkpoint, set the model type (sd1/sd2/sdxl) on the trainer instead of auto."
+        f"Could not tell which model {path} is (first tensors: {sample}). If it is one of {_SUPPORTED}, "
+        f"set the model type on the trainer instead of auto."
     )
 
 
+_PIPELINES = {  # diffusers model_index.json _class_name -> (family, usable)
+    "FluxPipeline": ("flux", True),
+    "StableDiffusion3Pipeline": ("sd3", False),
+    "Lumina2Pipeline": ("lumina2", False),
+    "Lumina2Text2ImgPipeline": ("lumina2", False),
+}
+
+
 def _detect_diffusers(path: Path) -> ModelInfo:
+    try:
+        index = json.loads((path / "model_index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        index = {}
+    pipeline = index.get("_class_name", "") if isinstance(index, dict) else ""
+    if pipeline in _PIPELINES:
+        arch, usable = _PIPELINES[pipeline]
+        why = (
+            ""
+            if usable
+            else f"sd-scripts trains {ARCH_NAMES[arch]} from a single .safetensors file, not a diffusers folder"
+        )
+        return ModelInfo(str(path), arch, f"diffusers {pipeline}", layout="diffusers", unusable=why)
     cfg = path / "unet" / "config.json"
     try:
         data = json.loads(cfg.read_text(encoding="utf-8"))
@@ -107,20 +380,30 @@ def _detect_diffusers(path: Path) -> ModelInfo:
     dim = data.get("cross_attention_dim")
     if isinstance(dim, list):
         dim = dim[0] if dim else None
-    arch = _CONTEXT_DIM_ARCH.get(dim)
+    arch = {768: "sd1", 1024: "sd2", 2048: "sdxl"}.get(dim)
     if arch is None:
-        raise _unsupported(str(path), f"a diffusers model with cross_attention_dim={dim}")
-    return ModelInfo(str(path), arch, f"diffusers unet/config.json cross_attention_dim {dim}")
+        raise ValidationError(
+            f"{path} is a diffusers model with cross_attention_dim={dim}, which is none of SD 1.x, SD 2.x "
+            f"or SDXL; pick a .safetensors base model file."
+        )
+    return ModelInfo(
+        str(path), arch, f"diffusers unet/config.json cross_attention_dim {dim}", layout="diffusers"
+    )
+
+
+def model_types() -> tuple[str, ...]:
+    """The values of the trainer's model type input: auto, then every family id."""
+    return ("auto", *FAMILY_IDS)
 
 
 def detect_model(path: str | os.PathLike, override: str = "auto") -> ModelInfo:
-    """The architecture of the checkpoint at `path`; `override` ("sd1"/"sd2"/"sdxl") skips reading it."""
+    """The family of the base model at `path`; `override` (a family id) skips reading it."""
     p = Path(path)
     override = (override or "auto").lower()
-    if override not in ("auto", *ARCHES):
-        raise ValidationError(f"Unknown model type {override!r}; use auto, sd1, sd2 or sdxl.")
+    if override not in model_types():
+        raise ValidationError(f"Unknown model type {override!r}; use one of: {', '.join(model_types())}.")
     if not p.exists():
-        raise ValidationError(f"The base model {p} does not exist; pick an existing checkpoint file.")
+        raise ValidationError(f"The base model {p} does not exist; pick an existing model file.")
     if override != "auto":
         return ModelInfo(str(p), override, "set by the user")
     if p.is_dir():
@@ -134,5 +417,5 @@ def detect_model(path: str | os.PathLike, override: str = "auto") -> ModelInfo:
         return detect_from_keys(str(p), shapes, header.metadata)
     raise ValidationError(
         f"Cannot tell which model {p} is: {p.suffix or 'this'} files are pickles, which are not opened "
-        f"to look inside. Set the model type (sd1, sd2 or sdxl) on the trainer, or convert it to .safetensors."
+        f"to look inside. Set the model type on the trainer, or convert it to .safetensors."
     )

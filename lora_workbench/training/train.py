@@ -288,6 +288,9 @@ def prepare(
     opts = effective_options(opts, dataset)
     base = str(Path(base_model).expanduser())
     model = detect_model(base, opts.model_type)
+    if model.unusable:
+        raise ValidationError(f"{base} is {model.name}, but {model.unusable}.")
+    warnings += [w for w in model.warnings if w not in warnings]
     install = kohya.find_install(kohya_root)
     if device is None:
         device = opts.device if opts.device != "auto" else probe_device(install.python)

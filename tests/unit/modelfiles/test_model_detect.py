@@ -42,22 +42,23 @@ def test_sdxl_detected_by_cross_attention_width_alone(tmp_path):
 @pytest.mark.parametrize(
     "key,what",
     [
-        ("model.diffusion_model.double_blocks.0.img_attn.qkv.weight", "Flux"),
-        ("model.diffusion_model.joint_blocks.0.x_block.attn.qkv.weight", "SD3"),
+        ("model.diffusion_model.txt_norm.weight", "Qwen-Image"),
+        ("head.modulation", "Wan"),
+        ("mlp_t5.0.weight", "Hunyuan-DiT"),
     ],
 )
-def test_flux_and_sd3_are_refused_with_a_clear_message(tmp_path, key, what):
+def test_models_sd_scripts_does_not_train_are_refused_by_name(tmp_path, key, what):
     ckpt = fakes.write_checkpoint(tmp_path / "m.safetensors", {key: ("F16", [4, 4])})
     with pytest.raises(ValidationError, match=what) as exc:
         detect_model(ckpt)
-    assert "SD 1.5, SD 2.x or SDXL" in str(exc.value)
+    assert "FLUX.1 dev/schnell" in str(exc.value) and "does not train" in str(exc.value)
 
 
 def test_a_lora_is_not_accepted_as_base_model(tmp_path):
     ckpt = fakes.write_checkpoint(
         tmp_path / "l.safetensors", {"lora_unet_x.lora_down.weight": ("F16", [4, 320])}
     )
-    with pytest.raises(ValidationError, match="is a LoRA"):
+    with pytest.raises(ValidationError, match="is a LoRA, not a base model"):
         detect_model(ckpt)
 
 
@@ -71,8 +72,9 @@ def test_ckpt_needs_the_model_type_set_by_hand(tmp_path):
 
 def test_unknown_model_type_and_missing_file(tmp_path):
     ckpt = fakes.write_checkpoint(tmp_path / "m.safetensors", fakes.sd1_tensors())
-    with pytest.raises(ValidationError, match="auto, sd1, sd2 or sdxl"):
-        detect_model(ckpt, "flux")
+    with pytest.raises(ValidationError, match="auto, sd1, sd2, sdxl, sd3, flux"):
+        detect_model(ckpt, "flux2")
+    assert detect_model(ckpt, "flux").arch == "flux"
     with pytest.raises(ValidationError, match="does not exist"):
         detect_model(tmp_path / "nope.safetensors")
 
