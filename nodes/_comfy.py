@@ -80,6 +80,19 @@ def load_lora_for_models(model, clip, lora_sd: dict, strength_model: float, stre
     return comfy.sd.load_lora_for_models(model, clip, lora_sd, strength_model, strength_clip)
 
 
+def lora_key_map(model, clip) -> dict:
+    """ComfyUI's own LoRA key map (kohya/diffusers/generic names -> weights) for a MODEL and a CLIP,
+    the one its loader matches a LoRA's keys against; {} for a side that is None."""
+    import comfy.lora
+
+    key_map: dict = {}
+    if model is not None:
+        key_map = comfy.lora.model_lora_keys_unet(model.model, key_map)
+    if clip is not None:
+        key_map = comfy.lora.model_lora_keys_clip(clip.cond_stage_model, key_map)
+    return key_map
+
+
 def interrupted() -> bool:
     """True once the user pressed Cancel (or POST /interrupt)."""
     import comfy.model_management as mm

@@ -39,7 +39,8 @@ class LoadTrainedLoRA:
     DESCRIPTION = (
         "Applies a LoRA to MODEL and CLIP through ComfyUI's own LoRA loader: the one a "
         "KohyaLoRATrain node just trained (linked), or one picked from the loras list. Checks first "
-        "that the LoRA was trained for this model family (SD1.5, SD2, SDXL, Flux), reloads the file "
+        "that the LoRA was trained for this model family (SD 1.x/2.x, SDXL, SD3, FLUX.1, Chroma, Lumina 2, "
+        "HunyuanImage 2.1, Anima), renames sd-scripts' keys ComfyUI does not map, reloads the file "
         "when it changes on disk, and outputs the LoRA's trigger words for your prompt."
     )
     CATEGORY = f"{_comfy.CATEGORY}/loaders"
@@ -162,6 +163,20 @@ class LoadTrainedLoRA:
             self.loaded = (key, _comfy.load_torch_file(path))
         return self.loaded[1]
 
+    @staticmethod
+    def _aligned(sd: dict, model, clip, family: str) -> dict:
+        """The state dict with sd-scripts' names ComfyUI does not map renamed to ones it does
+        (HunyuanImage's fc1/mod_linear, Lumina/Anima text-encoder LoRAs); unchanged if none."""
+        try:
+            key_map = _comfy.lora_key_map(model, clip)
+        except Exception as exc:  # an odd MODEL/CLIP object: load as is, ComfyUI reports what it skips
+            _comfy.log.debug("lora-workbench: no LoRA key map: %s", exc)
+            return sd
+        renames = lora_file.align_keys(sd.keys(), key_map, family)
+        if not renames:
+            return sd
+        return {renames.get(k, k): v for k, v in sd.items()}
+
     # ------------------------------------------------------------------ run
     def load(self, model, lora_name, epoch, strength_model, strength_clip, clip=None, trained_lora=None):
         path, words = self.resolve(lora_name, int(epoch), trained_lora)
@@ -181,9 +196,11 @@ class LoadTrainedLoRA:
             sd = {k: v for k, v in sd.items() if not lora_file.is_te_key(k)}
         elif strength_model == 0:  # clip-only: keep the UNet keys away from a key map without them
             sd = {k: v for k, v in sd.items() if lora_file.is_te_key(k)}
+        on_model, on_clip = (model if strength_model != 0 else None), (clip if use_clip else None)
+        sd = self._aligned(sd, on_model, on_clip, info.arch)
         new_model, new_clip = _comfy.load_lora_for_models(
-            model if strength_model != 0 else None,
-            clip if use_clip else None,
+            on_model,
+            on_clip,
             sd,
             strength_model,
             strength_clip if use_clip else 0.0,

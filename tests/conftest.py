@@ -148,9 +148,14 @@ class StubComfy:
 
         utils.ProgressBar = ProgressBar
         sd = types.ModuleType("comfy.sd")
+        lora = types.ModuleType("comfy.lora")
+        # ComfyUI's key maps read the model's weights; the stub reads `lora_keys` off the fake objects.
+        lora.model_lora_keys_unet = lambda model, key_map: {**key_map, **getattr(model, "lora_keys", {})}
+        lora.model_lora_keys_clip = lambda clip, key_map: {**key_map, **getattr(clip, "lora_keys", {})}
         comfy.model_management = mm
         comfy.utils = utils
         comfy.sd = sd
+        comfy.lora = lora
 
         server = types.ModuleType("server")
 
@@ -165,6 +170,7 @@ class StubComfy:
             "comfy.model_management": mm,
             "comfy.utils": utils,
             "comfy.sd": sd,
+            "comfy.lora": lora,
             "server": server,
         }
 

@@ -1,9 +1,9 @@
 """Inspect a LoRA file without loading it: which model family it was trained for, whether it carries
-text-encoder weights, and its trigger words; plus the model-family names used to compare it with a
-loaded checkpoint.
+text-encoder weights, and its trigger words; the family of a loaded ComfyUI model to compare it
+with; and the key renames that make an sd-scripts LoRA one ComfyUI's loader fully understands.
 
-Everything comes from the safetensors header (tensor names, shapes, kohya `ss_*` metadata), so a
-check costs one small read and needs neither torch nor ComfyUI.
+Everything comes from the safetensors header (tensor names, shapes, kohya `ss_*` / `modelspec.*`
+metadata), so a check costs one small read and needs neither torch nor ComfyUI.
 """
 
 from __future__ import annotations
@@ -11,52 +11,29 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import ValidationError
+from . import families
 from .safetensors_header import SafetensorsHeader, read_header
 
-# Families a LoRA or a model can belong to. "unknown" never blocks loading.
-SD1, SD2, SDXL, FLUX, UNKNOWN = "sd1", "sd2", "sdxl", "flux", "unknown"
+# Families a LoRA or a model can belong to (families.FAMILY_IDS); "unknown" never blocks loading.
+SD1, SD2, SDXL, SD3, FLUX, CHROMA = "sd1", "sd2", "sdxl", "sd3", "flux", "chroma"
+LUMINA2, HUNYUAN_IMAGE, ANIMA, UNKNOWN = "lumina2", "hunyuan_image", "anima", "unknown"
+SD1_OR_SD2 = "sd1|sd2"  # ComfyUI's SD15 latent format is shared by both
+FLUX_OR_CHROMA = "flux|chroma"  # a LoRA of the shared FLUX blocks only, with no metadata to tell
 
-FAMILY_NAMES = {SD1: "SD1.5", SD2: "SD2.x", SDXL: "SDXL", FLUX: "Flux", UNKNOWN: "an unknown model family"}
+FAMILY_NAMES = {f.id: f.name for f in families.FAMILY_LIST}
+FAMILY_NAMES.update(
+    {UNKNOWN: "an unknown model family", SD1_OR_SD2: "SD 1.x/2.x", FLUX_OR_CHROMA: "FLUX.1/Chroma"}
+)
 
 # The width of the cross-attention context (attn2 to_k/to_v input) tells the UNet families apart.
 CONTEXT_DIM_FAMILY = {768: SD1, 1024: SD2, 2048: SDXL}
 # The width of the (first) text encoder's hidden state, for LoRAs without UNet cross-attention keys.
 TE_DIM_FAMILY = {768: SD1, 1024: SD2}
 
-# ComfyUI's model config classes (comfy/supported_models.py) -> family. Subclasses are resolved by
-# walking the class's MRO, so SD15_instructpix2pix is sd1 and SSD1B is sdxl.
-MODEL_CONFIG_FAMILY = {
-    "SD15": SD1,
-    "SD20": SD2,
-    "SD21UnclipL": SD2,
-    "SD21UnclipH": SD2,
-    "SDXL": SDXL,
-    "Flux": FLUX,
-    "FluxInpaint": FLUX,
-    "FluxSchnell": FLUX,
-}
-# Fallback when no model config is reachable: ComfyUI's latent format classes (comfy/latent_formats.py).
-# SD15 latents are shared by SD1 and SD2, so that one only says "sd1 or sd2".
-LATENT_FORMAT_FAMILY = {"SDXL": SDXL, "Flux": FLUX}
-SD1_OR_SD2 = "sd1|sd2"
-
-# kohya's modelspec.architecture / ss_base_model_version metadata -> family (prefix match).
-METADATA_ARCH_PREFIXES = (
-    ("stable-diffusion-xl", SDXL),
-    ("sdxl", SDXL),
-    ("stable-diffusion-v2", SD2),
-    ("sd_v2", SD2),
-    ("stable-diffusion-v1", SD1),
-    ("sd_v1", SD1),
-    ("flux", FLUX),
-    ("chroma", FLUX),
-)
-
-_FLUX_MARKERS = ("double_blocks", "single_blocks", "single_transformer_blocks")
 _TE_PREFIXES = (
     "lora_te_",
     "lora_te1_",
@@ -69,12 +46,13 @@ _TE_PREFIXES = (
     "te2.",
 )
 _DOWN_SUFFIXES = (".lora_down.weight", ".lora_A.weight", ".down.weight", "_lora.down.weight")
+_FLUX_DIFFUSERS_MARKERS = ("single_transformer_blocks", "transformer.transformer_blocks")
 
 
 @dataclass
 class LoraInfo:
     path: str
-    arch: str  # sd1, sd2, sdxl, flux, unknown
+    arch: str  # a family id, "sd1|sd2", "flux|chroma" or "unknown"
     has_te: bool  # carries text-encoder weights
     trigger_words: list[str] = field(default_factory=list)
     keys: int = 0
@@ -84,7 +62,7 @@ class LoraInfo:
 
     @property
     def arch_name(self) -> str:
-        return FAMILY_NAMES.get(self.arch, self.arch)
+        return family_name(self.arch)
 
 
 def is_te_key(key: str) -> bool:
@@ -98,30 +76,89 @@ def _down_dim(header: SafetensorsHeader, key: str) -> int | None:
     return None
 
 
-def detect_arch(header: SafetensorsHeader) -> tuple[str, str]:  # noqa: C901 (cut into steps pending)
-    """(family, reason) from tensor names and shapes, falling back to kohya's metadata."""
+def _first_width(header: SafetensorsHeader, pattern: str) -> int | None:
+    """The input width of the first LoRA down weight whose module name matches `pattern`."""
+    rx = re.compile(pattern)
+    for k in header.keys():
+        if k.endswith(_DOWN_SUFFIXES) and rx.search(k):
+            return _down_dim(header, k)
+    return None
+
+
+# --------------------------------------------------------------------------- one rule per family layout
+def _dit_family(header: SafetensorsHeader) -> tuple[str, str] | None:
+    """The DiT families from sd-scripts' module names (lora_unet_<module path with _>)."""
     keys = header.keys()
-    if any(m in k for k in keys for m in _FLUX_MARKERS):
-        return FLUX, "Flux block names"
-    for k in keys:
+    if any("joint_blocks_" in k or "joint_blocks." in k for k in keys):
+        return SD3, "MMDiT joint_blocks"
+    blocks = _first_width(header, r"(double_blocks|single_blocks)[._]\d+[._](img_attn[._]qkv|linear1)")
+    if blocks == 3584:
+        return HUNYUAN_IMAGE, "double/single blocks of width 3584"
+    if blocks == 3072:
+        return _flux_or_chroma(header)
+    if any(m in k for k in keys for m in _FLUX_DIFFUSERS_MARKERS):
+        return FLUX, "FLUX diffusers block names"
+    if any(
+        re.search(r"(^|[._])(layers|context_refiner|noise_refiner)[._]\d+[._]attention[._]qkv", k)
+        for k in keys
+    ):
+        return LUMINA2, "Next-DiT attention.qkv layers"
+    if any(re.search(r"(^|[._])(blocks[._]\d+[._](self|cross)_attn[._]q_proj|llm_adapter)", k) for k in keys):
+        return ANIMA, "Cosmos-style blocks (self_attn/cross_attn q_proj)"
+    return None
+
+
+def _flux_or_chroma(header: SafetensorsHeader) -> tuple[str, str]:
+    """FLUX.1 and Chroma share the blocks; Chroma has no modulation layers, and kohya says which."""
+    meta = families.from_metadata(header.metadata)
+    if meta and meta[0] in (FLUX, CHROMA):
+        return meta[0], f"FLUX blocks, {meta[1]}"
+    if header.metadata.get("ss_model_type", "").lower() == CHROMA:
+        return CHROMA, "FLUX blocks, ss_model_type=chroma"
+    if any(re.search(r"(_mod[._]lin|modulation[._]lin)", k) for k in header.keys()):
+        return FLUX, "FLUX blocks with modulation layers"
+    return FLUX_OR_CHROMA, "FLUX blocks without modulation layers (FLUX.1 or Chroma)"
+
+
+def _unet_family(header: SafetensorsHeader) -> tuple[str, str] | None:
+    for k in header.keys():
         if ("attn2" in k and ("to_k" in k or "to_v" in k)) and k.endswith(_DOWN_SUFFIXES):
             dim = _down_dim(header, k)
             if dim in CONTEXT_DIM_FAMILY:
                 return CONTEXT_DIM_FAMILY[dim], f"cross-attention width {dim}"
-    if any(k.startswith(("lora_te2_", "text_encoder_2.", "te2.")) for k in keys):
+    return None
+
+
+def _te_family(header: SafetensorsHeader) -> tuple[str, str] | None:
+    """Text-encoder-only LoRAs: which encoders (te1/te2/te3) and how wide the first one is."""
+    keys = header.keys()
+    has = {p: any(k.startswith(p) for k in keys) for p in ("lora_te1_", "lora_te2_", "lora_te3_")}
+    if has["lora_te3_"]:
+        return (
+            (SD3, "CLIP-L, CLIP-G and T5 encoders") if has["lora_te2_"] else (FLUX, "CLIP-L and T5 encoders")
+        )
+    if has["lora_te2_"] or any(k.startswith(("text_encoder_2.", "te2.")) for k in keys):
         return SDXL, "two text encoders"
-    for k in keys:
-        if k.startswith(("lora_te_", "text_encoder.")) and "q_proj" in k and k.endswith(_DOWN_SUFFIXES):
-            dim = _down_dim(header, k)
-            if dim in TE_DIM_FAMILY:
-                return TE_DIM_FAMILY[dim], f"text-encoder width {dim}"
-    meta = header.metadata
-    for field_name in ("modelspec.architecture", "ss_base_model_version"):
-        value = meta.get(field_name, "").lower()
-        for prefix, family in METADATA_ARCH_PREFIXES:
-            if value.startswith(prefix):
-                return family, f"{field_name}={value}"
-    if meta.get("ss_v2", "").lower() == "true":
+    width = _first_width(header, r"^(lora_te_|text_encoder\.).*q_proj")
+    if width in TE_DIM_FAMILY and any("text_model" in k for k in keys):
+        return TE_DIM_FAMILY[width], f"text-encoder width {width}"
+    if width == 2304:
+        return LUMINA2, "Gemma 2 text encoder (width 2304)"
+    if width == 1024 and any(k.startswith("lora_te_") and "layers_" in k for k in keys):
+        return ANIMA, "Qwen3 text encoder (width 1024)"
+    return None
+
+
+def detect_arch(header: SafetensorsHeader) -> tuple[str, str]:
+    """(family, reason) from tensor names and shapes, falling back to kohya's metadata."""
+    for rule in (_dit_family, _unet_family, _te_family):
+        found = rule(header)
+        if found:
+            return found
+    meta = families.from_metadata(header.metadata)
+    if meta:
+        return meta
+    if header.metadata.get("ss_v2", "").lower() == "true":
         return SD2, "ss_v2=True"
     return UNKNOWN, "no known key pattern"
 
@@ -198,28 +235,27 @@ def inspect(path: str | os.PathLike) -> LoraInfo:
 def model_family(class_names: Iterable[str] = (), latent_format: str | None = None) -> str:
     """The family of a loaded model from its config class MRO names (most specific first), or its
     latent format class name. "unknown" when neither is recognised; "sd1|sd2" for SD15 latents."""
-    for name in class_names:
-        if name in MODEL_CONFIG_FAMILY:
-            return MODEL_CONFIG_FAMILY[name]
+    found = families.from_comfy_config(class_names)
+    if found:
+        return found
     if latent_format:
-        if latent_format in LATENT_FORMAT_FAMILY:
-            return LATENT_FORMAT_FAMILY[latent_format]
+        found = families.from_comfy_latent(latent_format)
+        if found:
+            return found
         if latent_format == "SD15":
             return SD1_OR_SD2
     return UNKNOWN
 
 
 def family_name(family: str) -> str:
-    if family == SD1_OR_SD2:
-        return "SD1.5/SD2.x"
     return FAMILY_NAMES.get(family, family)
 
 
 def compatible(lora_arch: str, family: str) -> bool:
-    """False only when both sides are known and differ: an unknown side never blocks loading."""
+    """False only when both sides are known and share no family: an unknown side never blocks."""
     if UNKNOWN in (lora_arch, family):
         return True
-    return lora_arch in family.split("|")
+    return bool(set(lora_arch.split("|")) & set(family.split("|")))
 
 
 def check_compatible(info: LoraInfo, family: str, model_label: str = "the model") -> None:
@@ -229,9 +265,73 @@ def check_compatible(info: LoraInfo, family: str, model_label: str = "the model"
     name = os.path.basename(info.path)
     raise ValidationError(
         f"The LoRA {name} was trained for {info.arch_name} ({info.arch_source}), but {model_label} is "
-        f"{family_name(family)}. Load a {info.arch_name} checkpoint, or pick a LoRA trained on "
+        f"{family_name(family)}. Load a {info.arch_name} model, or pick a LoRA trained on "
         f"{family_name(family)}."
     )
+
+
+# --------------------------------------------------------------------------- keys ComfyUI understands
+# sd-scripts names HunyuanImage's layers as Tencent does; ComfyUI renames them when it loads the model
+# (fc1 -> 0, fc2 -> 2, mod.linear -> mod.lin), so a LoRA's module names need the same renames.
+COMFY_MODULE_RENAMES: dict[str, tuple[tuple[str, str], ...]] = {
+    HUNYUAN_IMAGE: (
+        (r"_(img|txt)_mlp_fc1$", r"_\1_mlp_0"),
+        (r"_(img|txt)_mlp_fc2$", r"_\1_mlp_2"),
+        (r"_(img|txt)_mod_linear$", r"_\1_mod_lin"),
+        (r"_modulation_linear$", r"_modulation_lin"),
+    ),
+}
+_TAILS = (".lora_down.weight", ".lora_up.weight", ".alpha", ".dora_scale", ".lora_mid.weight")
+
+
+def _split(key: str) -> tuple[str, str]:
+    for tail in _TAILS:
+        if key.endswith(tail):
+            return key[: -len(tail)], tail
+    return key, ""
+
+
+def _suffix_index(key_map: Mapping[str, object], generic_prefix: str) -> dict[str, str | None]:
+    """underscore-joined tails of ComfyUI's generic key names -> the name (None when not unique)."""
+    index: dict[str, str | None] = {}
+    for name in key_map:
+        if not name.startswith(generic_prefix):
+            continue
+        parts = name[len(generic_prefix) :].split(".")
+        for i in range(len(parts)):
+            tail = "_".join(parts[i:])
+            index[tail] = name if tail not in index else None
+    return index
+
+
+def align_keys(keys: Iterable[str], key_map: Mapping[str, object], family: str) -> dict[str, str]:
+    """old key -> new key for the LoRA modules ComfyUI's `key_map` does not know as they are: first the
+    family's renames (COMFY_MODULE_RENAMES), then, for a kohya lora_te_/lora_unet_ module, the one
+    generic ComfyUI name (text_encoders.<path> / diffusion_model.<path>) that ends with its path.
+    Modules it cannot place keep their names (ComfyUI then logs them as not loaded)."""
+    renames: dict[str, str] = {}
+    indexes: dict[str, dict[str, str | None]] = {}
+    for key in keys:
+        module, tail = _split(key)
+        if not tail or module in key_map:
+            continue
+        new = module
+        for pattern, repl in COMFY_MODULE_RENAMES.get(family, ()):
+            new = re.sub(pattern, repl, new)
+        if new not in key_map:
+            new = _generic_name(new, key_map, indexes) or new
+        if new != module:
+            renames[key] = new + tail
+    return renames
+
+
+def _generic_name(module: str, key_map, indexes) -> str | None:
+    for kohya_prefix, generic in (("lora_te_", "text_encoders."), ("lora_unet_", "diffusion_model.")):
+        if module.startswith(kohya_prefix):
+            if generic not in indexes:
+                indexes[generic] = _suffix_index(key_map, generic)
+            return indexes[generic].get(module[len(kohya_prefix) :])
+    return None
 
 
 EPOCH_NAME = "{stem}-{epoch:06d}{ext}"  # kohya's per-epoch file name (train_util EPOCH_FILE_NAME)

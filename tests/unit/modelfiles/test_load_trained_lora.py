@@ -81,14 +81,14 @@ def test_node_is_registered_with_tooltips(pack, node_cls):
 
 def test_sd15_lora_on_sdxl_model_is_refused_before_loading(comfy, calls, node_cls):
     lora_in(comfy, "face_sd15.safetensors", SD15_KEYS)
-    with pytest.raises(ValidationError, match=r"face_sd15\.safetensors.*SD1\.5.*SDXL"):
+    with pytest.raises(ValidationError, match=r"face_sd15\.safetensors.*SD 1\.x.*SDXL"):
         node_cls().load(FakePatcher("SDXL"), "face_sd15.safetensors", 0, 1.0, 1.0, clip=FakePatcher())
     assert calls["load"] == []
 
 
 def test_sdxl_lora_on_sd15_model_is_refused(comfy, calls, node_cls):
     lora_in(comfy, "style_xl.safetensors", SDXL_KEYS)
-    with pytest.raises(ValidationError, match=r"SDXL.*SD1\.5"):
+    with pytest.raises(ValidationError, match=r"SDXL.*SD 1\.x"):
         node_cls().load(FakePatcher("SD15"), "style_xl.safetensors", 0, 1.0, 1.0, clip=FakePatcher())
 
 
@@ -181,3 +181,41 @@ def test_missing_link_or_file_is_a_readable_error(comfy, calls, node_cls):
         node_cls().load(FakePatcher("SD15"), "(from trained_lora)", 0, 1.0, 1.0)
     with pytest.raises(ValidationError, match="gone.safetensors is not in ComfyUI's loras"):
         node_cls().load(FakePatcher("SD15"), "gone.safetensors", 0, 1.0, 1.0)
+
+
+# --------------------------------------------------------------------------- the other families
+def _family_lora(comfy, name, family):
+    from tests.unit import synthetic_models as sm
+
+    model = {"flux": sm.flux("dev"), "hunyuan_image": sm.hunyuan_image(), "lumina2": sm.lumina2()}[family]
+    return lora_in(comfy, name, sm.kohya_lora(model, family))
+
+
+def test_a_flux_lora_on_an_sdxl_model_is_refused_in_one_sentence(comfy, calls, node_cls):
+    _family_lora(comfy, "flux_style.safetensors", "flux")
+    with pytest.raises(
+        ValidationError, match=r"flux_style\.safetensors was trained for FLUX\.1 .*is SDXL\. Load a FLUX\.1"
+    ):
+        node_cls().load(FakePatcher("SDXL"), "flux_style.safetensors", 0, 1.0, 1.0, clip=FakePatcher())
+    assert calls["load"] == []  # refused from the header, before reading the weights
+
+
+def test_a_hunyuan_image_lora_gets_comfyuis_layer_names(comfy, calls, node_cls):
+    from tests.unit import synthetic_models as sm
+
+    _family_lora(comfy, "hy.safetensors", "hunyuan_image")
+    model = FakePatcher("HunyuanImage21")
+    comfy_names = sm.hunyuan_image(names="comfy")
+    model.model.lora_keys = {
+        "lora_unet_" + k[: -len(".weight")].replace(".", "_"): k for k in comfy_names if k.endswith(".weight")
+    }
+    node_cls().load(model, "hy.safetensors", 0, 1.0, 0.0)
+    keys = calls["apply"][-1]["keys"]
+    assert "lora_unet_double_blocks_0_img_mlp_0.lora_down.weight" in keys
+    assert not any("mlp_fc1" in k or "mod_linear" in k or "modulation_linear" in k for k in keys)
+
+
+def test_a_flux_lora_loads_on_flux_with_its_keys_untouched(comfy, calls, node_cls):
+    path = _family_lora(comfy, "f.safetensors", "flux")
+    node_cls().load(FakePatcher("Flux"), "f.safetensors", 0, 0.8, 0.0)
+    assert calls["apply"][-1]["keys"] == sorted(read_header(path).keys())

@@ -44,7 +44,8 @@ def write_lora(path, keys, metadata=None):
 
 
 @pytest.mark.parametrize(
-    ("keys", "arch"), [(SD15_KEYS, "sd1"), (SDXL_KEYS, "sdxl"), (SD2_KEYS, "sd2"), (FLUX_KEYS, "flux")]
+    ("keys", "arch"),
+    [(SD15_KEYS, "sd1"), (SDXL_KEYS, "sdxl"), (SD2_KEYS, "sd2"), (FLUX_KEYS, "flux|chroma")],
 )
 def test_architecture_is_read_from_the_key_set(tmp_path, keys, arch):
     info = lora_file.inspect(write_lora(tmp_path / "l.safetensors", keys))
@@ -103,15 +104,18 @@ def test_model_family_follows_comfy_config_classes_and_latent_formats():
     assert lora_file.model_family(["FluxSchnell", "Flux"]) == "flux"
     assert lora_file.model_family([], "SDXL") == "sdxl"
     assert lora_file.model_family([], "SD15") == "sd1|sd2"
-    assert lora_file.model_family(["SD3"], "SD3") == "unknown"
+    assert lora_file.model_family(["SD3"], "SD3") == "sd3"
+    assert lora_file.model_family(["ChromaRadiance", "Chroma"]) == "chroma"
+    assert lora_file.model_family(["HunyuanImage21", "HunyuanVideo"]) == "hunyuan_image"
+    assert lora_file.model_family(["CosmosT2IPredict2"], "Wan21") == "unknown"
 
 
 def test_sd15_lora_on_sdxl_model_is_a_clear_error_naming_both(tmp_path):
     sd15 = lora_file.inspect(write_lora(tmp_path / "mine_sd15.safetensors", SD15_KEYS))
-    with pytest.raises(ValidationError, match=r"mine_sd15\.safetensors.*SD1\.5.*SDXL"):
+    with pytest.raises(ValidationError, match=r"mine_sd15\.safetensors.*SD 1\.x.*SDXL"):
         lora_file.check_compatible(sd15, "sdxl")
     sdxl = lora_file.inspect(write_lora(tmp_path / "mine_xl.safetensors", SDXL_KEYS))
-    with pytest.raises(ValidationError, match=r"SDXL.*SD1\.5"):
+    with pytest.raises(ValidationError, match=r"SDXL.*SD 1\.x"):
         lora_file.check_compatible(sdxl, "sd1")
 
 
