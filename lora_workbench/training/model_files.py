@@ -1,0 +1,130 @@
+"""The extra model files a family's trainer needs (FLUX: clip_l, t5xxl, ae; SD3: clip_l, clip_g,
+t5xxl; ...): which file of ComfyUI's text_encoders/vae folders goes where, pre-selected by name when
+the choice is obvious, and checked before launch (there, and the kind of file it is).
+
+Pure: the caller passes the folder listings and a resolver from (folder, name) to a path, so the node
+(ComfyUI's folder_paths), the CLI (paths given on the command line) and the tests share it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ..errors import ValidationError
+from ..modelfiles import components
+from ..modelfiles.detect import ModelInfo
+from . import families
+from .families import ModelFile
+
+AUTO = "(auto)"  # pick the obvious file by name
+NONE = "(none)"  # leave the option out (only where the checkpoint carries it)
+
+# Where ComfyUI looks for each folder_paths name, for messages.
+COMFY_FOLDERS = {
+    "text_encoders": "models/text_encoders (or models/clip)",
+    "vae": "models/vae",
+    "diffusion_models": "models/diffusion_models (or models/unet)",
+    "checkpoints": "models/checkpoints",
+}
+# Among several files that match a slot, this order picks one (sd-scripts' docs: t5xxl_fp16).
+_PRECISION_ORDER = ("fp16", "bf16", "fp32", "", "fp8")
+
+
+@dataclass(frozen=True)
+class PickedFile:
+    option: str  # sd-scripts' option
+    name: str  # the file name as ComfyUI lists it ("" = left out)
+    path: str  # resolved path ("" = left out)
+    how: str  # "picked" | "by name" | "in the checkpoint"
+
+
+def _precision(name: str) -> str:
+    low = name.lower()
+    for tag in ("fp16", "bf16", "fp32", "fp8"):
+        if tag in low:
+            return tag
+    return ""
+
+
+def preselect(slot: ModelFile, names: Sequence[str]) -> str:
+    """The obvious file for `slot` among `names` (ComfyUI's list for its folder), "" when none or a tie."""
+    hint = re.compile(slot.hint)
+    avoid = re.compile(slot.avoid) if slot.avoid else None
+    matches = []
+    for name in names:
+        base = os.path.basename(name).lower()
+        if hint.search(base) and not (avoid and avoid.search(base)):
+            matches.append(name)
+    if len(matches) <= 1:
+        return matches[0] if matches else ""
+    best = min(_PRECISION_ORDER.index(_precision(n)) for n in matches)
+    top = [n for n in matches if _PRECISION_ORDER.index(_precision(n)) == best]
+    return top[0] if len(top) == 1 else ""
+
+
+def slots(family_id: str) -> tuple[ModelFile, ...]:
+    return families.get(family_id).model_files
+
+
+def _missing(family: families.TrainingFamily, slot: ModelFile, names: Sequence[str]) -> ValidationError:
+    where = COMFY_FOLDERS.get(slot.folder, slot.folder)
+    seen = f" ({len(names)} files there, none named like one)" if names else " (the folder is empty)"
+    return ValidationError(
+        f"{family.name} needs a {slot.label} (--{slot.option}): none is picked and none was found by "
+        f"name in ComfyUI's {where}{seen}. Put the file in {where} and pick it in {slot.option}."
+    )
+
+
+def pick(
+    model: ModelInfo,
+    chosen: Mapping[str, str],
+    listing: Mapping[str, Sequence[str]],
+    resolve: Callable[[str, str], str | None],
+) -> list[PickedFile]:
+    """The files for every slot of the model's family: `chosen` maps option -> a name, AUTO or NONE
+    (missing = AUTO); `listing` maps folder -> the names in it; `resolve(folder, name)` -> path or None.
+    Raises a sentence for a required file that is missing, does not exist, or is the wrong kind."""
+    family = families.get(model.arch)
+    out = []
+    for slot in family.model_files:
+        value = chosen.get(slot.option, AUTO) or AUTO
+        names = list(listing.get(slot.folder, ()))
+        bundled = slot.bundled_kind and slot.bundled_kind in model.includes
+        if value == NONE or (value == AUTO and bundled):
+            if not bundled:
+                raise ValidationError(
+                    f"{family.name} needs a {slot.label} (--{slot.option}) and {os.path.basename(model.path)} "
+                    f"does not carry one; pick a file in {slot.option}."
+                )
+            out.append(PickedFile(slot.option, "", "", "in the checkpoint"))
+            continue
+        name = preselect(slot, names) if value == AUTO else value
+        if not name:
+            raise _missing(family, slot, names)
+        out.append(_resolved(family, slot, name, resolve, "by name" if value == AUTO else "picked"))
+    return out
+
+
+def _resolved(family, slot: ModelFile, name: str, resolve, how: str) -> PickedFile:
+    path = resolve(slot.folder, name)
+    if not path or not os.path.isfile(path):
+        where = COMFY_FOLDERS.get(slot.folder, slot.folder)
+        raise ValidationError(
+            f"The {slot.label} {name!r} (--{slot.option}) is not in ComfyUI's {where}; put it there "
+            f"(or refresh with R and pick it again)."
+        )
+    kind = components.file_kind(path)
+    if kind not in ("unknown", slot.kind):
+        raise ValidationError(
+            f"The file picked for {slot.option}, {name}, holds {components.kind_name(kind)}, not "
+            f"{components.kind_name(slot.kind)}; pick the {slot.label} for {family.name} there."
+        )
+    return PickedFile(slot.option, name, path, how)
+
+
+def as_options(picked: Sequence[PickedFile]) -> dict[str, str]:
+    """option -> path for sd-scripts (files the checkpoint carries are left out)."""
+    return {p.option: p.path for p in picked if p.path}
