@@ -21,6 +21,8 @@ LIBRARY_FOLDERS = (
     "upscale_models",
     "controlnet",
     "clip",
+    "text_encoders",  # ComfyUI's newer name for clip; both link to the same UI folders
+    "diffusion_models",  # diffusion-model-only files (FLUX, SD3.5, Lumina, ...): ComfyUI's unet loader
     "repos",
     "depth-maps",
 )
@@ -42,6 +44,8 @@ UI_LAYOUTS: dict[str, dict[str, tuple[tuple[str, ...], frozenset[str]]]] = {
         "upscale_models": (("models/upscale_models",), COMFY_EXTS),
         "controlnet": (("models/controlnet",), COMFY_EXTS),
         "clip": (("models/text_encoders", "models/clip"), COMFY_EXTS),
+        "text_encoders": (("models/text_encoders", "models/clip"), COMFY_EXTS),
+        "diffusion_models": (("models/diffusion_models", "models/unet"), COMFY_EXTS),
     },
     "a1111": {
         "checkpoints": (("models/Stable-diffusion",), SEED_EXTS),
@@ -52,8 +56,14 @@ UI_LAYOUTS: dict[str, dict[str, tuple[tuple[str, ...], frozenset[str]]]] = {
         "controlnet": (("models/ControlNet", "extensions/sd-webui-controlnet/models"), A1111_CONTROLNET_EXTS),
     },
 }
-# Forge keeps A1111's layout; its ControlNet is built in, so there is no extension folder.
-UI_LAYOUTS["forge"] = {**UI_LAYOUTS["a1111"], "controlnet": (("models/ControlNet",), A1111_CONTROLNET_EXTS)}
+# Forge keeps A1111's layout; its ControlNet is built in, so there is no extension folder. It loads
+# FLUX's text encoders from models/text_encoder and diffusion-model-only files as checkpoints.
+UI_LAYOUTS["forge"] = {
+    **UI_LAYOUTS["a1111"],
+    "controlnet": (("models/ControlNet",), A1111_CONTROLNET_EXTS),
+    "text_encoders": (("models/text_encoder",), SEED_EXTS),
+    "diffusion_models": (("models/Stable-diffusion",), SEED_EXTS),
+}
 
 # Library category -> ComfyUI folder_paths name (whose filename_list_cache to drop after a relink).
 COMFY_FOLDER_NAMES = {
@@ -64,6 +74,8 @@ COMFY_FOLDER_NAMES = {
     "upscale_models": "upscale_models",
     "controlnet": "controlnet",
     "clip": "text_encoders",
+    "text_encoders": "text_encoders",
+    "diffusion_models": "diffusion_models",
 }
 
 # Where trained LoRAs go in each UI (link_trained).
