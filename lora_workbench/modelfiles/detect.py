@@ -54,8 +54,8 @@ class ModelInfo:
 
     @property
     def name(self) -> str:
-        base = ARCH_NAMES.get(self.arch, self.arch)
-        return f"{base} {self.variant}" if self.variant else base
+        fam = families.FAMILIES.get(self.arch)
+        return fam.display(self.variant) if fam else self.arch
 
 
 @dataclass

@@ -19,6 +19,14 @@ class Family:
     base_versions: tuple[str, ...] = ()  # ss_base_model_version prefixes
     comfy_configs: tuple[str, ...] = ()  # ComfyUI comfy/supported_models.py class names
     comfy_latents: tuple[str, ...] = ()  # ComfyUI latent format class names (fallback, unambiguous only)
+    variant_names: tuple[tuple[str, str], ...] = ()  # detect.py's variant -> its usual name
+
+    def display(self, variant: str = "") -> str:
+        """'FLUX.1 dev', 'SD3.5 large', 'HunyuanImage 2.1': the family with its variant."""
+        names = dict(self.variant_names)
+        if variant in names:
+            return names[variant]
+        return f"{self.name} {variant}" if variant else self.name
 
 
 FAMILY_LIST: tuple[Family, ...] = (
@@ -55,6 +63,7 @@ FAMILY_LIST: tuple[Family, ...] = (
         ("sd3", "medium", "5-medium", "5-large"),  # sd3_train_network writes the MMDiT type here
         ("SD3",),
         ("SD3",),
+        (("medium", "SD3 medium"), ("3.5-medium", "SD3.5 medium"), ("3.5-large", "SD3.5 large")),
     ),
     Family(
         "flux",
@@ -88,6 +97,7 @@ FAMILY_LIST: tuple[Family, ...] = (
         ("hunyuan-image",),
         ("HunyuanImage21",),
         ("HunyuanImage21",),
+        (("2.1", "HunyuanImage 2.1"),),
     ),
     Family(
         "anima",
