@@ -92,18 +92,36 @@ def kinds_in(shapes: dict[str, list[int]]) -> dict[str, str]:
     return found
 
 
-def file_kind(path: str | os.PathLike) -> str:
-    """The one component kind of a text-encoder/VAE file, "unknown" when unsure (several or none)."""
+def is_scaled_fp8(shapes: dict[str, list[int]]) -> bool:
+    """ComfyUI's "scaled fp8" files store fp8 weights with per-layer scales (`scaled_fp8`,
+    `*.scale_weight`); sd-scripts reads the weights without the scales."""
+    return any(k == "scaled_fp8" or k.endswith((".scaled_fp8", ".scale_weight")) for k in shapes)
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    kind: str  # one component kind, or "unknown"
+    scaled_fp8: bool = False
+
+
+def file_facts(path: str | os.PathLike) -> FileFacts:
+    """The component kind of a text-encoder/VAE file ("unknown" when unsure: several or none) and
+    whether it is a scaled-fp8 file; one header read."""
     p = os.fspath(path)
     if not p.lower().endswith((".safetensors", ".sft")):
-        return "unknown"
+        return FileFacts("unknown")
     try:
         header = read_header(p)
     except WorkbenchError:
-        return "unknown"
+        return FileFacts("unknown")
     shapes = {k: list(v.get("shape", [])) for k, v in header.tensors.items() if isinstance(v, dict)}
     kinds = kinds_in(shapes)
-    return next(iter(kinds)) if len(kinds) == 1 else "unknown"
+    return FileFacts(next(iter(kinds)) if len(kinds) == 1 else "unknown", is_scaled_fp8(shapes))
+
+
+def file_kind(path: str | os.PathLike) -> str:
+    """The one component kind of a text-encoder/VAE file, "unknown" when unsure (several or none)."""
+    return file_facts(path).kind
 
 
 def kind_name(kind: str) -> str:

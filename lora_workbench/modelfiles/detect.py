@@ -314,7 +314,13 @@ def _refuse_known(path: str, k: _Keys, metadata: dict[str, str]) -> None:
 
 def _finish(path: str, found: _Found, k: _Keys, metadata: dict[str, str]) -> ModelInfo:
     includes = tuple(components.kinds_in(k.shapes))
-    info = ModelInfo(path, found.arch, found.how, found.variant, found.layout, includes, found.unusable)
+    unusable = found.unusable
+    if not unusable and components.is_scaled_fp8(k.shapes):
+        unusable = (
+            "it is a ComfyUI 'scaled fp8' file, whose weights sd-scripts reads without their scales; "
+            "train from the bf16/fp16 file (or a plain fp8 one)"
+        )
+    info = ModelInfo(path, found.arch, found.how, found.variant, found.layout, includes, unusable)
     if found.layout == "diffusion_model" and includes:
         info.layout = "checkpoint"
     meta = families.from_metadata(metadata)

@@ -66,6 +66,8 @@ def write_safetensors_header_only(
         "F32": 4,
         "F16": 2,
         "BF16": 2,
+        "F8_E4M3": 1,
+        "F8_E5M2": 1,
         "I64": 8,
         "I32": 4,
         "I16": 2,

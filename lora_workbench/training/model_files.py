@@ -116,7 +116,13 @@ def _resolved(family, slot: ModelFile, name: str, resolve, how: str) -> PickedFi
             f"The {slot.label} {name!r} (--{slot.option}) is not in ComfyUI's {where}; put it there "
             f"(or refresh with R and pick it again)."
         )
-    kind = components.file_kind(path)
+    facts = components.file_facts(path)
+    kind = facts.kind
+    if facts.scaled_fp8:
+        raise ValidationError(
+            f"The file picked for {slot.option}, {name}, is a ComfyUI 'scaled fp8' file: sd-scripts reads "
+            f"its weights without their scales. Pick the fp16/bf16 file (or a plain fp8 one) instead."
+        )
     if kind not in ("unknown", slot.kind):
         raise ValidationError(
             f"The file picked for {slot.option}, {name}, holds {components.kind_name(kind)}, not "

@@ -161,3 +161,19 @@ def test_diffusers_folders_are_read_from_model_index(tmp_path):
 )
 def test_text_encoder_and_vae_kinds(tmp_path, tensors, kind):
     assert components.file_kind(sm.write_model(tmp_path / "c.safetensors", tensors)) == kind
+
+
+def test_fp8_files_are_read_like_any_other(tmp_path):
+    fp8 = {k: ("F8_E4M3" if len(s) == 2 else d, s) for k, (d, s) in sm.flux("dev").items()}
+    path = sm.write_model(tmp_path / "flux1-dev-fp8.safetensors", fp8)
+    assert path.stat().st_size < sm.size_of(sm.flux("dev"))  # one byte a weight
+    info = detect_model(path)
+    assert (info.arch, info.variant, info.unusable) == ("flux", "dev", "")
+
+
+def test_comfyuis_scaled_fp8_files_are_refused_with_the_reason(tmp_path):
+    scaled = {**sm.flux("dev"), "scaled_fp8": ("F8_E4M3", [2]), "img_in.scale_weight": ("F32", [])}
+    info = detect_model(sm.write_model(tmp_path / "flux1-dev-fp8-scaled.safetensors", scaled))
+    assert info.arch == "flux" and "scaled fp8" in info.unusable
+    t5 = sm.write_model(tmp_path / "t5.safetensors", {**sm.t5xxl(), "scaled_fp8": ("F8_E4M3", [2])})
+    assert components.file_facts(t5) == components.FileFacts("t5xxl", scaled_fp8=True)

@@ -144,3 +144,11 @@ def test_keys_comfyui_already_maps_are_left_alone():
     keys = DIT_LORAS["flux"]
     comfy_map = _generic_map(sm.flux("dev"), "diffusion_model.")
     assert lora_file.align_keys(keys, comfy_map, "flux") == {}
+
+
+def test_loras_converted_to_comfyui_format_keep_their_family(tmp_path):
+    # sd-scripts' convert_*_lora_to_comfy.py outputs: diffusion_model.<path>.lora_A/B and renamed layers
+    anima = {"diffusion_model.blocks.0.self_attn.q_proj.lora_A.weight": ("F16", [4, 2048])}
+    assert lora(tmp_path, anima, name="a.safetensors").arch == "anima"
+    hunyuan = {"lora_unet_double_blocks_0_img_mlp_0.lora_down.weight": ("F16", [4, 3584])}
+    assert lora(tmp_path, hunyuan, name="h.safetensors").arch == "hunyuan_image"

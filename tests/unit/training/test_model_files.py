@@ -150,3 +150,17 @@ def test_none_is_only_allowed_where_the_checkpoint_carries_the_file(comfy_models
 
 def test_sd_families_need_no_extra_files(comfy_models):
     assert model_files.pick(model("sdxl"), {}, listing(comfy_models), resolver(comfy_models)) == []
+
+
+def test_a_scaled_fp8_text_encoder_is_refused(tmp_path, comfy_models):
+    sm.write_model(
+        comfy_models / "text_encoders/t5xxl_scaled.safetensors",
+        {**sm.t5xxl(), "scaled_fp8": ("F8_E4M3", [2])},
+    )
+    with pytest.raises(ValidationError, match="scaled fp8.*without their scales"):
+        model_files.pick(
+            model("flux"),
+            {"t5xxl": "t5xxl_scaled.safetensors"},
+            listing(comfy_models),
+            resolver(comfy_models),
+        )
