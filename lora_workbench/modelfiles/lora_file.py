@@ -91,7 +91,9 @@ def _dit_family(header: SafetensorsHeader) -> tuple[str, str] | None:
     keys = header.keys()
     if any("joint_blocks_" in k or "joint_blocks." in k for k in keys):
         return SD3, "MMDiT joint_blocks"
-    blocks = _first_width(header, r"(double_blocks|single_blocks)[._]\d+[._](img_attn[._]qkv|linear1)")
+    # Every one of these layers takes the hidden state in: FLUX/Chroma 3072 wide, HunyuanImage 3584.
+    hidden_in = r"(img|txt)_(attn[._]qkv|mod|mlp[._](0|fc1))|linear1|modulation"
+    blocks = _first_width(header, rf"(double_blocks|single_blocks)[._]\d+[._]({hidden_in})")
     if blocks == 3584:
         return HUNYUAN_IMAGE, "double/single blocks of width 3584"
     if blocks == 3072:
