@@ -11,7 +11,7 @@ parsers (library/*_train_utils.py, *_train_network.py), docs/*_train_network.md 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..modelfiles import families as file_families
 
@@ -27,6 +27,7 @@ class ModelFile:
     hint: str  # regex on the lower-case file name that pre-selects it
     avoid: str = ""  # regex of names never pre-selected (e.g. T5 "scaled" fp8, which sd-scripts cannot load)
     bundled_kind: str = ""  # when the base checkpoint carries this kind, the file is optional
+    example: str = ""  # the name ComfyUI's and the model makers' downloads use
 
     @property
     def required(self) -> bool:
@@ -90,28 +91,90 @@ class TrainingFamily:
 
 
 # --------------------------------------------------------------------------- the extra model files
-_CLIP_L = ModelFile("clip_l", "CLIP-L text encoder", "text_encoders", "clip_l", r"clip[-_]?l(\b|_|\.)")
-_CLIP_G = ModelFile("clip_g", "CLIP-G text encoder", "text_encoders", "clip_g", r"clip[-_]?g(\b|_|\.)")
+_CLIP_L = ModelFile(
+    "clip_l",
+    "CLIP-L text encoder",
+    "text_encoders",
+    "clip_l",
+    r"clip[-_]?l(\b|_|\.)",
+    example="clip_l.safetensors",
+)
+_CLIP_G = ModelFile(
+    "clip_g",
+    "CLIP-G text encoder",
+    "text_encoders",
+    "clip_g",
+    r"clip[-_]?g(\b|_|\.)",
+    example="clip_g.safetensors",
+)
 _T5XXL = ModelFile(
-    "t5xxl", "T5-XXL text encoder", "text_encoders", "t5xxl", r"t5[-_.]?(v1_1[-_.]?)?xxl", avoid=r"scaled"
+    "t5xxl",
+    "T5-XXL text encoder",
+    "text_encoders",
+    "t5xxl",
+    r"t5[-_.]?(v1_1[-_.]?)?xxl",
+    avoid=r"scaled",
+    example="t5xxl_fp16.safetensors",
 )
 _FLUX_AE = ModelFile(
-    "ae", "FLUX autoencoder (ae.safetensors)", "vae", "ae16", r"(^|[^a-z])ae[._]|flux.*vae|vae.*flux"
+    "ae",
+    "FLUX autoencoder",
+    "vae",
+    "ae16",
+    r"(^|[^a-z])ae[._]|flux.*vae|vae.*flux",
+    example="ae.safetensors",
 )
-_SD3_OPTIONAL = tuple(
-    ModelFile(f.option, f.label, f.folder, f.kind, f.hint, f.avoid, bundled_kind=f.kind)
-    for f in (_CLIP_L, _CLIP_G, _T5XXL)
+_SD3_OPTIONAL = tuple(replace(f, bundled_kind=f.kind) for f in (_CLIP_L, _CLIP_G, _T5XXL))
+_SD3_VAE = ModelFile(
+    "vae", "SD3 VAE", "vae", "ae16", r"sd3.*vae|vae.*sd3", bundled_kind="ae16", example="sd3_vae.safetensors"
 )
-_SD3_VAE = ModelFile("vae", "SD3 VAE", "vae", "ae16", r"sd3.*vae|vae.*sd3", bundled_kind="ae16")
-_GEMMA2 = ModelFile("gemma2", "Gemma 2 2B text encoder", "text_encoders", "gemma2", r"gemma[-_]?2")
+_GEMMA2 = ModelFile(
+    "gemma2",
+    "Gemma 2 2B text encoder",
+    "text_encoders",
+    "gemma2",
+    r"gemma[-_]?2",
+    example="gemma_2_2b_fp16.safetensors",
+)
 _QWEN25VL = ModelFile(
-    "text_encoder", "Qwen2.5-VL 7B text encoder", "text_encoders", "qwen2_5_vl", r"qwen[-_]?2[._]?5[-_]?vl"
+    "text_encoder",
+    "Qwen2.5-VL 7B text encoder",
+    "text_encoders",
+    "qwen2_5_vl",
+    r"qwen[-_]?2[._]?5[-_]?vl",
+    example="qwen_2.5_vl_7b.safetensors",
 )
-_BYT5 = ModelFile("byt5", "ByT5 glyph text encoder", "text_encoders", "byt5", r"byt5")
-_HUNYUAN_VAE = ModelFile("vae", "HunyuanImage 2.1 VAE", "vae", "hunyuan_vae", r"hunyuan[-_]?image.*vae")
-_QWEN3 = ModelFile("qwen3", "Qwen3 0.6B text encoder", "text_encoders", "qwen3", r"qwen[-_]?3[-_]?0?[._]?6b")
+_BYT5 = ModelFile(
+    "byt5",
+    "ByT5 glyph text encoder",
+    "text_encoders",
+    "byt5",
+    r"byt5",
+    example="byt5_small_glyphxl_fp16.safetensors",
+)
+_HUNYUAN_VAE = ModelFile(
+    "vae",
+    "HunyuanImage 2.1 VAE",
+    "vae",
+    "hunyuan_vae",
+    r"hunyuan[-_]?image.*vae",
+    example="hunyuan_image_2.1_vae_fp16.safetensors",
+)
+_QWEN3 = ModelFile(
+    "qwen3",
+    "Qwen3 0.6B text encoder",
+    "text_encoders",
+    "qwen3",
+    r"qwen[-_]?3[-_]?0?[._]?6b",
+    example="qwen_3_06b_base.safetensors",
+)
 _QWEN_IMAGE_VAE = ModelFile(
-    "vae", "Qwen-Image VAE", "vae", "qwen_image_vae", r"qwen[-_]?image.*vae|qwen.*vae"
+    "vae",
+    "Qwen-Image VAE",
+    "vae",
+    "qwen_image_vae",
+    r"qwen[-_]?image.*vae|qwen.*vae",
+    example="qwen_image_vae.safetensors",
 )
 
 _SD_MODULES = ("networks.lora", "networks.dylora", "networks.lora_fa", "networks.oft")

@@ -74,7 +74,8 @@ def _missing(family: families.TrainingFamily, slot: ModelFile, names: Sequence[s
     seen = f" ({len(names)} files there, none named like one)" if names else " (the folder is empty)"
     return ValidationError(
         f"{family.name} needs a {slot.label} (--{slot.option}): none is picked and none was found by "
-        f"name in ComfyUI's {where}{seen}. Put the file in {where} and pick it in {slot.option}."
+        f"name in ComfyUI's {where}{seen}. Put the file (e.g. {slot.example}) in {where} and pick it "
+        f"in {slot.option}."
     )
 
 

@@ -101,3 +101,18 @@ def test_memory_sizes_match_the_models_and_their_loras(family, variant, tensors)
     lora = lora or sm.kohya_lora(tensors, family, rank=1, strip="net.")
     per_rank = sum(s[0] * s[1] for k, (_d, s) in lora.items() if k.endswith("weight")) / 1e6
     assert abs(mem.lora_m_per_rank - per_rank) / per_rank < 0.02, (mem.lora_m_per_rank, per_rank)
+
+
+def test_docs_families_md_is_generated_from_the_tables():
+    from pathlib import Path
+
+    from lora_workbench.training import families_doc
+
+    committed = Path(__file__).resolve().parents[3] / families_doc.PATH
+    assert committed.read_text(encoding="utf-8") == families_doc.render(), (
+        "docs/families.md is stale: regenerate it with families_doc.render()"
+    )
+    assert (
+        "`--t5xxl`: T5-XXL text encoder from `text_encoders`, e.g. `t5xxl_fp16.safetensors`"
+        in committed.read_text()
+    )
