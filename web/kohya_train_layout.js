@@ -162,6 +162,43 @@ export const LAYOUT = {
         "main_process_port",
         "tokenizer_cache_dir"
       ]
+    },
+    {
+      "type": "KohyaModelFiles",
+      "group": "model_files",
+      "widgets": [
+        "clip_l",
+        "clip_g",
+        "t5xxl",
+        "ae",
+        "vae",
+        "gemma2",
+        "text_encoder",
+        "byt5",
+        "qwen3"
+      ]
+    },
+    {
+      "type": "KohyaFamilyOptions",
+      "group": "family",
+      "widgets": [
+        "network_module",
+        "cache_text_encoder_outputs",
+        "fp8_base",
+        "fp8_scaled",
+        "blocks_to_swap",
+        "guidance_scale",
+        "timestep_sampling",
+        "model_prediction_type",
+        "discrete_flow_shift",
+        "apply_t5_attn_mask",
+        "t5xxl_max_token_length",
+        "training_shift",
+        "system_prompt",
+        "gemma2_max_token_length",
+        "text_encoder_cpu",
+        "vae_chunk_size"
+      ]
     }
   ],
   "defaults": {
@@ -214,7 +251,32 @@ export const LAYOUT = {
     "machine_rank": 0,
     "main_process_ip": "",
     "main_process_port": 0,
-    "tokenizer_cache_dir": ""
+    "tokenizer_cache_dir": "",
+    "clip_l": "(auto)",
+    "clip_g": "(auto)",
+    "t5xxl": "(auto)",
+    "ae": "(auto)",
+    "vae": "(auto)",
+    "gemma2": "(auto)",
+    "text_encoder": "(auto)",
+    "byt5": "(auto)",
+    "qwen3": "(auto)",
+    "network_module": "auto",
+    "cache_text_encoder_outputs": "auto",
+    "fp8_base": false,
+    "fp8_scaled": false,
+    "blocks_to_swap": 0,
+    "guidance_scale": -1.0,
+    "timestep_sampling": "auto",
+    "model_prediction_type": "auto",
+    "discrete_flow_shift": 0.0,
+    "apply_t5_attn_mask": false,
+    "t5xxl_max_token_length": 0,
+    "training_shift": 1.0,
+    "system_prompt": "You are an assistant designed to generate high-quality images based on user prompts.",
+    "gemma2_max_token_length": 256,
+    "text_encoder_cpu": false,
+    "vae_chunk_size": 0
   },
   "trainer_height": 900
 };

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Family:
     id: str
-    name: str  # for sentences: "FLUX.1", "SD 3 / 3.5"
+    name: str  # for sentences: "FLUX.1", "SD3"
     script: str  # the sd-scripts trainer that trains LoRAs for it
     modelspec: tuple[str, ...] = ()  # modelspec.architecture prefixes (sd-scripts' sai_model_spec)
     base_versions: tuple[str, ...] = ()  # ss_base_model_version prefixes
@@ -57,7 +57,7 @@ FAMILY_LIST: tuple[Family, ...] = (
     ),
     Family(
         "sd3",
-        "SD 3 / 3.5",
+        "SD3",
         "sd3_train_network.py",
         ("stable-diffusion-3",),
         ("sd3", "medium", "5-medium", "5-large"),  # sd3_train_network writes the MMDiT type here

@@ -21,8 +21,9 @@ from pathlib import Path
 from ..datatypes import LoraDataset
 from ..errors import ValidationError
 from ..modelfiles.detect import SCRIPT_FOR_ARCH, ModelInfo
+from . import families
 from .kohya import KohyaInstall, default_tokenizer_cache
-from .settings import SETTINGS, Where
+from .settings import SETTING, SETTINGS, Where
 from .validation import check_device, check_family, sanitize_output_name
 
 
@@ -36,6 +37,11 @@ class Target:
     device: str  # "gpu" | "cpu" (train.py probes "auto")
     run_dir: Path
     logging_dir: Path | None = None
+    model_files: dict = field(default_factory=dict)  # sd-scripts option -> path (model_files.pick)
+
+    @property
+    def family(self) -> families.TrainingFamily:
+        return families.get(self.model.arch)
 
     @property
     def config_path(self) -> Path:
@@ -60,6 +66,8 @@ class Resolved:
     total_steps: int
     prompts: str  # the sample prompts file's text ("" = no samples)
     tokenizer_cache_dir: str
+    train_text_encoder: bool  # asked for and possible for the family (HunyuanImage: never)
+    cache_text_encoder_outputs: bool
 
 
 @dataclass
@@ -114,18 +122,33 @@ def total_steps(opts, dataset: LoraDataset) -> int:
     return max(1, per_epoch) * opts.epochs
 
 
-def sample_prompts_text(opts) -> str:
-    """The sd-scripts prompt file: one prompt per line, with size, seed and steps appended unless given."""
+def _sample_flags(opts, sample: families.SampleSettings | None) -> list[tuple[str, object]]:
+    """Size, seed and steps, then the family's own guidance, CFG and negative prompt (flag, value)."""
+    at_default = opts.sample_steps == SETTING["sample_steps"].default
+    steps = sample.steps if sample is not None and at_default else opts.sample_steps
+    flags: list[tuple[str, object]] = [("--w", opts.width), ("--h", opts.height), ("--d", opts.seed)]
+    flags.append(("--s", steps))
+    if sample is not None:
+        if sample.cfg is not None:
+            flags.append(("--l", f"{sample.cfg:g}"))
+        if sample.guidance is not None:
+            flags.append(("--g", f"{sample.guidance:g}"))
+        if sample.negative:
+            flags.append(("--n", sample.negative))
+    return flags
+
+
+def sample_prompts_text(opts, sample: families.SampleSettings | None = None) -> str:
+    """The sd-scripts prompt file: one prompt per line, with size, seed, steps and the family's sample
+    settings (guidance, CFG, negative prompt) appended unless the line gives them."""
     lines = []
     for raw in opts.sample_prompts.splitlines():
         line = raw.replace("\x00", "").strip()
         if not line or line.startswith("#"):
             continue
-        for flag, value in (("--w", opts.width), ("--h", opts.height), ("--d", opts.seed)):
+        for flag, value in _sample_flags(opts, sample):
             if f" {flag} " not in f" {line} ":
                 line += f" {flag} {value}"
-        if " --s " not in f" {line} ":
-            line += f" --s {opts.sample_steps}"
         lines.append(line)
     return "\n".join(lines) + ("\n" if lines else "")
 
@@ -135,32 +158,60 @@ def output_name_for(opts, dataset: LoraDataset) -> str:
     return opts.output_name or sanitize_output_name(Path(dataset.project_dir).name)
 
 
+def cache_text_encoder_outputs(opts, family: families.TrainingFamily, train_te: bool) -> bool:
+    """on/off as set; auto: the family's advice (the DiT families), and never while SDXL trains its text
+    encoders (sdxl_train_network.py refuses that)."""
+    if opts.cache_text_encoder_outputs != "auto":
+        return opts.cache_text_encoder_outputs == "on"
+    return bool(family.recommended.get("cache_text_encoder_outputs")) and (
+        family.id != "sdxl" or not train_te
+    )
+
+
 def resolve(opts, t: Target) -> Resolved:
+    fam = t.family
+    train_te = opts.train_text_encoder and fam.trains_text_encoder
     return Resolved(
         script=t.model.script if opts.script == "auto" else opts.script,
         mixed_precision=resolve_mixed_precision(opts, t.device),
         output_name=output_name_for(opts, t.dataset),
         total_steps=total_steps(opts, t.dataset),
-        prompts=sample_prompts_text(opts),
+        prompts=sample_prompts_text(opts, fam.sample_for(t.model.variant)),
         tokenizer_cache_dir=opts.tokenizer_cache_dir or default_tokenizer_cache(),
+        train_text_encoder=train_te,
+        cache_text_encoder_outputs=cache_text_encoder_outputs(opts, fam, train_te),
     )
 
 
 # --------------------------------------------------------------------------- config sections
-def direct(opts, where: Where, section: str) -> dict:
-    """The settings of one section that the table says how to write (everything but emit="custom")."""
+def direct(opts, where: Where, section: str, family: str | None = None) -> dict:
+    """The settings of one section that the table says how to write (everything but emit="custom"),
+    for the settings that apply to `family`; emit="family" at its default writes the family's advice."""
     out: dict = {}
+    recipe = families.get(family) if family else None
     for s in SETTINGS:
         if s.where is not where or s.section != section or s.emit == "custom":
             continue
+        if family is not None and family not in s.families:
+            continue
         value = getattr(opts, s.name)
-        if s.emit == "value" or (s.emit == "flag" and value is True) or (s.emit == "if_set" and value):
+        if s.emit == "family":
+            value = recipe.recommended.get(s.sd_name) if recipe and value == s.default else value
+            if value is not None:
+                out[s.sd_name] = value
+        elif s.emit == "value" or (s.emit == "flag" and value is True) or (s.emit == "if_set" and value):
             out[s.sd_name] = True if s.emit == "flag" else value
     return out
 
 
 def _model(o, t: Target, r: Resolved) -> dict:
-    sec = {"pretrained_model_name_or_path": str(t.model.path), **direct(o, Where.CONFIG, "model")}
+    sec = {
+        "pretrained_model_name_or_path": str(t.model.path),
+        **direct(o, Where.CONFIG, "model", t.model.arch),
+    }
+    sec.update({option: str(path) for option, path in t.model_files.items()})
+    if "model_type" in t.family.required:  # flux_train_network.py trains Chroma with --model_type chroma
+        sec["model_type"] = t.family.required["model_type"]
     if t.model.arch == "sd2":
         sec["v2"] = True
     if r.tokenizer_cache_dir:
@@ -177,7 +228,7 @@ def _dataset(o, t: Target, r: Resolved) -> dict:
         "caption_extension": o.caption_extension or ds.caption_extension or ".txt",
         "train_batch_size": o.batch_size or ds.batch_size or 1,
         "max_data_loader_n_workers": o.data_loader_workers,
-        **direct(o, Where.CONFIG, "dataset"),
+        **direct(o, Where.CONFIG, "dataset", t.model.arch),
     }
     if o.data_loader_workers > 0:
         sec["persistent_data_loader_workers"] = True
@@ -194,15 +245,16 @@ def _dataset(o, t: Target, r: Resolved) -> dict:
 
 
 def _network(o, t: Target, r: Resolved) -> dict:
-    sec = {"network_module": "networks.lora", **direct(o, Where.CONFIG, "network")}
-    if not o.train_text_encoder:
+    module = t.family.network_modules[0] if o.network_module == "auto" else o.network_module
+    sec = {"network_module": module, **direct(o, Where.CONFIG, "network", t.model.arch)}
+    if not r.train_text_encoder:
         sec["network_train_unet_only"] = True
     return sec
 
 
 def _optimizer(o, t: Target, r: Resolved) -> dict:
-    sec = direct(o, Where.CONFIG, "optimizer")
-    if o.train_text_encoder:
+    sec = direct(o, Where.CONFIG, "optimizer", t.model.arch)
+    if r.train_text_encoder:
         sec["text_encoder_lr"] = o.text_encoder_lr
     return sec
 
@@ -211,8 +263,9 @@ def _training(o, t: Target, r: Resolved) -> dict:
     sec = {
         "mixed_precision": r.mixed_precision,
         "cache_latents_to_disk": o.cache_latents and o.cache_latents_to_disk,
-        **direct(o, Where.CONFIG, "training"),
+        **direct(o, Where.CONFIG, "training", t.model.arch),
     }
+    sec.update(_family_training(o, t, r))
     if o.step_rule == "epochs" and not o.max_train_steps:
         sec["max_train_epochs"] = o.epochs
     else:
@@ -226,12 +279,22 @@ def _training(o, t: Target, r: Resolved) -> dict:
     return sec
 
 
+def _family_training(o, t: Target, r: Resolved) -> dict:
+    """What the family's trainer needs beyond the table: cached text encoders, Chroma's T5 mask."""
+    sec: dict = {}
+    if r.cache_text_encoder_outputs:
+        sec["cache_text_encoder_outputs"] = True
+    if o.apply_t5_attn_mask or t.family.required.get("apply_t5_attn_mask"):
+        sec["apply_t5_attn_mask"] = True
+    return sec
+
+
 def _saving(o, t: Target, r: Resolved) -> dict:
     return {
         "output_dir": str(t.run_dir),
         "output_name": r.output_name,
         "save_model_as": "safetensors",
-        **direct(o, Where.CONFIG, "saving"),
+        **direct(o, Where.CONFIG, "saving", t.model.arch),
     }
 
 
@@ -242,7 +305,7 @@ def _sample(o, t: Target, r: Resolved) -> dict:
         "sample_prompts": str(t.prompts_path),
         "sample_sampler": o.sample_sampler,
         "sample_every_n_epochs": o.sample_every_n_epochs,
-        **direct(o, Where.CONFIG, "sample"),
+        **direct(o, Where.CONFIG, "sample", t.model.arch),
     }
 
 
@@ -330,7 +393,7 @@ def check_script(opts, model: ModelInfo) -> None:
 def build_command(opts, t: Target, warnings: list[str] | None = None) -> Command:
     """The command for validated options (train.plan validates): config, dataset patch, prompts, argv."""
     check_device(opts, t.device)
-    check_family(opts, t.model.arch)
+    check_family(opts, t.model.arch, t.model.variant)
     check_script(opts, t.model)
     r = resolve(opts, t)
     return Command(

@@ -39,7 +39,7 @@ class SampleSettings:
     """What sd-scripts' sampler for the family needs for a meaningful image (prompt-file options)."""
 
     steps: int  # --s
-    cfg: float  # --l
+    cfg: float | None  # --l (None: sd-scripts' own default, for the SD families)
     guidance: float | None = None  # --g: FLUX's embedded guidance
     negative: str = ""  # --n when the family needs a negative prompt (Chroma)
 
@@ -184,7 +184,7 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         "sd1",
         _SD_MODULES,
         (),
-        SampleSettings(20, 7.0),
+        SampleSettings(20, None),
         MemoryModel(0.86, 0.123, 0.084, 0.56, 2.0),
         mixed_precision="fp16",
     ),
@@ -192,7 +192,7 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         "sd2",
         _SD_MODULES,
         (),
-        SampleSettings(20, 7.0),
+        SampleSettings(20, None),
         MemoryModel(0.87, 0.35, 0.084, 0.6, 2.0),
         mixed_precision="fp16",
     ),
@@ -200,7 +200,7 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         "sdxl",
         _SD_MODULES,
         (),
-        SampleSettings(25, 7.0),
+        SampleSettings(25, None),
         MemoryModel(2.57, 0.82, 0.084, 3.4, 2.5),
         bucket_step=32,
         mixed_precision="bf16",
@@ -292,7 +292,6 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
             "model_prediction_type": "raw",
             "discrete_flow_shift": 5.0,
             "timestep_sampling": "sigma",
-            "attn_mode": "torch",
             "cache_text_encoder_outputs": True,
         },
         required={"network_train_unet_only": True},
@@ -309,10 +308,7 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         recommended={
             "timestep_sampling": "sigmoid",
             "discrete_flow_shift": 1.0,
-            "qwen3_max_token_length": 512,
-            "t5_max_token_length": 512,
             "vae_chunk_size": 64,
-            "vae_disable_cache": True,
             "cache_text_encoder_outputs": True,
         },
         bucket_step=16,

@@ -45,7 +45,7 @@ def _options(fam: families.TrainingFamily) -> list[str]:
 
 def _sample(fam: families.TrainingFamily) -> str:
     s = fam.sample
-    text = f"- Samples: {s.steps} steps, CFG {s.cfg:g}"
+    text = f"- Samples: {s.steps} steps" + (f", CFG {s.cfg:g}" if s.cfg is not None else "")
     if s.guidance is not None:
         text += f", guidance {s.guidance:g}"
     if s.negative:

@@ -19,8 +19,8 @@ from ..modelfiles.detect import ModelInfo
 from . import families
 from .families import ModelFile
 
-AUTO = "(auto)"  # pick the obvious file by name
-NONE = "(none)"  # leave the option out (only where the checkpoint carries it)
+AUTO = "(auto)"  # pick the obvious file by name (settings.AUTO_FILE)
+NONE = "(none)"  # leave the option out (only where the checkpoint carries it; settings.NONE_FILE)
 
 # Where ComfyUI looks for each folder_paths name, for messages.
 COMFY_FOLDERS = {
@@ -135,3 +135,48 @@ def _resolved(family, slot: ModelFile, name: str, resolve, how: str) -> PickedFi
 def as_options(picked: Sequence[PickedFile]) -> dict[str, str]:
     """option -> path for sd-scripts (files the checkpoint carries are left out)."""
     return {p.option: p.path for p in picked if p.path}
+
+
+# --------------------------------------------------------------------------- where the names come from
+@dataclass(frozen=True)
+class FileSource:
+    """Where extra model files are found: folder -> names to pick from, and (folder, value) -> path."""
+
+    listing: Mapping[str, Sequence[str]]
+    resolve: Callable[[str, str], str | None]
+
+
+# ComfyUI's folder_paths names -> its folders under models/ (for the CLI, which has no folder_paths).
+COMFY_SUBFOLDERS = {"text_encoders": ("text_encoders", "clip"), "vae": ("vae",)}
+_EXTS = (".safetensors", ".sft")
+
+
+def path_source(comfyui_dir: str | os.PathLike | None) -> FileSource:
+    """For the CLI and the core: a value is a file path (absolute, or relative to the current folder)
+    or a name in ComfyUI's models folders when COMFYUI_PATH is known; (auto) looks there by name."""
+    roots = {
+        folder: [os.path.join(comfyui_dir, "models", sub) for sub in subs] if comfyui_dir else []
+        for folder, subs in COMFY_SUBFOLDERS.items()
+    }
+
+    def names(folder: str) -> list[str]:
+        out = []
+        for root in roots.get(folder, []):
+            for dirpath, _dirs, files in os.walk(root):
+                out += [
+                    os.path.relpath(os.path.join(dirpath, f), root)
+                    for f in files
+                    if f.lower().endswith(_EXTS)
+                ]
+        return sorted(out)
+
+    def resolve(folder: str, value: str) -> str | None:
+        if os.path.isfile(value):
+            return os.path.abspath(value)
+        for root in roots.get(folder, []):
+            candidate = os.path.join(root, value)
+            if os.path.isfile(candidate):
+                return candidate
+        return None
+
+    return FileSource({folder: names(folder) for folder in COMFY_SUBFOLDERS}, resolve)

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from ..modelfiles.detect import ARCHES
+from ..modelfiles import families as file_families
 
 # --------------------------------------------------------------------------- vocabularies
-# Model families sd-scripts trains. Only SD_FAMILIES have trainers here yet; the families issue adds
-# the rest (their options name them in `families`, so they apply only to their family).
-SD_FAMILIES = ("sd1", "sd2", "sdxl")
-FAMILIES = (*SD_FAMILIES, "flux", "chroma", "sd3", "lumina", "hunyuan_image", "anima")
+# Model families sd-scripts trains (modelfiles/families.py); a setting names the ones it applies to.
+FAMILIES = file_families.FAMILY_IDS
+SD_FAMILIES = file_families.SD_UNET_IDS
+DIT_FAMILIES = tuple(f for f in FAMILIES if f not in SD_FAMILIES)  # the transformer families
+FLOW_FAMILIES = ("flux", "chroma", "lumina2", "hunyuan_image", "anima")  # flow matching, shared options
 
 # What sd-scripts accepts (library/train_util.py @ 48d368f); anything else fails late or silently.
 SAMPLERS = (
@@ -82,8 +83,26 @@ SCHEDULERS = (
 )
 MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 SAVE_PRECISIONS = ("fp16", "bf16", "float")
-SCRIPTS = ("auto", "train_network.py", "sdxl_train_network.py")
-MODEL_TYPES = ("auto", *ARCHES)
+SCRIPTS = ("auto", *dict.fromkeys(f.script for f in file_families.FAMILY_LIST))
+MODEL_TYPES = ("auto", *FAMILIES)
+NETWORK_MODULES = (  # sd-scripts' networks/*.py each family's trainer accepts (training/families.py)
+    "auto",
+    "networks.lora",
+    "networks.dylora",
+    "networks.lora_fa",
+    "networks.oft",
+    "networks.lora_sd3",
+    "networks.lora_flux",
+    "networks.oft_flux",
+    "networks.lora_lumina",
+    "networks.lora_hunyuan_image",
+    "networks.lora_anima",
+)
+TIMESTEP_SAMPLINGS = ("auto", "sigma", "uniform", "sigmoid", "shift", "flux_shift", "nextdit_shift")
+PREDICTION_TYPES = ("auto", "raw", "additive", "sigma_scaled")
+AUTO_ON_OFF = ("auto", "on", "off")
+AUTO_FILE = "(auto)"  # an extra model file picked by name from ComfyUI's folder
+NONE_FILE = "(none)"  # left out: the base checkpoint carries it (SD3)
 LAUNCHERS = ("accelerate", "python")
 DEVICES = ("auto", "gpu", "cpu")
 ATTENTIONS = ("sdpa", "xformers", "none")
@@ -109,7 +128,8 @@ class Where(str, Enum):
 
 # How a CONFIG/DATASET setting is written when it is not built by hand ("custom": a section builder in
 # command.py writes it, usually because it depends on other settings or on the base model).
-EMITS = ("value", "flag", "if_set", "custom")
+# "family": the default means the family's recommended value (training/families.py); others as given.
+EMITS = ("value", "flag", "if_set", "custom", "family")
 
 
 @dataclass(frozen=True)
@@ -166,6 +186,20 @@ GROUPS: tuple[Group, ...] = (
         "Kohya Launch Options",
         "Where and how sd-scripts runs: device, accelerate processes, GPUs and machines.",
     ),
+    Group(
+        "model_files",
+        "KohyaModelFiles",
+        "Kohya Model Files",
+        "The text encoders and VAE a FLUX, SD3, Lumina, HunyuanImage or Anima base model trains with, "
+        "picked from ComfyUI's text_encoders and vae folders ((auto): the obvious file by name).",
+    ),
+    Group(
+        "family",
+        "KohyaFamilyOptions",
+        "Kohya Family Options",
+        "The options of one model family (FLUX, SD3, Lumina, ...) and its memory savers; auto = what "
+        "sd-scripts recommends for the base model's family. An option for another family is an error.",
+    ),
 )
 GROUP = {g.key: g for g in GROUPS}
 
@@ -191,7 +225,8 @@ class Setting:
     section: str = ""  # the config TOML section, or the dataset TOML level
     sd_name: str | None = None  # the sd-scripts / accelerate option it becomes (None: ours only)
     emit: str = "custom"
-    families: tuple[str, ...] = SD_FAMILIES  # the model families it applies to
+    families: tuple[str, ...] = FAMILIES  # the model families it applies to
+    comfy_folder: str = ""  # a file picked from this ComfyUI folder (folder_paths name): a dropdown
     gpu_only: bool = False  # any non-default value needs a GPU
     gpu_only_values: tuple = ()  # these values need a GPU
     gpu_why: str = ""  # why they need one (for the error sentence)
@@ -265,16 +300,18 @@ SETTINGS: tuple[Setting, ...] = (
     S("sample_sampler", str, "dpm_2", "main", "Sampler for the sample images (sd-scripts' names).",
       choices=SAMPLERS, required=True, section="sample", sd_name="sample_sampler", flags=("--sampler",),
       example_with={"sample_prompts": "a photo"}),
-    S("script", str, "auto", "main", "auto picks train_network.py for SD 1.x/2.x and "
-      "sdxl_train_network.py for SDXL from the checkpoint; a script that does not fit the base model "
-      "is an error (set model_type when the detection is wrong).", choices=SCRIPTS, required=True,
+    S("script", str, "auto", "main", "auto picks the family's trainer from the base model "
+      "(train_network.py, sdxl_train_network.py, flux_train_network.py, ...); a script that does not fit "
+      "the base model is an error (set model_type when the detection is wrong).", choices=SCRIPTS,
+      required=True,
       where=Where.LAUNCH, doc_target="the training script run by accelerate/python",
       example="sdxl_train_network.py", example_with={"model_type": "sdxl"}),
     S("output_name", str, "", "main", "File name of the LoRA (letters, digits, . _ -); empty = the "
       "project folder's name. Each run gets its own output/<name>-NNN folder.", pattern=OUTPUT_NAME_RE,
       pattern_hint="may only hold letters, digits, '.', '_' and '-' (at most 100, not starting with '.' or '-')",
       section="saving", sd_name="output_name", example="my_lora"),
-    S("model_type", str, "auto", "main", "auto reads it from the checkpoint; set it for .ckpt files.",
+    S("model_type", str, "auto", "main", "The base model's family: auto reads it from the file; set it "
+      "for .ckpt files or a file auto does not recognise.",
       choices=MODEL_TYPES, where=Where.RUN, example="sd1",
       doc_target="picks the script and `v2`; never passed as is"),
     # ------------------------------------------------------------------ network
@@ -321,7 +358,9 @@ SETTINGS: tuple[Setting, ...] = (
     S("sample_every_n_epochs", int, 1, "sampling", "Make sample images every N epochs.", low=1,
       high=10000, section="sample", sd_name="sample_every_n_epochs",
       example_with={"sample_prompts": "a photo"}),
-    S("sample_steps", int, 20, "sampling", "Sampling steps per sample image.", low=1, high=1000,
+    S("sample_steps", int, 20, "sampling", "Sampling steps per sample image; at 20 (the default) each "
+      "family's own (SD 1.x 20, SDXL 25, FLUX.1 dev 20, schnell 4, SD3 28, ...).", low=1, high=1000,
+      example=12,
       where=Where.PROMPTS, sd_name="--s", example_with={"sample_prompts": "a photo"},
       doc_target="`--s N` on each line of prompts.txt"),
     S("show_samples", bool, False, "sampling", "Make sample images (the trigger words as prompt when "
@@ -384,6 +423,87 @@ SETTINGS: tuple[Setting, ...] = (
     S("tokenizer_cache_dir", str, "", "launch", "Folder with cached tokenizers (offline use); empty = "
       "$LORA_WORKBENCH_TOKENIZER_CACHE or the settings.", section="model", sd_name="tokenizer_cache_dir",
       affects_result=False, example="/tmp/tokenizers"),
+    # ------------------------------------------------------------------ extra model files (DiT families)
+    *(
+        S(slot, str, AUTO_FILE, "model_files", f"{label}, from ComfyUI's {folder} folder; {AUTO_FILE} picks the "
+          f"file named like one ({example}){extra}.", where=Where.RUN, sd_name=slot, families=fams,
+          comfy_folder=folder, example=example,
+          doc_target=f"`{slot}` in config [model]: the picked file's path (train.prepare resolves it)")
+        for slot, label, folder, fams, example, extra in (
+            ("clip_l", "CLIP-L text encoder (FLUX.1, SD3)", "text_encoders", ("flux", "sd3"),
+             "clip_l.safetensors", f"; {NONE_FILE}: the SD3 checkpoint's own"),
+            ("clip_g", "CLIP-G text encoder (SD3)", "text_encoders", ("sd3",), "clip_g.safetensors",
+             f"; {NONE_FILE}: the checkpoint's own"),
+            ("t5xxl", "T5-XXL text encoder (FLUX.1, Chroma, SD3), not a 'scaled' fp8 file", "text_encoders",
+             ("flux", "chroma", "sd3"), "t5xxl_fp16.safetensors", f"; {NONE_FILE} for SD3: the checkpoint's own"),
+            ("ae", "FLUX autoencoder (FLUX.1, Chroma, Lumina 2)", "vae", ("flux", "chroma", "lumina2"),
+             "ae.safetensors", ""),
+            ("vae", "VAE (HunyuanImage 2.1, Anima; optional for SD3)", "vae", ("sd3", "hunyuan_image", "anima"),
+             "hunyuan_image_2.1_vae_fp16.safetensors", ""),
+            ("gemma2", "Gemma 2 2B text encoder (Lumina 2)", "text_encoders", ("lumina2",),
+             "gemma_2_2b_fp16.safetensors", ""),
+            ("text_encoder", "Qwen2.5-VL 7B text encoder (HunyuanImage 2.1)", "text_encoders",
+             ("hunyuan_image",), "qwen_2.5_vl_7b.safetensors", ""),
+            ("byt5", "ByT5 glyph text encoder (HunyuanImage 2.1)", "text_encoders", ("hunyuan_image",),
+             "byt5_small_glyphxl_fp16.safetensors", ""),
+            ("qwen3", "Qwen3 0.6B text encoder (Anima)", "text_encoders", ("anima",),
+             "qwen_3_06b_base.safetensors", ""),
+        )
+    ),
+    # ------------------------------------------------------------------ family options (auto = sd-scripts' advice)
+    S("network_module", str, "auto", "family", "sd-scripts' network module; auto = the family's LoRA "
+      "(networks.lora, networks.lora_flux, networks.lora_sd3, ...). Only the family's own modules work.",
+      choices=NETWORK_MODULES, section="network", sd_name="network_module", example="networks.dylora"),
+    S("cache_text_encoder_outputs", str, "auto", "family", "Encode the captions once and free the text "
+      "encoders' memory; auto = on for FLUX, SD3, Lumina, HunyuanImage and Anima, off for SDXL (there it "
+      "needs train_text_encoder off). Not with shuffled captions or caption dropout.", choices=AUTO_ON_OFF,
+      section="training", sd_name="cache_text_encoder_outputs", families=("sdxl", *DIT_FAMILIES),
+      example="on", example_with={"train_text_encoder": False}),
+    S("fp8_base", bool, False, "family", "Load the base model (and T5) in fp8: about half the memory.",
+      section="training", sd_name="fp8_base", emit="flag", families=(*SD_FAMILIES, "sd3", "flux", "chroma", "lumina2"),
+      gpu_only=True, gpu_why="fp8 weights need a GPU", example_with={"device": "gpu"}),
+    S("fp8_scaled", bool, False, "family", "Load HunyuanImage's DiT in scaled fp8 (its fp8 option).",
+      section="training", sd_name="fp8_scaled", emit="flag", families=("hunyuan_image",), gpu_only=True,
+      gpu_why="fp8 weights need a GPU", example_with={"device": "gpu"}),
+    S("blocks_to_swap", int, 0, "family", "Keep this many transformer blocks in system memory and swap "
+      "them in: less GPU memory, slower (FLUX up to 35, SD3.5 large 36, HunyuanImage 37, ...).", low=0,
+      high=40, section="training", sd_name="blocks_to_swap", emit="if_set", families=DIT_FAMILIES, example=4),
+    S("guidance_scale", float, -1.0, "family", "FLUX's embedded guidance while training; -1 = the family's "
+      "(1.0 for FLUX.1, 0.0 for Chroma).", low=-1.0, high=100.0, step=0.1, section="training",
+      sd_name="guidance_scale", emit="family", families=("flux", "chroma"), example=3.5),
+    S("timestep_sampling", str, "auto", "family", "How noise levels are drawn; auto = the family's "
+      "(flux_shift for FLUX.1, sigmoid for Chroma and Anima, nextdit_shift for Lumina, sigma for "
+      "HunyuanImage).", choices=TIMESTEP_SAMPLINGS, section="training", sd_name="timestep_sampling",
+      emit="family", families=FLOW_FAMILIES, example="shift"),
+    S("model_prediction_type", str, "auto", "family", "How the model's prediction is read; auto = raw.",
+      choices=PREDICTION_TYPES, section="training", sd_name="model_prediction_type", emit="family",
+      families=("flux", "chroma", "lumina2", "hunyuan_image"), example="sigma_scaled"),
+    S("discrete_flow_shift", float, 0.0, "family", "Shift of the flow-matching schedule (used with "
+      "timestep_sampling shift); 0 = the family's (FLUX 3.1582, Lumina 6, HunyuanImage 5, Anima 1).",
+      low=0.0, high=100.0, step=0.01, section="training", sd_name="discrete_flow_shift", emit="family",
+      families=FLOW_FAMILIES, example=3.0),
+    S("apply_t5_attn_mask", bool, False, "family", "Mask T5's padding tokens (always on for Chroma).",
+      section="training", sd_name="apply_t5_attn_mask", families=("flux", "chroma", "sd3")),
+    S("t5xxl_max_token_length", int, 0, "family", "T5 caption length in tokens; 0 = the family's (FLUX.1 "
+      "dev 512, schnell 256; SD3 256).", low=0, high=2048, section="training",
+      sd_name="t5xxl_max_token_length", emit="family", families=("flux", "chroma", "sd3"), example=256),
+    S("training_shift", float, 1.0, "family", "SD3: shift of the timestep distribution.", low=0.01,
+      high=100.0, step=0.01, section="training", sd_name="training_shift", emit="value", families=("sd3",),
+      example=3.0),
+    S("system_prompt", str, "You are an assistant designed to generate high-quality images based on user "
+      "prompts.", "family", "Lumina 2: the system prompt put before every caption (and sample prompt).",
+      section="training", sd_name="system_prompt", emit="value", families=("lumina2",),
+      example="You are an assistant designed to generate high-quality images with the highest degree of "
+      "image-text alignment based on textual prompts."),
+    S("gemma2_max_token_length", int, 256, "family", "Lumina 2: caption length in Gemma tokens.", low=1,
+      high=2048, section="training", sd_name="gemma2_max_token_length", emit="value", families=("lumina2",),
+      example=512),
+    S("text_encoder_cpu", bool, False, "family", "HunyuanImage: run the text encoders on the CPU (for "
+      "GPUs under 12 GB; slow, caching to disk helps).", section="training", sd_name="text_encoder_cpu",
+      emit="flag", families=("hunyuan_image",)),
+    S("vae_chunk_size", int, 0, "family", "HunyuanImage, Anima: VAE works in chunks of this size (less "
+      "memory); 0 = the family's (Anima 64) or none.", low=0, high=1024, section="training",
+      sd_name="vae_chunk_size", emit="family", families=("hunyuan_image", "anima"), example=16),
 )
 # fmt: on
 

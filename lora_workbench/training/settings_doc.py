@@ -53,7 +53,12 @@ def _target(s: Setting) -> str:
 
 
 def _applies(s: Setting) -> str:
-    families = "SD 1.x, 2.x, SDXL" if s.families == SD_FAMILIES else ", ".join(map(family_name, s.families))
+    if s.families == FAMILIES:
+        families = "all"
+    elif s.families == SD_FAMILIES:
+        families = "SD 1.x, 2.x, SDXL"
+    else:
+        families = ", ".join(map(family_name, s.families))
     if s.gpu_only:
         return f"{families}; GPU only"
     if s.gpu_only_values:
@@ -121,4 +126,10 @@ def render_layout_js() -> str:
 
 def generated_files() -> dict[str, str]:
     """Repo-relative path -> the text it must hold."""
-    return {"docs/settings.md": render_settings_md(), "web/kohya_train_layout.js": render_layout_js()}
+    from . import families_doc
+
+    return {
+        "docs/settings.md": render_settings_md(),
+        "web/kohya_train_layout.js": render_layout_js(),
+        families_doc.PATH: families_doc.render(),
+    }

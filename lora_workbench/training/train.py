@@ -23,14 +23,24 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import toml_writer
+from .. import paths, toml_writer
 from ..dataset.images import is_image
 from ..datatypes import LoraDataset, TrainedLora
 from ..errors import ValidationError, WorkbenchError
 from ..modelfiles.detect import ModelInfo, detect_model
 from ..modelfiles.safetensors_header import read_header
-from . import kohya, runner
-from .command import Command, Target, build_command, check_script, effective_options, output_name_for
+from . import families as recipes
+from . import kohya, memory, model_files, runner
+from .command import (
+    Command,
+    Target,
+    build_command,
+    cache_text_encoder_outputs,
+    check_script,
+    effective_options,
+    output_name_for,
+    resolve_mixed_precision,
+)
 from .kohya import KohyaInstall
 from .options import TrainOptions
 from .settings import SETTINGS
@@ -44,6 +54,7 @@ except ModuleNotFoundError:  # pragma: no cover
 RUN_FILE = "run.json"
 _train_lock = threading.Lock()
 _device_cache: dict[str, str] = {}
+_gpu_gib_cache: dict[str, float] = {}
 
 
 class TrainingCancelled(WorkbenchError):
@@ -76,6 +87,8 @@ class Prepared:
     output_name: str
     fingerprint: str
     warnings: tuple[str, ...]
+    model_files: dict = field(default_factory=dict)  # sd-scripts option -> path of an extra model file
+    memory: memory.MemoryEstimate | None = None  # the VRAM estimate (GPU runs)
 
 
 @dataclass
@@ -151,8 +164,9 @@ def probe_device(python: str | os.PathLike) -> str:
     if key in _device_cache:
         return _device_cache[key]
     code = (
-        "import torch; mps = getattr(torch.backends, 'mps', None); "
-        "print('gpu' if torch.cuda.is_available() or (mps is not None and mps.is_available()) else 'cpu')"
+        "import torch; mps = getattr(torch.backends, 'mps', None); cuda = torch.cuda.is_available(); "
+        "print(f'gpu {torch.cuda.get_device_properties(0).total_memory if cuda else 0}' "
+        "if cuda or (mps is not None and mps.is_available()) else 'cpu')"
     )
     try:
         proc = subprocess.run(
@@ -163,14 +177,30 @@ def probe_device(python: str | os.PathLike) -> str:
             f"Could not run the sd-scripts python {key} ({exc}); set KOHYA_PYTHON to a working interpreter."
         ) from None
     out = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not out or out[-1] not in ("gpu", "cpu"):
+    words = out[-1].split() if out else []
+    if proc.returncode != 0 or not words or words[0] not in ("gpu", "cpu"):
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise ValidationError(
             f"The sd-scripts python {key} cannot import torch ({last}); install sd-scripts' "
             f"requirements in that environment or set KOHYA_PYTHON to the right interpreter."
         )
-    _device_cache[key] = out[-1]
-    return out[-1]
+    _device_cache[key] = words[0]
+    if len(words) > 1 and words[1].isdigit() and int(words[1]):
+        _gpu_gib_cache[key] = int(words[1]) / 1024**3
+    return words[0]
+
+
+GPU_MEMORY_ENV = "LORA_WORKBENCH_GPU_MEMORY_GIB"  # the GPU's memory when the probe cannot see it
+
+
+def gpu_memory_gib(python: str | os.PathLike) -> float | None:
+    """The training GPU's memory in GiB: $LORA_WORKBENCH_GPU_MEMORY_GIB, else what the device probe saw
+    (CUDA device 0), else None (no estimate verdict)."""
+    value = os.environ.get(GPU_MEMORY_ENV, "")
+    try:
+        return float(value) if value else _gpu_gib_cache.get(str(python))
+    except ValueError:
+        return None
 
 
 def _base_identity(path: str) -> dict:
@@ -208,7 +238,13 @@ def options_key(opts: TrainOptions) -> dict:
 
 
 def fingerprint(
-    opts: TrainOptions, dataset: LoraDataset, base_model: str, *, script: str, device: str
+    opts: TrainOptions,
+    dataset: LoraDataset,
+    base_model: str,
+    *,
+    script: str,
+    device: str,
+    files: Mapping[str, str] | None = None,
 ) -> str:
     """The cache key: same dataset content, settings, base model file, script and device -> same run."""
     ds_key = (
@@ -226,6 +262,7 @@ def fingerprint(
             "script": script,
             "device": device,
             "v": 1,
+            **({"files": {k: _base_identity(v) for k, v in sorted(files.items())}} if files else {}),
         },
         sort_keys=True,
     )
@@ -282,8 +319,11 @@ def prepare(
     *,
     kohya_root: str | os.PathLike | None = None,
     device: str | None = None,
+    files: model_files.FileSource | None = None,
 ) -> Prepared:
-    """Validate everything once (settings, device, family, dataset) and find what the run needs."""
+    """Validate everything once (settings, device, family, files, dataset) and find what the run needs.
+    `files` says where the extra model files come from (the node: ComfyUI's folders; default: paths,
+    or names in $COMFYUI_PATH/models)."""
     warnings = validate(opts)
     opts = effective_options(opts, dataset)
     base = str(Path(base_model).expanduser())
@@ -295,18 +335,59 @@ def prepare(
     if device is None:
         device = opts.device if opts.device != "auto" else probe_device(install.python)
     check_device(opts, device)
-    check_family(opts, model.arch)
+    check_family(opts, model.arch, model.variant)
     check_script(opts, model)
+    extra = _pick_files(opts, model, files)
     warnings += [w for w in _dataset_warnings(opts, dataset) if w not in warnings]
+    estimate = _memory(opts, model, device, install)
+    if estimate is not None and estimate.verdict in ("tight", "too_big"):
+        warnings.append(estimate.message())
     script = opts.script if opts.script != "auto" else model.script
-    fp = fingerprint(opts, dataset, base, script=script, device=device)
+    fp = fingerprint(opts, dataset, base, script=script, device=device, files=extra)
     name = output_name_for(opts, dataset)
-    return Prepared(opts, dataset, model, install, device, name, fp, tuple(warnings))
+    return Prepared(opts, dataset, model, install, device, name, fp, tuple(warnings), extra, estimate)
+
+
+def _pick_files(opts: TrainOptions, model: ModelInfo, files: model_files.FileSource | None) -> dict:
+    """sd-scripts option -> path of every extra model file the family needs (model_files.pick)."""
+    slots = recipes.get(model.arch).model_files
+    if not slots:
+        return {}
+    source = files or model_files.path_source(paths.comfyui_path())
+    chosen = {slot.option: getattr(opts, slot.option) for slot in slots}
+    return model_files.as_options(model_files.pick(model, chosen, source.listing, source.resolve))
+
+
+def _memory(opts: TrainOptions, model: ModelInfo, device: str, install) -> memory.MemoryEstimate | None:
+    """The VRAM estimate of a GPU run against the GPU's memory (None on the CPU)."""
+    if device != "gpu":
+        return None
+    fam = recipes.get(model.arch)
+    shape = memory.RunShape(
+        model.arch,
+        model.variant,
+        opts.width,
+        opts.height,
+        opts.batch_size or 1,
+        resolve_mixed_precision(opts, device),
+        opts.fp8_base or opts.fp8_scaled,
+        opts.blocks_to_swap,
+        opts.gradient_checkpointing,
+        cache_text_encoder_outputs(opts, fam, opts.train_text_encoder and fam.trains_text_encoder),
+        opts.train_text_encoder and fam.trains_text_encoder,
+        opts.cache_latents,
+        opts.network_dim,
+        opts.optimizer,
+        opts.text_encoder_cpu,
+    )
+    return memory.estimate(shape, gpu_memory_gib(install.python))
 
 
 def build(prep: Prepared, run_dir: Path) -> Plan:
     """The command for one run folder (built once per run)."""
-    target = Target(prep.dataset, prep.model, prep.install, prep.device, Path(run_dir))
+    target = Target(
+        prep.dataset, prep.model, prep.install, prep.device, Path(run_dir), model_files=dict(prep.model_files)
+    )
     return Plan(prep, build_command(prep.options, target, list(prep.warnings)), Path(run_dir))
 
 
@@ -317,9 +398,10 @@ def plan(
     *,
     kohya_root: str | os.PathLike | None = None,
     device: str | None = None,
+    files: model_files.FileSource | None = None,
 ) -> Plan:
     """Validate and build the command for the next run folder, writing nothing."""
-    prep = prepare(opts, dataset, base_model, kohya_root=kohya_root, device=device)
+    prep = prepare(opts, dataset, base_model, kohya_root=kohya_root, device=device, files=files)
     return build(prep, next_run_dir(output_root(dataset), prep.output_name))
 
 
@@ -414,6 +496,7 @@ def train(
     kohya_root: str | os.PathLike | None = None,
     device: str | None = None,
     use_cache: bool = True,
+    files: model_files.FileSource | None = None,
     **control,
 ) -> TrainRun:
     """Train (or reuse) a LoRA. `control` are RunControl's fields (on_update, should_cancel, node_id,
@@ -422,7 +505,7 @@ def train(
     An exception raised by `on_update` (ComfyUI's interrupt) kills the run and propagates."""
     ctl = RunControl(**control)
     with _train_lock:
-        prep = prepare(opts, dataset, base_model, kohya_root=kohya_root, device=device)
+        prep = prepare(opts, dataset, base_model, kohya_root=kohya_root, device=device, files=files)
         if use_cache:
             hit = find_cached(dataset, prep.fingerprint)
             if hit is not None:

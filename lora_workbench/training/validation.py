@@ -14,20 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import ValidationError
+from ..modelfiles import families as file_families
+from . import families as recipes
 from .settings import FAMILIES, SETTINGS, Setting
 
 _TYPE_WORDS = {bool: "on or off (a boolean)", int: "a whole number", float: "a number", str: "text"}
-_FAMILY_NAMES = {
-    "sd1": "SD 1.x",
-    "sd2": "SD 2.x",
-    "sdxl": "SDXL",
-    "flux": "FLUX.1",
-    "chroma": "Chroma",
-    "sd3": "SD3",
-    "lumina": "Lumina 2",
-    "hunyuan_image": "HunyuanImage",
-    "anima": "Anima",
-}
 
 
 def sanitize_output_name(name: str) -> str:
@@ -173,11 +164,12 @@ def check_device(opts, device: str) -> None:
 
 
 def family_name(family: str) -> str:
-    return _FAMILY_NAMES.get(family, family)
+    return file_families.name(family)
 
 
-def check_family(opts, family: str) -> None:
-    """A setting given for a model family it does not apply to is an error, not silently dropped."""
+def check_family(opts, family: str, variant: str = "") -> None:
+    """A setting given for a model family it does not apply to is an error, not silently dropped; so
+    is a value the family's trainer does not take (a network module, a timestep sampling, a swap)."""
     if family not in FAMILIES:
         raise ValueError(f"unknown model family {family!r}")
     for s in SETTINGS:
@@ -188,3 +180,37 @@ def check_family(opts, family: str) -> None:
                 f"{s.name} applies only to {names} base models and this base model is "
                 f"{family_name(family)}; set {s.name} back to {s.default!r}."
             )
+    for rule in FAMILY_RULES:
+        rule(opts, recipes.get(family), variant)
+
+
+def _network_module(o, fam: recipes.TrainingFamily, _variant: str) -> None:
+    if o.network_module != "auto" and o.network_module not in fam.network_modules:
+        raise ValidationError(
+            f"network_module {o.network_module} does not train {fam.name} models; use auto or one of: "
+            f"{', '.join(fam.network_modules)}."
+        )
+
+
+def _timestep_sampling(o, fam: recipes.TrainingFamily, _variant: str) -> None:
+    if o.timestep_sampling == "nextdit_shift" and fam.id != "lumina2":
+        raise ValidationError(
+            f"timestep_sampling nextdit_shift is Lumina 2's; {fam.name}'s trainer takes sigma, uniform, "
+            "sigmoid, shift or flux_shift (or auto)."
+        )
+
+
+def _blocks_to_swap(o, fam: recipes.TrainingFamily, variant: str) -> None:
+    most = fam.memory_for(variant).max_swap
+    if o.blocks_to_swap > most:
+        raise ValidationError(
+            f"blocks_to_swap is {o.blocks_to_swap}; {fam.name} {variant} swaps at most {most} blocks "
+            f"(sd-scripts asserts it): set {most} or fewer."
+        )
+
+
+FAMILY_RULES: tuple[Callable[[Any, recipes.TrainingFamily, str], None], ...] = (
+    _network_module,
+    _timestep_sampling,
+    _blocks_to_swap,
+)

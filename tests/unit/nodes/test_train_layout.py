@@ -115,6 +115,8 @@ def test_option_nodes_chain_in_any_order_and_name_both_nodes_on_a_repeat(pack, c
         "KohyaSavingOptions",
         "KohyaPrecisionOptions",
         "KohyaLaunchOptions",
+        "KohyaModelFiles",
+        "KohyaFamilyOptions",
     ]
 
 

@@ -15,17 +15,30 @@ from lora_workbench.training.command import Target, build_command
 from lora_workbench.training.options import TrainOptions
 from lora_workbench.training.settings import SETTINGS, Where
 from lora_workbench.training.validation import validate
+from tests.unit import synthetic_models as sm
 from tests.unit import train_fakes
 
 fakes = train_fakes  # shared fakes: synthetic checkpoints, projects, a fake sd-scripts tree
 TN = fakes.option_set("train_network_options.txt")
 SDXL = fakes.option_set("sdxl_train_network_options.txt")
 ACCEL = fakes.option_set("accelerate_launch_options.txt")
-TENSORS = {"sd1": fakes.sd1_tensors, "sd2": fakes.sd2_tensors, "sdxl": fakes.sdxl_tensors}
+TENSORS = {
+    "sd1": fakes.sd1_tensors,
+    "sd2": fakes.sd2_tensors,
+    "sdxl": fakes.sdxl_tensors,
+    "sd3": lambda: sm.sd3_checkpoint("medium"),
+    "flux": lambda: sm.flux("dev"),
+    "chroma": sm.chroma,
+    "lumina2": sm.lumina2,
+    "hunyuan_image": sm.hunyuan_image,
+    "anima": sm.anima,
+}
 # Settings that decide how the pack runs rather than what the command holds; each has its own test:
 # model_type (test_model_type_overrides_the_detected_family), show_samples (test_show_samples_...),
 # link_to_library (test_train.py::test_link_to_library_...).
-RUN_LEVEL = {"model_type", "show_samples", "link_to_library"}
+# The extra model files are resolved to paths in train.prepare (test_model_files, test_train_families).
+MODEL_FILES = {"clip_l", "clip_g", "t5xxl", "ae", "vae", "gemma2", "text_encoder", "byt5", "qwen3"}
+RUN_LEVEL = {"model_type", "show_samples", "link_to_library", *MODEL_FILES}
 # An explicit script must be the one auto picks (test_a_script_that_does_not_fit_is_a_sentence).
 SAME_AS_AUTO = {"script"}
 

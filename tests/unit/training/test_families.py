@@ -78,7 +78,7 @@ def test_samples_use_each_familys_own_settings():
     assert families.get("flux").sample_for("dev").guidance == 3.5
     assert families.get("flux").sample_for("schnell").steps == 4
     assert families.get("chroma").sample_for().negative  # Chroma's sampler needs a negative prompt
-    assert families.get("sdxl").sample_for().cfg == 7.0
+    assert families.get("sdxl").sample_for().cfg is None  # sd-scripts' own default
 
 
 @pytest.mark.parametrize(
