@@ -57,6 +57,7 @@ class MemoryModel:
     swap_unit_b: float = 0.0  # parameters moved off the GPU per swapped block
     no_checkpointing_factor: float = 8.0  # activations grow this much without gradient checkpointing
     te_cpu_option: str = ""  # the option that runs the text encoders on the CPU (HunyuanImage)
+    trained_te_b: float | None = None  # the encoders a text-encoder LoRA trains (FLUX: CLIP-L only)
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,7 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         ("networks.lora_sd3",),
         (*_SD3_OPTIONAL, _SD3_VAE),
         SampleSettings(28, 4.5),
-        MemoryModel(8.15, 5.58, 0.084, 4.21, 1.4, max_swap=36, swap_unit_b=0.213),
+        MemoryModel(8.15, 5.58, 0.084, 4.21, 1.4, max_swap=36, swap_unit_b=0.213, trained_te_b=0.82),
         recommended={
             "training_shift": 1.0,
             "weighting_scheme": "uniform",
@@ -221,8 +222,12 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         },
         bucket_step=32,
         memory_variants={  # the default above is SD3.5 large
-            "medium": MemoryModel(2.09, 5.58, 0.084, 1.67, 0.8, max_swap=22, swap_unit_b=0.087),
-            "3.5-medium": MemoryModel(2.47, 5.58, 0.084, 1.85, 0.9, max_swap=22, swap_unit_b=0.1),
+            "medium": MemoryModel(
+                2.09, 5.58, 0.084, 1.67, 0.8, max_swap=22, swap_unit_b=0.087, trained_te_b=0.82
+            ),
+            "3.5-medium": MemoryModel(
+                2.47, 5.58, 0.084, 1.85, 0.9, max_swap=22, swap_unit_b=0.1, trained_te_b=0.82
+            ),
         },
     ),
     TrainingFamily(
@@ -230,7 +235,7 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         ("networks.lora_flux", "networks.oft_flux"),
         (_CLIP_L, _T5XXL, _FLUX_AE),
         SampleSettings(20, 1.0, guidance=3.5),
-        MemoryModel(11.9, 4.88, 0.084, 4.79, 2.6, max_swap=35, swap_unit_b=0.31),
+        MemoryModel(11.9, 4.88, 0.084, 4.79, 2.6, max_swap=35, swap_unit_b=0.31, trained_te_b=0.123),
         recommended={
             "guidance_scale": 1.0,
             "timestep_sampling": "flux_shift",

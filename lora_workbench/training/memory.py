@@ -82,7 +82,12 @@ def parts(shape: RunShape) -> dict[str, float]:
     te_bytes = 1.0 if shape.fp8 and fam.fp8_option == "fp8_base" else wbytes
     swapped = min(max(shape.blocks_to_swap, 0), m.max_swap) * m.swap_unit_b
     te_gib = 0.0 if shape.text_encoder_cpu else m.te_b * 1e9 * te_bytes / GIB
-    te_resident = shape.train_text_encoder or not shape.cache_text_encoder_outputs
+    if not shape.cache_text_encoder_outputs:
+        resident = te_gib  # every encoder stays on the GPU
+    elif shape.train_text_encoder:  # cached outputs of the rest; the trained encoder stays
+        resident = (m.trained_te_b if m.trained_te_b is not None else m.te_b) * 1e9 * te_bytes / GIB
+    else:
+        resident = 0.0
     mpix = shape.width * shape.height / 1e6
     act = shape.batch * mpix * m.act_gib_per_mpix
     if not shape.gradient_checkpointing:
@@ -92,7 +97,7 @@ def parts(shape: RunShape) -> dict[str, float]:
     return {
         "fixed": FIXED_GIB,
         "model": max(m.dit_b - swapped, 0.0) * 1e9 * dit_bytes / GIB,
-        "text_encoders": te_gib if te_resident else 0.0,
+        "text_encoders": resident,
         "vae": 0.0 if shape.cache_latents else m.vae_b * 1e9 * wbytes / GIB,
         "lora_and_optimizer": lora_params * opt_bytes / GIB,
         "activations": act,
