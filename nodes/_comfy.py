@@ -54,6 +54,57 @@ def get_full_path(category: str, name: str) -> str | None:
     return folder_paths().get_full_path(category, name)
 
 
+def filename_list_or_empty(category: str) -> list[str]:
+    """ComfyUI's file list of a folder, or [] outside ComfyUI / for a folder it does not know."""
+    try:
+        return list(get_filename_list(category))
+    except Exception:
+        return []
+
+
+DIFFUSION_MODELS = "diffusion_models/"  # how a diffusion-model-only file shows in a base-model list
+
+
+def base_model_names() -> list[str]:
+    """ComfyUI's checkpoints, then its diffusion models (models/diffusion_models, models/unet) marked
+    with the folder name, so one list holds both kinds of base model."""
+    return filename_list_or_empty("checkpoints") + [
+        DIFFUSION_MODELS + n for n in filename_list_or_empty("diffusion_models")
+    ]
+
+
+def model_file_path(folder: str, name: str) -> str | None:
+    """The file `name` of one of ComfyUI's model folders, or None. The name comes from a workflow:
+    an absolute path or a `..` step is refused, and the path found must lie in one of the folder's
+    directories (a link the user put there may point anywhere: the folder is theirs)."""
+    import os
+
+    if (
+        not isinstance(name, str)
+        or not name
+        or os.path.isabs(name)
+        or ".." in name.replace("\\", "/").split("/")
+    ):
+        return None
+    try:
+        path = get_full_path(folder, name)
+        dirs = [os.path.abspath(d) for d in folder_paths().get_folder_paths(folder)]
+    except Exception:
+        return None
+    if path is None:
+        return None
+    where = os.path.abspath(path)
+    return where if any(where.startswith(d.rstrip(os.sep) + os.sep) for d in dirs) else None
+
+
+def base_model_path(name: str) -> str | None:
+    """The file of a base_model_names() entry, inside ComfyUI's folders (None when not there)."""
+    path = model_file_path("checkpoints", name)
+    if path is None and isinstance(name, str) and name.startswith(DIFFUSION_MODELS):
+        path = model_file_path("diffusion_models", name[len(DIFFUSION_MODELS) :])
+    return path
+
+
 def invalidate_filename_cache(category: str | None = None) -> None:
     """Drop ComfyUI's cached file list so new/removed models show after a refresh, no restart."""
     try:

@@ -16,6 +16,7 @@ from ..lora_workbench import paths
 from ..lora_workbench.errors import ValidationError
 from ..lora_workbench.training import node_layout
 from ..lora_workbench.training import train as train_core
+from ..lora_workbench.training.model_files import FileSource
 from ..lora_workbench.training.options import OptionSet, TrainOptions
 from ..lora_workbench.training.settings import SETTING
 from . import _comfy
@@ -84,23 +85,24 @@ class KohyaLoRATrain:
 
     @classmethod
     def INPUT_TYPES(cls):
-        try:
-            ckpts = _comfy.get_filename_list("checkpoints")
-        except Exception:
-            ckpts = []
         required, optional = node_layout.main_inputs()
         head = {
             "dataset": ("LORA_DATASET", {"tooltip": "The dataset from DatasetSubsetWeights."}),
             "ckpt_name": (
-                ckpts,
-                {"tooltip": "Base checkpoint (SD 1.x, SD 2.x or SDXL) from ComfyUI's checkpoints folders."},
+                _comfy.base_model_names(),
+                {
+                    "tooltip": "The base model: a checkpoint (SD 1.x/2.x, SDXL, SD3) from ComfyUI's "
+                    "checkpoints, or a diffusion model (FLUX.1, Chroma, Lumina 2, HunyuanImage 2.1, Anima) "
+                    "from models/diffusion_models. Its family is read from the file; the text encoders and "
+                    "VAE it needs come from a Kohya Model Files node (or are picked by name)."
+                },
             ),
         }
         optional[node_layout.OPTIONS_INPUT] = (
             node_layout.OPTIONS_TYPE,
             {
                 "tooltip": "More settings from the Kohya ... Options nodes (network, optimizer, captions, "
-                "sampling, saving, precision, launch), chained in any order."
+                "sampling, saving, precision, launch, model files, family options), chained in any order."
             },
         )
         return {
@@ -113,7 +115,7 @@ class KohyaLoRATrain:
     def IS_CHANGED(cls, ckpt_name=None, **_kw):
         # A checkpoint replaced under the same name must not reuse ComfyUI's cached output.
         try:
-            p = Path(_comfy.get_full_path("checkpoints", ckpt_name) or "")
+            p = Path(_comfy.base_model_path(ckpt_name) or "")
             st = p.stat()
             return f"{p}:{st.st_size}:{st.st_mtime_ns}"
         except Exception:
@@ -122,11 +124,11 @@ class KohyaLoRATrain:
     def train(self, dataset, ckpt_name, unique_id=None, options=None, **widgets):
         _comfy.forward_core_events()
         node_id = str(unique_id) if unique_id is not None else None
-        base = _comfy.get_full_path("checkpoints", ckpt_name)
+        base = _comfy.base_model_path(ckpt_name)
         if not base:
             raise ValidationError(
-                f"The checkpoint {ckpt_name!r} is not in ComfyUI's checkpoints folders; pick one "
-                f"from the list (refresh with R after adding files)."
+                f"The base model {ckpt_name!r} is not in ComfyUI's checkpoints or diffusion_models "
+                f"folders; pick one from the list (refresh with R after adding files)."
             )
         opts = collect_options(widgets, options, node_id)
         pbar = _comfy.progress_bar(1, node_id)
@@ -148,6 +150,7 @@ class KohyaLoRATrain:
                 node_id=node_id,
                 ui_dirs=_ui_dirs() if opts.link_to_library else None,
                 grace_seconds=3.0,
+                files=comfy_file_source(),
             )
         except train_core.TrainingCancelled:
             _comfy.raise_if_interrupted()  # ComfyUI's own interrupt, so the prompt ends "interrupted"
@@ -161,6 +164,14 @@ class KohyaLoRATrain:
         if opts.link_to_library:
             _comfy.invalidate_filename_cache("loras")
         return _outputs(run, opts.show_samples)
+
+
+def comfy_file_source() -> FileSource:
+    """Extra model files from ComfyUI's own folders: names from its lists, paths through folder_paths
+    (a name from a shared workflow resolves only inside ComfyUI's model folders)."""
+    folders = ("text_encoders", "vae")
+    listing = {f: _comfy.filename_list_or_empty(f) for f in folders}
+    return FileSource(listing, _comfy.model_file_path)
 
 
 def _ui_dirs() -> dict:

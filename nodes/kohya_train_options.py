@@ -26,7 +26,7 @@ def option_node(group: Group) -> type:
 
     def INPUT_TYPES(cls):
         optional = {node_layout.OPTIONS_INPUT: (node_layout.OPTIONS_TYPE, {"tooltip": _CHAIN_TOOLTIP})}
-        optional.update(node_layout.option_inputs(group.key))
+        optional.update(node_layout.option_inputs(group.key, _comfy.filename_list_or_empty))
         return {"required": {}, "optional": optional, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     def collect(self, options=None, unique_id=None, **values):

@@ -70,6 +70,7 @@ class StubComfy:
             "upscale_models": ([str(base / "models/upscale_models")], exts),
             "controlnet": ([str(base / "models/controlnet")], exts),
             "text_encoders": ([str(base / "models/text_encoders"), str(base / "models/clip")], exts),
+            "diffusion_models": ([str(base / "models/unet"), str(base / "models/diffusion_models")], exts),
         }
         fp.filename_list_cache = {}
 

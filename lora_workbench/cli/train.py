@@ -53,7 +53,11 @@ def add_commands(sub) -> None:
         "same inputs again reuse the finished run. Every setting is listed in docs/settings.md.",
     )
     p.add_argument("project", help="the training project folder")
-    p.add_argument("--base", required=True, help="base checkpoint (SD 1.x, SD 2.x or SDXL .safetensors)")
+    p.add_argument(
+        "--base",
+        required=True,
+        help="the base model: a checkpoint or a diffusion model .safetensors of any family (docs/families.md)",
+    )
     p.add_argument("--dataset-toml", help="the kohya dataset TOML (default: PROJECT/dataset.toml)")
     p.add_argument(
         "--print-command", action="store_true", help="print the command that would run; write nothing"

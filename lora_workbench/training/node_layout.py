@@ -10,9 +10,10 @@ this one; tests/unit/nodes/test_train_layout.py checks that both give the same r
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
-from .settings import DEFAULTS, GROUP, SETTING, Setting, in_group, option_groups
+from .settings import AUTO_FILE, DEFAULTS, GROUP, NONE_FILE, SETTING, Setting, in_group, option_groups
 
 OPTIONS_TYPE = "LORA_TRAIN_OPTIONS"
 OPTIONS_INPUT = "options"
@@ -39,11 +40,14 @@ TRAINER_HEIGHT = 900  # the short node with its training panel at its tallest; o
 
 
 # --------------------------------------------------------------------------- widgets
-def widget(s: Setting) -> tuple:
-    """The INPUT_TYPES entry of one setting: its widget, default, bounds and tooltip."""
+def widget(s: Setting, files: Callable[[str], list[str]] | None = None) -> tuple:
+    """The INPUT_TYPES entry of one setting: its widget, default, bounds and tooltip. A file picked
+    from a ComfyUI folder is a dropdown of (auto), (none) and `files(folder)` (ComfyUI's list)."""
     opts: dict[str, Any] = {"default": s.default, "tooltip": s.help}
-    if s.choices:
-        kind: Any = list(s.choices)
+    if s.comfy_folder:
+        kind: Any = [AUTO_FILE, NONE_FILE, *(files(s.comfy_folder) if files else [])]
+    elif s.choices:
+        kind = list(s.choices)
     elif s.type is bool:
         kind = "BOOLEAN"
     elif s.type is str:
@@ -88,9 +92,9 @@ def legacy_inputs() -> dict:
     return out
 
 
-def option_inputs(group: str) -> dict:
-    """The optional widgets of one option node."""
-    return {s.name: widget(s) for s in in_group(group)}
+def option_inputs(group: str, files: Callable[[str], list[str]] | None = None) -> dict:
+    """The optional widgets of one option node (`files`: ComfyUI's file list of a folder)."""
+    return {s.name: widget(s, files) for s in in_group(group)}
 
 
 def group_node(name: str) -> str:

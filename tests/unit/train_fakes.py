@@ -13,6 +13,15 @@ FAKE_SCRIPT = Path(__file__).with_name("fake_sdscripts.py")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sdscripts"
 
 UNET = "model.diffusion_model."
+SCRIPTS = (  # every trainer the families use (the fake stands in for each)
+    "train_network.py",
+    "sdxl_train_network.py",
+    "sd3_train_network.py",
+    "flux_train_network.py",
+    "lumina_train_network.py",
+    "hunyuan_image_train_network.py",
+    "anima_train_network.py",
+)
 
 
 def sd1_tensors() -> dict:
@@ -68,7 +77,7 @@ def make_kohya(root: Path, monkeypatch, layout: str = "sd-scripts") -> Path:
     base = root / ("kohya_ss" if layout == "kohya_ss" else "sd-scripts")
     scripts = base / "sd-scripts" if layout == "kohya_ss" else base
     scripts.mkdir(parents=True, exist_ok=True)
-    for name in ("train_network.py", "sdxl_train_network.py"):
+    for name in SCRIPTS:
         shutil.copyfile(FAKE_SCRIPT, scripts / name)
     monkeypatch.setenv("KOHYA_SS_PATH", str(base))
     monkeypatch.setenv("KOHYA_PYTHON", sys.executable)

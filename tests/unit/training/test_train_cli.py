@@ -154,3 +154,27 @@ def test_the_old_flags_still_parse(setup):
         False,
     )
     assert (opts.epochs, opts.network_alpha, opts.max_train_steps, opts.optimizer) == (2, 4.0, 6, "Lion")
+
+
+def test_a_flux_run_from_the_terminal_takes_its_files_by_path_or_from_comfyui(
+    setup, tmp_path, capsys, monkeypatch
+):
+    from tests.unit import synthetic_models as sm
+
+    project, _ = setup
+    flux = sm.write_model(tmp_path / "flux1-dev.safetensors", sm.flux("dev"))
+    t5 = sm.write_model(tmp_path / "files/t5xxl_fp16.safetensors", sm.t5xxl())
+    comfy = tmp_path / "ComfyUI"
+    sm.write_model(comfy / "models/clip/clip_l.safetensors", sm.clip_l())
+    sm.write_model(comfy / "models/vae/ae.safetensors", sm.flux_ae())
+    monkeypatch.setenv("COMFYUI_PATH", str(comfy))
+    argv = ["train", str(project), "--base", str(flux), *FAST, "--t5xxl", str(t5), "--print-command"]
+    assert cli.main([*argv, "--guidance-scale", "2.5"]) == 0
+    out = capsys.readouterr().out
+    assert "FLUX.1 dev base" in out and "flux_train_network.py --config_file" in out
+    rc = cli.main([*argv, "--system-prompt", "draw"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "system_prompt applies only to Lumina Image 2.0" in err
+    monkeypatch.delenv("COMFYUI_PATH")
+    rc = cli.main(argv)
+    assert rc == 1 and "needs a CLIP-L text encoder (--clip_l)" in capsys.readouterr().err
