@@ -24,7 +24,7 @@ from lora_workbench.modelfiles import lora_file
 from lora_workbench.modelfiles.detect import detect_model
 from lora_workbench.modelfiles.safetensors_header import read_header
 from lora_workbench.training import train
-from lora_workbench.training.kohya import TrainSpec
+from lora_workbench.training.options import TrainOptions
 
 from .conftest import start_comfy, stop_comfy
 
@@ -76,7 +76,9 @@ def trained(sdxl_checkpoint, kohya_dir, kohya_python, tokenizer_cache, tmp_path_
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        spec = TrainSpec(epochs=1, width=64, height=64, network_dim=4, network_alpha=4, device="cpu", seed=7)
+        spec = TrainOptions(
+            epochs=1, width=64, height=64, network_dim=4, network_alpha=4.0, device="cpu", seed=7
+        )
         t0 = time.monotonic()
         run = train.train(spec, dataset_toml.load_project_dataset(project), sdxl_checkpoint)
         wall = time.monotonic() - t0
