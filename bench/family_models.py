@@ -104,8 +104,8 @@ FILE_PREFIX = {"gemma2": "model.", "qwen3": "model."}
 SMALL_PARTS = ("ae", "vae", "clip_l", "byt5", "qwen3")  # cheap enough to build for real on a CPU
 
 
-def component_builders(family: str) -> dict:
-    """option -> a function building that extra file's module (on the meta device) the way sd-scripts does."""
+def component_loaders(family: str) -> dict:
+    """option -> (sd-scripts' loader, its arguments after the path, names the file must hold)."""
     from library import (
         anima_utils,
         flux_utils,
@@ -118,34 +118,61 @@ def component_builders(family: str) -> dict:
 
     bf16 = torch.bfloat16
     flux_files = {
-        "clip_l": lambda: built_by_loader(flux_utils.load_clip_l, bf16, "cpu"),
-        "t5xxl": lambda: built_by_loader(flux_utils.load_t5xxl, bf16, "cpu"),
-        "ae": lambda: built_by_loader(flux_utils.load_ae, bf16, "cpu"),
+        "clip_l": (flux_utils.load_clip_l, (bf16, "cpu"), {}),
+        "t5xxl": (flux_utils.load_t5xxl, (bf16, "cpu"), {}),
+        "ae": (flux_utils.load_ae, (bf16, "cpu"), {}),
     }
     return {
         "flux": flux_files,
         "chroma": {k: v for k, v in flux_files.items() if k != "clip_l"},
         "sd3": {
-            "clip_l": lambda: built_by_loader(sd3_utils.load_clip_l, bf16, "cpu"),
-            "clip_g": lambda: built_by_loader(sd3_utils.load_clip_g, bf16, "cpu"),
-            "t5xxl": lambda: built_by_loader(sd3_utils.load_t5xxl, bf16, "cpu"),
+            "clip_l": (sd3_utils.load_clip_l, (bf16, "cpu"), {}),
+            "clip_g": (sd3_utils.load_clip_g, (bf16, "cpu"), {}),
+            "t5xxl": (sd3_utils.load_t5xxl, (bf16, "cpu"), {}),
         },
         "lumina2": {
-            "gemma2": lambda: built_by_loader(lumina_util.load_gemma2, bf16, "cpu"),
-            "ae": lambda: built_by_loader(lumina_util.load_ae, bf16, "cpu"),
+            "gemma2": (lumina_util.load_gemma2, (bf16, "cpu"), {}),
+            "ae": (lumina_util.load_ae, (bf16, "cpu"), {}),
         },
         "hunyuan_image": {
-            "text_encoder": lambda: built_by_loader(hunyuan_image_text_encoder.load_qwen2_5_vl, bf16, "cpu"),
-            "byt5": lambda: built_by_loader(
-                hunyuan_image_text_encoder.load_byt5, torch.float16, "cpu", names=("shared.weight",)
+            "text_encoder": (hunyuan_image_text_encoder.load_qwen2_5_vl, (bf16, "cpu"), {}),
+            "byt5": (
+                hunyuan_image_text_encoder.load_byt5,
+                (torch.float16, "cpu"),
+                {"names": ("shared.weight",)},
             ),
-            "vae": lambda: built_by_loader(hunyuan_image_vae.load_vae, "cpu"),
+            "vae": (hunyuan_image_vae.load_vae, ("cpu",), {}),
         },
         "anima": {
-            "qwen3": lambda: built_by_loader(anima_utils.load_qwen3_text_encoder, bf16, "cpu"),
-            "vae": lambda: built_by_loader(qwen_image_autoencoder_kl.load_vae, device="cpu"),
+            "qwen3": (anima_utils.load_qwen3_text_encoder, (bf16, "cpu"), {}),
+            "vae": (qwen_image_autoencoder_kl.load_vae, (), {"device": "cpu"}),
         },
     }.get(family, {})
+
+
+def component_builders(family: str) -> dict:
+    """option -> a function building that extra file's module (meta device) the way sd-scripts does."""
+
+    def builder(loader, args, kwargs):
+        return lambda: built_by_loader(loader, *args, **kwargs)
+
+    return {option: builder(*spec) for option, spec in component_loaders(family).items()}
+
+
+def check_loads(family: str, files: dict[str, str]) -> dict[str, str]:
+    """Load each real (not sparse) extra file with sd-scripts' own loader: option -> "ok" or the error."""
+    out = {}
+    for option, (loader, args, kwargs) in component_loaders(family).items():
+        path = files.get(option)
+        if not path or Path(path).stat().st_blocks * 512 < Path(path).stat().st_size // 2:
+            continue  # a sparse header-only file: nothing to load
+        kwargs = {k: v for k, v in kwargs.items() if k != "names"}
+        try:
+            loader(path, *args, **kwargs)
+            out[option] = "ok"
+        except Exception as exc:  # the message is the result
+            out[option] = f"{type(exc).__name__}: {exc}"[:300]
+    return out
 
 
 # --------------------------------------------------------------------------- the diffusion models
@@ -254,7 +281,14 @@ def save_family(family: str, variant: str, models: Path, device: str, what: str 
     base = models / folder / f"random_{family}{'_' + variant if variant else ''}.safetensors"
     prefix = DIT_PREFIX.get(family, "")
     if what == "small":
-        write_sparse(shapes(build_dit(family, variant, "meta")), base, prefix)
+        tensors = {prefix + k: v for k, v in shapes(build_dit(family, variant, "meta")).items()}
+        if family == "sd3":  # the single-file checkpoint carries its VAE
+            from library import sd3_models
+
+            with torch.device("meta"):
+                vae = sd3_models.SDVAE(torch.float32, "meta")
+            tensors.update({"first_stage_model." + k: v for k, v in shapes(vae).items()})
+        write_sparse(tensors, base)
     else:
         dit = randomize(build_dit(family, variant, "meta" if family == "anima" else device), device)
         save_module(dit, base, prefix, skip=("pos_embedder.",))
@@ -348,7 +382,8 @@ def _keys_report() -> dict:
 
 USAGE = """usage (in the sd-scripts environment):
   python family_models.py keys OUT.json
-  python family_models.py save FAMILY VARIANT MODELS_DIR DEVICE all|small OUT.json"""
+  python family_models.py save FAMILY VARIANT MODELS_DIR DEVICE all|small OUT.json
+  python family_models.py check FAMILY FILES.json OUT.json"""
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "keys":
@@ -357,5 +392,9 @@ if __name__ == "__main__":
         family, variant, models, device, what, out = sys.argv[2:]
         files = save_family(family, variant, Path(models), device, what)
         Path(out).write_text(json.dumps(files), encoding="utf-8")
+    elif len(sys.argv) == 5 and sys.argv[1] == "check":
+        family, files_json, out = sys.argv[2:]
+        loaded = check_loads(family, json.loads(Path(files_json).read_text(encoding="utf-8")))
+        Path(out).write_text(json.dumps(loaded), encoding="utf-8")
     else:
         sys.exit(USAGE)

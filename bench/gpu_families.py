@@ -128,7 +128,22 @@ def build_models(e: Env, family: str, variant: str, line: Line) -> dict[str, str
     size = sum(Path(p).stat().st_size for p in files.values()) / 1e9
     how = "sparse headers + the small parts for real" if e.dry_run else "random weights"
     line.add(f"built {len(files)} files ({size:.1f} GB, {how}) in {time.monotonic() - t0:.0f} s")
+    if e.dry_run:
+        _check_small_parts(e, family, out, line)
     return files
+
+
+def _check_small_parts(e: Env, family: str, files_json: Path, line: Line) -> None:
+    """sd-scripts' own loaders read the small files we built for real (the big ones need the GPU box)."""
+    out = e.work / f"{family}.loaded.json"
+    cmd = [e.kohya_python, str(REPO / "bench/family_models.py"), "check", family, str(files_json), str(out)]
+    done = run(cmd, e.env, 1800)
+    loaded = json.loads(out.read_text(encoding="utf-8")) if done.returncode == 0 else {}
+    bad = {k: v for k, v in loaded.items() if v != "ok"}
+    if done.returncode != 0 or bad:
+        line.fail(f"sd-scripts could not load {bad or done.stderr.strip().splitlines()[-1:]}")
+    else:
+        line.add(f"sd-scripts loaded {', '.join(loaded) or 'nothing (all sparse)'}")
 
 
 def make_project(e: Env, family: str) -> Path:

@@ -411,7 +411,23 @@ def detect_model(path: str | os.PathLike, override: str = "auto") -> ModelInfo:
     if not p.exists():
         raise ValidationError(f"The base model {p} does not exist; pick an existing model file.")
     if override != "auto":
-        return ModelInfo(str(p), override, "set by the user")
+        return _overridden(p, override)
+    return _detect_file(p)
+
+
+def _overridden(p: Path, family: str) -> ModelInfo:
+    """The family set by hand; what the file says (variant, bundled parts) is kept when it agrees."""
+    try:
+        found = _detect_file(p)
+    except ValidationError:
+        return ModelInfo(str(p), family, "set by the user")
+    if found.arch == family:
+        found.how = f"set by the user, and the file agrees ({found.how})"
+        return found
+    return ModelInfo(str(p), family, f"set by the user (the file looks like {found.name})")
+
+
+def _detect_file(p: Path) -> ModelInfo:
     if p.is_dir():
         return _detect_diffusers(p)
     if p.suffix.lower() in (".safetensors", ".sft"):

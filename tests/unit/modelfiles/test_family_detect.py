@@ -177,3 +177,12 @@ def test_comfyuis_scaled_fp8_files_are_refused_with_the_reason(tmp_path):
     assert info.arch == "flux" and "scaled fp8" in info.unusable
     t5 = sm.write_model(tmp_path / "t5.safetensors", {**sm.t5xxl(), "scaled_fp8": ("F8_E4M3", [2])})
     assert components.file_facts(t5) == components.FileFacts("t5xxl", scaled_fp8=True)
+
+
+def test_a_family_set_by_hand_keeps_what_the_file_says_when_it_agrees(tmp_path):
+    path = sm.write_model(tmp_path / "m.safetensors", sm.sd3_checkpoint("medium"))
+    agreed = detect_model(path, "sd3")
+    assert (agreed.variant, set(agreed.includes)) == ("medium", {"clip_l", "clip_g", "t5xxl", "ae16"})
+    assert agreed.how.startswith("set by the user, and the file agrees")
+    forced = detect_model(path, "flux")
+    assert forced.arch == "flux" and "looks like SD3 medium" in forced.how
