@@ -70,7 +70,8 @@ def setting_cases(family: str) -> list[tuple[str, dict]]:
     for s in SETTINGS:
         if family in s.families and s.name not in SKIP and not s.comfy_folder:
             value = example(family, s)
-            cases.append((f"{s.name}={value!r}", {**s.example_with, s.name: value}))
+            needs = {} if s.name == "script" else s.example_with  # the family's own script needs nothing
+            cases.append((f"{s.name}={value!r}", {**needs, s.name: value}))
     return cases
 
 
