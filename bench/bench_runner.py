@@ -140,7 +140,10 @@ def through_runner(
             first.append(time.monotonic() - t0)
 
     res = runner.run_process(
-        argv, cwd=str(cwd), env=env, log_path=str(out / "train.log"), total_steps=steps, on_update=on_update
+        argv,
+        runner.RunOptions(
+            cwd=str(cwd), env=env, log_path=str(out / "train.log"), total_steps=steps, on_update=on_update
+        ),
     )
     wall = time.monotonic() - t0
     if res.status.state != "finished":

@@ -1,9 +1,9 @@
 """Run a training command as a watched, cancellable subprocess and report its progress.
 
-The child runs in its own process group (session), with both streams read on two threads in
-binary chunks (tqdm refreshes end in `\\r`, not newlines) and appended raw to a log file. The
-caller's thread parses, updates a `TrainStatus`, calls `on_update`, publishes `events.TRAIN` and
-polls for cancel. Cancel signals the whole group (SIGINT, then SIGTERM, then SIGKILL), because
+The child and everything it starts is one `proctree.ProcessTree`, with both streams read on two
+threads in binary chunks (tqdm refreshes end in `\\r`, not newlines) and appended raw to a log file.
+The caller's thread parses, updates a `TrainStatus`, calls `on_update`, publishes `events.TRAIN` and
+polls for cancel. Cancel stops the whole tree (SIGINT, then SIGTERM, then SIGKILL), because
 `accelerate launch` forwards no signals and killing it alone leaves the trainer running.
 """
 
@@ -14,7 +14,6 @@ import math
 import os
 import queue
 import re
-import signal
 import subprocess
 import threading
 import time
@@ -25,15 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import events
+from .proctree import ProcessTree
 from .progress import ProgressEvent, ProgressParser, format_seconds
 
 STATES = ("starting", "running", "finished", "failed", "cancelled")
 FINAL_STATES = ("finished", "failed", "cancelled")
 PUBLISH_INTERVAL = 0.25  # seconds between throttled TRAIN events (state changes are always sent)
 HEARTBEAT_INTERVAL = 1.0  # on_update is called at least this often, so a node can poll its interrupt
-EVENT_MAX_LOSSES = 500  # loss points carried by one published event (RunResult keeps all)
+EVENT_MAX_LOSSES = 500  # loss points carried by one published event (ProcessOutcome keeps all)
 TAIL_LINES = 30
-_IS_WINDOWS = os.name == "nt"
 
 # The latest run (for the HTTP route and the CLI): its status and its cancel flag.
 _current_lock = threading.Lock()
@@ -129,7 +128,9 @@ class TrainStatus:
 
 
 @dataclass
-class RunResult:
+class ProcessOutcome:
+    """How a run ended: exit code, whether it was cancelled, its final status, the log lines worth quoting."""
+
     returncode: int | None
     cancelled: bool
     status: TrainStatus
@@ -196,146 +197,219 @@ def child_env(env: dict | None) -> dict:
     return out
 
 
-def run_process(  # noqa: C901 (cut into steps pending)
-    argv: list[str],
-    *,
-    cwd: str,
-    env: dict | None,
-    log_path: str,
-    total_steps: int | None = None,
-    on_update: Callable[[TrainStatus], None] | None = None,
-    should_cancel: Callable[[], bool] | None = None,
-    poll_interval: float = 0.25,
-    run_id: str | None = None,
-    node_id: str | None = None,
-    grace_seconds: float = 5.0,
-    sample_dir: str | None = None,
-) -> RunResult:
-    """Run `argv` (no shell) until it exits or is cancelled; never leaves a process of its group behind.
+@dataclass
+class RunOptions:
+    """How to run one training command: where, with what environment, and whom to tell."""
 
-    `on_update` runs on this (the caller's) thread; if it raises (e.g. ComfyUI's interrupt), the
-    process tree is killed and the exception re-raised. So is KeyboardInterrupt. `sample_dir`
-    (default: `sample/` beside the first saved checkpoint) is scanned for sample images.
+    cwd: str
+    log_path: str  # both output streams are appended here raw
+    env: dict | None = None  # None: this process's environment (child_env() is applied either way)
+    total_steps: int | None = None  # the step total until sd-scripts prints its own
+    on_update: Callable[[TrainStatus], None] | None = None  # runs on the caller's thread
+    should_cancel: Callable[[], bool] | None = None  # polled every round
+    poll_interval: float = 0.25  # seconds one round waits for output
+    run_id: str | None = None  # default: a random id
+    node_id: str | None = None
+    grace_seconds: float = 5.0  # between SIGINT and SIGTERM when cancelled
+    sample_dir: str | None = None  # default: sample/ beside --output_dir, else beside the first checkpoint
+
+
+def run_process(argv: list[str], options: RunOptions) -> ProcessOutcome:
+    """Run `argv` (no shell) until it exits or is cancelled; never leaves a process of its tree behind.
+
+    `options.on_update` runs on this (the caller's) thread; if it raises (e.g. ComfyUI's interrupt),
+    the process tree is stopped and the exception re-raised. So is KeyboardInterrupt.
     """
+    return _ProcessRun(argv, options).run()
+
+
+def _new_cancel_flag() -> threading.Event:
+    """A fresh cancel flag, made the one `cancel_current()` sets."""
     global _current_cancel
-    status = TrainStatus(
-        run_id=run_id or uuid.uuid4().hex[:12],
-        total=int(total_steps or 0),
-        log_path=str(log_path),
-        node_id=node_id,
-    )
-    cancel_flag = threading.Event()
+    flag = threading.Event()
     with _current_lock:
-        _current_cancel = cancel_flag
-    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    log_file = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed by _close()
-    watcher = _Watcher(status, sample_dir or _sample_dir_from_argv(argv))
-    started = time.monotonic()
-    try:
-        proc = _spawn(argv, cwd, env)
-    except (OSError, ValueError) as exc:
-        log_file.close()
-        status.state = "failed"
-        status.message = f"Could not start {argv[0]}: {getattr(exc, 'strerror', None) or exc}"
-        publish_status(status)
-        return RunResult(None, False, status, [status.message])
+        _current_cancel = flag
+    return flag
 
-    chunks: queue.Queue = queue.Queue()
-    log_lock = threading.Lock()
-    readers = [
-        threading.Thread(
-            target=_read_stream,
-            args=(pipe, name, chunks, log_file, log_lock),
-            name=f"lora-workbench-{name}",
-            daemon=True,
+
+class _ProcessRun:
+    """One watched run: start the tree, then rounds of read / cancel? / exited? / report, then settle."""
+
+    def __init__(self, argv: list[str], options: RunOptions):
+        self.argv = [str(a) for a in argv]
+        self.opts = options
+        self.status = TrainStatus(
+            run_id=options.run_id or uuid.uuid4().hex[:12],
+            total=int(options.total_steps or 0),
+            log_path=str(options.log_path),
+            node_id=options.node_id,
         )
-        for pipe, name in ((proc.stdout, "stdout"), (proc.stderr, "stderr"))
-    ]
-    for t in readers:
-        t.start()
+        self.watcher = _Watcher(self.status, options.sample_dir or _sample_dir_from_argv(self.argv))
+        self.cancel_flag = _new_cancel_flag()
+        self.cancelled = False
+        self.started = time.monotonic()
+        self.exited_at: float | None = None
+        self.last_update = 0.0
+        self.last_publish = 0.0
+        self.published_state: str | None = None
 
-    cancelled = False
-    last_publish = 0.0
-    last_update = 0.0
-    published_state = None
-    try:
-        publish_status(status)
-        published_state = status.state
-        open_streams = 2
-        exited_at = None
-        while True:
-            for stream, text in _drain(chunks, poll_interval):
-                if text is None:
-                    open_streams -= 1
-                else:
-                    watcher.feed(text, stream)
-            now = time.monotonic()
-            status.elapsed_s = now - started
+    def run(self) -> ProcessOutcome:
+        self.output = _OutputPump(self.opts.log_path)
+        try:
+            self.tree = ProcessTree.start(self.argv, cwd=self.opts.cwd, env=child_env(self.opts.env))
+        except (OSError, ValueError) as exc:
+            return self._could_not_start(exc)
+        self.output.start(self.tree.popen)
+        try:
+            self._publish(0.0)
+            while not self._round():
+                pass
+        except BaseException as exc:
+            self._abort(exc)
+            raise
+        self._read_the_rest()
+        self._settle()
+        if self.opts.on_update is not None:
+            self.opts.on_update(self.status)
+        publish_status(self.status)
+        return ProcessOutcome(self.tree.popen.returncode, self.cancelled, self.status, self.watcher.tail())
 
-            if not cancelled and (cancel_flag.is_set() or (should_cancel is not None and should_cancel())):
-                cancelled = True
-                status.message = "cancelling"
-                publish_status(status)
-                _terminate_tree(proc, grace_seconds)
+    def _could_not_start(self, exc: OSError | ValueError) -> ProcessOutcome:
+        self.output.close()
+        self.status.state = "failed"
+        self.status.message = f"Could not start {self.argv[0]}: {getattr(exc, 'strerror', None) or exc}"
+        publish_status(self.status)
+        return ProcessOutcome(None, False, self.status, [self.status.message])
 
-            rc = proc.poll()
-            if rc is not None and exited_at is None:
-                exited_at = now
-                # Anything of the group still running is an orphan now (e.g. a trainer whose launcher died).
-                _reap_orphans(proc)
-            if exited_at is not None and (open_streams <= 0 or now - exited_at > 3.0):
-                break
+    def _round(self) -> bool:
+        """Read what came, act on a cancel, notice the exit, report; True once there is nothing left to read."""
+        for stream, text in self.output.take(self.opts.poll_interval):
+            self.watcher.feed(text, stream)
+        now = time.monotonic()
+        self.status.elapsed_s = now - self.started
+        self._cancel_if_asked()
+        if self._child_exited(now) and (self.output.open_streams <= 0 or now - self.exited_at > 3.0):
+            return True
+        self._report(now)
+        return False
 
-            if watcher.sampling and now - watcher.last_sample_scan >= HEARTBEAT_INTERVAL:
-                watcher.scan_samples(now)
-            changed = watcher.take_changed()
-            if on_update is not None and (changed or now - last_update >= HEARTBEAT_INTERVAL):
-                last_update = now
-                on_update(status)
-            if status.state != published_state or (changed and now - last_publish >= PUBLISH_INTERVAL):
-                publish_status(status)
-                published_state, last_publish = status.state, now
-    except BaseException as exc:
-        # ComfyUI's interrupt raised from on_update, Ctrl-C, or a bug: the tree must not outlive us.
-        _terminate_tree(proc, min(grace_seconds, 2.0))
+    def _cancel_if_asked(self) -> None:
+        if self.cancelled:
+            return
+        should_cancel = self.opts.should_cancel
+        if self.cancel_flag.is_set() or (should_cancel is not None and should_cancel()):
+            self.cancelled = True
+            self.status.message = "cancelling"
+            publish_status(self.status)
+            self.tree.stop(self.opts.grace_seconds)
+
+    def _child_exited(self, now: float) -> bool:
+        if self.exited_at is None and self.tree.popen.poll() is not None:
+            self.exited_at = now
+            # Anything of the tree still running is an orphan now (e.g. a trainer whose launcher died).
+            self.tree.stop_leftovers()
+        return self.exited_at is not None
+
+    def _report(self, now: float) -> None:
+        """on_update on a change or a heartbeat; a TRAIN event on a state change or, throttled, on a change."""
+        watcher = self.watcher
+        if watcher.sampling and now - watcher.last_sample_scan >= HEARTBEAT_INTERVAL:
+            watcher.scan_samples(now)
+        changed = watcher.take_changed()
+        if self.opts.on_update is not None and (changed or now - self.last_update >= HEARTBEAT_INTERVAL):
+            self.last_update = now
+            self.opts.on_update(self.status)
+        if self.status.state != self.published_state or (
+            changed and now - self.last_publish >= PUBLISH_INTERVAL
+        ):
+            self._publish(now)
+
+    def _publish(self, now: float) -> None:
+        publish_status(self.status)
+        self.published_state, self.last_publish = self.status.state, now
+
+    def _abort(self, exc: BaseException) -> None:
+        """ComfyUI's interrupt raised from on_update, Ctrl-C, or a bug: the tree must not outlive us."""
+        self.tree.stop(min(self.opts.grace_seconds, 2.0))
         interrupted = isinstance(exc, KeyboardInterrupt) or "Interrupt" in type(exc).__name__
-        status.state = "cancelled" if interrupted else "failed"
-        status.message = "cancelled" if interrupted else f"stopped: {type(exc).__name__}: {exc}"
-        status.returncode = proc.poll()
-        status.elapsed_s = time.monotonic() - started
-        publish_status(status)
-        _close(readers, log_file)
-        raise
+        st = self.status
+        st.state = "cancelled" if interrupted else "failed"
+        st.message = "cancelled" if interrupted else f"stopped: {type(exc).__name__}: {exc}"
+        st.returncode = self.tree.popen.poll()
+        st.elapsed_s = time.monotonic() - self.started
+        publish_status(st)
+        self.output.close()
 
-    _close(readers, log_file)
-    for stream, text in _drain(chunks, 0):  # what the readers queued before EOF
-        if text is not None:
-            watcher.feed(text, stream)
-    watcher.finish()
-    status.elapsed_s = time.monotonic() - started
-    status.returncode = proc.returncode
-    tail = watcher.tail()
-    if cancelled:
-        status.state, status.message = "cancelled", "cancelled by the user"
-    elif proc.returncode != 0:
-        status.state = "failed"
-        status.message = f"sd-scripts exited with code {proc.returncode}" + (
-            f": {error}" if (error := watcher.error()) else ""
-        )
-    elif watcher.no_data:
-        status.state = "failed"
-        status.message = (
-            "sd-scripts found no training images (No data found): the dataset folders must "
-            "hold images in N_name subfolders"
-        )
-    else:
-        status.state = "finished"
-        status.message = "" if status.saved else "sd-scripts reported no saved checkpoint"
-        status.eta_s = 0.0
-    if on_update is not None:
-        on_update(status)
-    publish_status(status)
-    return RunResult(proc.returncode, cancelled, status, tail)
+    def _read_the_rest(self) -> None:
+        self.output.close()
+        for stream, text in self.output.take(0):  # what the readers queued before EOF
+            self.watcher.feed(text, stream)
+        self.watcher.finish()
+        self.status.elapsed_s = time.monotonic() - self.started
+        self.status.returncode = self.tree.popen.returncode
+
+    def _settle(self) -> None:
+        """The final state: cancelled, failed (an exit code, or sd-scripts' "No data found"), or finished."""
+        st, rc = self.status, self.tree.popen.returncode
+        if self.cancelled:
+            st.state, st.message = "cancelled", "cancelled by the user"
+        elif rc != 0:
+            error = self.watcher.error()
+            st.state = "failed"
+            st.message = f"sd-scripts exited with code {rc}" + (f": {error}" if error else "")
+        elif self.watcher.no_data:
+            st.state = "failed"
+            st.message = (
+                "sd-scripts found no training images (No data found): the dataset folders must "
+                "hold images in N_name subfolders"
+            )
+        else:
+            st.state = "finished"
+            st.message = "" if st.saved else "sd-scripts reported no saved checkpoint"
+            st.eta_s = 0.0
+
+
+class _OutputPump:
+    """Both pipes read on two threads in binary chunks (tqdm refreshes end in `\\r`, not newlines),
+    appended raw to the log file and queued as decoded text for the caller's thread."""
+
+    def __init__(self, log_path: str):
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        self.log_file = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+        self.chunks: queue.Queue = queue.Queue()
+        self.log_lock = threading.Lock()
+        self.threads: list[threading.Thread] = []
+        self.open_streams = 0
+
+    def start(self, popen: subprocess.Popen) -> None:
+        for pipe, name in ((popen.stdout, "stdout"), (popen.stderr, "stderr")):
+            thread = threading.Thread(
+                target=_read_stream,
+                args=(pipe, name, self.chunks, self.log_file, self.log_lock),
+                name=f"lora-workbench-{name}",
+                daemon=True,
+            )
+            thread.start()
+            self.threads.append(thread)
+        self.open_streams = len(self.threads)
+
+    def take(self, timeout: float) -> list[tuple[str, str]]:
+        """The (stream, text) chunks queued now, waiting up to `timeout` for the first; counts closed streams."""
+        out = []
+        for stream, text in _drain(self.chunks, timeout):
+            if text is None:
+                self.open_streams -= 1
+            else:
+                out.append((stream, text))
+        return out
+
+    def close(self) -> None:
+        for thread in self.threads:
+            thread.join(timeout=2.0)
+        try:
+            self.log_file.close()
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------- parsing into a status
@@ -365,42 +439,69 @@ class _Watcher:
         changed, self._changed = self._changed, False
         return changed
 
-    def apply(self, ev: ProgressEvent) -> None:  # noqa: C901 (cut into steps pending)
-        st = self.status
-        changed = True
-        if ev.kind == "step":
-            if st.state == "starting":
-                st.state, st.message = "running", ""
-            st.step, st.total = ev.step or 0, ev.total or st.total
-            st.rate, st.it_per_s, st.eta_s = ev.rate or "", ev.it_per_s, ev.remaining
-            if ev.loss is not None:
-                st.loss = ev.loss
-                if ev.step:
-                    _record_loss(st.losses, ev.step, ev.loss)
-        elif ev.kind == "total":
-            if ev.total:
-                st.total = ev.total
-        elif ev.kind == "epochs":
-            st.epochs = ev.epochs or st.epochs
-        elif ev.kind == "epoch":
-            st.epoch, st.epochs = ev.epoch or 0, ev.epochs or st.epochs
-        elif ev.kind == "saved":
-            if ev.path and ev.path not in st.saved:
-                st.saved.append(ev.path)
-            self.scan_samples()
-        elif ev.kind == "sample":
-            self.sampling = True
-        elif ev.kind == "no_data":
-            self.no_data = True
-        elif ev.kind == "line":
-            text = ev.text or ""
-            self.lines.append(text)
-            changed = st.state == "starting"
-            if changed:
-                st.message = text[:200]
-        elif ev.kind != "model_saved":
-            changed = False
+    def apply(self, ev: ProgressEvent) -> None:
+        handler = _Watcher._HANDLERS.get(ev.kind)
+        changed = handler(self, ev) if handler is not None else ev.kind == "model_saved"
         self._changed = self._changed or changed
+
+    # One handler per parser event kind; each says whether the status changed.
+    def _on_step(self, ev: ProgressEvent) -> bool:
+        st = self.status
+        if st.state == "starting":
+            st.state, st.message = "running", ""
+        st.step, st.total = ev.step or 0, ev.total or st.total
+        st.rate, st.it_per_s, st.eta_s = ev.rate or "", ev.it_per_s, ev.remaining
+        if ev.loss is not None:
+            st.loss = ev.loss
+            if ev.step:
+                _record_loss(st.losses, ev.step, ev.loss)
+        return True
+
+    def _on_total(self, ev: ProgressEvent) -> bool:
+        if ev.total:
+            self.status.total = ev.total
+        return True
+
+    def _on_epochs(self, ev: ProgressEvent) -> bool:
+        self.status.epochs = ev.epochs or self.status.epochs
+        return True
+
+    def _on_epoch(self, ev: ProgressEvent) -> bool:
+        self.status.epoch, self.status.epochs = ev.epoch or 0, ev.epochs or self.status.epochs
+        return True
+
+    def _on_saved(self, ev: ProgressEvent) -> bool:
+        if ev.path and ev.path not in self.status.saved:
+            self.status.saved.append(ev.path)
+        self.scan_samples()
+        return True
+
+    def _on_sample(self, ev: ProgressEvent) -> bool:
+        self.sampling = True
+        return True
+
+    def _on_no_data(self, ev: ProgressEvent) -> bool:
+        self.no_data = True
+        return True
+
+    def _on_line(self, ev: ProgressEvent) -> bool:
+        text = ev.text or ""
+        self.lines.append(text)
+        if self.status.state != "starting":
+            return False
+        self.status.message = text[:200]  # what sd-scripts is doing before the first step
+        return True
+
+    _HANDLERS: dict[str, Callable[[_Watcher, ProgressEvent], bool]] = {
+        "step": _on_step,
+        "total": _on_total,
+        "epochs": _on_epochs,
+        "epoch": _on_epoch,
+        "saved": _on_saved,
+        "sample": _on_sample,
+        "no_data": _on_no_data,
+        "line": _on_line,
+    }
 
     def scan_samples(self, now: float = 0.0) -> None:
         self.last_sample_scan = now
@@ -513,25 +614,7 @@ def summarize_tail(lines: list[str], limit: int = TAIL_LINES) -> list[str]:
 _CARETS_RE = re.compile(r"^\s*[\^~]+\s*$")
 
 
-# --------------------------------------------------------------------------- processes
-def _spawn(argv: list[str], cwd: str, env: dict | None) -> subprocess.Popen:
-    kwargs: dict = {}
-    if _IS_WINDOWS:
-        kwargs["creationflags"] = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
-    else:
-        kwargs["start_new_session"] = True
-    return subprocess.Popen(
-        [str(a) for a in argv],
-        cwd=cwd,
-        env=child_env(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        bufsize=0,
-        **kwargs,
-    )
-
-
+# --------------------------------------------------------------------------- reading the pipes
 def _read_stream(pipe, name: str, out: queue.Queue, log_file, log_lock: threading.Lock) -> None:
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     fd = pipe.fileno()
@@ -556,166 +639,3 @@ def _read_stream(pipe, name: str, out: queue.Queue, log_file, log_lock: threadin
             out.put((name, rest))
     finally:
         out.put((name, None))
-
-
-def _close(readers: list[threading.Thread], log_file) -> None:
-    for t in readers:
-        t.join(timeout=2.0)
-    try:
-        log_file.close()
-    except OSError:
-        pass
-
-
-def _group_members(pgid: int) -> list[int]:
-    """Live (non-zombie) processes in process group `pgid`, from /proc; [] where /proc is missing."""
-    out = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return out
-    for e in entries:
-        if not e.isdigit():
-            continue
-        st = _proc_stat(int(e))
-        if st and st[1] != "Z" and st[3] == pgid:
-            out.append(int(e))
-    return out
-
-
-def _proc_stat(pid: int) -> tuple[int, str, int, int] | None:
-    """(pid, state, ppid, pgrp) from /proc/PID/stat, or None when gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-    # comm is in parentheses and may contain spaces or parentheses: split after the last ')'.
-    rest = raw[raw.rfind(")") + 2 :].split()
-    try:
-        return pid, rest[0], int(rest[1]), int(rest[2])
-    except (IndexError, ValueError):
-        return None
-
-
-def _descendants(pid: int) -> list[int]:
-    """Live descendants of `pid` (also those that moved to another group), from /proc."""
-    children: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for e in entries:
-        if e.isdigit():
-            st = _proc_stat(int(e))
-            if st and st[1] != "Z":
-                children.setdefault(st[2], []).append(st[0])
-    out, todo = [], [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.append(c)
-            todo.append(c)
-    return out
-
-
-def pid_alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie counts as gone: it no longer runs, only waits to be reaped)."""
-    if os.path.isdir("/proc"):
-        st = _proc_stat(pid)
-        return st is not None and st[1] not in ("Z", "X")
-    if _IS_WINDOWS:  # pragma: no cover - os.kill(pid, 0) would terminate the process on Windows
-        import ctypes
-
-        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
-            return False
-        code = ctypes.c_ulong()
-        ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        ctypes.windll.kernel32.CloseHandle(handle)
-        return code.value == 259  # STILL_ACTIVE
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _tree_pids(proc: subprocess.Popen) -> set[int]:
-    pids = set(_group_members(proc.pid)) | set(_descendants(proc.pid))
-    if proc.poll() is None:
-        pids.add(proc.pid)
-    return pids
-
-
-def _signal_pids(pids: set[int], sig: int) -> None:
-    for pid in pids:
-        try:
-            os.kill(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
-def _kill_group(proc: subprocess.Popen, sig: int) -> None:
-    if _IS_WINDOWS:
-        return
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _reap_orphans(proc: subprocess.Popen) -> None:
-    """After the main process exited: stop whatever of its group or tree is still running."""
-    if _IS_WINDOWS:
-        return
-    left = set(_group_members(proc.pid)) | set(_descendants(proc.pid))
-    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 3.0)):
-        if not left:
-            return
-        _kill_group(proc, sig)
-        _signal_pids(left, sig)
-        if _wait_gone(proc, left, wait):
-            return
-
-
-def _wait_gone(proc: subprocess.Popen, tracked: set[int], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        proc.poll()
-        alive = {p for p in tracked if pid_alive(p)} | set(_group_members(proc.pid))
-        if proc.returncode is not None and not alive:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-
-
-def _terminate_tree(proc: subprocess.Popen, grace_seconds: float) -> None:
-    """SIGINT the group, wait `grace_seconds`, SIGTERM, wait, SIGKILL: nothing of the tree survives."""
-    if _IS_WINDOWS:  # pragma: no cover - not exercised on CI
-        _terminate_tree_windows(proc, grace_seconds)
-        return
-    tracked = _tree_pids(proc)
-    term_wait = min(max(grace_seconds, 0.5), 3.0)
-    for sig, wait in ((signal.SIGINT, grace_seconds), (signal.SIGTERM, term_wait), (signal.SIGKILL, 5.0)):
-        tracked |= _tree_pids(proc)
-        _kill_group(proc, sig)
-        _signal_pids(tracked, sig)
-        if _wait_gone(proc, tracked, wait):
-            return
-
-
-def _terminate_tree_windows(proc: subprocess.Popen, grace_seconds: float) -> None:  # pragma: no cover
-    try:
-        proc.send_signal(signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
-        proc.wait(grace_seconds)
-        return
-    except (OSError, subprocess.TimeoutExpired, ValueError):
-        pass
-    subprocess.run(["taskkill", "/F", "/T", "/PID", str(proc.pid)], capture_output=True, check=False)
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()

@@ -565,16 +565,18 @@ def _launch(p: Plan, ctl: RunControl, record: dict):
     try:
         return runner.run_process(
             cmd.argv,
-            cwd=cmd.cwd,
-            env=ctl.env,
-            log_path=str(run_dir / "train.log"),
-            total_steps=cmd.total_steps,
-            on_update=ctl.on_update,
-            should_cancel=ctl.should_cancel,
-            run_id=run_dir.name,
-            node_id=ctl.node_id,
-            grace_seconds=ctl.grace_seconds,
-            sample_dir=str(run_dir / "sample"),
+            runner.RunOptions(
+                cwd=cmd.cwd,
+                env=ctl.env,
+                log_path=str(run_dir / "train.log"),
+                total_steps=cmd.total_steps,
+                on_update=ctl.on_update,
+                should_cancel=ctl.should_cancel,
+                run_id=run_dir.name,
+                node_id=ctl.node_id,
+                grace_seconds=ctl.grace_seconds,
+                sample_dir=str(run_dir / "sample"),
+            ),
         )
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt) or "Interrupt" in type(exc).__name__

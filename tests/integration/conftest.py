@@ -22,7 +22,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
+
+from lora_workbench.training.proctree import pid_alive
 
 REPO = Path(__file__).resolve().parents[2]
 HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
@@ -257,16 +260,9 @@ def comfy_server(
 
 def trainers_alive(marker: str) -> list[int]:
     """Live processes whose command line runs train_network.py with `marker` in it (zombies excluded)."""
-    from lora_workbench.training.runner import pid_alive
-
     out = []
-    for e in os.listdir("/proc"):
-        if not e.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{e}/cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
-        except OSError:
-            continue
-        if "train_network.py" in cmd and marker in cmd and pid_alive(int(e)):
-            out.append(int(e))
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if "train_network.py" in cmd and marker in cmd and pid_alive(proc.pid):
+            out.append(proc.pid)
     return out

@@ -111,11 +111,13 @@ def test_real_sd_scripts_run_reports_every_step_and_writes_a_kohya_lora(
     t0 = time.monotonic()
     res = runner.run_process(
         train_argv(kohya_python, test_checkpoint, tokenizer_cache, smoke_dataset, out),
-        cwd=str(scripts_dir(kohya_dir)),
-        env=offline_env(),
-        log_path=str(log),
-        total_steps=STEPS,
-        on_update=lambda st: updates.append(st.text()),
+        runner.RunOptions(
+            cwd=str(scripts_dir(kohya_dir)),
+            env=offline_env(),
+            log_path=str(log),
+            total_steps=STEPS,
+            on_update=lambda st: updates.append(st.text()),
+        ),
     )
     wall = time.monotonic() - t0
     st = res.status
@@ -181,11 +183,13 @@ def test_real_cancel_mid_run_leaves_no_trainer_behind(
     argv = train_argv(kohya_python, test_checkpoint, tokenizer_cache, smoke_dataset, out)
     call = lambda: runner.run_process(  # noqa: E731
         argv,
-        cwd=str(scripts_dir(kohya_dir)),
-        env=offline_env(),
-        log_path=str(tmp_path / "cancel.log"),
-        total_steps=STEPS,
-        **kwargs,
+        runner.RunOptions(
+            cwd=str(scripts_dir(kohya_dir)),
+            env=offline_env(),
+            log_path=str(tmp_path / "cancel.log"),
+            total_steps=STEPS,
+            **kwargs,
+        ),
     )
     if how == "should_cancel":
         res = call()

@@ -12,7 +12,8 @@ import pytest
 
 from lora_workbench import events
 from lora_workbench.training import runner
-from lora_workbench.training.runner import TrainStatus, pid_alive, run_process, summarize_tail
+from lora_workbench.training.proctree import pid_alive
+from lora_workbench.training.runner import RunOptions, TrainStatus, run_process, summarize_tail
 
 FAKE = Path(__file__).with_name("fake_trainer.py")
 
@@ -24,7 +25,8 @@ def fake(*args: str) -> list[str]:
 def run(tmp_path, *args, **kw):
     kw.setdefault("poll_interval", 0.05)
     return run_process(
-        fake(*args), cwd=str(tmp_path), env=None, log_path=str(tmp_path / "logs" / "train.log"), **kw
+        fake(*args),
+        RunOptions(cwd=str(tmp_path), env=None, log_path=str(tmp_path / "logs" / "train.log"), **kw),
     )
 
 
@@ -244,9 +246,7 @@ def test_child_gets_unbuffered_utf8_and_wide_columns(tmp_path):
     code = "import os; print(os.environ['PYTHONUNBUFFERED'], os.environ['PYTHONIOENCODING'], os.environ['COLUMNS'], os.environ.get('X'))"
     res = run_process(
         [sys.executable, "-c", code],
-        cwd=str(tmp_path),
-        env={"X": "y", "PATH": "/usr/bin"},
-        log_path=str(tmp_path / "env.log"),
+        RunOptions(cwd=str(tmp_path), env={"X": "y", "PATH": "/usr/bin"}, log_path=str(tmp_path / "env.log")),
     )
     assert (tmp_path / "env.log").read_text().strip() == "1 utf-8 250 y"
     assert res.status.state == "finished"
@@ -254,7 +254,7 @@ def test_child_gets_unbuffered_utf8_and_wide_columns(tmp_path):
 
 def test_a_missing_program_fails_with_a_sentence(tmp_path):
     res = run_process(
-        [str(tmp_path / "no-such-python")], cwd=str(tmp_path), env=None, log_path=str(tmp_path / "x.log")
+        [str(tmp_path / "no-such-python")], RunOptions(cwd=str(tmp_path), log_path=str(tmp_path / "x.log"))
     )
     assert res.returncode is None and res.status.state == "failed"
     assert res.status.message.startswith(f"Could not start {tmp_path / 'no-such-python'}")

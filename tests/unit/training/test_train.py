@@ -17,7 +17,7 @@ from lora_workbench.dataset.dataset_toml import tomllib
 from lora_workbench.errors import ValidationError, WorkbenchError
 from lora_workbench.training import train
 from lora_workbench.training.options import TrainOptions
-from lora_workbench.training.runner import pid_alive
+from lora_workbench.training.proctree import pid_alive
 from tests.unit import train_fakes
 
 fakes = train_fakes  # shared fakes: synthetic checkpoints, projects, a fake sd-scripts tree

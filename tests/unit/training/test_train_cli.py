@@ -117,7 +117,7 @@ def test_ctrl_c_cancels_cleanly_and_exits_130(setup, tmp_path):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "cancelled" in err
-    from lora_workbench.training.runner import pid_alive
+    from lora_workbench.training.proctree import pid_alive
 
     assert not pid_alive(int(pidfile.read_text()))
 

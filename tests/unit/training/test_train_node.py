@@ -12,7 +12,7 @@ import pytest
 
 from lora_workbench.dataset import dataset_toml
 from lora_workbench.errors import ValidationError
-from lora_workbench.training.runner import pid_alive
+from lora_workbench.training.proctree import pid_alive
 from tests.unit import train_fakes
 
 fakes = train_fakes  # shared fakes: synthetic checkpoints, projects, a fake sd-scripts tree
