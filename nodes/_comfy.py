@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from ..lora_workbench import events, paths
+
 log = logging.getLogger("lora_workbench")
 
 CATEGORY = "LoRA Workbench"  # the pack-wide node category prefix
@@ -30,15 +32,13 @@ def comfy_roots() -> list[Path]:
         Path(fp.get_input_directory()),
         Path(fp.get_temp_directory()),
     ]
-    for _name, (paths, _exts) in list(fp.folder_names_and_paths.items()):
-        roots += [Path(p) for p in paths]
+    for _name, (folders, _exts) in list(fp.folder_names_and_paths.items()):
+        roots += [Path(p) for p in folders]
     return roots
 
 
 def register_comfy_roots() -> None:
     """Allow ComfyUI's own folders for untrusted paths (the guide: they are always allowed)."""
-    from ..lora_workbench import paths
-
     try:
         for r in comfy_roots():
             paths.register_root(r)
@@ -203,7 +203,5 @@ def forward_core_events() -> None:
     global _forwarding
     if _forwarding:
         return
-    from ..lora_workbench import events
-
     events.subscribe(send_event)
     _forwarding = True

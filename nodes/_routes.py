@@ -5,8 +5,9 @@ PromptServer.instance.routes (ComfyUI mirrors them under /api), the unit tests o
 path argument goes through `paths.confine` (files are opened first, then checked: `paths.open_file`);
 refusals are 403 with the reason, bad input 400 (over-long paths, numbers like 1e400, JSON nested too
 deep), a body over 1 MiB 413, and an unexpected failure a one-line 500 (the traceback goes to the
-server log only). Core modules are imported inside the handlers so that importing the pack costs
-ComfyUI nothing.
+server log only). The core's working modules (dataset scan, library watch, training runner) are
+imported inside the handlers, not here: ComfyUI imports every pack at start-up, and no route is
+called before a panel asks.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+
+from ..lora_workbench import events, paths
+from ..lora_workbench.errors import PathNotAllowed, ValidationError, WorkbenchError
+from . import _comfy
 
 log = logging.getLogger("lora_workbench")
 
@@ -71,8 +76,6 @@ def handler(fn: Callable[..., Awaitable]):
 
     @functools.wraps(fn)
     async def wrapped(request):
-        from ..lora_workbench.errors import PathNotAllowed, ValidationError, WorkbenchError
-
         try:
             return await fn(request)
         except HttpError as exc:
@@ -198,8 +201,6 @@ async def dataset_preview(request):
     """POST {project, weights, width, height, enable_bucket, batch_size, epochs, max_items_per_epoch}:
     the subsets with image counts and the repeats/shares the weights give, computed by the core."""
     data = await _json_body(request)
-    from ..lora_workbench import paths
-
     project = paths.confine(_str(data, "project"), what="project folder")
     weights = _str(data, "weights", "")
     width = _int(data, "width", 512, 64, 8192)
@@ -229,7 +230,6 @@ async def dataset_preview(request):
 @handler
 async def library_status(request):
     """GET: allowed roots, the configured library, watchers, the last link report, links per target."""
-    from ..lora_workbench import events, paths
     from ..lora_workbench.library import watch
 
     roots = [str(r) for r in paths.allowed_roots()]
@@ -285,8 +285,6 @@ async def train_sample(request):
 
 
 def _read_sample(value: str) -> tuple[bytes, Path]:
-    from ..lora_workbench import paths
-
     try:
         f = paths.open_file(value, what="sample image")
     except FileNotFoundError:
@@ -312,8 +310,6 @@ def register() -> bool:
     Also allows ComfyUI's own folders as roots and forwards core events to the browser. Safe to call
     again: a route table is filled once.
     """
-    from . import _comfy
-
     server = _comfy.prompt_server()
     if server is None or getattr(server, "routes", None) is None:
         return False
@@ -347,8 +343,6 @@ def _target_counts(watchers: list[dict], last_report: dict | None) -> list[dict]
 
 
 def _comfy_ui_dir() -> str | None:
-    from . import _comfy
-
     try:
         return str(Path(_comfy.folder_paths().models_dir).parent)
     except Exception:

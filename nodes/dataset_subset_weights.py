@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ..lora_workbench import events, paths
-from ..lora_workbench.dataset import project
-from ..lora_workbench.dataset import scan as dataset_core
 from . import _comfy
+
+# The dataset core is imported inside IS_CHANGED and prepare(), not here: ComfyUI imports every pack
+# at start-up, and what a node does when it runs need not cost that start-up anything.
 
 APPLY_MODES = ["toml (non-destructive)", "rename folders"]
 _MODE_KEYS = {"toml (non-destructive)": "toml", "rename folders": "rename"}
@@ -127,6 +128,8 @@ class DatasetSubsetWeights:
     @classmethod
     def IS_CHANGED(cls, project_folder="", weights="", **kwargs):
         # The dataset changes outside the graph: re-run when the folder listing (names, sizes, mtimes) does.
+        from ..lora_workbench.dataset import scan as dataset_core
+
         try:
             root = paths.confine(project_folder, what="project folder")
             return dataset_core.listing_fingerprint(root)
@@ -146,6 +149,9 @@ class DatasetSubsetWeights:
         max_items_per_epoch: int = 0,
         unique_id=None,
     ):
+        from ..lora_workbench.dataset import project
+        from ..lora_workbench.dataset import scan as dataset_core
+
         root = paths.confine(project_folder, what="project folder")
         # only a new (missing or empty) folder gets the layout: never scaffold into an unrelated folder
         is_new = not root.exists() or (root.is_dir() and not any(root.iterdir()))

@@ -15,11 +15,14 @@ from pathlib import Path
 from ..lora_workbench import paths
 from ..lora_workbench.errors import ValidationError
 from ..lora_workbench.training import node_layout
-from ..lora_workbench.training import train as train_core
 from ..lora_workbench.training.model_files import FileSource
 from ..lora_workbench.training.options import OptionSet, TrainOptions
 from ..lora_workbench.training.settings import SETTING
 from . import _comfy
+
+# Only what the widgets need is imported here; the training run's modules (train, runner, kohya ...)
+# are imported inside train(): ComfyUI imports every pack at start-up, and a training run need not
+# cost that start-up anything.
 
 _MAIN = {s.name for s in SETTING.values() if s.main}
 _LEGACY = node_layout.legacy_inputs()
@@ -122,6 +125,8 @@ class KohyaLoRATrain:
             return ""
 
     def train(self, dataset, ckpt_name, unique_id=None, options=None, **widgets):
+        from ..lora_workbench.training import train as train_core
+
         _comfy.forward_core_events()
         node_id = str(unique_id) if unique_id is not None else None
         base = _comfy.base_model_path(ckpt_name)

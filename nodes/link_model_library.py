@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..lora_workbench import paths
-from ..lora_workbench.library import layout
-from ..lora_workbench.library import linker as library_core
-from ..lora_workbench.library import watch as watch_core
 from . import _comfy
+
+if TYPE_CHECKING:
+    from ..lora_workbench.library.linker import LinkReport
+
+# The library core is imported where the node uses it, not here: ComfyUI imports every pack at start-up, and
+# what a node does when it runs need not cost that start-up anything.
 
 
 def _default_library() -> str:
@@ -32,7 +36,9 @@ def _comfy_ui_dir() -> Path:
     return Path(_comfy.folder_paths().models_dir).parent
 
 
-def _invalidate_comfy_cache(report: library_core.LinkReport) -> None:
+def _invalidate_comfy_cache(report: LinkReport) -> None:
+    from ..lora_workbench.library import layout
+
     for category in report.categories:
         name = layout.COMFY_FOLDER_NAMES.get(category)
         if name:
@@ -41,6 +47,8 @@ def _invalidate_comfy_cache(report: library_core.LinkReport) -> None:
 
 def _init_library(lib: Path) -> int:
     """layout.init_library for a workflow's path: every folder made through its checked parent."""
+    from ..lora_workbench.library import layout
+
     with paths.makedirs(lib, what="model library") as d:
         for name in layout.LIBRARY_FOLDERS:
             d.mkdir(name).close()
@@ -146,6 +154,9 @@ class LinkModelLibrary:
         forge_path: str = "",
         unique_id=None,
     ):
+        from ..lora_workbench.library import linker as library_core
+        from ..lora_workbench.library import watch as watch_core
+
         lib = paths.confine(library, what="model library")
         uis: dict[str, Path] = {}
         if link_comfyui:

@@ -4,10 +4,16 @@ loader, after checking it fits the model, and hand its trigger words on to the p
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from ..lora_workbench.errors import ValidationError
-from ..lora_workbench.modelfiles import lora_file
 from . import _comfy
+
+if TYPE_CHECKING:
+    from ..lora_workbench.modelfiles.lora_file import LoraInfo
+
+# lora_file (LoRA inspection) is imported where it is used, not here: ComfyUI imports every pack at
+# start-up, and nothing of it is needed before a LoRA is picked or loaded.
 
 FROM_TRAINED = "(from trained_lora)"
 
@@ -21,6 +27,8 @@ def _file_key(path: str) -> tuple[str, int, int]:
 def model_family(model) -> str:
     """The model's family from ComfyUI's model config class (or its latent format); "unknown" if neither
     is reachable, so an odd model object never blocks loading."""
+    from ..lora_workbench.modelfiles import lora_file
+
     base = getattr(model, "model", None)
     config = getattr(base, "model_config", None)
     names = [c.__name__ for c in type(config).__mro__] if config is not None else []
@@ -55,7 +63,7 @@ class LoadTrainedLoRA:
 
     def __init__(self):
         self.loaded: tuple[tuple[str, int, int], dict] | None = None  # (file key, state dict)
-        self.inspected: tuple[tuple[str, int, int], lora_file.LoraInfo] | None = None
+        self.inspected: tuple[tuple[str, int, int], LoraInfo] | None = None
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -122,6 +130,8 @@ class LoadTrainedLoRA:
         # Linked inputs arrive as None here; a new trained_lora re-runs this node through its upstream.
         if lora_name == FROM_TRAINED:
             return f"{FROM_TRAINED}:{epoch}"
+        from ..lora_workbench.modelfiles import lora_file
+
         try:
             path = lora_file.epoch_file(
                 _comfy.get_full_path("loras", lora_name) or lora_name, int(epoch or 0)
@@ -134,6 +144,8 @@ class LoadTrainedLoRA:
     @staticmethod
     def resolve(lora_name: str, epoch: int, trained_lora=None) -> tuple[str, list[str]]:
         """(path, trigger words from the training run) for the chosen source and epoch."""
+        from ..lora_workbench.modelfiles import lora_file
+
         if lora_name == FROM_TRAINED:
             if trained_lora is None:
                 raise ValidationError(
@@ -150,7 +162,9 @@ class LoadTrainedLoRA:
             )
         return lora_file.epoch_file(full, epoch), []
 
-    def _info(self, path: str) -> lora_file.LoraInfo:
+    def _info(self, path: str) -> LoraInfo:
+        from ..lora_workbench.modelfiles import lora_file
+
         key = _file_key(path)
         if self.inspected is None or self.inspected[0] != key:
             self.inspected = (key, lora_file.inspect(path))
@@ -167,6 +181,8 @@ class LoadTrainedLoRA:
     def _aligned(sd: dict, model, clip, family: str) -> dict:
         """The state dict with sd-scripts' names ComfyUI does not map renamed to ones it does
         (HunyuanImage's fc1/mod_linear, Lumina/Anima text-encoder LoRAs); unchanged if none."""
+        from ..lora_workbench.modelfiles import lora_file
+
         try:
             key_map = _comfy.lora_key_map(model, clip)
         except Exception as exc:  # an odd MODEL/CLIP object: load as is, ComfyUI reports what it skips
@@ -179,6 +195,8 @@ class LoadTrainedLoRA:
 
     # ------------------------------------------------------------------ run
     def load(self, model, lora_name, epoch, strength_model, strength_clip, clip=None, trained_lora=None):
+        from ..lora_workbench.modelfiles import lora_file
+
         path, words = self.resolve(lora_name, int(epoch), trained_lora)
         if not os.path.isfile(path):
             raise ValidationError(f"The LoRA file {path} does not exist (was it moved or deleted?).")

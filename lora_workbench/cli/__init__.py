@@ -21,14 +21,13 @@ import sys
 
 from .. import __version__
 from ..errors import WorkbenchError
+from . import dataset as cli_dataset
+from . import library as cli_library
+from . import queue as cli_queue
+from . import train as cli_train
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import dataset as cli_dataset
-    from . import library as cli_library
-    from . import queue as cli_queue
-    from . import train as cli_train
-
     parser = argparse.ArgumentParser(
         prog="lora-workbench",
         description="Model library linking, dataset weights and kohya LoRA training, without ComfyUI.",

@@ -10,6 +10,10 @@ import json
 import os
 from pathlib import Path
 
+from ..dataset import project, rename
+from ..dataset import scan as dataset
+from ..errors import ValidationError
+
 
 def _add_shape(p: argparse.ArgumentParser) -> None:
     p.add_argument(
@@ -99,8 +103,6 @@ def add_commands(sub) -> None:
 
 def weights_text(args) -> str:
     """--weights (a file or text) plus --set overrides, as weights text."""
-    from ..dataset import scan as dataset
-    from ..errors import ValidationError
 
     text = args.weights or ""
     if text and "\n" not in text and os.path.isfile(os.path.expanduser(text)):
@@ -116,8 +118,6 @@ def weights_text(args) -> str:
 
 
 def _train_init(args) -> int:
-    from ..dataset import project
-
     made = project.init_project(args.project)
     print(f"{len(made)} folders created in {Path(args.project).expanduser()}")
     for p in made:
@@ -126,8 +126,6 @@ def _train_init(args) -> int:
 
 
 def _scan(args) -> int:
-    from ..dataset import scan as dataset
-
     scan = dataset.scan_project(args.project, verify=args.verify)
     kws = dataset.caption_keywords(scan)
     if args.json:
@@ -160,8 +158,6 @@ def _budget(args):
 
 
 def _weights(args) -> int:
-    from ..dataset import scan as dataset
-
     report = dataset.preview(
         args.project,
         weights_text(args),
@@ -180,8 +176,6 @@ def _weights(args) -> int:
 
 
 def _apply(args) -> int:
-    from ..dataset import scan as dataset
-
     ds, text = dataset.prepare_dataset(
         args.project,
         weights_text(args),
@@ -201,8 +195,6 @@ def _apply(args) -> int:
 
 
 def _keywords(args) -> int:
-    from ..dataset import scan as dataset
-
     scan = dataset.scan_project(args.project)
     for tag, n in dataset.caption_keywords(scan, include_reg=args.reg):
         print(f"{n:6d}  {tag}")
@@ -210,8 +202,6 @@ def _keywords(args) -> int:
 
 
 def _recover(args) -> int:
-    from ..dataset import rename
-
     report = rename.recover(Path(args.project).expanduser(), "rollback" if args.rollback else "finish")
     print(report.to_text() if report.found else "No interrupted rename to recover.")
     return 0

@@ -10,6 +10,10 @@ import argparse
 import time
 from pathlib import Path
 
+from ..errors import ValidationError
+from ..library import layout, watch
+from ..library import linker as library
+
 
 def add_commands(sub) -> None:
     p = sub.add_parser(
@@ -71,8 +75,6 @@ def _ui_options(p: argparse.ArgumentParser) -> None:
 
 
 def _ui_dirs(args) -> dict[str, Path]:
-    from ..library import layout
-
     uis = layout.default_ui_dirs()
     for ui in ("comfyui", "a1111", "forge"):
         given = getattr(args, ui)
@@ -84,8 +86,6 @@ def _ui_dirs(args) -> dict[str, Path]:
 
 
 def cmd_init(args) -> int:
-    from ..library import layout
-
     made = layout.init_library(args.library)
     for p in made:
         print(f"created {p}")
@@ -94,10 +94,6 @@ def cmd_init(args) -> int:
 
 
 def cmd_link(args) -> int:
-    from ..errors import ValidationError
-    from ..library import layout
-    from ..library import linker as library
-
     unknown = sorted(set(args.category or ()) - set(layout.LIBRARY_FOLDERS))
     if unknown:
         raise ValidationError(
@@ -115,8 +111,6 @@ def cmd_link(args) -> int:
 
 
 def _watch(library_dir: Path, uis: dict[str, Path]) -> int:
-    from ..library import watch
-
     def show(report) -> None:
         print(
             f"{time.strftime('%H:%M:%S')} {', '.join(report.categories) or 'all'}: {report.summary()}",
@@ -136,8 +130,6 @@ def _watch(library_dir: Path, uis: dict[str, Path]) -> int:
 
 
 def cmd_link_trained(args) -> int:
-    from ..library import linker as library
-
     report = library.link_trained(args.project, _ui_dirs(args), dry_run=args.dry_run)
     print(report.to_text())
     return 0 if report.ok else 1

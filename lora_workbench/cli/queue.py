@@ -16,6 +16,12 @@ import json
 import os
 import sys
 
+from ..errors import WorkbenchError
+from ..training.node_layout import migrate_workflow
+
+# The queue client is imported inside the command's functions, not here: it brings asyncio, urllib
+# and http.client (about 0.1 s), which every other command (`train` above all) would pay at start-up.
+
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_TIMEOUT, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 
 
@@ -57,8 +63,6 @@ def add_commands(sub) -> None:
 
 def _migrated(workflow):
     """A UI-format workflow saved with an older node layout, moved onto today's (as the browser does)."""
-    from ..training.node_layout import migrate_workflow
-
     workflow, notes = migrate_workflow(workflow)
     for note in notes:
         print(f"migrated: {note}", file=sys.stderr)
@@ -93,7 +97,6 @@ def run(args) -> int:
 
 def _run(args) -> int:
     from ..client import queue_client as qc
-    from ..errors import WorkbenchError
 
     client = qc.QueueClient(args.server)
     try:

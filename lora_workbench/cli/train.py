@@ -13,6 +13,12 @@ import signal
 import sys
 from pathlib import Path
 
+from ..dataset import dataset_toml
+from ..errors import WorkbenchError
+from ..training import train
+from ..training.options import TrainOptions
+from ..training.settings import GROUPS, SETTINGS, in_group
+
 
 def _help(s) -> str:
     default = ("on" if s.default else "off") if s.type is bool else repr(s.default)
@@ -22,8 +28,6 @@ def _help(s) -> str:
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per setting, in one argument group per option node."""
-    from ..training.settings import GROUPS, in_group
-
     for group in GROUPS:
         title = "training settings (Kohya LoRA Train)" if group.key == "main" else f"{group.title.lower()}"
         g = parser.add_argument_group(title, None if group.key == "main" else group.help)
@@ -68,15 +72,10 @@ def add_commands(sub) -> None:
 
 
 def options_from_args(args):
-    from ..training.options import TrainOptions
-    from ..training.settings import SETTINGS
-
     return TrainOptions.from_values({s.name: getattr(args, s.name) for s in SETTINGS})
 
 
 def _load_dataset(args):
-    from ..dataset import dataset_toml
-
     project = Path(args.project).expanduser().resolve()
     if args.dataset_toml:
         return dataset_toml.dataset_from_toml(Path(args.dataset_toml).expanduser(), project)
@@ -84,8 +83,6 @@ def _load_dataset(args):
 
 
 def _print_command(opts, dataset, base: str) -> int:
-    from ..training import train
-
     p = train.plan(opts, dataset, base)
     print(f"# {p.model.name} base ({p.model.how}); run folder {p.run_dir}")
     for w in p.warnings:
@@ -131,9 +128,6 @@ class _Terminal:
 
 
 def run_train(args) -> int:
-    from ..errors import WorkbenchError
-    from ..training import train
-
     opts = options_from_args(args)
     dataset = _load_dataset(args)
     base = str(Path(args.base).expanduser().resolve())

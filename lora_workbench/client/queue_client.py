@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import WorkbenchError
+from . import workflow as wf
 
 TRAIN_EVENT = "lora_workbench.train"  # events.TRAIN, spelled out so this module stands alone
 MAX_JSON_BYTES = 64 << 20  # /object_info of a big install is a few MB
@@ -361,12 +362,9 @@ class QueueClient:
             result.images = await loop.run_in_executor(None, self.download, result.outputs, download_dir)
 
     async def _open_ws(self):
-        """(session, websocket) or None (no aiohttp, or the socket would not open: poll instead)."""
-        try:
-            import aiohttp
-        except ImportError:
-            self.out("aiohttp is not installed: polling /history instead of following the websocket")
-            return None
+        """(session, websocket) or None (the socket would not open: poll instead)."""
+        import aiohttp  # heavy: only when a websocket is wanted
+
         session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.http_timeout)
         )  # the handshake
@@ -558,8 +556,6 @@ def prepare_prompt(
     object_info: dict | None = None,
 ) -> dict:
     """An API-format prompt from an API- or UI-format workflow (UI needs /object_info), overrides applied."""
-    from . import workflow as wf
-
     if wf.is_ui_format(workflow):
         if object_info is None:
             if client is None:

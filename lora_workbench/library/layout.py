@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import paths
+
 MAX_SCAN_ENTRIES = 20000  # per target folder when counting links: a status call must stay cheap
 
 # The library layout (the seed's init script): model categories plus repos and depth maps.
@@ -134,8 +136,6 @@ def targets_for(
 def default_ui_dirs() -> dict[str, Path]:
     """The UI folders from the environment/settings: ComfyUI only when COMFYUI_PATH (or the setting)
     is set; A1111 and Forge default to the seed's $HOME/stable-diffusion-webui(-forge)."""
-    from .. import paths
-
     out: dict[str, Path] = {}
     comfy = paths.comfyui_path()
     if comfy is not None:

@@ -27,10 +27,11 @@ from .. import paths, toml_writer
 from ..dataset.images import is_image
 from ..datatypes import LoraDataset, TrainedLora
 from ..errors import ValidationError, WorkbenchError
+from ..library import layout, linker
 from ..modelfiles.detect import ModelInfo, detect_model
 from ..modelfiles.safetensors_header import read_header
 from . import families as recipes
-from . import kohya, memory, model_files, runner
+from . import kohya, losscurve, memory, model_files, runner
 from .command import (
     Command,
     Target,
@@ -474,8 +475,6 @@ def _publish_cached(run: TrainRun, node_id: str | None) -> None:
 
 
 def _link(project_dir: str, ui_dirs: Mapping[str, str | os.PathLike] | None) -> list[str]:
-    from ..library import layout, linker
-
     try:
         report = linker.link_trained(
             project_dir, ui_dirs if ui_dirs is not None else layout.default_ui_dirs()
@@ -591,8 +590,6 @@ def _launch(p: Plan, ctl: RunControl, record: dict):
 
 def _check_outcome(p: Plan, result, record: dict) -> str:
     """The loss curve's path; raises TrainingCancelled or WorkbenchError when no LoRA came out."""
-    from . import losscurve
-
     cmd, run_dir, status = p.command, p.run_dir, result.status
     final = Path(cmd.final_path)
     ok = status.state == "finished" and result.returncode in (0, None) and final.is_file()
