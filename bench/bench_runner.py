@@ -4,9 +4,9 @@
 
 Alternates (ABBA) a plain `subprocess` launch (output to files, nothing parsed) with `runner.run_process`
 (two reader threads, parsing, events, on_update) on the same 8-step, 64x64, CPU LoRA training of the
-harness's random SD1.5, and prints the wall-time ratio (target <= 1.02) and the time from launch to
-the first `steps: 1/N` refresh. Needs the harness (../shared/harness) or the LORA_WORKBENCH_TEST_CKPT
-/ LORA_WORKBENCH_TOKENIZER_CACHE variables; skips with a message when KOHYA_SS_PATH is unset.
+random-weight SD1.5 that scripts/integration-env.sh builds, and prints the wall-time ratio (target
+<= 1.02) and the time from launch to the first `steps: 1/N` refresh. Reads the variables that script
+prints (source its env file); skips with a message when KOHYA_SS_PATH is unset.
 """
 
 from __future__ import annotations
@@ -24,39 +24,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import _integration as integration  # noqa: E402
+
 from lora_workbench.training import runner  # noqa: E402
 
-HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
 FIRST_STEP_RE = re.compile(rb"(?<![\w ])steps:\s*\d+%\|[^|]*\|\s*1/\d+")
 
 
 def setup(work: Path) -> tuple[list[str], Path, Path]:
     kohya = Path(os.environ["KOHYA_SS_PATH"])
     scripts = kohya if (kohya / "train_network.py").is_file() else kohya / "sd-scripts"
-    python = os.environ.get("KOHYA_PYTHON") or next(
-        (
-            str(p)
-            for p in (
-                kohya / "venv/bin/python",
-                kohya / ".venv/bin/python",
-                HARNESS_HOME / "venv-sdscripts/bin/python",
-            )
-            if p.is_file()
-        ),
-        None,
-    )
-    ckpt = Path(
-        os.environ.get("LORA_WORKBENCH_TEST_CKPT")
-        or HARNESS_HOME / "models/checkpoints/random_sd15.safetensors"
-    )
-    tok = Path(os.environ.get("LORA_WORKBENCH_TOKENIZER_CACHE") or HARNESS_HOME / "tokenizer_cache")
-    images = HARNESS_HOME / "datasets/smoke/images"
+    python = integration.kohya_python(kohya)
+    ckpt = integration.test_checkpoint()
+    tok = integration.tokenizer_cache()
+    images = integration.smoke_images()
     missing = [str(p) for p in (ckpt, tok, images) if not p.exists()] + (
         [] if python else ["sd-scripts python"]
     )
     if missing:
         raise SystemExit(
-            f"SKIP: missing {', '.join(missing)} (run ../shared/harness/setup.sh or set the variables)"
+            f"SKIP: missing {', '.join(missing)} (run scripts/integration-env.sh and source its env file)"
         )
     shutil.copytree(images, work / "images")
     toml = work / "dataset.toml"
@@ -67,7 +54,7 @@ def setup(work: Path) -> tuple[list[str], Path, Path]:
         encoding="utf-8",
     )
     base = [
-        python,
+        str(python),
         "-m",
         "accelerate.commands.launch",
         "--cpu",
@@ -157,9 +144,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=8)
     args = ap.parse_args()
     if not os.environ.get("KOHYA_SS_PATH"):
-        print(
-            "SKIP: KOHYA_SS_PATH is not set (point it at an sd-scripts checkout; ../shared/harness builds one)"
-        )
+        print("SKIP: KOHYA_SS_PATH is not set (scripts/integration-env.sh builds sd-scripts and prints it)")
         return 0
     with tempfile.TemporaryDirectory(prefix="bench-runner-") as tmp:
         base, scripts, work = setup(Path(tmp))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,11 +24,26 @@ ROOTS_ENV = "LORA_WORKBENCH_ROOTS"
 SETTINGS_ENV = settings.SETTINGS_ENV
 MAX_PATH_BYTES = 4095  # PATH_MAX less its NUL: longer paths fail in the OS with ENAMETOOLONG
 MAX_NAME_BYTES = 255  # one path component (NAME_MAX on every common filesystem)
+CACHE_ENV = "LORA_WORKBENCH_CACHE_DIR"
 
 # Roots added at run time by the ComfyUI adapter (ComfyUI's own model/input/output folders).
 _registered_roots: list[Path] = []
 
 settings_path = settings.settings_path
+
+
+def cache_dir() -> Path:
+    """Where the pack keeps answers it can always recompute: $LORA_WORKBENCH_CACHE_DIR, else the
+    user's cache folder ($XDG_CACHE_HOME or ~/.cache; ~/Library/Caches; %LOCALAPPDATA%)/lora-workbench."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    if os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = str(Path.home() / "Library" / "Caches")
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lora-workbench"
 
 
 def load_settings() -> dict:

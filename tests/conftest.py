@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import pkgutil
 import sys
 import types
@@ -245,6 +246,20 @@ def roots(tmp_path, monkeypatch):
 
     monkeypatch.setattr(paths, "_registered_roots", [])
     return tmp_path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache_dir(tmp_path_factory):
+    """Remembered answers (the device probe's) go to a folder of this session, never the user's cache."""
+    from lora_workbench import paths
+
+    before = os.environ.get(paths.CACHE_ENV)
+    os.environ[paths.CACHE_ENV] = str(tmp_path_factory.mktemp("lora-workbench-cache"))
+    yield
+    if before is None:
+        os.environ.pop(paths.CACHE_ENV, None)
+    else:
+        os.environ[paths.CACHE_ENV] = before
 
 
 @pytest.fixture(autouse=True)

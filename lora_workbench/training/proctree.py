@@ -89,11 +89,14 @@ class ProcessTree:
         if IS_WINDOWS:  # pragma: no cover - no process groups to scan there
             return []
         out = []
-        for proc in psutil.process_iter():
+        for pid in psutil.pids():  # a cheap getpgid() per PID; a Process object only for members
             try:
-                if os.getpgid(proc.pid) == self.pid:
+                if os.getpgid(pid) != self.pid:
+                    continue
+                proc = psutil.Process(pid)
+                if os.getpgid(pid) == self.pid:  # still ours now that its identity is taken
                     out.append(proc)
-            except (ProcessLookupError, PermissionError):
+            except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
                 continue
         return out
 

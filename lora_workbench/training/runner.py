@@ -283,7 +283,7 @@ class _ProcessRun:
 
     def _round(self) -> bool:
         """Read what came, act on a cancel, notice the exit, report; True once there is nothing left to read."""
-        for stream, text in self.output.take(self.opts.poll_interval):
+        for stream, text in self._wait_for_output():
             self.watcher.feed(text, stream)
         now = time.monotonic()
         self.status.elapsed_s = now - self.started
@@ -292,6 +292,17 @@ class _ProcessRun:
             return True
         self._report(now)
         return False
+
+    def _wait_for_output(self) -> list[tuple[str, str]]:
+        """What the child wrote, waiting up to a poll interval; once both pipes are closed, wait for the
+        exit itself (no output will come to end the wait early)."""
+        if self.output.open_streams > 0:
+            return self.output.take(self.opts.poll_interval)
+        try:
+            self.tree.popen.wait(self.opts.poll_interval)
+        except subprocess.TimeoutExpired:
+            pass
+        return []
 
     def _cancel_if_asked(self) -> None:
         if self.cancelled:

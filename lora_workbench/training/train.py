@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
@@ -42,6 +41,7 @@ from .command import (
     output_name_for,
     resolve_mixed_precision,
 )
+from .device_probe import gpu_memory_gib, probe_device
 from .kohya import KohyaInstall
 from .options import TrainOptions
 from .settings import SETTINGS
@@ -54,8 +54,6 @@ except ModuleNotFoundError:  # pragma: no cover
 
 RUN_FILE = "run.json"
 _train_lock = threading.Lock()
-_device_cache: dict[str, str] = {}
-_gpu_gib_cache: dict[str, float] = {}
 
 
 class TrainingCancelled(WorkbenchError):
@@ -159,51 +157,6 @@ def write_dataset_copy(dataset: LoraDataset, patch: dict, dest: Path) -> None:
 
 
 # --------------------------------------------------------------------------- planning
-def probe_device(python: str | os.PathLike) -> str:
-    """ "gpu" when torch in the sd-scripts environment sees CUDA (or MPS), else "cpu" (cached per python)."""
-    key = str(python)
-    if key in _device_cache:
-        return _device_cache[key]
-    code = (
-        "import torch; mps = getattr(torch.backends, 'mps', None); cuda = torch.cuda.is_available(); "
-        "print(f'gpu {torch.cuda.get_device_properties(0).total_memory if cuda else 0}' "
-        "if cuda or (mps is not None and mps.is_available()) else 'cpu')"
-    )
-    try:
-        proc = subprocess.run(
-            [key, "-c", code], capture_output=True, text=True, timeout=180, env=runner.child_env(None)
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise ValidationError(
-            f"Could not run the sd-scripts python {key} ({exc}); set KOHYA_PYTHON to a working interpreter."
-        ) from None
-    out = proc.stdout.strip().splitlines()
-    words = out[-1].split() if out else []
-    if proc.returncode != 0 or not words or words[0] not in ("gpu", "cpu"):
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise ValidationError(
-            f"The sd-scripts python {key} cannot import torch ({last}); install sd-scripts' "
-            f"requirements in that environment or set KOHYA_PYTHON to the right interpreter."
-        )
-    _device_cache[key] = words[0]
-    if len(words) > 1 and words[1].isdigit() and int(words[1]):
-        _gpu_gib_cache[key] = int(words[1]) / 1024**3
-    return words[0]
-
-
-GPU_MEMORY_ENV = "LORA_WORKBENCH_GPU_MEMORY_GIB"  # the GPU's memory when the probe cannot see it
-
-
-def gpu_memory_gib(python: str | os.PathLike) -> float | None:
-    """The training GPU's memory in GiB: $LORA_WORKBENCH_GPU_MEMORY_GIB, else what the device probe saw
-    (CUDA device 0), else None (no estimate verdict)."""
-    value = os.environ.get(GPU_MEMORY_ENV, "")
-    try:
-        return float(value) if value else _gpu_gib_cache.get(str(python))
-    except ValueError:
-        return None
-
-
 def _base_identity(path: str) -> dict:
     p = Path(path)
     if p.is_dir():

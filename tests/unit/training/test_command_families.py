@@ -9,7 +9,7 @@ import pytest
 from lora_workbench.dataset.dataset_toml import dataset_from_toml
 from lora_workbench.errors import ValidationError
 from lora_workbench.modelfiles.detect import detect_model
-from lora_workbench.training import kohya, train
+from lora_workbench.training import device_probe, kohya, train
 from lora_workbench.training.command import Target, build_command
 from lora_workbench.training.model_files import FileSource
 from lora_workbench.training.options import TrainOptions
@@ -219,7 +219,7 @@ def test_prepare_names_a_missing_file_before_launch(tmp_path, env):
 def test_a_run_that_will_not_fit_the_gpu_is_a_warning_with_what_to_change(tmp_path, env, monkeypatch):
     _, source = _comfy_folders(tmp_path)
     base = sm.write_model(tmp_path / "flux1-dev.safetensors", sm.flux("dev"))
-    monkeypatch.setenv(train.GPU_MEMORY_ENV, "12")
+    monkeypatch.setenv(device_probe.GPU_MEMORY_ENV, "12")
     opts = TrainOptions.from_values({"width": 1024, "height": 1024, "network_dim": 16})
     prep = train.prepare(opts, env, base, device="gpu", files=source)
     assert prep.memory.verdict == "too_big"
