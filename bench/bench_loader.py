@@ -7,7 +7,8 @@ Both nodes apply the same LoRA file to the same loaded checkpoint (ComfyUI's com
   warm     the same instance again, file unchanged (both reuse their loaded state dict)
   re-run   what ComfyUI pays to skip an unchanged node: our IS_CHANGED (path + mtime + size)
 Prints medians and the ratio LoadTrainedLoRA / LoraLoader (target: <= 1.05x cold).
-The LoRA defaults to $LORA_WORKBENCH_BENCH_LORA, else the harness's train-out/toml/testlora.safetensors.
+The checkpoint and ComfyUI come from the variables scripts/integration-env.sh prints; the LoRA is
+--lora or $LORA_WORKBENCH_BENCH_LORA (train one with `lora-workbench train` on that checkpoint).
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import sys
 import time
 from pathlib import Path
 
+import _integration as integration  # noqa: E402  (beside this script)
+
 REPO = Path(__file__).resolve().parents[1]
-HARNESS = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
 
 
 def import_comfy(comfy_dir: Path):
@@ -58,24 +60,16 @@ def timed(fn) -> tuple[float, object]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH", str(HARNESS / "ComfyUI")))
     ap.add_argument(
-        "--ckpt",
-        default=os.environ.get(
-            "LORA_WORKBENCH_TEST_CKPT", str(HARNESS / "models/checkpoints/random_sd15.safetensors")
-        ),
+        "--comfyui", default=os.environ.get("COMFYUI_PATH", str(integration.integration_home() / "ComfyUI"))
     )
-    ap.add_argument(
-        "--lora",
-        default=os.environ.get(
-            "LORA_WORKBENCH_BENCH_LORA", str(HARNESS / "train-out/toml/testlora.safetensors")
-        ),
-    )
+    ap.add_argument("--ckpt", default=str(integration.test_checkpoint()))
+    ap.add_argument("--lora", default=os.environ.get("LORA_WORKBENCH_BENCH_LORA", ""))
     ap.add_argument("--repeats", type=int, default=15)
     args = ap.parse_args()
     lora = Path(args.lora).resolve()
     if not lora.is_file():
-        print(f"no LoRA at {lora}: run the harness's train_smoke.sh toml, or pass --lora", file=sys.stderr)
+        print(f"no LoRA at {lora}: train one (lora-workbench train) and pass --lora", file=sys.stderr)
         return 2
 
     comfy_sd, folder_paths, comfy_nodes = import_comfy(Path(args.comfyui))

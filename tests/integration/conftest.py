@@ -1,12 +1,16 @@
 """Integration tier: a real ComfyUI and a real kohya sd-scripts, or a skip that says why.
 
-Environment:
+`scripts/integration-env.sh` builds all of it into one folder and writes the variables below to its
+`env` file (`. .integration/env`). The tier runs when they point at real installs:
   COMFYUI_PATH     a ComfyUI checkout (main.py); COMFYUI_PYTHON its interpreter (default: a venv/ or
-                   .venv/ inside it, else $HARNESS_HOME/venv-comfy, else this python)
-  KOHYA_SS_PATH    a kohya_ss or sd-scripts checkout; KOHYA_PYTHON its interpreter (default: its venv/)
-  LORA_WORKBENCH_TEST_CKPT   an SD1.5 checkpoint (default: the harness's random_sd15.safetensors)
-  LORA_WORKBENCH_TOKENIZER_CACHE   sd-scripts --tokenizer_cache_dir (default: the harness's)
-../shared/harness/setup.sh builds all of these under $HARNESS_HOME (default ~/harness).
+                   .venv/ inside it, else the integration folder's venv-comfy, else this python)
+  KOHYA_SS_PATH    a kohya_ss or sd-scripts checkout; KOHYA_PYTHON its interpreter (default: its venv/,
+                   else the integration folder's venv-sdscripts)
+  LORA_WORKBENCH_TEST_CKPT         an SD1.5 checkpoint (default: the folder's random_sd15.safetensors)
+  LORA_WORKBENCH_TOKENIZER_CACHE   sd-scripts --tokenizer_cache_dir (default: the folder's)
+  LORA_WORKBENCH_TEST_DATASET      a small dataset with images/2_testsubject (default: the folder's)
+The integration folder: $LORA_WORKBENCH_INTEGRATION_HOME, else the one holding the KOHYA_SS_PATH
+checkout when it has the script's layout, else .integration/ in this repository.
 """
 
 from __future__ import annotations
@@ -28,7 +32,24 @@ import pytest
 from lora_workbench.training.proctree import pid_alive
 
 REPO = Path(__file__).resolve().parents[2]
-HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
+SETUP_HINT = "scripts/integration-env.sh builds it; source the env file it writes"
+
+
+def integration_home() -> Path:
+    """The folder scripts/integration-env.sh built (see the module docstring for how it is found)."""
+    if os.environ.get("LORA_WORKBENCH_INTEGRATION_HOME"):
+        return Path(os.environ["LORA_WORKBENCH_INTEGRATION_HOME"]).expanduser()
+    kohya = os.environ.get("KOHYA_SS_PATH")
+    if kohya and (Path(kohya).expanduser().parent / "models").is_dir():
+        return Path(kohya).expanduser().parent
+    return REPO / ".integration"
+
+
+def smoke_images_dir() -> Path:
+    """The small dataset's subset folder: 4 PNGs 64x64 with captions."""
+    value = os.environ.get("LORA_WORKBENCH_TEST_DATASET")
+    root = Path(value).expanduser() if value else integration_home() / "datasets" / "smoke"
+    return root / "images" / "2_testsubject"
 
 
 def _first_python(candidates) -> Path | None:
@@ -42,7 +63,7 @@ def _first_python(candidates) -> Path | None:
 def comfyui_dir() -> Path:
     value = os.environ.get("COMFYUI_PATH")
     if not value:
-        pytest.skip("COMFYUI_PATH is not set: point it at a ComfyUI checkout (../shared/harness builds one)")
+        pytest.skip(f"COMFYUI_PATH is not set: point it at a ComfyUI checkout ({SETUP_HINT})")
     path = Path(value)
     if not (path / "main.py").is_file():
         pytest.skip(f"COMFYUI_PATH={path} has no main.py")
@@ -56,7 +77,7 @@ def comfy_python(comfyui_dir) -> Path:
             os.environ.get("COMFYUI_PYTHON"),
             comfyui_dir / "venv/bin/python",
             comfyui_dir / ".venv/bin/python",
-            HARNESS_HOME / "venv-comfy/bin/python",
+            integration_home() / "venv-comfy/bin/python",
         ]
     )
     if py is None:
@@ -77,9 +98,7 @@ def comfy_python(comfyui_dir) -> Path:
 def kohya_dir() -> Path:
     value = os.environ.get("KOHYA_SS_PATH")
     if not value:
-        pytest.skip(
-            "KOHYA_SS_PATH is not set: point it at an sd-scripts checkout (../shared/harness builds one)"
-        )
+        pytest.skip(f"KOHYA_SS_PATH is not set: point it at an sd-scripts checkout ({SETUP_HINT})")
     path = Path(value)
     if not ((path / "train_network.py").is_file() or (path / "sd-scripts/train_network.py").is_file()):
         pytest.skip(f"KOHYA_SS_PATH={path} has no train_network.py (nor sd-scripts/train_network.py)")
@@ -93,7 +112,7 @@ def kohya_python(kohya_dir) -> Path:
             os.environ.get("KOHYA_PYTHON"),
             kohya_dir / "venv/bin/python",
             kohya_dir / ".venv/bin/python",
-            HARNESS_HOME / "venv-sdscripts/bin/python",
+            integration_home() / "venv-sdscripts/bin/python",
         ]
     )
     if py is None:
@@ -104,24 +123,29 @@ def kohya_python(kohya_dir) -> Path:
 @pytest.fixture(scope="session")
 def test_checkpoint() -> Path:
     value = os.environ.get("LORA_WORKBENCH_TEST_CKPT") or str(
-        HARNESS_HOME / "models/checkpoints/random_sd15.safetensors"
+        integration_home() / "models/checkpoints/random_sd15.safetensors"
     )
     path = Path(value)
     if not path.is_file():
-        pytest.skip(
-            f"no SD1.5 test checkpoint at {path}: run ../shared/harness/setup.sh or set LORA_WORKBENCH_TEST_CKPT"
-        )
+        pytest.skip(f"no SD1.5 test checkpoint at {path}: set LORA_WORKBENCH_TEST_CKPT ({SETUP_HINT})")
     return path
 
 
 @pytest.fixture(scope="session")
 def tokenizer_cache() -> Path:
-    value = os.environ.get("LORA_WORKBENCH_TOKENIZER_CACHE") or str(HARNESS_HOME / "tokenizer_cache")
+    value = os.environ.get("LORA_WORKBENCH_TOKENIZER_CACHE") or str(integration_home() / "tokenizer_cache")
     path = Path(value)
     if not (path / "openai_clip-vit-large-patch14").is_dir():
-        pytest.skip(
-            f"no offline CLIP tokenizer at {path}/openai_clip-vit-large-patch14 (../shared/harness/setup.sh)"
-        )
+        pytest.skip(f"no offline CLIP tokenizer at {path}/openai_clip-vit-large-patch14 ({SETUP_HINT})")
+    return path
+
+
+@pytest.fixture(scope="session")
+def smoke_images() -> Path:
+    """The small dataset's subset folder (images/2_testsubject: 4 PNGs with captions); copy it, never write it."""
+    path = smoke_images_dir()
+    if not path.is_dir():
+        pytest.skip(f"no small dataset at {path}: set LORA_WORKBENCH_TEST_DATASET ({SETUP_HINT})")
     return path
 
 

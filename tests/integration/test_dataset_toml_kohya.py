@@ -1,7 +1,7 @@
 """The dataset TOML we write is accepted by a REAL sd-scripts run (`--dataset_config`), and kohya counts the
 same items per epoch as our step math.
 
-Needs KOHYA_SS_PATH (+ the harness's random SD1.5 checkpoint and offline tokenizer; see conftest.py).
+Needs KOHYA_SS_PATH (+ the random SD1.5 test checkpoint and offline tokenizer; see conftest.py).
 Plain `python train_network.py` on CPU, 64x64, 2 steps (~30 s, ~7 GB RAM).
 """
 

@@ -8,7 +8,6 @@ from the same seed with the LoRA at strength 0.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -18,18 +17,19 @@ import pytest
 
 from lora_workbench.client import queue_client as qc
 
+from .conftest import smoke_images_dir
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "example_workflows" / "dataset_train_sample.json"
-HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
 NEEDED = ("DatasetSubsetWeights", "KohyaLoRATrain", "LoadTrainedLoRA", "StringConcatenate")
 
 
 def make_dataset(folder: Path) -> None:
-    """4 PNGs 64x64 with captions in images/2_testsubject (the harness's smoke set when it exists)."""
+    """4 PNGs 64x64 with captions in images/2_testsubject (the integration folder's small dataset when it exists)."""
     dest = folder / "images" / "2_testsubject"
-    src = HARNESS_HOME / "datasets" / "smoke" / "images" / "2_testsubject"
+    src = smoke_images_dir()
     if src.is_dir():
         shutil.copytree(src, dest)
         return

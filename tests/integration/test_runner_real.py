@@ -1,6 +1,6 @@
 """The runner on REAL kohya sd-scripts (accelerate launch, CPU, random SD1.5, 64x64, 8 steps).
 
-Needs KOHYA_SS_PATH (and the harness's checkpoint and offline tokenizer; see conftest.py). Set
+Needs KOHYA_SS_PATH (and the test checkpoint, offline tokenizer and small dataset; see conftest.py). Set
 LORA_WORKBENCH_SAVE_CAPTURE=DIR to keep the raw log of the finished run there (fixture material).
 """
 
@@ -17,11 +17,10 @@ from lora_workbench.modelfiles.safetensors_header import read_header
 from lora_workbench.training import runner
 from lora_workbench.training.progress import ProgressParser
 
-from .conftest import trainers_alive
+from .conftest import integration_home, trainers_alive
 
 pytestmark = pytest.mark.integration
 
-HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
 STEPS = 8
 
 
@@ -30,13 +29,10 @@ def scripts_dir(kohya_dir: Path) -> Path:
 
 
 @pytest.fixture
-def smoke_dataset(tmp_path) -> Path:
-    """A copy of the harness's 4-image dataset (2 repeats: 8 items per epoch) and its TOML."""
-    src = HARNESS_HOME / "datasets" / "smoke" / "images"
-    if not src.is_dir():
-        pytest.skip(f"no smoke dataset at {src}: run ../shared/harness/setup.sh")
+def smoke_dataset(tmp_path, smoke_images) -> Path:
+    """A copy of the small 4-image dataset (2 repeats: 8 items per epoch) and its TOML."""
     dest = tmp_path / "dataset"
-    shutil.copytree(src, dest / "images")
+    shutil.copytree(smoke_images, dest / "images" / "2_testsubject")
     toml = dest / "dataset.toml"
     toml.write_text(
         '[general]\ncaption_extension = ".txt"\nshuffle_caption = false\nkeep_tokens = 1\n'
@@ -149,7 +145,7 @@ def test_real_sd_scripts_run_reports_every_step_and_writes_a_kohya_lora(
         text = raw.decode("utf-8", "replace")
         for real, alias in (
             (str(tmp_path), "$TMP"),
-            (str(HARNESS_HOME), "$HARNESS_HOME"),
+            (str(integration_home()), "$HARNESS_HOME"),  # the fixtures' placeholder
             (str(Path.home()), "$HOME"),
         ):
             text = text.replace(real, alias)

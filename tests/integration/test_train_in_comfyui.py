@@ -9,7 +9,6 @@ The dataset comes from the pack's own DatasetSubsetWeights node, as a user's gra
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 import urllib.request
@@ -18,18 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import trainers_alive
+from .conftest import smoke_images_dir, trainers_alive
 
 pytestmark = pytest.mark.integration
 
-HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
 CKPT = "random_sd15.safetensors"
 
 
 def make_project(project: Path, repeats: int = 1) -> None:
-    src = HARNESS_HOME / "datasets" / "smoke" / "images" / "2_testsubject"
+    src = smoke_images_dir()
     if not src.is_dir():
-        pytest.skip(f"no smoke dataset at {src}: run ../shared/harness/setup.sh")
+        pytest.skip(
+            f"no small dataset at {src}: set LORA_WORKBENCH_TEST_DATASET (scripts/integration-env.sh)"
+        )
     sub = project / "images" / f"{repeats}_testsubject"
     shutil.copytree(src, sub)
     # no dataset.toml: DatasetSubsetWeights writes its own (and refuses to overwrite a foreign one)

@@ -5,7 +5,6 @@ the per-epoch file, the loss curve, real sample images from our prompts file, an
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -19,14 +18,10 @@ from lora_workbench.training.options import TrainOptions
 
 pytestmark = pytest.mark.integration
 
-HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
-
 
 @pytest.fixture
-def project(tmp_path, monkeypatch, kohya_dir, kohya_python, tokenizer_cache) -> Path:
-    src = HARNESS_HOME / "datasets" / "smoke" / "images" / "2_testsubject"
-    if not src.is_dir():
-        pytest.skip(f"no smoke dataset at {src}: run ../shared/harness/setup.sh")
+def project(tmp_path, monkeypatch, kohya_dir, kohya_python, tokenizer_cache, smoke_images) -> Path:
+    src = smoke_images
     monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
     monkeypatch.setenv("KOHYA_SS_PATH", str(kohya_dir))
     monkeypatch.setenv("KOHYA_PYTHON", str(kohya_python))
