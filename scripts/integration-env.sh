@@ -72,7 +72,9 @@ DATASET="$HOME_DIR/datasets/smoke"
 # integration tier uses none of them.
 missing_paths() {  # missing_paths REPO COMMIT: the files whose blob the clone lacks, one per line
   git -C "$1" ls-tree -r --format='%(objecttype) %(objectname) %(path)' "$2" | awk '$1 == "blob"' > "$BUILD/tree.txt"
-  cut -d' ' -f2 "$BUILD/tree.txt" | git -C "$1" cat-file --batch-check='%(objecttype)' > "$BUILD/types.txt"
+  # cat-file answers "<id> <type>", or "<id> missing" for a blob the clone does not have
+  cut -d' ' -f2 "$BUILD/tree.txt" | git -C "$1" cat-file --batch-check='%(objectname) %(objecttype)' \
+    | cut -d' ' -f2 > "$BUILD/types.txt"
   paste -d' ' "$BUILD/types.txt" "$BUILD/tree.txt" | awk '$1 == "missing"' | cut -d' ' -f4-
 }
 
