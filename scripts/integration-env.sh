@@ -122,13 +122,18 @@ checkout comfyui "$COMFYUI_GIT" "$COMFYUI_REF" "$COMFYUI"
 checkout sd_scripts "$SD_SCRIPTS_GIT" "$SD_SCRIPTS_REF" "$SD_SCRIPTS"
 
 # ------------------------------------------------------------------ virtual environments
-settle() {  # settle FILE: FILE.new becomes FILE only when it differs (a second run touches nothing)
-  if cmp -s "$1.new" "$1"; then rm "$1.new"; else mv "$1.new" "$1"; fi
+# Generated files are written aside first and replace the real ones only when they differ, so a
+# second run leaves every file and folder of DIR as it was.
+SCRATCH="$(mktemp -d)"
+trap 'rm -rf "$SCRATCH"' EXIT
+settle() {  # settle FILE: $SCRATCH/<name> becomes FILE when it differs
+  local new="$SCRATCH/$(basename "$1")"
+  if cmp -s "$new" "$1"; then rm "$new"; else mv "$new" "$1"; fi
 }
 
 # TORCH_SPEC is a constraint on every install, so no requirement can pull another torch.
 # shellcheck disable=SC2086  # one pin per word
-printf '%s\n' $TORCH_SPEC > "$BUILD/torch-constraints.txt.new"
+printf '%s\n' $TORCH_SPEC > "$SCRATCH/torch-constraints.txt"
 settle "$BUILD/torch-constraints.txt"
 
 venv() {  # venv NAME DIR REQUIREMENTS CONSTRAINTS: install into DIR unless its stamp says it is done
@@ -160,8 +165,8 @@ venv() {  # venv NAME DIR REQUIREMENTS CONSTRAINTS: install into DIR unless its 
   grep -vE '^\s*(torch|torchvision|torchaudio)\s*([<>=!~].*)?$' "$COMFYUI/requirements.txt"
   echo requests
   cat "$REPO/requirements.txt"
-} > "$BUILD/comfy-requirements.txt.new"
-{ cat "$BUILD/torch-constraints.txt"; echo 'transformers<5'; } > "$BUILD/comfy-constraints.txt.new"
+} > "$SCRATCH/comfy-requirements.txt"
+{ cat "$BUILD/torch-constraints.txt"; echo 'transformers<5'; } > "$SCRATCH/comfy-constraints.txt"
 settle "$BUILD/comfy-requirements.txt"
 settle "$BUILD/comfy-constraints.txt"
 venv comfy "$COMFY_VENV" "$BUILD/comfy-requirements.txt" "$BUILD/comfy-constraints.txt"
@@ -169,7 +174,7 @@ venv comfy "$COMFY_VENV" "$BUILD/comfy-requirements.txt" "$BUILD/comfy-constrain
 # sd-scripts: its requirements without bitsandbytes (8-bit CUDA optimizers), with its own package
 # (`-e .`) installed from the checkout.
 sed -E -e '/^\s*bitsandbytes\s*([<>=!~].*)?$/d' -e "s#^-e \\.\$#-e $SD_SCRIPTS#" \
-  "$SD_SCRIPTS/requirements.txt" > "$BUILD/sds-requirements.txt.new"
+  "$SD_SCRIPTS/requirements.txt" > "$SCRATCH/sds-requirements.txt"
 settle "$BUILD/sds-requirements.txt"
 venv sd-scripts "$SDS_VENV" "$BUILD/sds-requirements.txt" "$BUILD/torch-constraints.txt"
 
@@ -192,7 +197,7 @@ fi
   printf 'export LORA_WORKBENCH_TOKENIZER_CACHE=%q\n' "$TOKENIZERS"
   printf 'export LORA_WORKBENCH_TEST_DATASET=%q\n' "$DATASET"
   echo 'export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1'
-} > "$HOME_DIR/env.new"
+} > "$SCRATCH/env"
 settle "$HOME_DIR/env"
 log "done: ComfyUI ${COMFYUI_REF:0:12}, sd-scripts ${SD_SCRIPTS_REF:0:12} in $HOME_DIR"
 echo "# source it:  . $(printf '%q' "$HOME_DIR/env")" >&2
