@@ -1,15 +1,15 @@
 """Benchmark: what the whole `lora-workbench train` process adds to the sd-scripts command it runs.
 
     . .integration/env    # the variables scripts/integration-env.sh prints
-    flock /tmp/lw-integration.lock python bench/bench_train_overhead.py [--rounds 3] [--steps 4]
+    flock /tmp/lw-integration.lock python bench/bench_train_overhead.py [--rounds 3] [--epochs 1]
 
 A warm-up `lora-workbench train` (not timed) writes a run folder; its command.txt is the very same
 command a user would run by hand. Then rounds alternate (ABBA) the whole CLI process, timed from
 start to exit (interpreter start-up, imports, dataset and base-model checks, the device probe,
 run files, the trainer, loss curve, run.json), with that command run by hand (same working folder
-and environment, output to files). Prints every wall time, best and median of both, and their ratio
-(target <= 1.02). The pack's bytecode is compiled first, as `pip install` does. Skips with a message
-when KOHYA_SS_PATH is unset.
+and environment, output to files, in a session of its own like the CLI's trainer). Prints every
+wall time, best and median of both, and their ratio (target <= 1.02). The pack's bytecode is
+compiled first, as `pip install` does. Skips with a message when KOHYA_SS_PATH is unset.
 """
 
 from __future__ import annotations
@@ -89,7 +89,11 @@ def by_hand(argv: list[str], cwd: str, env: dict, out: Path) -> float:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with open(out / "stdout.log", "wb") as so, open(out / "stderr.log", "wb") as se:
-        rc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=so, stderr=se).returncode
+        # In a session of its own, as the CLI starts the trainer: Linux's autogroup scheduling gives
+        # each session its own CPU share, which on a busy machine would otherwise favour one side.
+        rc = subprocess.run(
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=so, stderr=se, start_new_session=True
+        ).returncode
     wall = time.monotonic() - t0
     if rc != 0:
         raise SystemExit(f"the hand-run command failed (rc {rc}); see {out}")
