@@ -103,7 +103,11 @@ def by_hand(argv: list[str], cwd: Path, env: dict, out: Path) -> tuple[float, fl
     t0 = time.monotonic()
     first = None
     with open(out / "stdout.log", "wb") as so, open(out / "stderr.log", "wb") as se:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=so, stderr=se, stdin=subprocess.DEVNULL)
+        # A session of its own, as the runner gives the trainer: with autogroup scheduling each
+        # session has its own CPU share, which on a busy machine would otherwise favour one side.
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=so, stderr=se, stdin=subprocess.DEVNULL, start_new_session=True
+        )
         while proc.poll() is None:
             time.sleep(0.1)
             if first is None and FIRST_STEP_RE.search((out / "stderr.log").read_bytes()):
