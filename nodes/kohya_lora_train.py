@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..lora_workbench import paths
 from ..lora_workbench.errors import ValidationError
 from ..lora_workbench.training import node_layout
-from ..lora_workbench.training.model_files import FileSource
-from ..lora_workbench.training.options import OptionSet, TrainOptions
 from ..lora_workbench.training.settings import SETTING
 from . import _comfy
 
-# Only what the widgets need is imported here; the training run's modules (train, runner, kohya ...)
-# are imported inside train(): ComfyUI imports every pack at start-up, and a training run need not
-# cost that start-up anything.
+if TYPE_CHECKING:
+    from ..lora_workbench.training.model_files import FileSource
+    from ..lora_workbench.training.options import OptionSet, TrainOptions
+
+# Only what the widgets need is imported here; the options and the training run's modules (train,
+# runner, validation ...) are imported where a run uses them: ComfyUI imports every pack at start-up,
+# and a training run need not cost that start-up anything.
 
 _MAIN = {s.name for s in SETTING.values() if s.main}
 _LEGACY = node_layout.legacy_inputs()
@@ -31,6 +34,8 @@ _LEGACY = node_layout.legacy_inputs()
 def collect_options(widgets: dict, options: OptionSet | None, unique_id) -> TrainOptions:
     """The node's own widgets + the option chain + inputs of the first layout an old API prompt sent
     (those only when not at their default); a setting given twice names both places."""
+    from ..lora_workbench.training.options import OptionSet, TrainOptions
+
     main = {k: v for k, v in widgets.items() if k in _MAIN}
     legacy = {k: v for k, v in widgets.items() if k in _LEGACY and v != SETTING[k].default}
     chain = options if isinstance(options, OptionSet) else OptionSet()
@@ -174,6 +179,8 @@ class KohyaLoRATrain:
 def comfy_file_source() -> FileSource:
     """Extra model files from ComfyUI's own folders: names from its lists, paths through folder_paths
     (a name from a shared workflow resolves only inside ComfyUI's model folders)."""
+    from ..lora_workbench.training.model_files import FileSource
+
     folders = ("text_encoders", "vae")
     listing = {f: _comfy.filename_list_or_empty(f) for f in folders}
     return FileSource(listing, _comfy.model_file_path)

@@ -8,9 +8,11 @@ Generated from the settings table: a new group there is a new node here.
 from __future__ import annotations
 
 from ..lora_workbench.training import node_layout
-from ..lora_workbench.training.options import OptionSet
 from ..lora_workbench.training.settings import Group, option_groups
 from . import _comfy
+
+# The options module (and the validation it brings) is imported inside collect(): ComfyUI imports
+# every pack at start-up, and nothing of it is needed before a node runs.
 
 _CHAIN_TOOLTIP = (
     "Options from another Kohya ... Options node (any order); this node adds its own and passes all on."
@@ -30,6 +32,8 @@ def option_node(group: Group) -> type:
         return {"required": {}, "optional": optional, "hidden": {"unique_id": "UNIQUE_ID"}}
 
     def collect(self, options=None, unique_id=None, **values):
+        from ..lora_workbench.training.options import OptionSet
+
         received = options if isinstance(options, OptionSet) else OptionSet()
         return (received.add(values, f"{group.title} (node {unique_id})"),)
 
