@@ -159,6 +159,7 @@ class KohyaLoRATrain:
                 should_cancel=_comfy.interrupted,
                 node_id=node_id,
                 ui_dirs=_ui_dirs() if opts.link_to_library else None,
+                roots=[str(r) for r in paths.allowed_roots()],  # the trained-LoRA links stay inside
                 grace_seconds=3.0,
                 files=comfy_file_source(),
             )

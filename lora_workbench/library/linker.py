@@ -728,9 +728,11 @@ def link_library(
     return report
 
 
-def _trained_sources(project: str) -> dict[str, str]:
+def _trained_sources(project: str, plan: LinkPlan, roots: tuple[str, ...] | None) -> dict[str, str]:
     """`output*/**/*.safetensors` of a project -> link names: the folder's suffix goes after the stem
-    (`output-v2/x.safetensors` -> `x-v2.safetensors`); subfolders are kept (`output/a/x` -> `a/x`)."""
+    (`output-v2/x.safetensors` -> `x-v2.safetensors`); subfolders are kept (`output/a/x` -> `a/x`).
+    With `roots` (a workflow), a file that resolves outside them (an output folder linking out of a
+    shared project) is left out and named in the plan's messages."""
     wanted: dict[str, str] = {}
     try:
         entries = sorted(os.scandir(project), key=lambda e: e.name)
@@ -743,6 +745,9 @@ def _trained_sources(project: str) -> dict[str, str]:
         files: dict[str, str] = {}
         _scan_sources(entry.path, frozenset({".safetensors"}), frozenset(), files)
         for rel, src in files.items():
+            if roots is not None and not any(_is_within(os.path.realpath(src), r) for r in roots):
+                plan.messages.append(f"{src} resolves outside the allowed roots; not linked")
+                continue
             stem, ext = os.path.splitext(rel)
             wanted[stem + suffix + ext] = src
     return wanted
@@ -765,11 +770,11 @@ def link_trained(
         plan.library_missing = True
         plan.messages.append(f"The project folder {project} does not exist; nothing was changed.")
     else:
-        wanted = _trained_sources(project)
+        real_roots = None if roots is None else tuple(os.path.realpath(r) for r in roots)
+        wanted = _trained_sources(project, plan, real_roots)
         if not wanted:
             plan.messages.append(f"No output*/ folder of {project} holds a .safetensors file yet.")
         owner = _Owner(project)
-        real_roots = None if roots is None else tuple(os.path.realpath(r) for r in roots)
         for ui, ui_dir in ui_dirs.items():
             name = UI_NAMES.get(ui, ui)
             folder = os.path.join(str(ui_dir), TRAINED_LORA_FOLDERS[ui])

@@ -18,7 +18,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,6 +125,7 @@ class RunControl:
     ui_dirs: Mapping[str, str | os.PathLike] | None = None
     grace_seconds: float = 5.0
     env: dict | None = None
+    roots: Sequence[str | os.PathLike] | None = None  # a workflow's allowed roots; None: the CLI
 
 
 # --------------------------------------------------------------------------- dataset
@@ -427,17 +428,17 @@ def _publish_cached(run: TrainRun, node_id: str | None) -> None:
     run.status = st.to_dict()
 
 
-def _link(project_dir: str, ui_dirs: Mapping[str, str | os.PathLike] | None) -> list[str]:
+def _link(project_dir: str, ctl: RunControl) -> list[str]:
+    """Link the project's LoRAs into the UIs' LoRA folders; from a workflow (ctl.roots set) only into
+    folders that resolve inside their UI folder or the allowed roots, as LinkModelLibrary does."""
+    ui_dirs = ctl.ui_dirs if ctl.ui_dirs is not None else layout.default_ui_dirs()
     try:
-        report = linker.link_trained(
-            project_dir, ui_dirs if ui_dirs is not None else layout.default_ui_dirs()
-        )
+        report = linker.link_trained(project_dir, ui_dirs, roots=ctl.roots)
     except WorkbenchError as exc:
         return [f"Linking into the model library failed: {exc}"]
-    out = []
-    for path, why in [*report.errors, *report.collisions]:
-        out.append(f"Library link {path}: {why}")
-    return out
+    out = [f"Library link {path}: {why}" for path, why in [*report.errors, *report.collisions]]
+    refused = [s for s in [*report.skipped_targets, *report.messages] if s.endswith("; not linked")]
+    return out + [f"Library link refused: {s}" for s in refused]
 
 
 def train(
@@ -452,7 +453,7 @@ def train(
     **control,
 ) -> TrainRun:
     """Train (or reuse) a LoRA. `control` are RunControl's fields (on_update, should_cancel, node_id,
-    ui_dirs, grace_seconds, env). Raises ValidationError before launch, TrainingCancelled on cancel,
+    ui_dirs, grace_seconds, env, roots). Raises ValidationError before launch, TrainingCancelled on cancel,
     and WorkbenchError quoting the log's last meaningful lines when sd-scripts fails or writes no LoRA.
     An exception raised by `on_update` (ComfyUI's interrupt) kills the run and propagates."""
     ctl = RunControl(**control)
@@ -463,7 +464,7 @@ def train(
             if hit is not None:
                 _publish_cached(hit, ctl.node_id)
                 if prep.options.link_to_library:
-                    hit.warnings += _link(dataset.project_dir, ctl.ui_dirs)
+                    hit.warnings += _link(dataset.project_dir, ctl)
                 return hit
         run_dir = _make_run_dir(output_root(dataset), prep.output_name)
         return _run(build(prep, run_dir), ctl)
@@ -590,7 +591,7 @@ def _finished(p: Plan, ctl: RunControl, record: dict, status, loss_png: str) -> 
     )
     warnings = list(p.warnings)
     if p.prepared.options.link_to_library:
-        warnings += _link(dataset.project_dir, ctl.ui_dirs)
+        warnings += _link(dataset.project_dir, ctl)
     record.update(
         state="finished",
         trained_lora=lora.to_dict(),

@@ -147,3 +147,78 @@ def test_a_setting_from_an_option_node_and_an_old_input_is_an_error_naming_both(
     (chain,) = pack.NODE_CLASS_MAPPINGS["KohyaLaunchOptions"]().collect(unique_id="5", device="cpu")
     with pytest.raises(ValidationError, match=r"device is given twice: by Kohya Launch Options \(node 5\)"):
         run_node(node, ds, options=chain)  # run_node also sends the old input device=cpu
+
+
+# --------------------------------------------------------------------------- attacks: the trained-LoRA links
+def _tree(folder: Path) -> dict[str, str]:
+    """Every entry under folder (links not followed): relative path -> link text, 'dir' or 'file'."""
+    out = {}
+    for p in sorted(folder.rglob("*")):
+        rel = str(p.relative_to(folder))
+        out[rel] = str(p.readlink()) if p.is_symlink() else ("dir" if p.is_dir() else "file")
+    return out
+
+
+@pytest.fixture
+def outside(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("outside")
+    (out / "keep.txt").write_text("the user's")
+    (out / "private.safetensors").write_bytes(b"not the project's")
+    return out
+
+
+def _a1111_linking_out(roots: Path, outside: Path, monkeypatch) -> Path:
+    """An A1111 folder inside the roots whose models/Lora is a link to a folder outside them."""
+    a1111 = roots / "a1111"
+    (a1111 / "models").mkdir(parents=True)
+    (a1111 / "models" / "Lora").symlink_to(outside, target_is_directory=True)
+    monkeypatch.setenv("A1111_PATH", str(a1111))
+    monkeypatch.setenv("FORGE_PATH", str(roots / "no-forge"))
+    return a1111
+
+
+def test_a_ui_lora_folder_linking_outside_the_roots_gets_no_trained_lora_link(
+    node_env, comfy, roots, outside, monkeypatch
+):
+    node, ds, _ = node_env
+    _a1111_linking_out(roots, outside, monkeypatch)
+    (comfy.base / "models" / "loras").mkdir(parents=True, exist_ok=True)
+    before = _tree(outside)
+    out = run_node(node, ds, link_to_library=True)
+    assert _tree(outside) == before  # nothing written through the link
+    text = "\n".join(out["ui"]["text"])
+    assert "outside the UI folder and the allowed roots; not linked" in text
+    linked = list((comfy.base / "models" / "loras").rglob("*.safetensors"))
+    assert linked and all(p.is_symlink() for p in linked)  # ComfyUI's own folder still gets its link
+    # the cached re-run links the same way
+    again = run_node(node, ds, link_to_library=True)
+    assert again["result"][2] == out["result"][2] and _tree(outside) == before
+
+
+def test_an_output_folder_linking_out_of_the_project_is_not_linked_from_a_workflow(
+    node_env, comfy, roots, outside, monkeypatch
+):
+    node, ds, _ = node_env
+    monkeypatch.setenv("A1111_PATH", str(roots / "no-a1111"))
+    monkeypatch.setenv("FORGE_PATH", str(roots / "no-forge"))
+    (Path(ds.project_dir) / "output-evil").symlink_to(outside, target_is_directory=True)
+    loras = comfy.base / "models" / "loras"
+    loras.mkdir(parents=True, exist_ok=True)
+    out = run_node(node, ds, link_to_library=True)
+    assert not (loras / "private-evil.safetensors").exists()
+    assert "resolves outside the allowed roots; not linked" in "\n".join(out["ui"]["text"])
+    assert any(p.is_symlink() for p in loras.rglob("*.safetensors"))  # the run's own LoRA is linked
+
+
+def test_the_cli_run_follows_a_ui_lora_folder_link_as_before(node_env, roots, outside, monkeypatch):
+    from lora_workbench.training import train
+    from lora_workbench.training.options import TrainOptions
+
+    _node, ds, _ = node_env
+    a1111 = _a1111_linking_out(roots, outside, monkeypatch)
+    opts = TrainOptions.from_values(
+        dict(epochs=1, width=64, height=64, network_dim=4, network_alpha=4.0, launcher="python"),
+    ).replace(link_to_library=True)
+    ckpt = roots / "ComfyUI" / "models" / "checkpoints" / "sd15.safetensors"
+    train.train(opts, ds, ckpt, device="cpu", ui_dirs={"a1111": a1111})  # no roots: the CLI
+    assert list(outside.rglob("p1.safetensors"))
