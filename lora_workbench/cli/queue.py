@@ -101,7 +101,10 @@ def _run(args) -> int:
     client = qc.QueueClient(args.server)
     try:
         workflow = _migrated(qc.load_workflow(args.workflow))
-        prompt = qc.prepare_prompt(workflow, client, args.overrides)
+        notes: list[str] = []
+        prompt = qc.prepare_prompt(workflow, client, args.overrides, notes=notes)
+        for note in notes:
+            print(note, file=sys.stderr)
     except (qc.ServerUnreachable, qc.BadReply):
         raise
     except WorkbenchError as exc:  # the workflow or a --set is wrong

@@ -554,8 +554,10 @@ def prepare_prompt(
     client: QueueClient | None = None,
     overrides: list[str] = (),
     object_info: dict | None = None,
+    notes: list[str] | None = None,
 ) -> dict:
-    """An API-format prompt from an API- or UI-format workflow (UI needs /object_info), overrides applied."""
+    """An API-format prompt from an API- or UI-format workflow (UI needs /object_info), overrides applied
+    (`notes` receives a line for each override moved onto another node, see workflow.apply_overrides)."""
     if wf.is_ui_format(workflow):
         if object_info is None:
             if client is None:
@@ -579,4 +581,4 @@ def prepare_prompt(
                 object_info = None  # overrides then guess their types
     else:
         raise WorkbenchError("This file is neither an API-format prompt nor a UI-format workflow.")
-    return wf.apply_overrides(prompt, list(overrides), object_info)
+    return wf.apply_overrides(prompt, list(overrides), object_info, notes)

@@ -275,30 +275,104 @@ def coerce(raw: str, kind: str | None) -> Any:
         return raw
 
 
+def _section(info: dict, section: str) -> dict:
+    spec = info.get("input") if isinstance(info.get("input"), dict) else {}
+    entries = spec.get(section)
+    return entries if isinstance(entries, dict) else {}
+
+
+def shown_inputs(info: dict) -> list[str]:
+    """The inputs a node declares (required, then optional), per its /object_info entry."""
+    return [name for section in ("required", "optional") for name in _section(info, section)]
+
+
+def hidden_value_inputs(info: dict) -> list[str]:
+    """Hidden inputs that take a value from the prompt: declared with a type like any input (a node
+    keeps the inputs of an older layout so that old prompts still run). The server fills the others
+    itself (UNIQUE_ID, PROMPT, ...)."""
+    return [name for name, e in _section(info, "hidden").items() if isinstance(e, list | tuple) and e]
+
+
 def input_kind(object_info: dict | None, class_type: str, name: str) -> str | None:
     info = (object_info or {}).get(class_type)
     if not info:
         return None
-    for section in ("required", "optional"):
-        entry = (info.get("input", {}).get(section) or {}).get(name)
-        if entry:
+    for section in ("required", "optional", "hidden"):
+        entry = _section(info, section).get(name)
+        if isinstance(entry, list | tuple) and entry:
             return "COMBO" if isinstance(entry[0], list) else str(entry[0])
     return None
 
 
-def apply_overrides(prompt: Prompt, overrides: list[str], object_info: dict | None = None) -> Prompt:
-    """Set inputs in place from "node.input=value" strings; returns the prompt."""
+def _taken_types(info: dict) -> set[str]:
+    entries = (e for s in ("required", "optional") for e in _section(info, s).values())
+    return {e[0] for e in entries if isinstance(e, list | tuple) and e and isinstance(e[0], str)}
+
+
+def _chain_sources(prompt: Prompt, nid: str, object_info: dict) -> list[tuple[str, dict]]:
+    """(node id, its /object_info) of the links into `nid` whose source node takes the very type it
+    gives on that link (option nodes feeding a trainer); never a dataset, a model or a plain value."""
+    out = []
+    for value in prompt[nid].get("inputs", {}).values():
+        if not _is_link(value) or value[0] not in prompt:
+            continue
+        info = object_info.get(prompt[value[0]].get("class_type")) or {}
+        outputs = info.get("output") or []
+        given = outputs[value[1]] if 0 <= value[1] < len(outputs) else None
+        if isinstance(given, str) and given not in WIDGET_TYPES and given in _taken_types(info):
+            out.append((value[0], info))
+    return out
+
+
+def chain_holder(prompt: Prompt, nid: str, name: str, object_info: dict) -> str | None:
+    """The nearest node up the chains into `nid` (see _chain_sources) that shows the input `name`."""
+    seen, queue = {nid}, [nid]
+    while queue:
+        for src, info in _chain_sources(prompt, queue.pop(0), object_info):
+            if src in seen:
+                continue
+            seen.add(src)
+            if name in shown_inputs(info):
+                return src
+            queue.append(src)
+    return None
+
+
+def _override_target(prompt: Prompt, nid: str, name: str, object_info: dict | None, notes: list) -> str:
+    """The node an override of `name` on node `nid` goes to. An input the node shows: that node. An
+    input it accepts only as a hidden one (an older layout's; e.g. KohyaLoRATrain's `device`, now on an
+    option node): the node of its chain that shows it when there is one (its value would clash with
+    the hidden one), else the node itself. Anything else is an error listing the valid names."""
+    entry = prompt[nid]
+    info = (object_info or {}).get(entry["class_type"])
+    if info is None or name in shown_inputs(info):
+        return nid
+    hidden = hidden_value_inputs(info)
+    if name not in hidden:
+        also = f"; also accepted (inputs of an older layout): {', '.join(hidden)}" if hidden else ""
+        raise ValidationError(
+            f"--set: node {nid} ({entry['class_type']}) has no input {name!r}; "
+            f"its inputs: {', '.join(shown_inputs(info))}{also}."
+        )
+    holder = chain_holder(prompt, nid, name, object_info)
+    if holder is None:
+        return nid
+    title = prompt[holder].get("_meta", {}).get("title") or prompt[holder]["class_type"]
+    notes.append(
+        f"--set {entry['class_type']}.{name}: set on node {holder} ({title}), which feeds node {nid}"
+    )
+    return holder
+
+
+def apply_overrides(
+    prompt: Prompt, overrides: list[str], object_info: dict | None = None, notes: list[str] | None = None
+) -> Prompt:
+    """Set inputs in place from "node.input=value" strings; returns the prompt. `notes` receives a
+    line for each override that went to another node than the one named (see _override_target)."""
+    notes = notes if notes is not None else []
     for text in overrides:
         node, name, raw = parse_override(text)
-        nid = find_node(prompt, node)
+        nid = _override_target(prompt, find_node(prompt, node), name, object_info, notes)
         entry = prompt[nid]
-        info = (object_info or {}).get(entry["class_type"])
-        if info is not None:
-            names = [n for s in ("required", "optional") for n in (info.get("input", {}).get(s) or {})]
-            if name not in names:
-                raise ValidationError(
-                    f"--set: node {nid} ({entry['class_type']}) has no input {name!r}; "
-                    f"its inputs: {', '.join(names)}."
-                )
         entry["inputs"][name] = coerce(raw, input_kind(object_info, entry["class_type"], name))
     return prompt

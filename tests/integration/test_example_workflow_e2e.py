@@ -89,6 +89,8 @@ def test_dataset_train_sample_runs_headless_end_to_end(comfy_server, tmp_path):
     overrides = [
         o for o in overrides if o.split(".", 1)[1].split("=")[0] in _inputs(info, o.split(".", 1)[0])
     ]
+    # An input of the trainer's first layout, a hidden input now: `--set` still takes it.
+    overrides.append("KohyaLoRATrain.device=cpu")
 
     # 1. The CLI, exactly as a user runs it headless.
     with_lora = tmp_path / "with_lora"
@@ -113,6 +115,8 @@ def test_dataset_train_sample_runs_headless_end_to_end(comfy_server, tmp_path):
         f"queue failed ({proc.returncode}):\n{proc.stderr}\n{comfy_server.log()[-3000:]}"
     )
     assert "train:" in proc.stdout  # our training progress came over the websocket
+    runs = sorted(project.rglob("run.json"))
+    assert runs and json.loads(runs[-1].read_text())["spec"]["device"] == "cpu"
 
     loras = sorted(project.rglob("e2e*.safetensors")) or sorted(project.rglob("*.safetensors"))
     assert loras, f"no LoRA file under {project}"
