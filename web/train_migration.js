@@ -113,7 +113,7 @@ function chainOptionNodes(graph, trainer, moved, linked) {
   return created;
 }
 
-function migrateTrainer(graph, node, values) {
+function migrateTrainer(graph, node, values, where) {
   const old = Object.fromEntries(LAYOUT.legacy_v1_widgets.map((n, i) => [n, values[i]]));
   const main = LAYOUT.main.widgets;
   node.widgets_values = main.map((n) => old[n]);
@@ -132,17 +132,42 @@ function migrateTrainer(graph, node, values) {
   node.properties = { ...(node.properties ?? {}), [LAYOUT.layout_property]: LAYOUT.version };
   node.size = [Math.max(400, (node.size ?? [0])[0]), LAYOUT.trainer_height];
   const kinds = created.map((o) => o.type).join(", ") || "no option node (every moved value was a default)";
-  return `${LAYOUT.main.type} node ${node.id}: moved to the short layout; ${kinds}`;
+  return `${LAYOUT.main.type} node ${node.id}${where}: moved to the short layout; ${kinds}`;
 }
 
-/** Migrate a UI-format workflow in place; returns one note per migrated KohyaLoRATrain. */
-export function migrateWorkflow(ui) {
-  if (!ui || typeof ui !== "object" || !Array.isArray(ui.nodes)) return [];
+/** The workflow's graph and each subgraph definition in it (`definitions.subgraphs`, nested ones too),
+ * with where each is for the notes. A subgraph keeps its own nodes, links and `state`. */
+export function graphsIn(ui) {
+  const found = [];
+  const todo = [[ui, ""]];
+  while (todo.length) {
+    const [graph, where] = todo.shift();
+    if (!graph || typeof graph !== "object" || !Array.isArray(graph.nodes)) continue;
+    found.push([graph, where]);
+    const defs = graph.definitions;
+    const subs = defs && typeof defs === "object" ? defs.subgraphs : null;
+    for (const sub of Array.isArray(subs) ? subs : []) {
+      const name = sub && typeof sub === "object" ? sub.name || sub.id || "?" : "?";
+      todo.push([sub, ` in subgraph "${name}"`]);
+    }
+  }
+  return found;
+}
+
+function migrateGraph(ui, where) {
   const graph = new Graph(ui);
   const notes = [];
   for (const node of [...ui.nodes]) {
-    const values = node.type === LAYOUT.main.type ? legacyValues(node.widgets_values) : null;
-    if (values) notes.push(migrateTrainer(graph, node, values));
+    const isTrainer = node && typeof node === "object" && node.type === LAYOUT.main.type;
+    const values = isTrainer ? legacyValues(node.widgets_values) : null;
+    if (values) notes.push(migrateTrainer(graph, node, values, where));
   }
   return notes;
+}
+
+/** Migrate a UI-format workflow in place (its graph and its subgraphs); returns one note per migrated
+ * KohyaLoRATrain. */
+export function migrateWorkflow(ui) {
+  if (!ui || typeof ui !== "object" || !Array.isArray(ui.nodes)) return [];
+  return graphsIn(ui).flatMap(([graph, where]) => migrateGraph(graph, where));
 }

@@ -244,7 +244,7 @@ def _same(a: Any, b: Any) -> bool:
     return a is b if isinstance(a, bool) or isinstance(b, bool) else a == b
 
 
-def _migrate_trainer(graph: _Graph, node: dict, values: list) -> str:
+def _migrate_trainer(graph: _Graph, node: dict, values: list, where: str = "") -> str:
     old = dict(zip(LEGACY_V1_WIDGETS, values, strict=True))
     main = main_widgets()
     node["widgets_values"] = [old[n] for n in main]
@@ -263,19 +263,43 @@ def _migrate_trainer(graph: _Graph, node: dict, values: list) -> str:
     node.setdefault("properties", {})[LAYOUT_PROPERTY] = LAYOUT_VERSION
     node["size"] = [max(400, (node.get("size") or [0])[0]), TRAINER_HEIGHT]
     kinds = ", ".join(o["type"] for o in created) or "no option node (every moved value was a default)"
-    return f"{MAIN_NODE} node {node['id']}: moved to the short layout; {kinds}"
+    return f"{MAIN_NODE} node {node['id']}{where}: moved to the short layout; {kinds}"
+
+
+def graphs_in(ui: dict) -> list[tuple[dict, str]]:
+    """The workflow's graph and each subgraph definition in it (the frontend saves them under
+    `definitions.subgraphs`, nested ones too), with where each is for the notes. A subgraph keeps its
+    own nodes, links and `state` (its node and link ids count on their own)."""
+    found, todo = [], [(ui, "")]
+    while todo:
+        graph, where = todo.pop(0)
+        if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
+            continue
+        found.append((graph, where))
+        defs = graph.get("definitions")
+        subs = defs.get("subgraphs") if isinstance(defs, dict) else None
+        for sub in subs if isinstance(subs, list) else []:
+            name = (sub.get("name") or sub.get("id") or "?") if isinstance(sub, dict) else "?"
+            todo.append((sub, f' in subgraph "{name}"'))
+    return found
+
+
+def _migrate_graph(ui: dict, where: str) -> list[str]:
+    graph = _Graph(ui)
+    notes = []
+    for node in list(ui["nodes"]):
+        is_trainer = isinstance(node, dict) and node.get("type") == MAIN_NODE
+        values = legacy_values(node.get("widgets_values")) if is_trainer else None
+        if values is not None:
+            notes.append(_migrate_trainer(graph, node, values, where))
+    return notes
 
 
 def migrate_workflow(ui: dict) -> tuple[dict, list[str]]:
-    """A copy of a UI-format workflow with every first-layout KohyaLoRATrain moved onto the short node
-    and option nodes (non-default values kept, links to moved widget inputs kept); and what changed."""
+    """A copy of a UI-format workflow with every first-layout KohyaLoRATrain (in the graph and in its
+    subgraphs) moved onto the short node and option nodes (non-default values kept, links to moved
+    widget inputs kept); and what changed."""
     out = copy.deepcopy(ui)
     if not isinstance(out, dict) or not isinstance(out.get("nodes"), list):
         return out, []
-    graph = _Graph(out)
-    notes = []
-    for node in list(out["nodes"]):
-        values = legacy_values(node.get("widgets_values")) if node.get("type") == MAIN_NODE else None
-        if values is not None:
-            notes.append(_migrate_trainer(graph, node, values))
-    return out, notes
+    return out, [note for graph, where in graphs_in(out) for note in _migrate_graph(graph, where)]

@@ -221,7 +221,8 @@ def test_linked_widget_inputs_move_with_their_setting(pack, comfy):
 
 
 def _check_links(ui: dict) -> None:
-    """Every link's two ends agree with the nodes' inputs and outputs."""
+    """Every link's two ends agree with the nodes' inputs and outputs (a subgraph's own input and
+    output nodes, ids -10 and -20, hold no slots here)."""
     nodes = {n["id"]: n for n in ui["nodes"]}
     for link in ui["links"]:
         lid, origin, oslot, target, tslot, _ = (
@@ -229,8 +230,85 @@ def _check_links(ui: dict) -> None:
             if isinstance(link, list)
             else [link[k] for k in ("id", "origin_id", "origin_slot", "target_id", "target_slot", "type")]
         )
-        assert nodes[target]["inputs"][tslot]["link"] == lid, link
-        assert lid in nodes[origin]["outputs"][oslot]["links"], link
+        if target >= 0:
+            assert nodes[target]["inputs"][tslot]["link"] == lid, link
+        if origin >= 0:
+            assert lid in nodes[origin]["outputs"][oslot]["links"], link
+
+
+# --------------------------------------------------------------------------- subgraphs
+SUBGRAPH_ID = "6f1c2a4e-0b7d-4c1e-9a52-3d8e7f01a2b3"
+NESTED_ID = "0d9e8c7b-6a5f-4e3d-8c2b-1a0f9e8d7c6b"
+
+
+def as_subgraph(graph: dict, sub_id: str, name: str) -> dict:
+    """A schema-1 graph as the frontend saves a subgraph definition (its own state, nodes, links)."""
+    keep = ("state", "nodes", "links", "groups", "extra")
+    sub = {"id": sub_id, "version": 1, "revision": 0, "config": {}, "name": name}
+    sub |= {
+        "inputNode": {"id": -10, "bounding": [0, 0, 75, 100]},
+        "outputNode": {"id": -20, "bounding": [900, 0, 75, 100]},
+    }
+    sub |= {"inputs": [], "outputs": [], "widgets": []}
+    return sub | {k: copy.deepcopy(graph.get(k, [] if k != "extra" else {})) for k in keep}
+
+
+def with_subgraphs() -> dict:
+    """A root graph holding one instance of a subgraph "Train" (the first layout's trainer inside, its
+    `device` widget fed from the subgraph's own input) that nests a second such subgraph."""
+    train = as_subgraph(schema1_with_widget_inputs(), SUBGRAPH_ID, "Train")
+    t = trainer(train)
+    slot = next(i for i, inp in enumerate(t["inputs"]) if inp.get("widget", {}).get("name") == "device")
+    t["inputs"][slot]["link"] = 200
+    train["links"].append(
+        {
+            "id": 200,
+            "origin_id": -10,
+            "origin_slot": 0,
+            "target_id": t["id"],
+            "target_slot": slot,
+            "type": "COMBO",
+        }
+    )
+    train["state"]["lastLinkId"] = 200
+    train["inputs"] = [{"id": "in-device", "name": "device", "type": "COMBO", "linkIds": [200]}]
+    train["nodes"].append(
+        {"id": 60, "type": NESTED_ID, "pos": [0, 0], "mode": 0, "inputs": [], "outputs": []}
+    )
+    train["definitions"] = {"subgraphs": [as_subgraph(schema1_with_widget_inputs(), NESTED_ID, "Inner")]}
+    instance = {"id": 1, "type": SUBGRAPH_ID, "pos": [0, 0], "size": [200, 100], "flags": {}, "order": 0}
+    instance |= {"mode": 0, "inputs": [], "outputs": [], "properties": {}, "widgets_values": []}
+    root = {"id": "root", "revision": 0, "version": 1, "nodes": [instance], "links": [], "groups": []}
+    root |= {"state": {"lastGroupId": 0, "lastNodeId": 1, "lastLinkId": 0, "lastRerouteId": 0}}
+    return root | {"definitions": {"subgraphs": [train]}, "config": {}, "extra": {}}
+
+
+def test_trainers_inside_subgraphs_migrate_like_those_of_the_graph(pack, comfy):
+    old = with_subgraphs()
+    new, notes = migrate_workflow(old)
+    assert old == with_subgraphs(), "the input was changed"
+    tid = trainer(schema1_with_widget_inputs())["id"]
+    assert [n.split(":")[0] for n in notes] == [
+        f'KohyaLoRATrain node {tid} in subgraph "Train"',
+        f'KohyaLoRATrain node {tid} in subgraph "Inner"',
+    ]
+    assert new["nodes"] == old["nodes"] and new["state"] == old["state"]  # the root graph holds no trainer
+    train = new["definitions"]["subgraphs"][0]
+    inner = train["definitions"]["subgraphs"][0]
+    # Inside a subgraph the migration is the one of the same graph on its own: its own ids and state.
+    alone, _ = migrate_workflow(schema1_with_widget_inputs())
+    assert {k: inner[k] for k in ("nodes", "links", "state")} == {
+        k: alone[k] for k in ("nodes", "links", "state")
+    }
+    _check_links(train)
+    launch = next(n for n in train["nodes"] if n["type"] == "KohyaLaunchOptions")
+    assert [i["name"] for i in launch["inputs"]] == ["options", "device"] and launch["inputs"][1][
+        "link"
+    ] == 200
+    link = next(x for x in train["links"] if x["id"] == 200)
+    assert (link["origin_id"], link["target_id"], link["target_slot"]) == (-10, launch["id"], 1)
+    assert train["inputs"][0]["linkIds"] == [200]
+    assert migrate_workflow(new) == (new, [])  # once is enough
 
 
 # --------------------------------------------------------------------------- the browser's twin
@@ -260,7 +338,11 @@ def run_js(ui: dict) -> tuple[dict, list[str]]:
     return out["ui"], out["notes"]
 
 
-@pytest.mark.parametrize("make", [v1_workflow, schema1_with_widget_inputs], ids=["schema0.4", "schema1"])
+@pytest.mark.parametrize(
+    "make",
+    [v1_workflow, schema1_with_widget_inputs, with_subgraphs],
+    ids=["schema0.4", "schema1", "subgraphs"],
+)
 def test_the_browser_migration_gives_the_same_workflow(make):
     ui = make()
     assert run_js(copy.deepcopy(ui)) == tuple(json.loads(json.dumps(migrate_workflow(ui))))
