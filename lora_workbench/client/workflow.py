@@ -151,8 +151,32 @@ class _Graph:
         return None
 
 
-def ui_to_api(ui: dict, object_info: dict) -> Prompt:  # noqa: C901 (cut into steps pending)
+def ui_to_api(ui: dict, object_info: dict) -> Prompt:
     """Convert a UI-format workflow to an API-format prompt using the server's /object_info."""
+    _check_convertible(ui)
+    graph = _Graph(ui)
+    prompt: Prompt = {}
+    missing: list[str] = []
+    for nid in sorted(graph.nodes):
+        node = graph.nodes[nid]
+        if not _is_sent(node):
+            continue
+        info = object_info.get(node.get("type"))
+        if info is None:
+            missing.append(f"{node.get('type')} (node {nid})")
+            continue
+        prompt[str(nid)] = _api_entry(graph, node, info)
+    if missing:
+        raise ValidationError(
+            "The server does not know these node types: "
+            + ", ".join(missing)
+            + ". Install the custom nodes they come from, or remove them."
+        )
+    _drop_dangling_links(prompt)
+    return prompt
+
+
+def _check_convertible(ui: dict) -> None:
     if not is_ui_format(ui):
         raise ValidationError("This is not a UI-format workflow (no nodes/links lists).")
     if ui.get("definitions", {}).get("subgraphs"):
@@ -160,46 +184,43 @@ def ui_to_api(ui: dict, object_info: dict) -> Prompt:  # noqa: C901 (cut into st
             "This workflow uses subgraphs, which the converter does not handle: "
             "export it with Workflow -> Export (API) instead."
         )
-    graph = _Graph(ui)
-    prompt: Prompt = {}
-    missing: list[str] = []
-    for nid in sorted(graph.nodes):
-        node = graph.nodes[nid]
-        kind = node.get("type")
-        if kind in FRONTEND_ONLY or node.get("mode", 0) in (MODE_MUTED, MODE_BYPASSED):
+
+
+def _is_sent(node: dict) -> bool:
+    """False for browser-only nodes and muted or bypassed ones: the server never sees them."""
+    return node.get("type") not in FRONTEND_ONLY and node.get("mode", 0) not in (MODE_MUTED, MODE_BYPASSED)
+
+
+def _api_entry(graph: _Graph, node: dict, info: dict) -> dict[str, Any]:
+    """One node of the API prompt: its widget values by name, then its linked inputs over them."""
+    kind = node.get("type")
+    inputs = map_widgets(node, info)
+    _apply_links(graph, node, inputs)
+    title = node.get("title") or info.get("display_name") or kind
+    return {"class_type": kind, "inputs": inputs, "_meta": {"title": title}}
+
+
+def _apply_links(graph: _Graph, node: dict, inputs: dict[str, Any]) -> None:
+    """Each linked input as [source id, slot], a PrimitiveNode's value, or dropped (from a muted node)."""
+    for inp in node.get("inputs") or []:
+        if inp.get("link") is None:
             continue
-        info = object_info.get(kind)
-        if info is None:
-            missing.append(f"{kind} (node {nid})")
-            continue
-        inputs = map_widgets(node, info)
-        for inp in node.get("inputs") or []:
-            name = inp.get("name")
-            if inp.get("link") is None:
-                continue
-            src = graph.source(inp["link"])
-            if src is None:
-                inputs.pop(name, None)  # from a muted node: as if unconnected
-            elif src[0] == "value":
-                inputs[name] = src[1]
-            else:
-                inputs[name] = [str(src[0]), src[1]]
-        entry: dict[str, Any] = {"class_type": kind, "inputs": inputs}
-        title = node.get("title") or info.get("display_name") or kind
-        entry["_meta"] = {"title": title}
-        prompt[str(nid)] = entry
-    if missing:
-        raise ValidationError(
-            "The server does not know these node types: "
-            + ", ".join(missing)
-            + ". Install the custom nodes they come from, or remove them."
-        )
-    # Drop links to nodes that were not converted (bypassed chains ending nowhere).
+        name = inp.get("name")
+        src = graph.source(inp["link"])
+        if src is None:
+            inputs.pop(name, None)  # from a muted node: as if unconnected
+        elif src[0] == "value":
+            inputs[name] = src[1]
+        else:
+            inputs[name] = [str(src[0]), src[1]]
+
+
+def _drop_dangling_links(prompt: Prompt) -> None:
+    """Drop links to nodes that were not converted (bypassed chains ending nowhere)."""
     for entry in prompt.values():
         for name, value in list(entry["inputs"].items()):
             if _is_link(value) and value[0] not in prompt:
                 del entry["inputs"][name]
-    return prompt
 
 
 def _is_link(value: Any) -> bool:

@@ -148,6 +148,22 @@ def test_primitive_nodes_and_upload_widgets():
     assert api["3"]["inputs"] == {"image": "cat.png"}
 
 
+def test_what_the_converter_refuses_and_links_left_dangling():
+    with pytest.raises(ValidationError, match="not a UI-format workflow"):
+        wf.ui_to_api({"nodes": "x"}, OBJECT_INFO)
+    g = basic_graph()
+    g["definitions"] = {"subgraphs": [{"id": "s"}]}
+    with pytest.raises(ValidationError, match=r"uses subgraphs.*Export \(API\)"):
+        wf.ui_to_api(g, OBJECT_INFO)
+    # A link from a node that stays in the browser is dropped, never sent pointing at nothing.
+    g = basic_graph()
+    g["nodes"].append(node(6, "Fast Groups Muter (rgthree)", outputs=[("LATENT", [9])]))
+    g["nodes"][3]["inputs"][3]["link"] = 9
+    g["links"].append([9, 6, 0, 4, 3, "LATENT"])
+    api = wf.ui_to_api(g, OBJECT_INFO)
+    assert "latent_image" not in api["4"]["inputs"] and "6" not in api
+
+
 def test_unknown_node_types_are_named():
     g = basic_graph()
     g["nodes"].append(node(9, "SomeCustomNode", [1]))
