@@ -3,7 +3,9 @@
     lora-workbench queue WORKFLOW [--server URL] [--set NODE.INPUT=VALUE ...] [--download DIR] [--timeout S]
 
 WORKFLOW is an API-format prompt ("Export (API)") or a UI-format workflow such as our
-example_workflows/*.json (converted with the server's /object_info). Exit codes: 0 success,
+example_workflows/*.json (converted with the server's /object_info). --set also takes an input a
+node keeps as a hidden one (KohyaLoRATrain's first-layout inputs: device, batch_size ...): the value
+goes to the option node of the trainer's chain that shows it, else to the trainer. Exit codes: 0 success,
 1 execution error or an answer that is not ComfyUI's (not JSON, cut short, odd shapes, too big),
 2 validation error (HTTP 400 node_errors, or a bad workflow or --set), 3 timeout (--timeout bounds
 everything from submitting to the last download), 4 server unreachable or too slow.
