@@ -90,6 +90,16 @@ def kohya_python() -> Path | None:
     return _setting_or_env("KOHYA_PYTHON", "kohya_python")
 
 
+def kohya_ss_gui_path() -> Path | None:
+    """A kohya_ss GUI checkout to read presets from: $KOHYA_SS_GUI_PATH or settings `kohya_ss_gui_path`,
+    else KOHYA_SS_PATH when that is a GUI checkout (it has presets/); None when there is none."""
+    explicit = _setting_or_env("KOHYA_SS_GUI_PATH", "kohya_ss_gui_path")
+    if explicit is not None:
+        return explicit
+    root = kohya_ss_path()
+    return root if (root / "presets").is_dir() else None
+
+
 def register_root(path: str | os.PathLike) -> None:
     """Allow a folder for untrusted paths (the ComfyUI adapter registers ComfyUI's own folders)."""
     p = Path(path)

@@ -44,6 +44,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kohya_ss_path", "KOHYA_SS_PATH", "path", "a kohya_ss GUI or sd-scripts checkout"),
     Setting("kohya_python", "KOHYA_PYTHON", "path", "the interpreter that runs sd-scripts"),
     Setting(
+        "kohya_ss_gui_path",
+        "KOHYA_SS_GUI_PATH",
+        "path",
+        "a kohya_ss GUI checkout (its presets/ for the GUI config import)",
+    ),
+    Setting(
         "roots",
         "LORA_WORKBENCH_ROOTS",
         "paths",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import (
     dataset_subset_weights,
+    kohya_gui_config,
     kohya_lora_train,
     kohya_train_options,
     link_model_library,
@@ -18,6 +19,7 @@ for _module in (
     dataset_subset_weights,
     kohya_lora_train,
     kohya_train_options,
+    kohya_gui_config,
     load_trained_lora,
 ):
     NODE_CLASS_MAPPINGS.update(_module.NODE_CLASS_MAPPINGS)

@@ -158,6 +158,14 @@ def raise_if_interrupted() -> None:
     mm.throw_exception_if_processing_interrupted()
 
 
+def free_gpu_memory() -> None:
+    """Unload every model ComfyUI holds and empty its device cache (ComfyUI's own calls)."""
+    import comfy.model_management as mm
+
+    mm.unload_all_models()
+    mm.soft_empty_cache()
+
+
 def progress_bar(total: int, node_id: str | None = None):
     """ComfyUI's ProgressBar (its update raises on interrupt)."""
     import comfy.utils

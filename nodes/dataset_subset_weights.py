@@ -122,6 +122,16 @@ class DatasetSubsetWeights:
                     },
                 ),
             },
+            "optional": {
+                "caption_options": (
+                    "LORA_TRAIN_OPTIONS",
+                    {
+                        "tooltip": "Caption and augmentation settings from a Kohya Caption Options node "
+                        "(shuffle, keep tokens, caption/tag dropout, flip, color aug, random crop), written "
+                        "into every subset of the dataset TOML; they win over the trainer's run-wide ones.",
+                    },
+                ),
+            },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
@@ -148,11 +158,13 @@ class DatasetSubsetWeights:
         epochs: int = 3,
         max_items_per_epoch: int = 0,
         unique_id=None,
+        caption_options=None,
     ):
         from ..lora_workbench.dataset import project
         from ..lora_workbench.dataset import scan as dataset_core
 
         root = paths.confine(project_folder, what="project folder")
+        per_subset = _caption_keys(caption_options, unique_id)
         # only a new (missing or empty) folder gets the layout: never scaffold into an unrelated folder
         is_new = not root.exists() or (root.is_dir() and not any(root.iterdir()))
         created = project.init_project(root) if is_new else []
@@ -166,12 +178,26 @@ class DatasetSubsetWeights:
             mode,
             max_items_per_epoch=max_items_per_epoch or None,
             epochs=epochs,
+            subset_options=per_subset,
         )
         if created:
             text += f"\nCreated the project layout ({len(created)} folders)."
         _comfy.send_progress_text(text, unique_id)
         events.publish(events.DATASET, {"node": unique_id, "summary": text, "dataset": ds.to_dict()})
         return {"ui": {"text": [text]}, "result": (ds, text)}
+
+
+def _caption_keys(options, unique_id) -> dict:
+    """sd-scripts' subset keys of the caption settings in `caption_options` (features hook)."""
+    if options is None:
+        return {}
+    from ..lora_workbench.training.command import subset_caption_keys
+    from ..lora_workbench.training.settings import SETTING
+
+    captions = {k: v for k, v in options.base.items() if SETTING[k].section == "subset_defaults"}
+    return subset_caption_keys(
+        {**captions, **options.values}, f"DatasetSubsetWeights {unique_id} caption_options"
+    )
 
 
 NODE_CLASS_MAPPINGS = {"DatasetSubsetWeights": DatasetSubsetWeights}

@@ -9,6 +9,7 @@ other inputs are hidden inputs here and join the options.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,10 +42,22 @@ def collect_options(widgets: dict, options: OptionSet | None, unique_id) -> Trai
     chain = options if isinstance(options, OptionSet) else OptionSet()
     if legacy:
         chain = chain.add(legacy, f"Kohya LoRA Train (node {unique_id}, inputs of the first layout)")
-    opts = TrainOptions.from_values({**main, **chain.values})
-    if opts.tokenizer_cache_dir:  # a folder named by a workflow: only inside the allowed roots
+    opts = TrainOptions.from_values({**main, **chain.settings()})
+    return confine_paths(opts)
+
+
+def confine_paths(opts: TrainOptions) -> TrainOptions:
+    """Files and folders a workflow names, only inside the allowed roots (resolved, must exist)."""
+    if opts.tokenizer_cache_dir:
         where = paths.confine(opts.tokenizer_cache_dir, what="tokenizer cache folder", must_exist=True)
         opts = opts.replace(tokenizer_cache_dir=str(where))
+    if opts.network_weights:
+        where = paths.confine(
+            opts.network_weights, what="LoRA file to continue from (network_weights)", must_exist=True
+        )
+        opts = opts.replace(network_weights=str(where))
+    if opts.resume not in ("", "latest") and ("/" in opts.resume or os.sep in opts.resume):
+        paths.confine(opts.resume, what="run folder to resume", must_exist=True)
     return opts
 
 
@@ -162,6 +175,7 @@ class KohyaLoRATrain:
                 roots=[str(r) for r in paths.allowed_roots()],  # the trained-LoRA links stay inside
                 grace_seconds=3.0,
                 files=comfy_file_source(),
+                before_launch=hand_over_gpu,
             )
         except train_core.TrainingCancelled:
             _comfy.raise_if_interrupted()  # ComfyUI's own interrupt, so the prompt ends "interrupted"
@@ -185,6 +199,13 @@ def comfy_file_source() -> FileSource:
     folders = ("text_encoders", "vae")
     listing = {f: _comfy.filename_list_or_empty(f) for f in folders}
     return FileSource(listing, _comfy.model_file_path)
+
+
+def hand_over_gpu(device: str) -> None:
+    """Before sd-scripts starts on the GPU: unload ComfyUI's models and empty its cache, so training
+    does not run out of memory because the sampler still holds a checkpoint (CPU runs leave them)."""
+    if device == "gpu":
+        _comfy.free_gpu_memory()
 
 
 def _ui_dirs() -> dict:

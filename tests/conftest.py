@@ -36,6 +36,7 @@ class StubComfy:
         self.progress: list[tuple[int, int | None]] = []  # (value, total) per update
         self.sent: list[tuple[str, dict]] = []  # send_sync calls
         self.progress_texts: list[tuple[str, str]] = []  # (text, node_id)
+        self.memory_calls: list[str] = []  # comfy.model_management unload/empty-cache calls, in order
         self.routes = None
         self.modules: dict[str, types.ModuleType] = {}
         self._build()
@@ -124,6 +125,14 @@ class StubComfy:
         def interrupt_current_processing(value=True):
             self.interrupt_flag = value
 
+        def unload_all_models():
+            self.memory_calls.append("unload_all_models")
+
+        def soft_empty_cache(force=False):
+            self.memory_calls.append("soft_empty_cache")
+
+        mm.unload_all_models = unload_all_models
+        mm.soft_empty_cache = soft_empty_cache
         mm.processing_interrupted = processing_interrupted
         mm.throw_exception_if_processing_interrupted = throw_exception_if_processing_interrupted
         mm.interrupt_current_processing = interrupt_current_processing

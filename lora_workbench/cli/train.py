@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 from ..dataset import dataset_toml
-from ..errors import WorkbenchError
+from ..errors import ValidationError, WorkbenchError
 from ..training import train
 from ..training.options import TrainOptions
-from ..training.settings import GROUPS, SETTINGS, in_group
+from ..training.settings import GROUPS, SETTING, SETTINGS, in_group
 
 
 def _help(s) -> str:
@@ -59,8 +59,14 @@ def add_commands(sub) -> None:
     p.add_argument("project", help="the training project folder")
     p.add_argument(
         "--base",
-        required=True,
-        help="the base model: a checkpoint or a diffusion model .safetensors of any family (docs/families.md)",
+        help="the base model: a checkpoint or a diffusion model .safetensors of any family (docs/families.md); "
+        "with --resume, the resumed run's",
+    )
+    p.add_argument(
+        "--kohya-json",
+        metavar="FILE",
+        help="start from a kohya_ss GUI config or preset (JSON): prints which keys were used, mapped and "
+        "skipped; flags you give win over it",
     )
     p.add_argument("--dataset-toml", help="the kohya dataset TOML (default: PROJECT/dataset.toml)")
     p.add_argument(
@@ -71,8 +77,48 @@ def add_commands(sub) -> None:
     p.set_defaults(func=run_train)
 
 
-def options_from_args(args):
-    return TrainOptions.from_values({s.name: getattr(args, s.name) for s in SETTINGS})
+def given_flags(args) -> dict:
+    """The settings given on the command line: those not at their default."""
+    return {s.name: getattr(args, s.name) for s in SETTINGS if getattr(args, s.name) != s.default}
+
+
+def resumed_record(args) -> dict:
+    """run.json of the run --resume names (its settings and base model start a resumed run)."""
+    from ..training import resume
+    from ..training.validation import sanitize_output_name
+
+    project = Path(args.project).expanduser().resolve()
+    name = args.output_name or sanitize_output_name(project.name)
+    root = project / "output"
+    return resume.read_record(resume.find_run(args.resume, root, name))
+
+
+def options_from_args(args, base: dict | None = None):
+    """The run's options: `base` (a resumed run's settings, a kohya_ss GUI config), then the flags given."""
+    if base is None:
+        return TrainOptions.from_values({s.name: getattr(args, s.name) for s in SETTINGS})
+    kept = {k: v for k, v in base.items() if k in SETTING}
+    return TrainOptions.from_values({**kept, **given_flags(args)})
+
+
+def _gui_values(path: str) -> dict:
+    from ..training import kohya_gui
+
+    imported = kohya_gui.import_file(path)
+    print(imported.report())
+    return imported.values
+
+
+def _start_values(args) -> tuple[dict | None, str | None]:
+    """(base settings, base model) from --resume's run or --kohya-json; (None, None) for neither."""
+    if args.resume and args.kohya_json:
+        raise ValidationError("--resume continues a run as it was set up; drop --kohya-json.")
+    if args.resume:
+        rec = resumed_record(args)
+        return {**(rec.get("spec") or {}), "resume": args.resume}, rec.get("base_model")
+    if args.kohya_json:
+        return _gui_values(args.kohya_json), None
+    return None, None
 
 
 def _load_dataset(args):
@@ -94,6 +140,8 @@ def _print_command(opts, dataset, base: str) -> int:
 def _report(run) -> int:
     if run.cached:
         print(f"reused {run.run_dir} (same dataset, settings and base model; use --no-cache to train again)")
+    if run.resumed_from:
+        print(f"resumed {run.run_dir} from {run.resumed_from}")
     print(f"LoRA: {run.lora.path}")
     for p in run.lora.epoch_paths:
         print(f"  epoch file: {p}")
@@ -128,9 +176,14 @@ class _Terminal:
 
 
 def run_train(args) -> int:
-    opts = options_from_args(args)
+    start, recorded_base = _start_values(args)
+    opts = options_from_args(args, start)
+    if opts.network_weights:
+        opts = opts.replace(network_weights=str(Path(opts.network_weights).expanduser().resolve()))
     dataset = _load_dataset(args)
-    base = str(Path(args.base).expanduser().resolve())
+    if not (args.base or recorded_base):
+        raise ValidationError("--base is required: the base checkpoint to train on.")
+    base = str(Path(args.base or recorded_base).expanduser().resolve())
     if args.print_command:
         return _print_command(opts, dataset, base)
     term = _Terminal()
@@ -144,6 +197,7 @@ def run_train(args) -> int:
             on_update=term.on_update,
             should_cancel=lambda: term.cancel_requested,
             use_cache=not args.no_cache,
+            require_known_state=False,  # the user's own shell may resume any state of the project
         )
     except train.TrainingCancelled as exc:
         sys.stderr.write(f"\n{exc}\n")

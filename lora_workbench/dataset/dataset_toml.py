@@ -11,7 +11,9 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from .. import toml_writer
 from ..datatypes import DatasetSubset, LoraDataset
@@ -37,8 +39,10 @@ def build_config(
     batch_size: int,
     enable_bucket: bool,
     caption_extension: str = ".txt",
+    subset_options: Mapping[str, Any] | None = None,
 ) -> dict:
-    """The [general] / [[datasets]] / [[datasets.subsets]] structure as plain dicts and lists."""
+    """The [general] / [[datasets]] / [[datasets.subsets]] structure as plain dicts and lists.
+    `subset_options`: caption/augmentation keys written into every subset (see the hook below)."""
     w, h = int(resolution[0]), int(resolution[1])
     general = {"caption_extension": caption_extension, "enable_bucket": bool(enable_bucket)}
     ds: dict = {
@@ -61,6 +65,13 @@ def build_config(
         }
         for s in subsets
     ]
+    # --- hook (features): per-subset caption and augmentation keys from the trainer's caption settings
+    # (KohyaCaptionOptions -> DatasetSubsetWeights.caption_options, made sd-scripts' keys by
+    # training.command.subset_caption_keys: shuffle_caption, keep_tokens, caption_dropout_rate,
+    # caption_tag_dropout_rate, flip_aug, color_aug, random_crop, ...). A subset's own value wins over
+    # the trainer's run-wide defaults, which go to [general] of the run's copy.
+    for sub in ds["subsets"]:
+        sub.update(subset_options or {})
     return {"general": general, "datasets": [ds]}
 
 

@@ -828,8 +828,10 @@ def prepare_dataset(  # noqa: C901 (cut into steps pending)
     max_items_per_epoch: int | None = None,
     epochs: int = 1,
     dry_run: bool = False,
+    subset_options: dict | None = None,
 ) -> tuple[LoraDataset, str]:
     """Scan, validate, balance and apply: returns the LoraDataset and the summary text.
+    `subset_options`: caption/augmentation keys for every subset (DatasetSubsetWeights.caption_options).
 
     mode "toml" writes `<project>/dataset.toml` and leaves the folders alone; "rename" renames the
     subset folders to `N_Subject` (journaled, see rename.py) and writes the TOML too. Validation
@@ -899,6 +901,7 @@ def prepare_dataset(  # noqa: C901 (cut into steps pending)
             batch_size=batch_size,
             enable_bucket=enable_bucket,
             caption_extension=CAPTION_EXT,
+            subset_options=subset_options,
         ),
         weights=effective_weights(a.scan, a.weights),
     )

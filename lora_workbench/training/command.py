@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import math
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..datatypes import LoraDataset
 from ..errors import ValidationError
 from ..modelfiles.detect import SCRIPT_FOR_ARCH, ModelInfo
-from . import families
+from . import families, kvargs
 from .kohya import KohyaInstall, default_tokenizer_cache
 from .settings import SETTING, SETTINGS, Where
 from .validation import check_device, check_family, sanitize_output_name
@@ -36,8 +37,11 @@ class Target:
     install: KohyaInstall
     device: str  # "gpu" | "cpu" (train.py probes "auto")
     run_dir: Path
-    logging_dir: Path | None = None
+    logging_dir: Path | None = None  # TensorBoard logs (PROJECT/logs); None = no logs
     model_files: dict = field(default_factory=dict)  # sd-scripts option -> path (model_files.pick)
+    resume_state: Path | None = None  # the saved state a resumed run starts from
+    dataset_augments: tuple[str, ...] = ()  # color_aug/random_crop set in the dataset TOML itself
+    config_name: str = "config.toml"  # a resumed run writes its own config beside the first one
 
     @property
     def family(self) -> families.TrainingFamily:
@@ -45,7 +49,7 @@ class Target:
 
     @property
     def config_path(self) -> Path:
-        return self.run_dir / "config.toml"
+        return self.run_dir / self.config_name
 
     @property
     def dataset_toml(self) -> Path:
@@ -111,15 +115,18 @@ def resolve_mixed_precision(opts, device: str) -> str:
     return "fp16" if device == "gpu" else "no"
 
 
-def total_steps(opts, dataset: LoraDataset) -> int:
-    """The seed's rule: steps per epoch (at the trainer's batch size) x epochs, unless set explicitly."""
+def total_steps(opts, dataset: LoraDataset, processes: int = 1) -> int:
+    """The seed's rule: optimizer steps per epoch (at the trainer's batch size) x epochs, unless set
+    explicitly. Like sd-scripts, an epoch's batches are split over the processes and every
+    gradient_accumulation_steps batches make one optimizer step (the last, shorter group too)."""
     if opts.max_train_steps:
         return opts.max_train_steps
     batch = opts.batch_size or dataset.batch_size or 1
     per_epoch = dataset.steps_per_epoch
     if opts.batch_size and opts.batch_size != dataset.batch_size:
         per_epoch = math.ceil(dataset.items_per_epoch / batch)
-    return max(1, per_epoch) * opts.epochs
+    per_process = math.ceil(max(1, per_epoch) / max(1, processes))
+    return math.ceil(per_process / opts.gradient_accumulation_steps) * opts.epochs
 
 
 def _sample_flags(opts, sample: families.SampleSettings | None) -> list[tuple[str, object]]:
@@ -175,7 +182,7 @@ def resolve(opts, t: Target) -> Resolved:
         script=t.model.script if opts.script == "auto" else opts.script,
         mixed_precision=resolve_mixed_precision(opts, t.device),
         output_name=output_name_for(opts, t.dataset),
-        total_steps=total_steps(opts, t.dataset),
+        total_steps=total_steps(opts, t.dataset, opts.num_processes if t.device == "gpu" else 1),
         prompts=sample_prompts_text(opts, fam.sample_for(t.model.variant)),
         tokenizer_cache_dir=opts.tokenizer_cache_dir or default_tokenizer_cache(),
         train_text_encoder=train_te,
@@ -199,7 +206,12 @@ def direct(opts, where: Where, section: str, family: str | None = None) -> dict:
             value = recipe.recommended.get(s.sd_name) if recipe and value == s.default else value
             if value is not None:
                 out[s.sd_name] = value
-        elif s.emit == "value" or (s.emit == "flag" and value is True) or (s.emit == "if_set" and value):
+        elif (
+            s.emit == "value"
+            or (s.emit == "flag" and value is True)
+            or (s.emit == "if_set" and value)
+            or (s.emit == "non_default" and value != s.default)
+        ):
             out[s.sd_name] = True if s.emit == "flag" else value
     return out
 
@@ -244,9 +256,34 @@ def _dataset(o, t: Target, r: Resolved) -> dict:
     return sec
 
 
+def network_args(o) -> list[str]:
+    """`network_args` as sd-scripts reads them: the network settings, then the validated extra pairs."""
+    t = o.network_type
+    args = [f"algo={kvargs.lycoris_algo(t)}"] if t in kvargs.LYCORIS_TYPES else []
+    if o.conv_dim and t in kvargs.CONV_TYPES:
+        args += [f"conv_dim={o.conv_dim}", f"conv_alpha={o.conv_alpha!r}"]
+    if t in kvargs.DYLORA_TYPES:
+        args.append(f"{'unit' if t == 'dylora' else 'block_size'}={o.dylora_unit}")
+    for name in ("rank_dropout", "module_dropout"):
+        if getattr(o, name):
+            args.append(f"{name}={getattr(o, name)!r}")
+    return args + kvargs.network_args(o.network_args, t)
+
+
+def network_module(o, family: families.TrainingFamily) -> str:
+    """The module network_type trains with; for plain LoRA the chosen network_module or the family's."""
+    if o.network_type != "lora":
+        return kvargs.NETWORK_MODULES[o.network_type]
+    return family.network_modules[0] if o.network_module == "auto" else o.network_module
+
+
 def _network(o, t: Target, r: Resolved) -> dict:
-    module = t.family.network_modules[0] if o.network_module == "auto" else o.network_module
-    sec = {"network_module": module, **direct(o, Where.CONFIG, "network", t.model.arch)}
+    sec = {"network_module": network_module(o, t.family), **direct(o, Where.CONFIG, "network", t.model.arch)}
+    args = network_args(o)
+    if args:
+        sec["network_args"] = args
+    if o.network_weights:
+        sec["network_weights"] = str(o.network_weights)
     if not r.train_text_encoder:
         sec["network_train_unet_only"] = True
     return sec
@@ -256,7 +293,26 @@ def _optimizer(o, t: Target, r: Resolved) -> dict:
     sec = direct(o, Where.CONFIG, "optimizer", t.model.arch)
     if r.train_text_encoder:
         sec["text_encoder_lr"] = o.text_encoder_lr
+    if o.lr_warmup_ratio:
+        sec["lr_warmup_steps"] = float(o.lr_warmup_ratio)  # a float below 1: sd-scripts' ratio of all steps
+    args = kvargs.optimizer_args(o.optimizer_args, o.optimizer)
+    if args:
+        sec["optimizer_args"] = args
     return sec
+
+
+def latents_cacheable(o, t: Target) -> bool:
+    """sd-scripts cannot cache latents when an image changes every time it is drawn."""
+    return not (o.color_aug or o.random_crop or t.dataset_augments)
+
+
+def latent_cache_warning(o, t: Target) -> str | None:
+    if not o.cache_latents or latents_cacheable(o, t):
+        return None
+    why = ", ".join(n for n in ("color_aug", "random_crop") if getattr(o, n)) or ", ".join(t.dataset_augments)
+    return (
+        f"cache_latents is off for this run: {why} changes the images every epoch (sd-scripts requires it)."
+    )
 
 
 def _training(o, t: Target, r: Resolved) -> dict:
@@ -274,8 +330,12 @@ def _training(o, t: Target, r: Resolved) -> dict:
         sec[o.attention] = True
     if t.model.arch == "sdxl" and r.mixed_precision == "fp16":
         sec["no_half_vae"] = True  # SDXL's VAE overflows in fp16
-    if t.logging_dir:
-        sec["logging_dir"] = str(t.logging_dir)
+    if o.multires_noise_iterations:
+        sec["multires_noise_discount"] = o.multires_noise_discount
+    if not latents_cacheable(o, t):
+        sec.update(cache_latents=False, cache_latents_to_disk=False)
+    if t.logging_dir and o.tensorboard:
+        sec.update(logging_dir=str(t.logging_dir), log_prefix=f"{t.run_dir.name}_")
     return sec
 
 
@@ -290,12 +350,15 @@ def _family_training(o, t: Target, r: Resolved) -> dict:
 
 
 def _saving(o, t: Target, r: Resolved) -> dict:
-    return {
+    sec = {
         "output_dir": str(t.run_dir),
         "output_name": r.output_name,
         "save_model_as": "safetensors",
         **direct(o, Where.CONFIG, "saving", t.model.arch),
     }
+    if t.resume_state is not None:
+        sec["resume"] = str(t.resume_state)
+    return sec
 
 
 def _sample(o, t: Target, r: Resolved) -> dict:
@@ -346,8 +409,29 @@ def dataset_patch(opts, dataset: LoraDataset) -> dict:
     general = direct(opts, Where.DATASET, "general")
     if opts.caption_extension and opts.caption_extension != dataset.caption_extension:
         general["caption_extension"] = opts.caption_extension
-    patch = {"general": general, "datasets": per_dataset, "subsets": direct(opts, Where.DATASET, "subsets")}
+    patch = {
+        "general": general,
+        "datasets": per_dataset,
+        "subsets": direct(opts, Where.DATASET, "subsets"),
+        "subset_defaults": direct(opts, Where.DATASET, "subset_defaults"),
+    }
     return {level: values for level, values in patch.items() if values}
+
+
+def subset_caption_keys(values: Mapping[str, Any], source: str = "caption_options") -> dict:
+    """The dataset TOML keys of the caption and augmentation settings in `values` (what
+    DatasetSubsetWeights writes into every subset); any other setting is an error naming it."""
+    out = {}
+    for name, value in values.items():
+        s = SETTING.get(name)
+        if s is None or s.where is not Where.DATASET or s.section != "subset_defaults":
+            raise ValidationError(
+                f"{source}: {name} is not a caption or augmentation setting; it belongs on the trainer "
+                f"(connect that option node to Kohya LoRA Train's options)."
+            )
+        if value != s.default:
+            out[s.sd_name] = value
+    return out
 
 
 # --------------------------------------------------------------------------- the launch argv
@@ -396,6 +480,10 @@ def build_command(opts, t: Target, warnings: list[str] | None = None) -> Command
     check_family(opts, t.model.arch, t.model.variant)
     check_script(opts, t.model)
     r = resolve(opts, t)
+    warnings = list(warnings or [])
+    note = latent_cache_warning(opts, t)
+    if note and note not in warnings:
+        warnings.append(note)
     return Command(
         argv=launch_argv(opts, t, r),
         cwd=str(t.install.scripts_dir),
@@ -409,7 +497,7 @@ def build_command(opts, t: Target, warnings: list[str] | None = None) -> Command
         total_steps=r.total_steps,
         output_dir=str(t.run_dir),
         output_name=r.output_name,
-        warnings=list(warnings or []),
+        warnings=warnings,
     )
 
 

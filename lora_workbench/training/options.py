@@ -76,10 +76,32 @@ TrainOptions = dataclasses.make_dataclass(
 
 @dataclasses.dataclass(frozen=True)
 class OptionSet:
-    """Settings given by option nodes (LORA_TRAIN_OPTIONS), each with the node that gave it."""
+    """Settings given by option nodes (LORA_TRAIN_OPTIONS), each with the node that gave it; and the
+    settings of an imported kohya_ss config (`base`), which option nodes override and which override
+    the trainer's own widgets."""
 
     values: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    base: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    base_source: str = ""
+
+    def settings(self) -> dict:
+        """What the chain sets: the imported config's settings, then the option nodes' (which win)."""
+        return {**self.base, **self.values}
+
+    def with_base(self, values: Mapping[str, Any], source: str) -> OptionSet:
+        """A new set with an imported config's settings as its base; one config per chain."""
+        if self.base_source:
+            raise ValidationError(
+                f"Two kohya_ss configs in one option chain: {self.base_source} and {source}; keep one."
+            )
+        checked = {}
+        for name, value in values.items():
+            if name not in SETTING:
+                raise ValidationError(f"{source}: unknown training setting {name!r}.")
+            checked[name] = coerce(name, value)
+            check_setting(SETTING[name], checked[name])
+        return dataclasses.replace(self, base=checked, base_source=source)
 
     def add(self, values: Mapping[str, Any], source: str) -> OptionSet:
         """A new set with `values` from `source`, each checked; a setting already set is an error."""
@@ -97,7 +119,11 @@ class OptionSet:
                 check_setting(SETTING[name], given[name])
             except ValidationError as exc:
                 raise ValidationError(f"{source}: {exc}") from None
-        return OptionSet({**self.values, **given}, {**self.sources, **dict.fromkeys(given, source)})
+        return dataclasses.replace(
+            self,
+            values={**self.values, **given},
+            sources={**self.sources, **dict.fromkeys(given, source)},
+        )
 
 
 __all__ = ["OptionSet", "TrainOptions", "coerce"]

@@ -212,6 +212,10 @@ class RunOptions:
     node_id: str | None = None
     grace_seconds: float = 5.0  # between SIGINT and SIGTERM when cancelled
     sample_dir: str | None = None  # default: sample/ beside --output_dir, else beside the first checkpoint
+    # A resumed run: the steps its state had done, and the loss curve so far (sd-scripts counts a
+    # resumed run's steps from 0 again, with the whole run's total).
+    step_offset: int = 0
+    prior_losses: list[tuple[int, float]] | None = None
 
 
 def run_process(argv: list[str], options: RunOptions) -> ProcessOutcome:
@@ -243,8 +247,11 @@ class _ProcessRun:
             total=int(options.total_steps or 0),
             log_path=str(options.log_path),
             node_id=options.node_id,
+            losses=list(options.prior_losses or []),
+            step=int(options.step_offset),
         )
-        self.watcher = _Watcher(self.status, options.sample_dir or _sample_dir_from_argv(self.argv))
+        sample_dir = options.sample_dir or _sample_dir_from_argv(self.argv)
+        self.watcher = _Watcher(self.status, sample_dir, options.step_offset)
         self.cancel_flag = _new_cancel_flag()
         self.cancelled = False
         self.started = time.monotonic()
@@ -427,8 +434,9 @@ class _OutputPump:
 class _Watcher:
     """Applies parser events to a TrainStatus and keeps the meaningful log lines for error messages."""
 
-    def __init__(self, status: TrainStatus, sample_dir: str | None):
+    def __init__(self, status: TrainStatus, sample_dir: str | None, step_offset: int = 0):
         self.status = status
+        self.step_offset = step_offset
         self.parser = ProgressParser(emit_lines=True)
         self.lines: deque[str] = deque(maxlen=2000)
         self.no_data = False
@@ -460,12 +468,16 @@ class _Watcher:
         st = self.status
         if st.state == "starting":
             st.state, st.message = "running", ""
-        st.step, st.total = ev.step or 0, ev.total or st.total
+        st.step = (ev.step or 0) + self.step_offset
+        if not self.step_offset:  # a resumed run's bar total is not what is left: keep the banner's
+            st.total = ev.total or st.total
         st.rate, st.it_per_s, st.eta_s = ev.rate or "", ev.it_per_s, ev.remaining
+        if self.step_offset and ev.remaining is not None and ev.it_per_s and st.total:
+            st.eta_s = max(0.0, (st.total - st.step) / ev.it_per_s)
         if ev.loss is not None:
             st.loss = ev.loss
             if ev.step:
-                _record_loss(st.losses, ev.step, ev.loss)
+                _record_loss(st.losses, st.step, ev.loss)
         return True
 
     def _on_total(self, ev: ProgressEvent) -> bool:

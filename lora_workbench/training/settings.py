@@ -18,6 +18,7 @@ from enum import Enum
 from typing import Any
 
 from ..modelfiles import families as file_families
+from .kvargs import NETWORK_TYPES
 
 # --------------------------------------------------------------------------- vocabularies
 # Model families sd-scripts trains (modelfiles/families.py); a setting names the ones it applies to.
@@ -80,6 +81,7 @@ SCHEDULERS = (
     "cosine_with_min_lr",
     "warmup_stable_decay",
     "inverse_sqrt",
+    "adafactor",  # Adafactor's own schedule (optimizer Adafactor only)
 )
 MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 SAVE_PRECISIONS = ("fp16", "bf16", "float")
@@ -110,6 +112,8 @@ STEP_RULES = ("seed", "epochs")
 BUCKETS = ("dataset", "on", "off")
 
 # Checked with fullmatch: the whole value, no trailing newline slipping through a `$`.
+# resume: "latest", a run folder name (<name>-NNN) or a path to one (checked against the project then).
+RESUME_RE = re.compile(r"latest|[^\x00-\x1f-][^\x00-\x1f]{0,4095}")
 OUTPUT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 CAPTION_EXT_RE = re.compile(r"\.[A-Za-z0-9_-]{1,16}")
 GPU_IDS_RE = re.compile(r"all|\d+(,\d+)*")
@@ -120,16 +124,21 @@ class Where(str, Enum):
     """Where a setting ends up."""
 
     CONFIG = "config"  # sd-scripts' --config_file TOML; `section` is the TOML section
-    DATASET = "dataset"  # the run's copy of the dataset TOML; `section` is general | datasets | subsets
+    # the run's copy of the dataset TOML; `section` is general | datasets | subsets, or subset_defaults:
+    # [general] only, so a value a subset sets itself (DatasetSubsetWeights' caption_options) wins
+    DATASET = "dataset"
     LAUNCH = "launch"  # the `accelerate launch` argv before the script
     PROMPTS = "prompts"  # the sample prompts file
     RUN = "run"  # ours: decides how the pack runs, never passed to sd-scripts as it is
 
 
-# How a CONFIG/DATASET setting is written when it is not built by hand ("custom": a section builder in
-# command.py writes it, usually because it depends on other settings or on the base model).
-# "family": the default means the family's recommended value (training/families.py); others as given.
-EMITS = ("value", "flag", "if_set", "custom", "family")
+# How a CONFIG/DATASET setting is written when it is not built by hand: "value" always, "flag" as true
+# when on, "if_set" when truthy, "non_default" when not at its default; "family": the default means the
+# family's recommended value (training/families.py), others as given; "custom": a section builder in
+# command.py writes it, usually because it depends on other settings or on the base model.
+EMITS = ("value", "flag", "if_set", "non_default", "custom", "family")
+# Text settings holding key=value pairs, checked per key (kvargs.py): never passed as raw text.
+KV_KINDS = ("network", "optimizer")
 
 
 @dataclass(frozen=True)
@@ -148,19 +157,23 @@ GROUPS: tuple[Group, ...] = (
         "network",
         "KohyaNetworkOptions",
         "Kohya Network Options",
-        "What the LoRA network trains: text encoder or U-Net only, v-parameterization.",
+        "What the network is and trains: LoRA, LoCon, DyLoRA or a LyCORIS algorithm, conv rank, dropout, "
+        "network_args, text encoder or U-Net only, clip skip, v-parameterization.",
     ),
     Group(
         "optimizer",
         "KohyaOptimizerOptions",
         "Kohya Optimizer Options",
-        "Optimizer and schedule: optimizer, scheduler, warmup, batch size, step count.",
+        "Optimizer, schedule and loss: optimizer and its args, scheduler, warmup, batch size, step count, "
+        "gradient accumulation and clipping, min-SNR gamma, multires noise.",
     ),
     Group(
         "captions",
         "KohyaCaptionOptions",
         "Kohya Caption Options",
-        "Captions, buckets and augmentation: caption extension and aspect-ratio buckets.",
+        "Captions, buckets and augmentation: caption extension, buckets, shuffle and keep tokens, caption "
+        "and tag dropout, flip, color augmentation and random crop (run-wide defaults; feed this node to "
+        "DatasetSubsetWeights' caption_options to write them per subset).",
     ),
     Group(
         "sampling",
@@ -172,7 +185,8 @@ GROUPS: tuple[Group, ...] = (
         "saving",
         "KohyaSavingOptions",
         "Kohya Saving Options",
-        "Saving: per-epoch files, their precision, linking the result into the model library.",
+        "Saving and resume: per-epoch files, their precision, training states and resuming from them, "
+        "continuing from a LoRA file, TensorBoard logs, linking the result into the model library.",
     ),
     Group(
         "precision",
@@ -239,6 +253,7 @@ class Setting:
     example_with: dict = field(default_factory=dict)  # other settings the example needs
     widget: dict = field(default_factory=dict)  # extra widget options (round, control_after_generate)
     doc_target: str = ""  # docs: where it goes, when `where`/`sd_name` do not say it all
+    kv: str = ""  # a KV_KINDS name: the text is key=value pairs checked by kvargs
 
     @property
     def main(self) -> bool:
@@ -320,6 +335,38 @@ SETTINGS: tuple[Setting, ...] = (
       doc_target="`network_train_unet_only = true` when off"),
     S("v_parameterization", bool, False, "network", "For SD 2.x 768-v models only.", section="model",
       sd_name="v_parameterization", emit="flag", families=("sd2",)),
+    S("network_type", str, "lora", "network", "lora; locon (LoRA + conv layers, set conv_dim); dylora; "
+      "lycoris_* trains a LyCORIS algorithm (LoHa, LoKr, ...) and needs the lycoris-lora package in the "
+      "sd-scripts environment.", choices=NETWORK_TYPES, section="network", sd_name="network_module",
+      example="locon", example_with={"conv_dim": 4},
+      doc_target="`network_module` (networks.lora, networks.dylora or lycoris.kohya with `algo=` in `network_args`)"),
+    S("conv_dim", int, 0, "network", "Rank of the conv (3x3) layers for locon, dylora and LyCORIS "
+      "(0 = LyCORIS uses network_dim; locon needs it set).", low=0, high=1024, section="network",
+      sd_name="network_args", example=4, example_with={"network_type": "locon"},
+      doc_target="`conv_dim=N` in `network_args`"),
+    S("conv_alpha", float, 1.0, "network", "Alpha of the conv layers (with conv_dim).", low=0.0,
+      high=1024.0, step=1.0, example=2.0, section="network", sd_name="network_args",
+      example_with={"network_type": "locon", "conv_dim": 4}, doc_target="`conv_alpha=A` in `network_args`"),
+    S("dylora_unit", int, 1, "network", "DyLoRA: ranks trained together (network_dim must be a "
+      "multiple of it).", low=1, high=1024, section="network", sd_name="network_args", example=2,
+      example_with={"network_type": "dylora"},
+      doc_target="`unit=N` (networks.dylora) or `block_size=N` (LyCORIS) in `network_args`"),
+    S("network_dropout", float, 0.0, "network", "Dropout of the network's neurons (0 = off; 0.1 "
+      "is typical).", low=0.0, high=1.0, step=0.01, example=0.1, section="network",
+      sd_name="network_dropout", emit="if_set"),
+    S("rank_dropout", float, 0.0, "network", "Dropout of each rank (0 = off).", low=0.0, high=1.0,
+      step=0.01, example=0.1, section="network", sd_name="network_args",
+      doc_target="`rank_dropout=P` in `network_args`"),
+    S("module_dropout", float, 0.0, "network", "Chance to skip a whole module in a step (0 = off).",
+      low=0.0, high=1.0, step=0.01, example=0.1, section="network", sd_name="network_args",
+      doc_target="`module_dropout=P` in `network_args`"),
+    S("network_args", str, "", "network", "More network arguments as key=value pairs separated by "
+      "spaces, e.g. 'loraplus_lr_ratio=16' or (LyCORIS) 'preset=attn-mlp use_tucker=True'; each key is "
+      "checked against what the network type reads.", kv="network", section="network",
+      sd_name="network_args", example="loraplus_lr_ratio=4", doc_target="`network_args` (a TOML array)"),
+    S("clip_skip", int, 0, "network", "Use the text encoder's output N layers from the end (2 for "
+      "anime models; 0 = sd-scripts' default). SD 1.x/2.x only.", low=0, high=12, example=2,
+      section="training", sd_name="clip_skip", emit="if_set", families=("sd1", "sd2")),
     # ------------------------------------------------------------------ optimizer and schedule
     S("optimizer", str, "AdamW", "optimizer", "sd-scripts optimizer; 8bit/Paged ones need a GPU "
       "(bitsandbytes).", choices=OPTIMIZERS, section="optimizer", sd_name="optimizer_type",
@@ -337,6 +384,36 @@ SETTINGS: tuple[Setting, ...] = (
     S("step_rule", str, "seed", "optimizer", "seed: steps = steps per epoch x epochs; epochs: let "
       "sd-scripts count (exact with buckets).", choices=STEP_RULES, section="training",
       doc_target="`max_train_steps` (seed) or `max_train_epochs` (epochs)"),
+    S("optimizer_args", str, "", "optimizer", "Optimizer arguments as key=value pairs separated by spaces "
+      "(Prodigy: 'decouple=True weight_decay=0.01 d_coef=2 use_bias_correction=True safeguard_warmup=True'); "
+      "each key is checked against the optimizer.", kv="optimizer", section="optimizer",
+      sd_name="optimizer_args", example="weight_decay=0.05", doc_target="`optimizer_args` (a TOML array)"),
+    S("lr_warmup_ratio", float, 0.0, "optimizer", "Warmup as a share of all steps (0.05 = 5%); 0 = use "
+      "lr_warmup_steps.", low=0.0, high=0.99, step=0.01, example=0.1, section="optimizer",
+      sd_name="lr_warmup_steps", doc_target="`lr_warmup_steps` as a float below 1 (sd-scripts' ratio)"),
+    S("lr_scheduler_num_cycles", int, 1, "optimizer", "Restarts of cosine_with_restarts.", low=1,
+      high=1000, example=3, section="optimizer", sd_name="lr_scheduler_num_cycles", emit="non_default"),
+    S("lr_scheduler_power", float, 1.0, "optimizer", "Power of the polynomial scheduler.", low=0.0,
+      high=100.0, step=0.1, example=2.0, section="optimizer", sd_name="lr_scheduler_power",
+      emit="non_default"),
+    S("gradient_accumulation_steps", int, 1, "optimizer", "Add up the gradients of N batches per "
+      "optimizer step (a larger effective batch; steps per epoch are divided by N).", low=1, high=1024,
+      example=2, section="training", sd_name="gradient_accumulation_steps", emit="non_default"),
+    S("max_grad_norm", float, 1.0, "optimizer", "Clip gradients to this norm (0 = no clipping).",
+      low=0.0, high=1000.0, step=0.1, example=0.5, section="optimizer", sd_name="max_grad_norm",
+      emit="non_default"),
+    S("min_snr_gamma", float, 0.0, "optimizer", "Min-SNR loss weighting gamma (5 is the paper's "
+      "value; 0 = off).", low=0.0, high=100.0, step=0.5, example=5.0, section="training",
+      sd_name="min_snr_gamma", emit="if_set"),
+    S("scale_weight_norms", float, 0.0, "optimizer", "Scale down weights whose norm exceeds this "
+      "(1.0 is a common start; 0 = off).", low=0.0, high=100.0, step=0.1, example=1.0,
+      section="network", sd_name="scale_weight_norms", emit="if_set"),
+    S("multires_noise_iterations", int, 0, "optimizer", "Multires noise iterations (6-10 typical; "
+      "0 = off).", low=0, high=64, example=6, section="training", sd_name="multires_noise_iterations",
+      emit="if_set"),
+    S("multires_noise_discount", float, 0.3, "optimizer", "Multires noise discount (with iterations "
+      "set).", low=0.0, high=1.0, step=0.05, example=0.1, section="training",
+      sd_name="multires_noise_discount", example_with={"multires_noise_iterations": 6}),
     # ------------------------------------------------------------------ captions, buckets, augmentation
     S("caption_extension", str, "", "captions", "Caption file extension, e.g. .txt; empty = the "
       "dataset's.", pattern=CAPTION_EXT_RE, pattern_hint="must look like '.txt' (a dot and up to 16 letters or digits), or be empty to use the dataset's",
@@ -350,6 +427,28 @@ SETTINGS: tuple[Setting, ...] = (
     S("max_bucket_reso", int, 1024, "captions", "Largest bucket side (buckets on).", low=64, high=8192,
       step=64, example=960, where=Where.DATASET, section="datasets", sd_name="max_bucket_reso",
       example_with={"buckets": "on"}),
+    S("shuffle_caption", bool, False, "captions", "Shuffle the comma-separated tags of each caption.",
+      where=Where.DATASET, section="subset_defaults", sd_name="shuffle_caption", emit="non_default"),
+    S("keep_tokens", int, 0, "captions", "Keep the first N tags in place when shuffling (e.g. the "
+      "trigger word).", low=0, high=255, example=1, where=Where.DATASET, section="subset_defaults",
+      sd_name="keep_tokens", emit="non_default"),
+    S("caption_dropout_rate", float, 0.0, "captions", "Chance to train an image with an empty caption.",
+      low=0.0, high=1.0, step=0.01, example=0.1, where=Where.DATASET, section="subset_defaults",
+      sd_name="caption_dropout_rate", emit="non_default"),
+    S("caption_dropout_every_n_epochs", int, 0, "captions", "Drop all captions every N epochs (0 = "
+      "never).", low=0, high=10000, example=2, where=Where.DATASET, section="subset_defaults",
+      sd_name="caption_dropout_every_n_epochs", emit="non_default"),
+    S("caption_tag_dropout_rate", float, 0.0, "captions", "Chance to drop each tag (not the kept ones).",
+      low=0.0, high=1.0, step=0.01, example=0.1, where=Where.DATASET, section="subset_defaults",
+      sd_name="caption_tag_dropout_rate", emit="non_default"),
+    S("flip_aug", bool, False, "captions", "Flip images horizontally at random (not for asymmetric "
+      "subjects or text).", where=Where.DATASET, section="subset_defaults", sd_name="flip_aug",
+      emit="non_default"),
+    S("color_aug", bool, False, "captions", "Vary hue at random; turns latent caching off.",
+      where=Where.DATASET, section="subset_defaults", sd_name="color_aug", emit="non_default"),
+    S("random_crop", bool, False, "captions", "Crop at random instead of centred; turns latent "
+      "caching off.", where=Where.DATASET, section="subset_defaults", sd_name="random_crop",
+      emit="non_default"),
     # ------------------------------------------------------------------ sampling
     S("sample_prompts", str, "", "sampling", "One prompt per line for sample images after each epoch "
       "(sd-scripts options like --n negative may follow). Written to a prompts file.", multiline=True,
@@ -375,6 +474,32 @@ SETTINGS: tuple[Setting, ...] = (
     S("link_to_library", bool, False, "saving", "Link the trained LoRA into ComfyUI's (and "
       "A1111/Forge's) LoRA folders when it is done.", where=Where.RUN, flags=("--link",),
       affects_result=False, doc_target="links the result into the UIs' LoRA folders afterwards"),
+    S("save_state", bool, False, "saving", "Also save the training state (optimizer, scheduler, RNG) "
+      "with every per-epoch file and at the end, so a cancelled or crashed run can be resumed.",
+      section="saving", sd_name="save_state", emit="flag", affects_result=False),
+    S("save_last_n_epochs", int, 0, "saving", "Keep only the newest N per-epoch files (0 = all).",
+      low=0, high=10000, example=2, section="saving", sd_name="save_last_n_epochs", emit="if_set",
+      affects_result=False),
+    S("save_last_n_epochs_state", int, 0, "saving", "Keep only the newest N training states (0 = all).",
+      low=0, high=10000, example=2, example_with={"save_state": True}, section="saving",
+      sd_name="save_last_n_epochs_state", emit="if_set", affects_result=False),
+    S("save_state_on_train_end", bool, False, "saving", "Save a training state at the end only (to "
+      "train on later), not per epoch.", section="saving", sd_name="save_state_on_train_end",
+      emit="flag", affects_result=False),
+    S("resume", str, "", "saving", "Resume a cancelled or crashed run from its newest saved state: "
+      "'latest' (the newest run of this output name) or a run folder (<name>-NNN in the project's "
+      "output). Its settings must match; it continues in the same folder.", pattern=RESUME_RE,
+      pattern_hint="must be 'latest' or a run folder", where=Where.RUN, affects_result=False,
+      example="latest", doc_target="`resume` = the run's newest `<name>-NNNNNN-state` folder"),
+    S("network_weights", str, "", "saving", "Continue from an existing LoRA file (.safetensors): a new "
+      "run that starts from its weights (same network type and rank, or dim_from_weights).",
+      section="network", sd_name="network_weights", example="/tmp/lora.safetensors"),
+    S("dim_from_weights", bool, False, "saving", "Take the rank and alpha from network_weights instead "
+      "of network_dim/network_alpha.", section="network", sd_name="dim_from_weights", emit="flag",
+      example_with={"network_weights": "/tmp/lora.safetensors"}),
+    S("tensorboard", bool, True, "saving", "Write TensorBoard logs to the project's logs/ folder "
+      "(open with: tensorboard --logdir PROJECT/logs).", section="training", sd_name="logging_dir",
+      affects_result=False, doc_target="`logging_dir` = PROJECT/logs, `log_prefix` = the run folder's name"),
     # ------------------------------------------------------------------ precision and memory
     S("mixed_precision", str, "auto", "precision", "auto: fp16 on a GPU, no on the CPU.",
       choices=MIXED_PRECISIONS, section="training", sd_name="mixed_precision", gpu_only_values=("fp16",),

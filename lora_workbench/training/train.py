@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -27,10 +28,11 @@ from ..dataset.images import is_image
 from ..datatypes import LoraDataset, TrainedLora
 from ..errors import ValidationError, WorkbenchError
 from ..library import layout, linker
+from ..modelfiles import lora_file
 from ..modelfiles.detect import ModelInfo, detect_model
 from ..modelfiles.safetensors_header import read_header
 from . import families as recipes
-from . import kohya, losscurve, memory, model_files, runner
+from . import kohya, kvargs, losscurve, memory, model_files, module_probe, proctree, resume, runner
 from .command import (
     Command,
     Target,
@@ -72,6 +74,7 @@ class TrainRun:
     cached: bool = False
     warnings: list[str] = field(default_factory=list)
     status: dict = field(default_factory=dict)
+    resumed_from: str = ""  # the state folder a resumed run started from
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class Plan:
     prepared: Prepared
     command: Command
     run_dir: Path
+    resume: resume.ResumePoint | None = None  # a resumed run: the run and state it continues
 
     @property
     def model(self) -> ModelInfo:
@@ -126,14 +130,20 @@ class RunControl:
     grace_seconds: float = 5.0
     env: dict | None = None
     roots: Sequence[str | os.PathLike] | None = None  # a workflow's allowed roots; None: the CLI
+    before_launch: Callable[[str], None] | None = (
+        None  # called with "gpu"/"cpu" just before sd-scripts starts
+    )
+    require_known_state: bool = True  # resume only states this installation saw written (workflows)
 
 
 # --------------------------------------------------------------------------- dataset
 def _apply_patch(data: dict, patch: dict) -> None:
     """Set the patch's keys: [general] ones everywhere they are set (the trainer wins), [[datasets]]
-    ones on every dataset (dropped from [general]), subset ones on every subset."""
+    ones on every dataset (dropped from [general]), subset ones on every subset, subset_defaults in
+    [general] only (a subset's own value wins)."""
     general = data.setdefault("general", {})
     general.update(patch.get("general", {}))
+    general.update(patch.get("subset_defaults", {}))
     for key in patch.get("datasets", {}):
         general.pop(key, None)
     for ds in data.get("datasets", []):
@@ -142,6 +152,21 @@ def _apply_patch(data: dict, patch: dict) -> None:
         for sub in ds.get("subsets", []):
             sub.update({k: v for k, v in patch.get("general", {}).items() if k in sub})
             sub.update(patch.get("subsets", {}))
+
+
+def dataset_augments(toml_path: str | os.PathLike) -> tuple[str, ...]:
+    """color_aug / random_crop switched on anywhere in a dataset TOML (they forbid latent caching)."""
+    try:
+        data = tomllib.loads(Path(toml_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ()
+    tables = [data.get("general") or {}]
+    for ds in data.get("datasets") or []:
+        tables += [ds, *(ds.get("subsets") or [])] if isinstance(ds, dict) else []
+    found = {
+        k for t in tables if isinstance(t, dict) for k in ("color_aug", "random_crop") if t.get(k) is True
+    }
+    return tuple(sorted(found))
 
 
 def write_dataset_copy(dataset: LoraDataset, patch: dict, dest: Path) -> None:
@@ -160,14 +185,15 @@ def write_dataset_copy(dataset: LoraDataset, patch: dict, dest: Path) -> None:
 # --------------------------------------------------------------------------- planning
 def _base_identity(path: str) -> dict:
     p = Path(path)
-    if p.is_dir():
-        cfg = p / "unet" / "config.json"
-        st = cfg.stat() if cfg.exists() else p.stat()
-    else:
-        st = p.stat()
+    try:
+        if p.is_dir():
+            cfg = p / "unet" / "config.json"
+            st = cfg.stat() if cfg.exists() else p.stat()
+        else:
+            st = p.stat()
+    except OSError:  # checked before a run; here only the key is made
+        return {"path": str(p)}
     return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-
-    # The fields of the first TrainSpec: always in the cache key, so runs cached before the settings
 
 
 # The fields of the first TrainSpec: always in the cache key, so runs cached before the settings
@@ -201,7 +227,8 @@ def fingerprint(
     device: str,
     files: Mapping[str, str] | None = None,
 ) -> str:
-    """The cache key: same dataset content, settings, base model file, script and device -> same run."""
+    """The cache key: same dataset content, settings, base model file, script and device -> same run
+    (and the same LoRA file to start from, for a run continued from one)."""
     ds_key = (
         dataset.fingerprint
         or hashlib.sha256(
@@ -218,9 +245,16 @@ def fingerprint(
             "device": device,
             "v": 1,
             **({"files": {k: _base_identity(v) for k, v in sorted(files.items())}} if files else {}),
+            **({"weights": _base_identity(opts.network_weights)} if opts.network_weights else {}),
         },
         sort_keys=True,
     )
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def resumed_fingerprint(setup: str, state: resume.SavedState) -> str:
+    """A resumed run's cache key: never the key of a fresh run with the same settings."""
+    blob = json.dumps({"setup": setup, "resumed_from": state.path.name, "step": state.step})
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
 
@@ -267,6 +301,32 @@ def _dataset_warnings(opts: TrainOptions, dataset: LoraDataset) -> list[str]:
     return warnings + list(dataset.warnings)
 
 
+def check_network_weights(opts: TrainOptions, model: ModelInfo) -> None:
+    """A LoRA file to continue from must exist, fit the base model and the network it starts."""
+    path = Path(opts.network_weights)
+    if not path.is_file() or path.suffix.lower() not in (".safetensors", ".sft"):
+        raise ValidationError(
+            f"network_weights {path} is not a .safetensors file; give the LoRA file to continue from."
+        )
+    info = lora_file.inspect(path)
+    lora_file.check_compatible(info, model.arch, f"the base model {Path(model.path).name}")
+    keys = read_header(path).keys()
+    lycoris_kind = next((t for m, t in _LYCORIS_KEYS if any(m in k for k in keys)), None)
+    if lycoris_kind and opts.network_type != lycoris_kind:
+        raise ValidationError(
+            f"network_weights {path.name} holds {lycoris_kind} weights; set network_type to {lycoris_kind}."
+        )
+    if not lycoris_kind and opts.network_type in kvargs.LORA_MODULE_TYPES and not opts.dim_from_weights:
+        if info.rank is not None and info.rank != opts.network_dim:
+            raise ValidationError(
+                f"network_weights {path.name} has rank {info.rank} and network_dim is {opts.network_dim}; set "
+                f"network_dim to {info.rank} (and network_alpha to its alpha), or turn dim_from_weights on."
+            )
+
+
+_LYCORIS_KEYS = ((".hada_w1_a", "lycoris_loha"), (".lokr_w1", "lycoris_lokr"))
+
+
 def prepare(
     opts: TrainOptions,
     dataset: LoraDataset,
@@ -275,10 +335,11 @@ def prepare(
     kohya_root: str | os.PathLike | None = None,
     device: str | None = None,
     files: model_files.FileSource | None = None,
+    env: dict | None = None,
 ) -> Prepared:
-    """Validate everything once (settings, device, family, files, dataset) and find what the run needs.
-    `files` says where the extra model files come from (the node: ComfyUI's folders; default: paths,
-    or names in $COMFYUI_PATH/models)."""
+    """Validate everything once (settings, device, family, files, dataset, the LyCORIS package, the LoRA
+    file to continue from) and find what the run needs. `files` says where the extra model files come
+    from (the node: ComfyUI's folders; default: paths, or names in $COMFYUI_PATH/models)."""
     warnings = validate(opts)
     opts = effective_options(opts, dataset)
     base = str(Path(base_model).expanduser())
@@ -293,6 +354,10 @@ def prepare(
     check_family(opts, model.arch, model.variant)
     check_script(opts, model)
     extra = _pick_files(opts, model, files)
+    if opts.network_weights:
+        check_network_weights(opts, model)
+    if opts.network_type in kvargs.LYCORIS_TYPES:
+        module_probe.require_lycoris(install.python, opts.network_type, env=env, cwd=str(install.scripts_dir))
     warnings += [w for w in _dataset_warnings(opts, dataset) if w not in warnings]
     estimate = _memory(opts, model, device, install)
     if estimate is not None and estimate.verdict in ("tight", "too_big"):
@@ -338,12 +403,27 @@ def _memory(opts: TrainOptions, model: ModelInfo, device: str, install) -> memor
     return memory.estimate(shape, gpu_memory_gib(install.python))
 
 
-def build(prep: Prepared, run_dir: Path) -> Plan:
-    """The command for one run folder (built once per run)."""
+def build(prep: Prepared, run_dir: Path, point: resume.ResumePoint | None = None) -> Plan:
+    """The command for one run folder (built once per run); a resumed run starts from its state."""
+    run_dir = Path(run_dir)
+    state = point.state if point is not None else None
     target = Target(
-        prep.dataset, prep.model, prep.install, prep.device, Path(run_dir), model_files=dict(prep.model_files)
+        prep.dataset,
+        prep.model,
+        prep.install,
+        prep.device,
+        run_dir,
+        logging_dir=Path(prep.dataset.project_dir) / "logs",
+        model_files=dict(prep.model_files),
+        resume_state=state.path if state is not None else None,
+        dataset_augments=dataset_augments(prep.dataset.toml_path),
+        config_name=_resume_config_name(point) if point is not None else "config.toml",
     )
-    return Plan(prep, build_command(prep.options, target, list(prep.warnings)), Path(run_dir))
+    return Plan(prep, build_command(prep.options, target, list(prep.warnings)), run_dir, point)
+
+
+def _resume_config_name(point: resume.ResumePoint) -> str:
+    return f"config-resume-{len(point.record.get('resumes') or []) + 1}.toml"
 
 
 def plan(
@@ -355,8 +435,12 @@ def plan(
     device: str | None = None,
     files: model_files.FileSource | None = None,
 ) -> Plan:
-    """Validate and build the command for the next run folder, writing nothing."""
+    """Validate and build the command for the next run folder (or the resumed one), writing nothing."""
     prep = prepare(opts, dataset, base_model, kohya_root=kohya_root, device=device, files=files)
+    if prep.options.resume:
+        point = resume_point(prep, require_known_state=False)
+        if point.state is not None:
+            return build(prep, point.run_dir, point)
     return build(prep, next_run_dir(output_root(dataset), prep.output_name))
 
 
@@ -452,40 +536,140 @@ def train(
     files: model_files.FileSource | None = None,
     **control,
 ) -> TrainRun:
-    """Train (or reuse) a LoRA. `control` are RunControl's fields (on_update, should_cancel, node_id,
-    ui_dirs, grace_seconds, env, roots). Raises ValidationError before launch, TrainingCancelled on cancel,
-    and WorkbenchError quoting the log's last meaningful lines when sd-scripts fails or writes no LoRA.
-    An exception raised by `on_update` (ComfyUI's interrupt) kills the run and propagates."""
+    """Train (or reuse, or resume) a LoRA. `control` are RunControl's fields (on_update, should_cancel,
+    node_id, ui_dirs, grace_seconds, env, roots, before_launch, require_known_state). Raises
+    ValidationError before launch, TrainingCancelled on cancel, and WorkbenchError quoting the log's last
+    meaningful lines when sd-scripts fails or writes no LoRA. An exception raised by `on_update`
+    (ComfyUI's interrupt) kills the run and propagates."""
     ctl = RunControl(**control)
     with _train_lock:
-        prep = prepare(opts, dataset, base_model, kohya_root=kohya_root, device=device, files=files)
+        prep = prepare(
+            opts, dataset, base_model, kohya_root=kohya_root, device=device, files=files, env=ctl.env
+        )
+        if prep.options.resume:
+            return _resume(prep, ctl)
         if use_cache:
             hit = find_cached(dataset, prep.fingerprint)
             if hit is not None:
-                _publish_cached(hit, ctl.node_id)
-                if prep.options.link_to_library:
-                    hit.warnings += _link(dataset.project_dir, ctl)
-                return hit
+                return _reuse(hit, prep, ctl)
         run_dir = _make_run_dir(output_root(dataset), prep.output_name)
         return _run(build(prep, run_dir), ctl)
 
 
+def _reuse(hit: TrainRun, prep: Prepared, ctl: RunControl) -> TrainRun:
+    _publish_cached(hit, ctl.node_id)
+    if prep.options.link_to_library:
+        hit.warnings += _link(prep.dataset.project_dir, ctl)
+    return hit
+
+
+def resume_point(prep: Prepared, *, require_known_state: bool = True) -> resume.ResumePoint:
+    """The run `resume` names, checked: the same setup, not running elsewhere, a state to start from
+    (trusted, for a workflow). A finished run comes back with state None (nothing to resume)."""
+    point = resume.find_point(prep.options.resume, output_root(prep.dataset), prep.output_name)
+    rec, run_name = point.record, point.run_dir.name
+    if (rec.get("setup_fingerprint") or rec.get("fingerprint")) != prep.fingerprint:
+        raise ValidationError(
+            f"The run {run_name} was set up differently ({resume.mismatch(rec, prep.options.to_dict())}); a "
+            f"resumed run continues it as it was. Set the settings back, or clear resume to start a new run."
+        )
+    if rec.get("state") == "finished":
+        return resume.ResumePoint(point.run_dir, rec, None)
+    pid = rec.get("pid")
+    if (
+        rec.get("state") == "running"
+        and isinstance(pid, int)
+        and pid != os.getpid()
+        and proctree.pid_alive(pid)
+    ):
+        raise ValidationError(
+            f"The run {run_name} is still training (process {pid}); wait for it or cancel it first."
+        )
+    if point.state is None:
+        raise ValidationError(
+            f"The run {run_name} has no saved training state to resume from (save_state was off, or it "
+            f"stopped before the first one); start a new run, with save_state on to be able to resume it."
+        )
+    if point.state.step >= int(rec.get("total_steps") or 0) > 0:
+        raise ValidationError(
+            f"The run {run_name}'s newest state is at its last step; there is nothing left to train."
+        )
+    if require_known_state:
+        resume.check_known(point.state)
+    return point
+
+
+def _resume(prep: Prepared, ctl: RunControl) -> TrainRun:
+    point = resume_point(prep, require_known_state=ctl.require_known_state)
+    if point.state is None:  # finished already (e.g. the same resumed prompt queued again)
+        hit = find_cached(prep.dataset, point.record.get("fingerprint", ""))
+        if hit is not None:
+            hit.warnings.append(f"{point.run_dir.name} has finished; there was nothing to resume.")
+            return _reuse(hit, prep, ctl)
+        raise ValidationError(
+            f"The run {point.run_dir.name} has finished but its LoRA file is gone; start a new run."
+        )
+    return _run(build(prep, point.run_dir, point), ctl)
+
+
 def write_run_files(p: Plan) -> dict:
-    """config.toml, dataset.toml (copy), prompts.txt, command.txt and the first run.json."""
+    """config.toml, dataset.toml (copy), prompts.txt, command.txt and the first run.json; a resumed
+    run writes config-resume-N.toml, appends to command.txt and updates the run's record."""
     cmd, run_dir, dataset = p.command, p.run_dir, p.prepared.dataset
     header = toml_writer.comment(
         f"sd-scripts {cmd.script} config for {cmd.output_name}, written by lora-workbench.",
         f"Run it again with: {cmd.display()}",
     )
-    (run_dir / "config.toml").write_text(header + toml_writer.dumps(cmd.config), encoding="utf-8")
+    config_path = Path(cmd.argv[cmd.argv.index("--config_file") + 1])
+    config_path.write_text(header + toml_writer.dumps(cmd.config), encoding="utf-8")
     write_dataset_copy(dataset, cmd.dataset_patch, run_dir / "dataset.toml")
     if cmd.prompts:
         (run_dir / "prompts.txt").write_text(cmd.prompts, encoding="utf-8")
-    (run_dir / "command.txt").write_text(
-        f"# working directory: {cmd.cwd}\n{cmd.display()}\n", encoding="utf-8"
+    line = f"# working directory: {cmd.cwd}\n{cmd.display()}\n"
+    if p.resume is not None:
+        line = f"# resumed from {p.resume.state.path.name}\n" + line
+    with open(run_dir / "command.txt", "a" if p.resume is not None else "w", encoding="utf-8") as f:
+        f.write(line)
+    record = _resumed_record(p) if p.resume is not None else _new_record(p)
+    _write_json(run_dir / RUN_FILE, record)
+    return record
+
+
+def _resumed_record(p: Plan) -> dict:
+    """The run's record, now resumed: its own cache key, the losses up to the state, the attempt noted."""
+    point = p.resume
+    state = point.state
+    record = dict(point.record)
+    setup = record.get("setup_fingerprint") or record.get("fingerprint")
+    record.pop("error", None)
+    record.update(
+        fingerprint=resumed_fingerprint(setup, state),
+        setup_fingerprint=setup,
+        state="running",
+        pid=os.getpid(),
+        argv=p.command.argv,
+        losses=[x for x in record.get("losses") or [] if x[0] <= state.step],
+        resumes=[
+            *(record.get("resumes") or []),
+            {
+                "from": state.path.name,
+                "step": state.step,
+                "epoch": state.epoch,
+                "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        ],
     )
-    record = {
+    return record
+
+
+def _new_record(p: Plan) -> dict:
+    cmd, dataset = p.command, p.prepared.dataset
+    return {
         "fingerprint": p.fingerprint,
+        "setup_fingerprint": p.fingerprint,
+        "output_name": cmd.output_name,
+        "total_steps": cmd.total_steps,
+        "pid": os.getpid(),
         "state": "running",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "spec": p.prepared.options.to_dict(),
@@ -500,21 +684,23 @@ def write_run_files(p: Plan) -> dict:
         "warnings": p.warnings,
         "python": sys.version.split()[0],
     }
-    _write_json(run_dir / RUN_FILE, record)
-    return record
 
 
 def _run(p: Plan, ctl: RunControl) -> TrainRun:
     """Write the run folder, run sd-scripts, and turn what it left into a TrainRun (or an error)."""
     record = write_run_files(p)
+    if ctl.before_launch is not None:
+        ctl.before_launch(p.command.device)
     result = _launch(p, ctl, record)
     loss_png = _check_outcome(p, result, record)
     return _finished(p, ctl, record, result.status, loss_png)
 
 
 def _launch(p: Plan, ctl: RunControl, record: dict):
-    """The sd-scripts process, start to end; run.json says cancelled/failed when it raises."""
+    """The sd-scripts process, start to end; run.json says cancelled/failed when it raises (with the
+    loss curve so far and the states it saved, so the run can be resumed)."""
     cmd, run_dir = p.command, p.run_dir
+    offset = p.resume.state.step if p.resume is not None else 0
     try:
         return runner.run_process(
             cmd.argv,
@@ -529,15 +715,21 @@ def _launch(p: Plan, ctl: RunControl, record: dict):
                 node_id=ctl.node_id,
                 grace_seconds=ctl.grace_seconds,
                 sample_dir=str(run_dir / "sample"),
+                step_offset=offset,
+                prior_losses=[(x[0], math.nan if x[1] is None else x[1]) for x in record.get("losses") or []],
             ),
         )
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt) or "Interrupt" in type(exc).__name__
+        last = runner.current_status() or {}
         record.update(
             state="cancelled" if interrupted else "failed",
             error=f"{type(exc).__name__}: {exc}",
             finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         )
+        if last.get("run_id") == run_dir.name:
+            record["losses"] = [x for x in last.get("losses") or [] if x[1] is not None]
+        record["states"] = resume.remember_states(run_dir, cmd.output_name)
         _write_json(run_dir / RUN_FILE, record)
         raise
 
@@ -557,6 +749,8 @@ def _check_outcome(p: Plan, result, record: dict) -> str:
         returncode=result.returncode,
         losses=[list(x) for x in status.losses],
         loss_curve=loss_png,
+        states=resume.remember_states(run_dir, cmd.output_name),
+        total_steps=status.total or cmd.total_steps,
     )
     if result.cancelled or status.state == "cancelled":
         record.update(state="cancelled", status=status.to_dict(max_losses=500))
@@ -608,4 +802,5 @@ def _finished(p: Plan, ctl: RunControl, record: dict, status, loss_png: str) -> 
         losses=list(status.losses),
         warnings=warnings,
         status=status.to_dict(),
+        resumed_from=p.resume.state.path.name if p.resume is not None else "",
     )

@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import ValidationError
 from ..modelfiles import families as file_families
 from . import families as recipes
+from . import kvargs
 from .settings import FAMILIES, SETTINGS, Setting
 
 _TYPE_WORDS = {bool: "on or off (a boolean)", int: "a whole number", float: "a number", str: "text"}
@@ -51,6 +52,10 @@ def check_setting(s: Setting, value: Any) -> None:
         raise ValidationError(f"{s.name} is {value}; set it between {s.low} and {s.high}.")
     if s.pattern is not None and value and not s.pattern.fullmatch(value):
         raise ValidationError(f"{s.name} {value!r} {s.pattern_hint}.")
+    if s.kv == "network":
+        kvargs.network_args(value)
+    elif s.kv == "optimizer":
+        kvargs.optimizer_args(value)
 
 
 # --------------------------------------------------------------------------- cross-field rules
@@ -126,6 +131,89 @@ def _multi_machine(o) -> None:
         raise ValidationError(f"machine_rank {o.machine_rank} must be below num_machines {o.num_machines}.")
 
 
+def _conv_dim_fits_the_network(o) -> None:
+    if o.network_type == "locon" and not o.conv_dim:
+        raise ValidationError(
+            "network_type locon trains the conv layers too: set conv_dim (e.g. 8), or use lora."
+        )
+    if o.conv_dim and o.network_type not in kvargs.CONV_TYPES:
+        raise ValidationError(
+            f"conv_dim {o.conv_dim} has no effect with network_type {o.network_type}; set network_type to "
+            f"locon (LoRA + conv layers) or set conv_dim to 0."
+        )
+    if o.network_type == "dylora" and o.conv_dim and o.conv_dim != o.network_dim:
+        raise ValidationError(
+            f"DyLoRA needs conv_dim equal to network_dim ({o.network_dim}); set conv_dim to {o.network_dim} or 0."
+        )
+
+
+def _dylora(o) -> None:
+    if o.network_type not in kvargs.DYLORA_TYPES:
+        if o.dylora_unit != 1:
+            raise ValidationError(
+                f"dylora_unit is for network_type dylora or lycoris_dylora; set it back to 1 "
+                f"(network_type is {o.network_type})."
+            )
+        return
+    if o.network_dim % o.dylora_unit:
+        raise ValidationError(
+            f"network_dim {o.network_dim} is not a multiple of dylora_unit {o.dylora_unit}; change one of them."
+        )
+    if o.network_type == "dylora" and (o.network_dropout or o.rank_dropout or o.module_dropout):
+        raise ValidationError(
+            "sd-scripts' DyLoRA ignores network_dropout, rank_dropout and module_dropout; set them to 0 "
+            "(or use lycoris_dylora)."
+        )
+
+
+def _network_args_fit(o) -> None:
+    kvargs.network_args(o.network_args, o.network_type)
+
+
+def _optimizer_args_fit(o) -> None:
+    kvargs.optimizer_args(o.optimizer_args, o.optimizer)
+    if o.lr_scheduler == "adafactor" and o.optimizer != "Adafactor":
+        raise ValidationError(
+            "lr_scheduler adafactor works only with the Adafactor optimizer; pick another scheduler."
+        )
+
+
+def _warmup_once(o) -> None:
+    if o.lr_warmup_ratio and o.lr_warmup_steps:
+        raise ValidationError("lr_warmup_steps and lr_warmup_ratio are both set; keep one (the other at 0).")
+    if o.lr_warmup_ratio and o.lr_scheduler == "constant":
+        raise ValidationError(
+            "lr_scheduler 'constant' takes no warmup (sd-scripts raises); set lr_warmup_ratio to 0 or use "
+            "constant_with_warmup."
+        )
+
+
+def _resume_or_weights(o) -> str | None:
+    if o.resume and o.network_weights:
+        raise ValidationError(
+            "resume continues a run from its saved state; network_weights starts a new run from a LoRA file. "
+            "Set only one of them."
+        )
+    if o.dim_from_weights and not o.network_weights:
+        raise ValidationError("dim_from_weights needs network_weights (the LoRA file to take the rank from).")
+    if o.save_last_n_epochs_state and not o.save_state:
+        raise ValidationError("save_last_n_epochs_state keeps training states: turn save_state on too.")
+    if o.save_state and not o.save_every_n_epochs:
+        return (
+            "save_state with save_every_n_epochs 0 saves a state only at the end: a cancelled run cannot "
+            "be resumed; set save_every_n_epochs to 1 to keep a state per epoch."
+        )
+    return None
+
+
+def _multires_discount(o) -> None:
+    if o.multires_noise_discount != 0.3 and not o.multires_noise_iterations:
+        raise ValidationError(
+            "multires_noise_discount has no effect without multires_noise_iterations; set the iterations "
+            "(e.g. 6) or the discount back to 0.3."
+        )
+
+
 RULES: tuple[Callable[[Any], str | None], ...] = (
     _learning_rates,
     _resolution_steps,
@@ -134,6 +222,13 @@ RULES: tuple[Callable[[Any], str | None], ...] = (
     _constant_without_warmup,
     _python_launcher_is_single,
     _multi_machine,
+    _conv_dim_fits_the_network,
+    _dylora,
+    _network_args_fit,
+    _optimizer_args_fit,
+    _warmup_once,
+    _resume_or_weights,
+    _multires_discount,
 )
 
 

@@ -4,8 +4,11 @@ Reads our config TOML like sd-scripts does, prints sd-scripts' progress format (
 N/M`, `saving checkpoint: PATH`; the tqdm `steps:` bar on stderr) and writes LoRA files with kohya's
 key names and `ss_*` metadata. It trains nothing. Environment switches:
 FAKE_SD_LAUNCHES (append one line per launch to this file), FAKE_SD_FAIL (raise after step 1),
-FAKE_SD_NO_FILE (exit 0 without saving), FAKE_SD_SLEEP (seconds per step), FAKE_SD_CHILD_PIDFILE
-(start a sleeping grandchild, like accelerate -> trainer), FAKE_SD_PER_EPOCH (steps per epoch, 4).
+FAKE_SD_NO_FILE (exit 0 without saving), FAKE_SD_CRASH_AT_EPOCH (exit 1 when that epoch starts), FAKE_SD_SLEEP (seconds per step), FAKE_SD_CHILD_PIDFILE
+(start a sleeping grandchild, like accelerate -> trainer), FAKE_SD_PER_EPOCH (batches per epoch, 4).
+Like sd-scripts: `save_state` writes `<name>-NNNNNN-state/` (with train_state.json) beside each
+per-epoch file and `<name>-state/` at the end; `resume` skips the epochs its state finished and counts
+the steps bar from 0 again (total = max_train_steps); gradient_accumulation_steps divides the steps.
 """
 
 from __future__ import annotations
@@ -60,6 +63,24 @@ def save(path: str, cfg: dict, epoch: int, steps: int) -> None:
     write_safetensors_header_only(path, tensors, meta)
 
 
+def save_state(folder: str, epoch: int, step: int) -> None:
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "train_state.json"), "w") as f:
+        json.dump({"current_epoch": epoch, "current_step": step}, f)
+    with open(os.path.join(folder, "optimizer.bin"), "wb") as f:
+        f.write(b"fake optimizer state %d" % step)
+
+
+def resumed_epochs(cfg: dict, per_epoch: int) -> int:
+    """The epochs a resumed state finished (sd-scripts: its current_step // steps per epoch)."""
+    if not cfg.get("resume"):
+        return 0
+    with open(os.path.join(cfg["resume"], "train_state.json")) as f:
+        step = json.load(f)["current_step"]
+    sys.stderr.write(f"INFO     load train state from {cfg['resume']}: step {step}\n")
+    return step // per_epoch
+
+
 def main() -> int:
     argv = sys.argv[1:]
     cfg_path = argv[argv.index("--config_file") + 1]
@@ -77,7 +98,9 @@ def main() -> int:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
         with open(os.environ["FAKE_SD_CHILD_PIDFILE"], "w") as f:
             f.write(str(child.pid))
-    per_epoch = int(os.environ.get("FAKE_SD_PER_EPOCH", "4"))
+    per_epoch = math.ceil(
+        int(os.environ.get("FAKE_SD_PER_EPOCH", "4")) / cfg.get("gradient_accumulation_steps", 1)
+    )
     if "max_train_epochs" in cfg:
         epochs = cfg["max_train_epochs"]
         total = epochs * per_epoch
@@ -96,9 +119,13 @@ def main() -> int:
     err.write(bar(0, total, None))
     err.flush()
     step = 0
-    for epoch in range(1, epochs + 1):
+    start = resumed_epochs(cfg, per_epoch)
+    for epoch in range(start + 1, epochs + 1):
         out.write(f"\nepoch {epoch}/{epochs}\n")
         out.flush()
+        if os.environ.get("FAKE_SD_CRASH_AT_EPOCH") == str(epoch):  # a crash after the states before it
+            err.write("\nTraceback (most recent call last):\nRuntimeError: the machine fell over\n")
+            return 1
         for _ in range(per_epoch):
             if step >= total:
                 break
@@ -120,6 +147,10 @@ def main() -> int:
             save(path, cfg, epoch, step)
             out.write(f"\nsaving checkpoint: {path}\n")
             out.flush()
+            if cfg.get("save_state"):
+                save_state(
+                    os.path.join(out_dir, f"{name}-{epoch:06d}-state"), epoch, start * per_epoch + step
+                )
         if cfg.get("sample_prompts"):
             os.makedirs(os.path.join(out_dir, "sample"), exist_ok=True)
             from PIL import Image
@@ -130,6 +161,8 @@ def main() -> int:
     if os.environ.get("FAKE_SD_NO_FILE"):
         err.write("\n2026-11-25 02:59:59 INFO     something odd happened      train_network.py:1\n")
         return 0
+    if cfg.get("save_state") or cfg.get("save_state_on_train_end"):
+        save_state(os.path.join(out_dir, f"{name}-state"), epochs, start * per_epoch + step)
     path = os.path.join(out_dir, f"{name}.safetensors")
     save(path, cfg, epochs, step)
     out.write(f"\nsaving checkpoint: {path}\n")

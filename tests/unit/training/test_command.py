@@ -35,10 +35,10 @@ TENSORS = {
 }
 # Settings that decide how the pack runs rather than what the command holds; each has its own test:
 # model_type (test_model_type_overrides_the_detected_family), show_samples (test_show_samples_...),
-# link_to_library (test_train.py::test_link_to_library_...).
+# link_to_library (test_train.py::test_link_to_library_...), resume (tests/unit/training/test_resume.py).
 # The extra model files are resolved to paths in train.prepare (test_model_files, test_train_families).
 MODEL_FILES = {"clip_l", "clip_g", "t5xxl", "ae", "vae", "gemma2", "text_encoder", "byt5", "qwen3"}
-RUN_LEVEL = {"model_type", "show_samples", "link_to_library", *MODEL_FILES}
+RUN_LEVEL = {"model_type", "show_samples", "link_to_library", "resume", *MODEL_FILES}
 # An explicit script must be the one auto picks (test_a_script_that_does_not_fit_is_a_sentence).
 SAME_AS_AUTO = {"script"}
 
@@ -57,7 +57,8 @@ def _build(tmp_path, ds, family="sd1", device=None, **values):
     opts = TrainOptions.from_values(values)
     if device is None:
         device = opts.device if opts.device != "auto" else "gpu"
-    target = Target(ds, detect_model(ckpt, opts.model_type), kohya.find_install(), device, tmp_path / "out")
+    model = detect_model(ckpt, opts.model_type)
+    target = Target(ds, model, kohya.find_install(), device, tmp_path / "out", logging_dir=tmp_path / "logs")
     return build_command(opts, target)
 
 

@@ -1,0 +1,121 @@
+"""Node KohyaGuiConfigOptions: a kohya_ss GUI preset or saved config as training options.
+
+Thin adapter over training/kohya_gui.py: the preset list comes from the configured kohya_ss GUI
+checkout (KOHYA_SS_GUI_PATH, or KOHYA_SS_PATH when it is one); a config file named by the workflow
+must lie inside the allowed roots. Its settings become the chain's base: they replace the trainer's
+own widgets, and option nodes in the chain win over them. The text output lists every key as used,
+mapped or skipped (with the reason).
+"""
+
+from __future__ import annotations
+
+from ..lora_workbench import paths
+from ..lora_workbench.errors import ValidationError
+from ..lora_workbench.training import kohya_gui, node_layout
+from ..lora_workbench.training.options import OptionSet
+from . import _comfy
+
+NO_PRESET = "(none)"
+
+
+def _presets() -> dict:
+    try:
+        return kohya_gui.presets(paths.kohya_ss_gui_path())
+    except Exception:  # a broken settings file must not break the node list
+        return {}
+
+
+def load(preset: str, config_file: str) -> kohya_gui.GuiImport:
+    """The chosen preset (from the GUI checkout) or the config file (confined); one of them."""
+    if preset not in ("", NO_PRESET) and config_file.strip():
+        raise ValidationError("Pick a preset or give a config_file, not both.")
+    if config_file.strip():
+        path = paths.confine(config_file, what="kohya_ss config file", must_exist=True)
+        if path.suffix.lower() != ".json" or not path.is_file():
+            raise ValidationError(f"The kohya_ss config {path} is not a .json file.")
+        return kohya_gui.import_file(path)
+    found = _presets()
+    if preset in ("", NO_PRESET):
+        raise ValidationError("Pick a kohya_ss preset or give a config_file (a GUI .json).")
+    if preset not in found:
+        raise ValidationError(
+            f"The kohya_ss preset {preset!r} is not in {paths.kohya_ss_gui_path()}/presets/lora; pick one "
+            f"from the list (set KOHYA_SS_GUI_PATH to your kohya_ss GUI folder)."
+        )
+    return kohya_gui.import_file(found[preset])
+
+
+class KohyaGuiConfigOptions:
+    """A kohya_ss GUI preset or config as the base of the training options."""
+
+    DESCRIPTION = (
+        "Imports a kohya_ss GUI LoRA preset (from your kohya_ss folder) or a saved GUI config (.json): "
+        "its settings replace Kohya LoRA Train's widgets, option nodes in the chain win over them, and "
+        "the text lists every key as used, mapped or skipped with the reason."
+    )
+    CATEGORY = f"{_comfy.CATEGORY}/training/options"
+    FUNCTION = "collect"
+    RETURN_TYPES = (node_layout.OPTIONS_TYPE, "STRING")
+    RETURN_NAMES = ("options", "report")
+    OUTPUT_TOOLTIPS = (
+        "The options received plus the config's settings (as the chain's base): connect to another "
+        "option node or to Kohya LoRA Train's `options`.",
+        "What became of each key of the config: used, mapped or skipped (and why).",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        names = [NO_PRESET, *sorted(_presets())]
+        return {
+            "required": {
+                "preset": (
+                    names,
+                    {
+                        "default": NO_PRESET,
+                        "tooltip": "A LoRA preset of the kohya_ss GUI (presets/lora in KOHYA_SS_GUI_PATH, "
+                        "or in KOHYA_SS_PATH when that is the GUI).",
+                    },
+                ),
+                "config_file": (
+                    "STRING",
+                    {
+                        "default": "",
+                        "tooltip": "Or a kohya_ss GUI config (.json) inside the allowed roots, e.g. one the "
+                        "GUI saved beside a run.",
+                    },
+                ),
+            },
+            "optional": {
+                node_layout.OPTIONS_INPUT: (
+                    node_layout.OPTIONS_TYPE,
+                    {"tooltip": "Options from another Kohya ... Options node; they win over the config."},
+                ),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    @classmethod
+    def IS_CHANGED(cls, preset=NO_PRESET, config_file="", **_kw):
+        # The file can change on disk under the same name: re-import when it does.
+        try:
+            path = (
+                paths.confine(config_file, what="kohya_ss config file")
+                if config_file.strip()
+                else _presets()[preset]
+            )
+            st = path.stat()
+            return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+        except Exception:
+            return ""
+
+    def collect(self, preset=NO_PRESET, config_file="", options=None, unique_id=None):
+        imported = load(preset, config_file)
+        received = options if isinstance(options, OptionSet) else OptionSet()
+        source = f"kohya_ss config {imported.source} (node {unique_id})"
+        chained = received.with_base(imported.values, source)
+        text = imported.report()
+        return {"ui": {"text": [text]}, "result": (chained, text)}
+
+
+NODE_CLASS_MAPPINGS = {"KohyaGuiConfigOptions": KohyaGuiConfigOptions}
+NODE_DISPLAY_NAME_MAPPINGS = {"KohyaGuiConfigOptions": "Kohya GUI Config Options"}
