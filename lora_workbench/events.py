@@ -46,6 +46,12 @@ def subscribe(fn: Listener) -> Callable[[], None]:
     return unsubscribe
 
 
+def subscribed(fn: Listener) -> bool:
+    """Whether `fn` is a listener now."""
+    with _lock:
+        return fn in _listeners
+
+
 def latest(event: str) -> dict | None:
     """The last data published for `event`, or None."""
     with _lock:

@@ -203,13 +203,7 @@ def send_progress_text(text: str, node_id: str | None) -> None:
             log.debug("lora-workbench: send_progress_text failed: %s", exc)
 
 
-_forwarding = False
-
-
 def forward_core_events() -> None:
-    """Forward the core's event bus to the browser once per process."""
-    global _forwarding
-    if _forwarding:
-        return
-    events.subscribe(send_event)
-    _forwarding = True
+    """Forward the core's event bus to the browser (subscribed once; again if the bus was cleared)."""
+    if not events.subscribed(send_event):
+        events.subscribe(send_event)

@@ -29,6 +29,16 @@ def coerce(name: str, value: Any) -> Any:
     return value
 
 
+def _post_init(self) -> None:
+    """Numbers as the setting's type whichever way the object was made (4 -> 4.0 for a float
+    setting), so equal options give equal cache keys."""
+    for s in SETTINGS:
+        value = getattr(self, s.name)
+        fixed = coerce(s.name, value)
+        if fixed is not value:
+            object.__setattr__(self, s.name, fixed)
+
+
 def _to_dict(self) -> dict:
     return {s.name: getattr(self, s.name) for s in SETTINGS}
 
@@ -64,6 +74,7 @@ TrainOptions = dataclasses.make_dataclass(
     frozen=True,
     namespace={
         "__doc__": "Every setting of one training run (settings.SETTINGS); frozen, built once, validated once.",
+        "__post_init__": _post_init,
         "to_dict": _to_dict,
         "non_defaults": _non_defaults,
         "replace": _replace,

@@ -370,7 +370,6 @@ def test_register_without_a_server_does_nothing(routes_mod):
 def test_register_adds_the_routes_once_and_forwards_events(routes_mod, pack, comfy, monkeypatch):
     from lora_workbench import paths
 
-    monkeypatch.setattr(pack.nodes._comfy, "_forwarding", False)
     server = comfy.start_server()
     assert routes_mod.register() is True
     assert routes_mod.register() is True  # idempotent

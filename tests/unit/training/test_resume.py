@@ -168,3 +168,20 @@ def test_resume_and_network_weights_are_one_or_the_other(setup):
         train.train(
             spec(resume="latest", network_weights=str(ckpt)), dataset_toml.load_project_dataset(project), ckpt
         )
+
+
+def test_the_cli_resumes_with_the_runs_own_settings_and_base_model(setup, monkeypatch, capsys):
+    from lora_workbench import cli
+
+    project, ckpt, _ = setup
+    run_dir = crash_in_epoch_3(project, ckpt, monkeypatch)
+    planted = run_dir / "p1-000002-state" / "optimizer.bin"
+    planted.write_bytes(b"changed by hand")  # the user's own shell may resume it anyway
+    rc = cli.main(["train", str(project), "--resume", "latest", "--print-command"])
+    out, err = capsys.readouterr()
+    assert rc == 0 and "config-resume-1.toml" in out and str(run_dir) in out, err
+    rc = cli.main(["train", str(project), "--resume", "latest", "--epochs", "4"])
+    assert rc == 1 and "set up differently (epochs 3 -> 4)" in capsys.readouterr().err
+    rc = cli.main(["train", str(project), "--resume", "latest"])
+    out = capsys.readouterr().out
+    assert rc == 0 and f"resumed {run_dir} from p1-000002-state" in out

@@ -64,7 +64,7 @@ def test_node_trains_and_reports_progress_text_and_outputs(node_env, comfy):
     assert Path(lora_path).is_file() and lora.path == lora_path and Path(log_path).name == "train.log"
     assert image.shape[0] == 1 and image.shape[3] == 3 and 0.0 <= image.min() and image.max() <= 1.0
     assert comfy.progress and comfy.progress[-1] == (8, 8)
-    assert any("step" in t and node_id == "7" for t, node_id in comfy.progress_texts)
+    assert any("step" in t and node_id == "7" for t, node_id in comfy.progress_texts), comfy.progress_texts
     images = out["ui"]["images"]
     assert images[0]["type"] == "temp" and images[0]["subfolder"] == "lora_workbench"
     assert len(images) == 3  # loss curve + one sample per epoch

@@ -24,7 +24,8 @@ def flux_env(pack, comfy, roots, tmp_path, monkeypatch):
     fake_torch = types.ModuleType("torch")
     fake_torch.from_numpy = lambda a: a
     monkeypatch.setitem(sys.modules, "torch", fake_torch)
-    monkeypatch.setattr(pack.nodes._comfy, "_forwarding", False)  # leave the event forwarding as found
+    # leave the event forwarding as found (forward_core_events subscribes send_event when it is not)
+    monkeypatch.setattr(pack.nodes._comfy.events, "_listeners", list(pack.nodes._comfy.events._listeners))
     models = comfy.base / "models"
     sm.write_model(models / "diffusion_models/flux1-dev.safetensors", sm.flux("dev"))
     sm.write_model(models / "text_encoders/clip_l.safetensors", sm.clip_l())
