@@ -25,6 +25,7 @@ from .. import paths
 from ..errors import ValidationError
 
 LEDGER_FILE = "known-states.json"
+COMPLETE_MARK = "random_states_0.pkl"  # accelerate's last file of a saved state
 _RUN_SUFFIX_RE = re.compile(r"-(\d{3,})")
 _MAX_STATE_JSON = 4096
 
@@ -121,11 +122,14 @@ def _read_train_state(folder: Path) -> tuple[int, int] | None:
 
 def saved_states(run_dir: Path, name: str) -> list[SavedState]:
     """The run's states sd-scripts can resume from, by step (oldest first): real folders directly in
-    the run folder, named like sd-scripts' state folders, each with a valid train_state.json."""
+    the run folder, named like sd-scripts' state folders, each with a valid train_state.json and
+    complete (accelerate writes the RNG states last: a run stopped while saving leaves none)."""
     pattern = _state_name_re(name)
     out = []
     for entry in os.scandir(run_dir):
         if not pattern.fullmatch(entry.name) or not entry.is_dir(follow_symlinks=False):
+            continue
+        if not os.path.isfile(os.path.join(entry.path, COMPLETE_MARK)):
             continue
         read = _read_train_state(Path(entry.path))
         if read is not None:

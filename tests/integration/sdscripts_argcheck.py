@@ -9,7 +9,9 @@ before it loads a model:
 2. reports, for every key we wrote, whether the parser knows it and the value it ended up with;
 3. runs the trainer's own checks: `verify_training_args`, `prepare_dataset_args`, the dataset
    blueprint from our dataset TOML (`ConfigSanitizer` + `BlueprintGenerator`, which refuse unknown
-   or mistyped keys) and the dataset group, and the trainer class's `assert_extra_args`;
+   or mistyped keys) and the dataset group, and the trainer class's `assert_extra_args`; and reports
+   the value every subset ended up with for the dataset keys we meant (`dataset_expect`), after
+   sd-scripts' own fallbacks (subset -> dataset -> [general] -> arguments);
 4. parses the accelerate options before the script with accelerate's own `launch_command_parser`.
 
 `check(...)` returns one `Result` per case and `problems(case, result)` turns it into sentences.
@@ -59,7 +61,7 @@ def trainer_class():
 
 results = []
 for case in cases:
-    out = {"name": case["name"], "errors": {}, "values": {}, "known": [], "accelerate": {}}
+    out = {"name": case["name"], "errors": {}, "values": {}, "known": [], "accelerate": {}, "dataset_values": {}}
     parser = module.setup_parser()
     out["known"] = sorted({a.dest for a in parser._actions})
     state = {}
@@ -76,6 +78,10 @@ for case in cases:
         def dataset():
             gen = config_util.BlueprintGenerator(config_util.ConfigSanitizer(True, True, args.masked_loss, True))
             blueprint = gen.generate(config_util.load_user_config(args.dataset_config), args)
+            out["dataset_values"] = {
+                key: [jsonable(getattr(sub.params, key, "<missing>")) for ds in blueprint.dataset_group.datasets for sub in ds.subsets]
+                for key in case["dataset_keys"]
+            }
             state["groups"] = config_util.generate_dataset_group_by_blueprint(blueprint.dataset_group)
         if step(out, "dataset", dataset):
             step(out, "assert_extra_args", lambda: trainer_class()().assert_extra_args(args, *state["groups"]))
@@ -97,6 +103,7 @@ class Case:
     argv: list[str]  # the whole command, as Command.argv
     config: dict  # the config TOML we wrote, by section
     expect: dict = field(default_factory=dict)  # {sd-scripts dest: value we meant} beyond the config
+    dataset_expect: dict = field(default_factory=dict)  # {subset param: value every subset must have}
 
     def split(self) -> tuple[str, list[str], list[str] | None]:
         """(script file name, the script's argv, accelerate's options or None for plain python)."""
@@ -121,6 +128,7 @@ class Result:
     values: dict
     errors: dict
     accelerate: dict
+    dataset_values: dict = field(default_factory=dict)
 
 
 def check(
@@ -150,6 +158,7 @@ def _probe(python, scripts_dir, cases: list[Case], timeout: float) -> list[Resul
                 "script_args": script_args,
                 "launch_args": launch,
                 "keys": list(case.keys()),
+                "dataset_keys": list(case.dataset_expect),
             }
         )
     env = dict(
@@ -172,7 +181,7 @@ def _probe(python, scripts_dir, cases: list[Case], timeout: float) -> list[Resul
     if line is None:
         raise AssertionError(f"the probe printed no result (rc {proc.returncode}):\n{proc.stderr[-4000:]}")
     return [
-        Result(r["name"], set(r["known"]), r["values"], r["errors"], r["accelerate"])
+        Result(r["name"], set(r["known"]), r["values"], r["errors"], r["accelerate"], r["dataset_values"])
         for r in json.loads(line[len(MARK) :])
     ]
 
@@ -195,6 +204,10 @@ def problems(case: Case, result: Result) -> list[str]:
             out.append(f"{case.name}: sd-scripts has no option {key!r} (we wrote {ours!r})")
         elif key in result.values and not _same(ours, result.values[key]):
             out.append(f"{case.name}: {key} parsed as {result.values[key]!r}, we meant {ours!r}")
+    for key, ours in case.dataset_expect.items():
+        got = result.dataset_values.get(key)
+        if not got or any(not _same(ours, v) for v in got):
+            out.append(f"{case.name}: dataset key {key} is {got!r} in sd-scripts' subsets, we meant {ours!r}")
     _, _, launch = case.split()
     for flag, value in _accelerate_pairs(launch or []):
         parsed = result.accelerate.get(flag)

@@ -6,6 +6,8 @@ own parser. A wrongly spelled or wrongly placed option fails here (see sdscripts
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from lora_workbench import toml_writer
@@ -44,21 +46,69 @@ def expected(opts) -> dict:
     return out
 
 
-def build_case(tmp_path, family: str, name: str, values: dict, ds, install) -> argcheck.Case:
+def dataset_expected(opts) -> dict:
+    """What the caption and augmentation settings must become in every subset sd-scripts builds."""
+    return {
+        s.sd_name: getattr(opts, s.name)
+        for s in SETTINGS
+        if s.where is Where.DATASET and s.section == "subset_defaults" and getattr(opts, s.name) != s.default
+    }
+
+
+def build_case(tmp_path, family: str, name: str, values: dict, ds, install, device=None) -> argcheck.Case:
     opts = effective_options(TrainOptions.from_values(values), ds)
     validate(opts)
     ckpt = fakes.write_checkpoint(tmp_path / f"{family}.safetensors", TENSORS[family]())
     run_dir = tmp_path / "runs" / f"{family}-{abs(hash(name))}"
     run_dir.mkdir(parents=True)
-    device = opts.device if opts.device != "auto" else "cpu"
+    device = device or (opts.device if opts.device != "auto" else "cpu")
     if any(k in values for k in ("num_processes", "gpu_ids", "num_machines", "machine_rank")):
         device = "gpu"
-    cmd = build_command(opts, Target(ds, detect_model(ckpt, opts.model_type), install, device, run_dir))
+    state = run_dir / "p1-000001-state" if opts.resume else None  # a resumed run names its state
+    model = detect_model(ckpt, opts.model_type)
+    target = Target(ds, model, install, device, run_dir, logging_dir=tmp_path / "logs", resume_state=state)
+    cmd = build_command(opts, target)
     (run_dir / "config.toml").write_text(toml_writer.dumps(cmd.config), encoding="utf-8")
     train.write_dataset_copy(ds, cmd.dataset_patch, run_dir / "dataset.toml")
     if cmd.prompts:
         (run_dir / "prompts.txt").write_text(cmd.prompts, encoding="utf-8")
-    return argcheck.Case(f"{family} {name}", cmd.argv, cmd.config, expected(opts))
+    return argcheck.Case(f"{family} {name}", cmd.argv, cmd.config, expected(opts), dataset_expected(opts))
+
+
+def kohya_gui_presets() -> dict:
+    from lora_workbench.training import kohya_gui
+
+    folder = os.environ.get("KOHYA_SS_GUI_PATH")
+    if not folder:
+        pytest.skip("KOHYA_SS_GUI_PATH is not set: point it at a kohya_ss GUI checkout to check its presets")
+    return kohya_gui.presets(folder)
+
+
+def test_every_kohya_ss_preset_becomes_a_command_sdscripts_takes(
+    tmp_path, kohya_dir, kohya_python, monkeypatch
+):
+    """The real kohya_ss GUI presets, imported, through sd-scripts' own parser and checks (SDXL presets
+    with sdxl_train_network.py, the others with train_network.py; a GPU assumed for their attention)."""
+    import json
+
+    from lora_workbench.training import kohya_gui
+
+    presets = kohya_gui_presets()
+    monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
+    monkeypatch.setenv("KOHYA_SS_PATH", str(kohya_dir))
+    monkeypatch.setenv("KOHYA_PYTHON", str(kohya_python))
+    install = kohya.find_install()
+    project = fakes.make_project(tmp_path, images=4, size=64)
+    ds = dataset_from_toml(project / "dataset.toml", project)
+    cases = []
+    for name, path in sorted(presets.items()):
+        family = "sdxl" if json.loads(path.read_text(encoding="utf-8")).get("sdxl") else "sd1"
+        values = kohya_gui.import_file(path).values
+        cases.append(build_case(tmp_path, family, f"preset {name}", values, ds, install, device="gpu"))
+    results = argcheck.check(kohya_python, install.scripts_dir, cases)
+    found = [p for case, res in zip(cases, results, strict=True) for p in argcheck.problems(case, res)]
+    print(f"\n{len(cases)} kohya_ss presets through sd-scripts' parser: {len(found)} problems")
+    assert not found, "\n".join(found)
 
 
 @pytest.mark.parametrize("family", ["sd1", "sd2", "sdxl"])

@@ -69,6 +69,8 @@ def save_state(folder: str, epoch: int, step: int) -> None:
         json.dump({"current_epoch": epoch, "current_step": step}, f)
     with open(os.path.join(folder, "optimizer.bin"), "wb") as f:
         f.write(b"fake optimizer state %d" % step)
+    with open(os.path.join(folder, "random_states_0.pkl"), "wb") as f:  # accelerate writes it last
+        f.write(b"fake rng state")
 
 
 def resumed_epochs(cfg: dict, per_epoch: int) -> int:

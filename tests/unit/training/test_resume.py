@@ -155,11 +155,13 @@ def test_a_workflow_resumes_only_states_this_installation_wrote(setup, monkeypat
     assert run.resumed_from == "p1-000002-state"
 
 
-def test_a_state_file_that_is_not_sd_scripts_is_ignored(setup, monkeypatch):
+def test_a_state_that_is_not_sd_scripts_or_not_complete_is_ignored(setup, monkeypatch):
     project, ckpt, _ = setup
     run_dir = crash_in_epoch_3(project, ckpt, monkeypatch)
     (run_dir / "p1-000002-state" / "train_state.json").write_text('{"current_epoch": "x"}')
     assert [s.path.name for s in resume.saved_states(run_dir, "p1")] == ["p1-000001-state"]
+    (run_dir / "p1-000001-state" / "random_states_0.pkl").unlink()  # stopped while saving it
+    assert resume.saved_states(run_dir, "p1") == []
 
 
 def test_resume_and_network_weights_are_one_or_the_other(setup):
