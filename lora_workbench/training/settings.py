@@ -254,6 +254,7 @@ class Setting:
     widget: dict = field(default_factory=dict)  # extra widget options (round, control_after_generate)
     doc_target: str = ""  # docs: where it goes, when `where`/`sd_name` do not say it all
     kv: str = ""  # a KV_KINDS name: the text is key=value pairs checked by kvargs
+    doc_values: str = ""  # docs: the allowed values, when bounds/choices/pattern do not say it well
 
     @property
     def main(self) -> bool:
@@ -490,6 +491,7 @@ SETTINGS: tuple[Setting, ...] = (
       "'latest' (the newest run of this output name) or a run folder (<name>-NNN in the project's "
       "output). Its settings must match; it continues in the same folder.", pattern=RESUME_RE,
       pattern_hint="must be 'latest' or a run folder", where=Where.RUN, affects_result=False,
+      doc_values="empty, `latest`, or a run folder (`<name>-NNN`)",
       example="latest", doc_target="`resume` = the run's newest `<name>-NNNNNN-state` folder"),
     S("network_weights", str, "", "saving", "Continue from an existing LoRA file (.safetensors): a new "
       "run that starts from its weights (same network type and rank, or dim_from_weights).",

@@ -32,6 +32,10 @@ def _default(s: Setting) -> str:
 
 
 def _values(s: Setting) -> str:
+    if s.doc_values:
+        return s.doc_values
+    if s.kv:
+        return "key=value pairs separated by spaces, each key checked (kvargs.py)"
     if s.choices:
         return ", ".join(f"`{c}`" for c in s.choices)
     if s.type is bool:
@@ -47,6 +51,8 @@ def _values(s: Setting) -> str:
 
 def _target(s: Setting) -> str:
     where = _WHERE[s.where].format(section=s.section)
+    if s.where is Where.DATASET and s.section == "subset_defaults":
+        where = "dataset TOML [general]; a subset's own value wins"
     if s.doc_target:
         return f"{s.doc_target} ({where})"
     return f"`{s.sd_name}` ({where})" if s.sd_name else where
