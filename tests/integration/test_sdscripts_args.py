@@ -41,8 +41,11 @@ def expected(opts) -> dict:
     """What each table-driven setting must become in sd-scripts' namespace."""
     out = {}
     for s in SETTINGS:
-        if s.where is Where.CONFIG and s.emit != "custom" and getattr(opts, s.name) != s.default:
-            out[s.sd_name] = True if s.emit == "flag" else getattr(opts, s.name)
+        value = getattr(opts, s.name)
+        if s.where is Where.CONFIG and s.emit != "custom" and value != s.default:
+            if s.emit == "if_set" and not value:  # not written: sd-scripts keeps its own default (off)
+                continue
+            out[s.sd_name] = True if s.emit == "flag" else value
     return out
 
 
