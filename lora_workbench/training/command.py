@@ -25,7 +25,7 @@ from ..modelfiles.detect import SCRIPT_FOR_ARCH, ModelInfo
 from . import families, kvargs
 from .kohya import KohyaInstall, default_tokenizer_cache
 from .settings import SETTING, SETTINGS, Where
-from .validation import check_device, check_family, sanitize_output_name
+from .validation import check_device, check_family, network_module_for, sanitize_output_name
 
 
 @dataclass(frozen=True)
@@ -270,18 +270,11 @@ def network_args(o) -> list[str]:
     return args + kvargs.network_args(o.network_args, t)
 
 
-def network_module(o, family: families.TrainingFamily) -> str:
-    """The module network_type trains with; for plain LoRA the chosen network_module or the family's."""
-    if o.network_type != "lora":
-        return kvargs.NETWORK_MODULES[o.network_type]
-    return family.network_modules[0] if o.network_module == "auto" else o.network_module
-
-
 def _network(o, t: Target, r: Resolved) -> dict:
-    sec = {"network_module": network_module(o, t.family), **direct(o, Where.CONFIG, "network", t.model.arch)}
-    args = network_args(o)
-    if args:
-        sec["network_args"] = args
+    sec = {
+        "network_module": network_module_for(o, t.family),
+        **direct(o, Where.CONFIG, "network", t.model.arch),
+    }
     if o.network_weights:
         sec["network_weights"] = str(o.network_weights)
     if not r.train_text_encoder:
@@ -295,9 +288,6 @@ def _optimizer(o, t: Target, r: Resolved) -> dict:
         sec["text_encoder_lr"] = o.text_encoder_lr
     if o.lr_warmup_ratio:
         sec["lr_warmup_steps"] = float(o.lr_warmup_ratio)  # a float below 1: sd-scripts' ratio of all steps
-    args = kvargs.optimizer_args(o.optimizer_args, o.optimizer)
-    if args:
-        sec["optimizer_args"] = args
     return sec
 
 
@@ -452,8 +442,25 @@ def _accelerate_options(o, t: Target, r: Resolved) -> list[str]:
     return argv
 
 
+def kv_argv(o) -> list[str]:
+    """`--network_args` and `--optimizer_args` for the script's command line, each pair one argv item.
+
+    Not in config.toml: their values hold commas (block_dims=2,4,4, betas=0.9,0.999), which
+    toml_writer refuses inside a list because toml 0.10.2 may split them. sd-scripts parses the
+    command line over the config's values (read_config_from_file), and every pair is validated and
+    canonical (kvargs), starting with its key, so none can read as an option."""
+    out: list[str] = []
+    net = network_args(o)
+    if net:
+        out += ["--network_args", *net]
+    opt = kvargs.optimizer_args(o.optimizer_args, o.optimizer)
+    if opt:
+        out += ["--optimizer_args", *opt]
+    return out
+
+
 def launch_argv(o, t: Target, r: Resolved) -> list[str]:
-    script = [str(t.install.scripts_dir / r.script), "--config_file", str(t.config_path)]
+    script = [str(t.install.scripts_dir / r.script), "--config_file", str(t.config_path), *kv_argv(o)]
     if o.launcher == "python":
         return [str(t.install.python), *script]
     launch = [str(t.install.python), "-m", "accelerate.commands.launch"]

@@ -53,6 +53,8 @@ def _target(s: Setting) -> str:
     where = _WHERE[s.where].format(section=s.section)
     if s.where is Where.DATASET and s.section == "subset_defaults":
         where = "dataset TOML [general]; a subset's own value wins"
+    if s.sd_name in ("network_args", "optimizer_args"):
+        where = "training script's command line"  # command.kv_argv: their commas stay out of the TOML
     if s.doc_target:
         return f"{s.doc_target} ({where})"
     return f"`{s.sd_name}` ({where})" if s.sd_name else where

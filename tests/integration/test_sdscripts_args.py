@@ -14,7 +14,7 @@ from lora_workbench import toml_writer
 from lora_workbench.dataset.dataset_toml import dataset_from_toml
 from lora_workbench.modelfiles.detect import detect_model
 from lora_workbench.training import kohya, train
-from lora_workbench.training.command import Target, build_command, effective_options
+from lora_workbench.training.command import Target, build_command, effective_options, kv_argv
 from lora_workbench.training.options import TrainOptions
 from lora_workbench.training.settings import SETTINGS, Where
 from lora_workbench.training.validation import validate
@@ -75,7 +75,24 @@ def build_case(tmp_path, family: str, name: str, values: dict, ds, install, devi
     train.write_dataset_copy(ds, cmd.dataset_patch, run_dir / "dataset.toml")
     if cmd.prompts:
         (run_dir / "prompts.txt").write_text(cmd.prompts, encoding="utf-8")
-    return argcheck.Case(f"{family} {name}", cmd.argv, cmd.config, expected(opts), dataset_expected(opts))
+    return argcheck.Case(
+        f"{family} {name}",
+        cmd.argv,
+        cmd.config,
+        {**expected(opts), **kv_expected(opts)},
+        dataset_expected(opts),
+    )
+
+
+def kv_expected(opts) -> dict:
+    """network_args and optimizer_args travel on the argv (command.kv_argv): each pair one list item."""
+    argv = kv_argv(opts)
+    out = {}
+    for flag in ("--network_args", "--optimizer_args"):
+        if flag in argv:
+            rest = argv[argv.index(flag) + 1 :]
+            out[flag[2:]] = rest[: next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))]
+    return out
 
 
 def kohya_gui_presets() -> dict:
@@ -130,6 +147,36 @@ def test_every_setting_is_taken_by_sdscripts_as_meant(family, tmp_path, kohya_di
         f"\n{SCRIPTS[family]}: {len(cases)} commands, {len(keys)} distinct keys checked, {len(found)} problems"
     )
     assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl"])
+def test_key_value_args_with_commas_reach_sdscripts_whole(
+    family, tmp_path, kohya_dir, kohya_python, monkeypatch
+):
+    """block_dims/block_alphas (25 values for SD, 23 for SDXL) and betas hold commas: they go on the argv
+    and sd-scripts' parser must hand each pair over whole, after the config is read."""
+    monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
+    monkeypatch.setenv("KOHYA_SS_PATH", str(kohya_dir))
+    monkeypatch.setenv("KOHYA_PYTHON", str(kohya_python))
+    install = kohya.find_install()
+    project = fakes.make_project(tmp_path, images=2, size=64)
+    ds = dataset_from_toml(project / "dataset.toml", project)
+    n = 23 if family == "sdxl" else 25
+    dims = ",".join(str(2 + i % 3) for i in range(n))
+    values = {
+        "network_type": "locon",
+        "conv_dim": 4,
+        "network_args": f"block_dims={dims} block_alphas={dims} down_lr_weight=sine+.5 loraplus_lr_ratio=4",
+        "optimizer_args": "betas=0.9,0.99 weight_decay=0.02",
+    }
+    case = build_case(tmp_path, family, "kv commas", values, ds, install)
+    assert "network_args" in case.expect and "optimizer_args" in case.expect
+    (res,) = argcheck.check(kohya_python, install.scripts_dir, [case])
+    found = argcheck.problems(case, res)
+    print(f"\n{family}: network_args as sd-scripts parsed them: {res.values.get('network_args')}")
+    assert not found, "\n".join(found)
+    assert res.values["network_args"][2] == f"block_dims={dims}"
+    assert res.values["optimizer_args"] == ["betas=0.9,0.99", "weight_decay=0.02"]
 
 
 def test_a_misspelled_option_is_caught(tmp_path, kohya_dir, kohya_python, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from lora_workbench import toml_writer
 from lora_workbench.dataset.dataset_toml import dataset_from_toml
 from lora_workbench.errors import ValidationError
 from lora_workbench.modelfiles.detect import detect_model
@@ -37,6 +38,14 @@ def build(tmp_path, ds, family="sd1", device="cpu", augments=(), **values):
     return build_command(opts, target)
 
 
+def argv_list(cmd, flag: str) -> list[str] | None:
+    """The values after `flag` in the script's argv (None when it is not there)."""
+    if flag not in cmd.argv:
+        return None
+    rest = cmd.argv[cmd.argv.index(flag) + 1 :]
+    return rest[: next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))]
+
+
 def test_locon_min_snr_captions_and_accumulation(tmp_path, ds):
     cmd = build(
         tmp_path, ds, network_type="locon", conv_dim=8, conv_alpha=4.0, rank_dropout=0.1, min_snr_gamma=5.0,
@@ -45,7 +54,7 @@ def test_locon_min_snr_captions_and_accumulation(tmp_path, ds):
     )  # fmt: skip
     net = cmd.config["network"]
     assert net["network_module"] == "networks.lora"
-    assert net["network_args"] == [
+    assert argv_list(cmd, "--network_args") == [
         "conv_dim=8",
         "conv_alpha=4.0",
         "rank_dropout=0.1",
@@ -76,20 +85,41 @@ def test_gradient_accumulation_divides_the_steps_per_epoch(tmp_path, ds):
 def test_lycoris_and_dylora_network_args(tmp_path, ds):
     loha = build(tmp_path, ds, network_type="lycoris_loha", conv_dim=4, network_args="preset=attn-mlp")
     assert loha.config["network"]["network_module"] == "lycoris.kohya"
-    assert loha.config["network"]["network_args"] == [
+    assert argv_list(loha, "--network_args") == [
         "algo=loha",
         "conv_dim=4",
         "conv_alpha=1.0",
         "preset=attn-mlp",
     ]
     oft = build(tmp_path, ds, network_type="lycoris_diag_oft")
-    assert oft.config["network"]["network_args"] == ["algo=diag-oft"]
+    assert argv_list(oft, "--network_args") == ["algo=diag-oft"]
     dy = build(tmp_path, ds, network_type="dylora", network_dim=8, dylora_unit=4)
     assert dy.config["network"]["network_module"] == "networks.dylora"
-    assert dy.config["network"]["network_args"] == ["unit=4"]
+    assert argv_list(dy, "--network_args") == ["unit=4"]
     lyc_dy = build(tmp_path, ds, network_type="lycoris_dylora", network_dim=8, dylora_unit=2)
-    assert lyc_dy.config["network"]["network_args"] == ["algo=dylora", "block_size=2"]
-    assert "network_args" not in build(tmp_path, ds).config["network"]
+    assert argv_list(lyc_dy, "--network_args") == ["algo=dylora", "block_size=2"]
+    plain = build(tmp_path, ds)
+    assert "--network_args" not in plain.argv and "--optimizer_args" not in plain.argv
+
+
+def test_key_value_args_with_commas_go_on_the_command_line_not_into_the_config(tmp_path, ds):
+    """toml_writer refuses a list item holding a comma (toml 0.10.2 may split it), so block_dims=2,4,4 and
+    betas=0.9,0.99 travel as argv items after --config_file, where sd-scripts' parser reads them over the
+    config; the config stays writable and holds neither key."""
+    dims = ",".join(["4"] * 25)
+    cmd = build(
+        tmp_path, ds, network_args=f"block_dims={dims} block_alphas={dims}", optimizer_args="betas=0.9,0.99"
+    )
+    script_at = next(i for i, a in enumerate(cmd.argv) if a.endswith("train_network.py"))
+    assert cmd.argv[script_at + 1] == "--config_file"
+    assert argv_list(cmd, "--network_args") == [
+        f"block_dims={dims}",
+        f"block_alphas={','.join(['4.0'] * 25)}",
+    ]
+    assert argv_list(cmd, "--optimizer_args") == ["betas=0.9,0.99"]
+    assert cmd.argv.index("--network_args") > script_at
+    assert "network_args" not in cmd.config["network"] and "optimizer_args" not in cmd.config["optimizer"]
+    toml_writer.dumps(cmd.config)  # would raise TomlWriteError for a list item holding a comma
 
 
 @pytest.mark.parametrize(
@@ -122,7 +152,7 @@ def test_optimizer_loss_and_schedule_settings(tmp_path, ds):
         multires_noise_discount=0.2, lr_scheduler_num_cycles=3,
     )  # fmt: skip
     opt = cmd.config["optimizer"]
-    assert opt["optimizer_args"][2] == "d_coef=2.0" and opt["lr_warmup_steps"] == 0.05
+    assert argv_list(cmd, "--optimizer_args")[2] == "d_coef=2.0" and opt["lr_warmup_steps"] == 0.05
     assert opt["max_grad_norm"] == 0.0 and opt["lr_scheduler_num_cycles"] == 3
     assert cmd.config["network"]["scale_weight_norms"] == 1.0
     assert cmd.config["training"]["multires_noise_iterations"] == 6

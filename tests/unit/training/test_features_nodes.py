@@ -104,7 +104,9 @@ def test_the_gui_config_node_imports_a_file_and_reports_every_key(node_env, pack
     lora = run_node(node, ds, network_dim=128, options=chained)["result"][0]
     run_dir = Path(lora.output_dir)
     cfg = tomllib.loads((run_dir / "config.toml").read_text())
-    assert cfg["network"]["network_dim"] == 16 and "conv_dim=8" in cfg["network"]["network_args"]
+    assert cfg["network"]["network_dim"] == 16 and "network_args" not in cfg["network"]
+    command_line = (run_dir / "command.txt").read_text()
+    assert "--network_args conv_dim=8" in command_line  # key=value args travel on the argv
     assert cfg["optimizer"]["optimizer_type"] == "Prodigy" and cfg["training"]["max_train_steps"] == 8
     copy = tomllib.loads((run_dir / "dataset.toml").read_text())
     assert copy["general"]["shuffle_caption"] is True and copy["general"]["keep_tokens"] == 1
