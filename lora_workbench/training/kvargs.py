@@ -110,6 +110,31 @@ NETWORK_ARG_SETTINGS = {
     "algo": "network_type",
 }
 
+# What each sd-scripts module reads of NETWORK_ARGS when network_type is lora (networks/*.py @ 48d368f:
+# the kwargs.get(...) of create_network); the DiT families' own keys (train_blocks, split_qkv, ...) are
+# not offered yet. The rank/module dropout settings are read by the same modules as loraplus but oft.
+_SD_BLOCK_KEYS = tuple(k for k, a in NETWORK_ARGS.items() if a.applies == LORA_MODULE_TYPES)
+_LORAPLUS_KEYS = ("loraplus_lr_ratio", "loraplus_unet_lr_ratio", "loraplus_text_encoder_lr_ratio")
+MODULE_READS: dict[str, tuple[str, ...]] = {
+    "networks.lora": (*_SD_BLOCK_KEYS, *_LORAPLUS_KEYS),
+    "networks.lora_fa": _SD_BLOCK_KEYS,
+    "networks.dylora": _LORAPLUS_KEYS,
+    "networks.oft": (),
+    "networks.oft_flux": (),
+    **{
+        m: _LORAPLUS_KEYS
+        for m in (
+            "networks.lora_sd3",
+            "networks.lora_flux",
+            "networks.lora_lumina",
+            "networks.lora_hunyuan_image",
+            "networks.lora_anima",
+        )
+    },
+}
+NO_RANK_DROPOUT = ("networks.oft", "networks.oft_flux", "networks.dylora")  # they ignore rank/module dropout
+NO_MAX_NORM = ("networks.oft", "networks.oft_flux", "networks.dylora", "networks.lora_hunyuan_image")
+
 _ADAM = ("AdamW", "AdamW8bit", "PagedAdamW", "PagedAdamW8bit", "PagedAdamW32bit")
 _LION = ("Lion", "Lion8bit", "PagedLion8bit")
 _SGD = ("SGDNesterov", "SGDNesterov8bit")

@@ -338,20 +338,20 @@ SETTINGS: tuple[Setting, ...] = (
       sd_name="v_parameterization", emit="flag", families=("sd2",)),
     S("network_type", str, "lora", "network", "lora; locon (LoRA + conv layers, set conv_dim); dylora; "
       "lycoris_* trains a LyCORIS algorithm (LoHa, LoKr, ...) and needs the lycoris-lora package in the "
-      "sd-scripts environment.", choices=NETWORK_TYPES, section="network", sd_name="network_module",
+      "sd-scripts environment. SD 1.x/2.x/SDXL; the other families train lora (their own module).", choices=NETWORK_TYPES, section="network", sd_name="network_module",
       example="locon", example_with={"conv_dim": 4},
-      doc_target="`network_module` (networks.lora, networks.dylora or lycoris.kohya with `algo=` in `network_args`)"),
+      doc_target="`network_module` (networks.lora, networks.dylora or lycoris.kohya with `algo=` in `network_args`)", families=SD_FAMILIES),
     S("conv_dim", int, 0, "network", "Rank of the conv (3x3) layers for locon, dylora and LyCORIS "
       "(0 = LyCORIS uses network_dim; locon needs it set).", low=0, high=1024, section="network",
       sd_name="network_args", example=4, example_with={"network_type": "locon"},
-      doc_target="`conv_dim=N` in `network_args`"),
+      doc_target="`conv_dim=N` in `network_args`", families=SD_FAMILIES),
     S("conv_alpha", float, 1.0, "network", "Alpha of the conv layers (with conv_dim).", low=0.0,
       high=1024.0, step=1.0, example=2.0, section="network", sd_name="network_args",
-      example_with={"network_type": "locon", "conv_dim": 4}, doc_target="`conv_alpha=A` in `network_args`"),
+      example_with={"network_type": "locon", "conv_dim": 4}, doc_target="`conv_alpha=A` in `network_args`", families=SD_FAMILIES),
     S("dylora_unit", int, 1, "network", "DyLoRA: ranks trained together (network_dim must be a "
       "multiple of it).", low=1, high=1024, section="network", sd_name="network_args", example=2,
       example_with={"network_type": "dylora"},
-      doc_target="`unit=N` (networks.dylora) or `block_size=N` (LyCORIS) in `network_args`"),
+      doc_target="`unit=N` (networks.dylora) or `block_size=N` (LyCORIS) in `network_args`", families=SD_FAMILIES),
     S("network_dropout", float, 0.0, "network", "Dropout of the network's neurons (0 = off; 0.1 "
       "is typical).", low=0.0, high=1.0, step=0.01, example=0.1, section="network",
       sd_name="network_dropout", emit="if_set"),
@@ -364,7 +364,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("network_args", str, "", "network", "More network arguments as key=value pairs separated by "
       "spaces, e.g. 'loraplus_lr_ratio=16' or (LyCORIS) 'preset=attn-mlp use_tucker=True'; each key is "
       "checked against what the network type reads.", kv="network", section="network",
-      sd_name="network_args", example="loraplus_lr_ratio=4", doc_target="`network_args` (a TOML array)"),
+      sd_name="network_args", example="loraplus_lr_ratio=4", doc_target="`--network_args k=v ...`"),
     S("clip_skip", int, 0, "network", "Use the text encoder's output N layers from the end (2 for "
       "anime models; 0 = sd-scripts' default). SD 1.x/2.x only.", low=0, high=12, example=2,
       section="training", sd_name="clip_skip", emit="if_set", families=("sd1", "sd2")),
@@ -388,7 +388,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("optimizer_args", str, "", "optimizer", "Optimizer arguments as key=value pairs separated by spaces "
       "(Prodigy: 'decouple=True weight_decay=0.01 d_coef=2 use_bias_correction=True safeguard_warmup=True'); "
       "each key is checked against the optimizer.", kv="optimizer", section="optimizer",
-      sd_name="optimizer_args", example="weight_decay=0.05", doc_target="`optimizer_args` (a TOML array)"),
+      sd_name="optimizer_args", example="weight_decay=0.05", doc_target="`--optimizer_args k=v ...`"),
     S("lr_warmup_ratio", float, 0.0, "optimizer", "Warmup as a share of all steps (0.05 = 5%); 0 = use "
       "lr_warmup_steps.", low=0.0, high=0.99, step=0.01, example=0.1, section="optimizer",
       sd_name="lr_warmup_steps", doc_target="`lr_warmup_steps` as a float below 1 (sd-scripts' ratio)"),
@@ -404,17 +404,17 @@ SETTINGS: tuple[Setting, ...] = (
       low=0.0, high=1000.0, step=0.1, example=0.5, section="optimizer", sd_name="max_grad_norm",
       emit="non_default"),
     S("min_snr_gamma", float, 0.0, "optimizer", "Min-SNR loss weighting gamma (5 is the paper's "
-      "value; 0 = off).", low=0.0, high=100.0, step=0.5, example=5.0, section="training",
-      sd_name="min_snr_gamma", emit="if_set"),
+      "value; 0 = off). SD 1.x/2.x/SDXL: the flow-matching trainers ignore it.", low=0.0, high=100.0, step=0.5, example=5.0, section="training",
+      sd_name="min_snr_gamma", emit="if_set", families=SD_FAMILIES),
     S("scale_weight_norms", float, 0.0, "optimizer", "Scale down weights whose norm exceeds this "
       "(1.0 is a common start; 0 = off).", low=0.0, high=100.0, step=0.1, example=1.0,
       section="network", sd_name="scale_weight_norms", emit="if_set"),
     S("multires_noise_iterations", int, 0, "optimizer", "Multires noise iterations (6-10 typical; "
-      "0 = off).", low=0, high=64, example=6, section="training", sd_name="multires_noise_iterations",
-      emit="if_set"),
+      "0 = off). SD 1.x/2.x/SDXL: the flow-matching trainers make their own noise.", low=0, high=64, example=6, section="training", sd_name="multires_noise_iterations",
+      emit="if_set", families=SD_FAMILIES),
     S("multires_noise_discount", float, 0.3, "optimizer", "Multires noise discount (with iterations "
       "set).", low=0.0, high=1.0, step=0.05, example=0.1, section="training",
-      sd_name="multires_noise_discount", example_with={"multires_noise_iterations": 6}),
+      sd_name="multires_noise_discount", example_with={"multires_noise_iterations": 6}, families=SD_FAMILIES),
     # ------------------------------------------------------------------ captions, buckets, augmentation
     S("caption_extension", str, "", "captions", "Caption file extension, e.g. .txt; empty = the "
       "dataset's.", pattern=CAPTION_EXT_RE, pattern_hint="must look like '.txt' (a dot and up to 16 letters or digits), or be empty to use the dataset's",
@@ -580,7 +580,7 @@ SETTINGS: tuple[Setting, ...] = (
     # ------------------------------------------------------------------ family options (auto = sd-scripts' advice)
     S("network_module", str, "auto", "family", "sd-scripts' network module; auto = the family's LoRA "
       "(networks.lora, networks.lora_flux, networks.lora_sd3, ...). Only the family's own modules work.",
-      choices=NETWORK_MODULES, section="network", sd_name="network_module", example="networks.dylora"),
+      choices=NETWORK_MODULES, section="network", sd_name="network_module", example="networks.lora_fa"),
     S("cache_text_encoder_outputs", str, "auto", "family", "Encode the captions once and free the text "
       "encoders' memory; auto = on for FLUX, SD3, Lumina, HunyuanImage and Anima, off for SDXL (there it "
       "needs train_text_encoder off). Not with shuffled captions or caption dropout.", choices=AUTO_ON_OFF,

@@ -304,8 +304,53 @@ def _blocks_to_swap(o, fam: recipes.TrainingFamily, variant: str) -> None:
         )
 
 
+def network_module_for(o, fam: recipes.TrainingFamily) -> str:
+    """The module a run trains with: network_type's own, else network_module or the family's first."""
+    if o.network_type != "lora":
+        return kvargs.NETWORK_MODULES[o.network_type]
+    return fam.network_modules[0] if o.network_module == "auto" else o.network_module
+
+
+def _network_type_or_module(o, fam: recipes.TrainingFamily, _variant: str) -> None:
+    if o.network_type != "lora" and o.network_module != "auto":
+        raise ValidationError(
+            f"network_type {o.network_type} picks its module itself ({kvargs.NETWORK_MODULES[o.network_type]}); "
+            f"set network_module to auto, or network_type to lora to train with {o.network_module}."
+        )
+    if o.network_module == "networks.dylora":
+        raise ValidationError(
+            "network_module networks.dylora: set network_type to dylora instead (and network_module to auto), "
+            "so dylora_unit and its checks apply."
+        )
+
+
+def _network_args_read_by_module(o, fam: recipes.TrainingFamily, _variant: str) -> None:
+    """A key the module does not read is an error, not silently dropped (block_dims with FLUX's LoRA)."""
+    module = network_module_for(o, fam)
+    reads = kvargs.MODULE_READS.get(module)
+    if reads is None:  # LyCORIS: checked per algorithm by kvargs
+        return
+    for key, _value in kvargs.split_pairs(o.network_args, "network_args"):
+        if key not in reads:
+            readers = [m for m, keys in kvargs.MODULE_READS.items() if key in keys]
+            raise ValidationError(
+                f"network_args {key} is not read by {module} (the {fam.name} module this run trains with); "
+                f"only {', '.join(readers) or 'other network types'} read it. Remove it."
+            )
+    dropped = [n for n in ("rank_dropout", "module_dropout") if getattr(o, n)]
+    if dropped and module in kvargs.NO_RANK_DROPOUT:
+        raise ValidationError(f"{module} ignores {' and '.join(dropped)}; set them to 0.")
+    if o.scale_weight_norms and module in kvargs.NO_MAX_NORM:
+        raise ValidationError(
+            f"scale_weight_norms needs a network that can rescale its weights and {module} cannot (sd-scripts "
+            f"would stop at the first step); set scale_weight_norms to 0."
+        )
+
+
 FAMILY_RULES: tuple[Callable[[Any, recipes.TrainingFamily, str], None], ...] = (
     _network_module,
+    _network_type_or_module,
+    _network_args_read_by_module,
     _timestep_sampling,
     _blocks_to_swap,
 )

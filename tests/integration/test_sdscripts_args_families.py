@@ -22,7 +22,7 @@ from tests.unit import synthetic_models as sm
 from tests.unit import train_fakes as fakes
 
 from . import sdscripts_argcheck as argcheck
-from .test_sdscripts_args import expected
+from .test_sdscripts_args import dataset_expected, expected, kv_expected
 
 pytestmark = pytest.mark.integration
 
@@ -110,12 +110,24 @@ def build_case(tmp_path, family: str, name: str, values: dict, world) -> argchec
         if opts.device == "gpu" or any(k in values for k in ("num_processes", "gpu_ids", "num_machines"))
         else "cpu"
     )
-    cmd = build_command(opts, Target(ds, model, install, device, run_dir, model_files=files))
+    state = run_dir / "p1-000001-state" if opts.resume else None  # a resumed run names its state
+    target = Target(
+        ds,
+        model,
+        install,
+        device,
+        run_dir,
+        logging_dir=tmp_path / "logs",
+        model_files=files,
+        resume_state=state,
+    )
+    cmd = build_command(opts, target)
     (run_dir / "config.toml").write_text(toml_writer.dumps(cmd.config), encoding="utf-8")
     train.write_dataset_copy(ds, cmd.dataset_patch, run_dir / "dataset.toml")
     if cmd.prompts:
         (run_dir / "prompts.txt").write_text(cmd.prompts, encoding="utf-8")
-    return argcheck.Case(f"{family} {name}", cmd.argv, cmd.config, expected(opts))
+    expect = {**expected(opts), **kv_expected(opts)}
+    return argcheck.Case(f"{family} {name}", cmd.argv, cmd.config, expect, dataset_expected(opts))
 
 
 @pytest.mark.parametrize("family", list(BASES))
@@ -130,6 +142,56 @@ def test_every_family_setting_is_taken_by_its_trainer_as_meant(family, tmp_path,
         f"\n{family} ({script}): {len(cases)} commands, {len(keys)} distinct keys checked, {len(found)} problems"
     )
     assert not found, "\n".join(found)
+
+
+# The training features together, as a user of each family would set them (resume from a state, LoRA+
+# and dropouts through the family's own module, Prodigy's args, caption settings, accumulation).
+FEATURES = {
+    "resume": "latest",
+    "save_state": True,
+    "save_last_n_epochs_state": 2,
+    "network_args": "loraplus_lr_ratio=16 loraplus_text_encoder_lr_ratio=4",
+    "rank_dropout": 0.1,
+    "module_dropout": 0.05,
+    "network_dropout": 0.1,
+    "optimizer": "Prodigy",
+    "learning_rate": 1.0,
+    "optimizer_args": "decouple=True weight_decay=0.01 betas=0.9,0.99 d_coef=2",
+    "gradient_accumulation_steps": 2,
+    "lr_warmup_ratio": 0.05,
+    "keep_tokens": 1,
+    "caption_tag_dropout_rate": 0.1,
+    "flip_aug": True,
+}
+
+
+@pytest.mark.parametrize("family", list(BASES))
+def test_the_training_features_together_are_taken_by_each_family_trainer(
+    family, tmp_path, world, kohya_python
+):
+    install = world[0]
+    values = dict(FEATURES)
+    if not families.get(family).trains_text_encoder:
+        values["train_text_encoder"] = False
+    cases = [
+        build_case(tmp_path, family, "features", values, world),
+        build_case(
+            tmp_path,
+            family,
+            "continue",
+            {"network_weights": "/tmp/lora.safetensors", "dim_from_weights": True},
+            world,
+        ),
+    ]
+    results = argcheck.check(kohya_python, install.scripts_dir, cases)
+    found = [p for case, res in zip(cases, results, strict=True) for p in argcheck.problems(case, res)]
+    print(f"\n{family}: features as {families.get(family).script} parsed them: {len(found)} problems; "
+          f"resume={results[0].values.get('resume')!r} network_args={results[0].values.get('network_args')}")  # fmt: skip
+    assert not found, "\n".join(found)
+    assert results[0].values["network_args"][-2:] == [
+        "loraplus_lr_ratio=16.0",
+        "loraplus_text_encoder_lr_ratio=4.0",
+    ]
 
 
 @pytest.mark.parametrize(
