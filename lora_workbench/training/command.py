@@ -41,6 +41,7 @@ class Target:
     model_files: dict = field(default_factory=dict)  # sd-scripts option -> path (model_files.pick)
     resume_state: Path | None = None  # the saved state a resumed run starts from
     dataset_augments: tuple[str, ...] = ()  # color_aug/random_crop set in the dataset TOML itself
+    dataset_captions: tuple[str, ...] = ()  # caption variation set there (shuffle_caption, ...)
     config_name: str = "config.toml"  # a resumed run writes its own config beside the first one
 
     @property
@@ -165,14 +166,53 @@ def output_name_for(opts, dataset: LoraDataset) -> str:
     return opts.output_name or sanitize_output_name(Path(dataset.project_dir).name)
 
 
-def cache_text_encoder_outputs(opts, family: families.TrainingFamily, train_te: bool) -> bool:
+CAPTION_VARIATION = (
+    "shuffle_caption",
+    "caption_dropout_rate",
+    "caption_tag_dropout_rate",
+    "token_warmup_step",
+)
+
+
+def caption_variation(opts, family: families.TrainingFamily, in_dataset: tuple[str, ...] = ()) -> list[str]:
+    """The settings that change a caption from step to step (run-wide or in the dataset TOML): cached
+    text-encoder outputs cannot follow them (the trainers assert is_text_encoder_output_cacheable;
+    Anima's cache handles caption dropout)."""
+    names = dict.fromkeys([*(n for n in CAPTION_VARIATION if getattr(opts, n, 0)), *in_dataset])
+    return [n for n in names if not (family.id == "anima" and n == "caption_dropout_rate")]
+
+
+def cache_text_encoder_outputs(
+    opts, family: families.TrainingFamily, train_te: bool, varied: list[str] | tuple[str, ...] = ()
+) -> bool:
     """on/off as set; auto: the family's advice (the DiT families), and never while SDXL trains its text
-    encoders (sdxl_train_network.py refuses that)."""
+    encoders (sdxl_train_network.py refuses that) or while captions vary (`varied`, caption_variation)."""
     if opts.cache_text_encoder_outputs != "auto":
         return opts.cache_text_encoder_outputs == "on"
-    return bool(family.recommended.get("cache_text_encoder_outputs")) and (
-        family.id != "sdxl" or not train_te
+    return (
+        bool(family.recommended.get("cache_text_encoder_outputs"))
+        and (family.id != "sdxl" or not train_te)
+        and not varied
     )
+
+
+def text_encoder_cache_check(opts, t) -> str | None:
+    """A sentence when caching is on and captions vary (an error), a warning when auto turned it off."""
+    varied = caption_variation(opts, t.family, t.dataset_captions)
+    if not varied:
+        return None
+    if opts.cache_text_encoder_outputs == "on":
+        raise ValidationError(
+            f"cache_text_encoder_outputs on cannot go with {', '.join(varied)}: cached captions cannot change "
+            f"from step to step (sd-scripts refuses it). Set cache_text_encoder_outputs to auto or off, or "
+            f"turn {', '.join(varied)} off."
+        )
+    if opts.cache_text_encoder_outputs == "auto" and t.family.recommended.get("cache_text_encoder_outputs"):
+        return (
+            f"cache_text_encoder_outputs is off for this run: {', '.join(varied)} changes the captions every "
+            f"step, so the text encoders stay loaded (more memory)."
+        )
+    return None
 
 
 def resolve(opts, t: Target) -> Resolved:
@@ -186,7 +226,9 @@ def resolve(opts, t: Target) -> Resolved:
         prompts=sample_prompts_text(opts, fam.sample_for(t.model.variant)),
         tokenizer_cache_dir=opts.tokenizer_cache_dir or default_tokenizer_cache(),
         train_text_encoder=train_te,
-        cache_text_encoder_outputs=cache_text_encoder_outputs(opts, fam, train_te),
+        cache_text_encoder_outputs=cache_text_encoder_outputs(
+            opts, fam, train_te, caption_variation(opts, fam, t.dataset_captions)
+        ),
     )
 
 
@@ -488,9 +530,9 @@ def build_command(opts, t: Target, warnings: list[str] | None = None) -> Command
     check_script(opts, t.model)
     r = resolve(opts, t)
     warnings = list(warnings or [])
-    note = latent_cache_warning(opts, t)
-    if note and note not in warnings:
-        warnings.append(note)
+    for note in (latent_cache_warning(opts, t), text_encoder_cache_check(opts, t)):
+        if note and note not in warnings:
+            warnings.append(note)
     return Command(
         argv=launch_argv(opts, t, r),
         cwd=str(t.install.scripts_dir),

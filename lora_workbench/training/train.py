@@ -34,10 +34,12 @@ from ..modelfiles.safetensors_header import read_header
 from . import families as recipes
 from . import kohya, kvargs, losscurve, memory, model_files, module_probe, proctree, resume, runner
 from .command import (
+    CAPTION_VARIATION,
     Command,
     Target,
     build_command,
     cache_text_encoder_outputs,
+    caption_variation,
     check_script,
     effective_options,
     output_name_for,
@@ -154,8 +156,8 @@ def _apply_patch(data: dict, patch: dict) -> None:
             sub.update(patch.get("subsets", {}))
 
 
-def dataset_augments(toml_path: str | os.PathLike) -> tuple[str, ...]:
-    """color_aug / random_crop switched on anywhere in a dataset TOML (they forbid latent caching)."""
+def dataset_switches(toml_path: str | os.PathLike, keys: tuple[str, ...]) -> tuple[str, ...]:
+    """Which of `keys` are on (true or above 0) anywhere in a dataset TOML."""
     try:
         data = tomllib.loads(Path(toml_path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -163,10 +165,23 @@ def dataset_augments(toml_path: str | os.PathLike) -> tuple[str, ...]:
     tables = [data.get("general") or {}]
     for ds in data.get("datasets") or []:
         tables += [ds, *(ds.get("subsets") or [])] if isinstance(ds, dict) else []
-    found = {
-        k for t in tables if isinstance(t, dict) for k in ("color_aug", "random_crop") if t.get(k) is True
-    }
-    return tuple(sorted(found))
+    found = {k for t in tables if isinstance(t, dict) for k in keys if _switched_on(t.get(k))}
+    return tuple(k for k in keys if k in found)
+
+
+def _switched_on(value) -> bool:
+    return value is True or (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0)
+
+
+def dataset_augments(toml_path: str | os.PathLike) -> tuple[str, ...]:
+    """color_aug / random_crop switched on anywhere in a dataset TOML (they forbid latent caching)."""
+    return dataset_switches(toml_path, ("color_aug", "random_crop"))
+
+
+def dataset_captions(toml_path: str | os.PathLike) -> tuple[str, ...]:
+    """Caption variation switched on anywhere in a dataset TOML (per-subset caption options, written by
+    DatasetSubsetWeights): cached text-encoder outputs cannot follow it."""
+    return dataset_switches(toml_path, CAPTION_VARIATION)
 
 
 def write_dataset_copy(dataset: LoraDataset, patch: dict, dest: Path) -> None:
@@ -359,7 +374,7 @@ def prepare(
     if opts.network_type in kvargs.LYCORIS_TYPES:
         module_probe.require_lycoris(install.python, opts.network_type, env=env, cwd=str(install.scripts_dir))
     warnings += [w for w in _dataset_warnings(opts, dataset) if w not in warnings]
-    estimate = _memory(opts, model, device, install)
+    estimate = _memory(opts, model, device, install, dataset_captions(dataset.toml_path))
     if estimate is not None and estimate.verdict in ("tight", "too_big"):
         warnings.append(estimate.message())
     script = opts.script if opts.script != "auto" else model.script
@@ -378,7 +393,9 @@ def _pick_files(opts: TrainOptions, model: ModelInfo, files: model_files.FileSou
     return model_files.as_options(model_files.pick(model, chosen, source.listing, source.resolve))
 
 
-def _memory(opts: TrainOptions, model: ModelInfo, device: str, install) -> memory.MemoryEstimate | None:
+def _memory(
+    opts: TrainOptions, model: ModelInfo, device: str, install, captions: tuple[str, ...] = ()
+) -> memory.MemoryEstimate | None:
     """The VRAM estimate of a GPU run against the GPU's memory (None on the CPU)."""
     if device != "gpu":
         return None
@@ -393,7 +410,12 @@ def _memory(opts: TrainOptions, model: ModelInfo, device: str, install) -> memor
         opts.fp8_base or opts.fp8_scaled,
         opts.blocks_to_swap,
         opts.gradient_checkpointing,
-        cache_text_encoder_outputs(opts, fam, opts.train_text_encoder and fam.trains_text_encoder),
+        cache_text_encoder_outputs(
+            opts,
+            fam,
+            opts.train_text_encoder and fam.trains_text_encoder,
+            caption_variation(opts, fam, captions),
+        ),
         opts.train_text_encoder and fam.trains_text_encoder,
         opts.cache_latents,
         opts.network_dim,
@@ -417,6 +439,7 @@ def build(prep: Prepared, run_dir: Path, point: resume.ResumePoint | None = None
         model_files=dict(prep.model_files),
         resume_state=state.path if state is not None else None,
         dataset_augments=dataset_augments(prep.dataset.toml_path),
+        dataset_captions=dataset_captions(prep.dataset.toml_path),
         config_name=_resume_config_name(point) if point is not None else "config.toml",
     )
     return Plan(prep, build_command(prep.options, target, list(prep.warnings)), run_dir, point)

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import pytest
 
+from lora_workbench.dataset.dataset_toml import dataset_from_toml
 from lora_workbench.errors import ValidationError
-from lora_workbench.training import families
+from lora_workbench.modelfiles.detect import detect_model
+from lora_workbench.training import families, kohya, train
+from lora_workbench.training.command import Target, build_command
 from lora_workbench.training.options import TrainOptions
 from lora_workbench.training.validation import check_family, network_module_for, validate
+from tests.unit import synthetic_models as sm
+from tests.unit import train_fakes as fakes
 
 DIT = ("flux", "chroma", "sd3", "lumina2", "hunyuan_image", "anima")
 
@@ -81,3 +86,41 @@ def test_network_type_and_network_module_name_one_module():
     assert network_module_for(ok("flux"), families.get("flux")) == "networks.lora_flux"
     assert network_module_for(ok("sd1", network_type="lycoris_lokr"), families.get("sd1")) == "lycoris.kohya"
     assert network_module_for(ok("sd1", network_module="networks.oft"), families.get("sd1")) == "networks.oft"
+
+
+@pytest.fixture
+def flux_ds(tmp_path, monkeypatch):
+    monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
+    fakes.make_kohya(tmp_path, monkeypatch)
+    project = fakes.make_project(tmp_path)
+    base = sm.write_model(tmp_path / "flux1-dev.safetensors", sm.flux("dev"))
+    return dataset_from_toml(project / "dataset.toml", project), detect_model(base)
+
+
+def flux_command(tmp_path, flux_ds, captions=(), **values):
+    ds, model = flux_ds
+    opts = TrainOptions.from_values(values)
+    target = Target(ds, model, kohya.find_install(), "gpu", tmp_path / "out", dataset_captions=captions)
+    return build_command(opts, target)
+
+
+def test_varying_captions_turn_flux_text_encoder_caching_off_with_a_warning(tmp_path, flux_ds):
+    assert flux_command(tmp_path, flux_ds).config["training"]["cache_text_encoder_outputs"] is True
+    for cmd in (
+        flux_command(tmp_path, flux_ds, shuffle_caption=True),
+        flux_command(tmp_path, flux_ds, captions=("caption_tag_dropout_rate",)),  # a subset's own option
+    ):
+        assert "cache_text_encoder_outputs" not in cmd.config["training"]
+        assert any("cache_text_encoder_outputs is off for this run" in w for w in cmd.warnings)
+    with pytest.raises(ValidationError, match="cache_text_encoder_outputs on cannot go with shuffle_caption"):
+        flux_command(tmp_path, flux_ds, shuffle_caption=True, cache_text_encoder_outputs="on")
+
+
+def test_a_subset_caption_option_in_the_dataset_toml_is_found(tmp_path):
+    toml = tmp_path / "dataset.toml"
+    toml.write_text(
+        "[general]\nshuffle_caption = false\n[[datasets]]\n[[datasets.subsets]]\nimage_dir = 'a'\n"
+        "caption_tag_dropout_rate = 0.1\n[[datasets.subsets]]\nimage_dir = 'b'\nshuffle_caption = true\n"
+    )
+    assert train.dataset_captions(toml) == ("shuffle_caption", "caption_tag_dropout_rate")
+    assert train.dataset_captions(tmp_path / "missing.toml") == ()
