@@ -133,7 +133,7 @@ MODULE_READS: dict[str, tuple[str, ...]] = {
     },
 }
 NO_RANK_DROPOUT = ("networks.oft", "networks.oft_flux", "networks.dylora")  # they ignore rank/module dropout
-NO_MAX_NORM = ("networks.oft", "networks.oft_flux", "networks.dylora", "networks.lora_hunyuan_image")
+NO_MAX_NORM = ("networks.oft", "networks.oft_flux", "networks.dylora")  # no apply_max_norm_regularization
 
 _ADAM = ("AdamW", "AdamW8bit", "PagedAdamW", "PagedAdamW8bit", "PagedAdamW32bit")
 _LION = ("Lion", "Lion8bit", "PagedLion8bit")

@@ -343,7 +343,7 @@ def _network_args_read_by_module(o, fam: recipes.TrainingFamily, _variant: str) 
     if o.scale_weight_norms and module in kvargs.NO_MAX_NORM:
         raise ValidationError(
             f"scale_weight_norms needs a network that can rescale its weights and {module} cannot (sd-scripts "
-            f"would stop at the first step); set scale_weight_norms to 0."
+            f"would only warn and train without it); set scale_weight_norms to 0."
         )
 
 

@@ -74,8 +74,10 @@ def test_the_module_decides_which_keys_and_settings_it_reads():
     refused(
         "flux", "networks.oft_flux ignores rank_dropout", network_module="networks.oft_flux", rank_dropout=0.1
     )
-    refused("hunyuan_image", "scale_weight_norms needs a network that can rescale", scale_weight_norms=1.0)
+    refused("flux", "scale_weight_norms needs a network that can rescale", scale_weight_norms=1.0,
+            network_module="networks.oft_flux")  # fmt: skip
     ok("flux", scale_weight_norms=1.0)
+    ok("hunyuan_image", scale_weight_norms=1.0)  # its LoRA network is lora_flux's
     ok("sdxl", network_args="block_dims=" + ",".join(["4"] * 23))
 
 
