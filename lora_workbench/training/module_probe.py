@@ -20,6 +20,9 @@ from ..errors import ValidationError
 from .runner import child_env
 
 CACHE_FILE = "module-probe.json"
+# The LyCORIS the kohya_ss GUI pins, and the one the real-training test runs: 4.1.3 stops on an SD U-Net
+# in sd-scripts 48d368f ("duplicated lora name: lora_unet_time_embedding_linear_1").
+LYCORIS_VERSION = "3.2.0.post2"
 _PROBE = (
     "import importlib, json, os, sys\n"
     "name = sys.argv[1]\n"
@@ -128,5 +131,6 @@ def require_lycoris(
     raise ValidationError(
         f"network_type {network_type} trains with LyCORIS, which the sd-scripts environment ({python}) "
         f"cannot import ({answer.get('error', 'not installed')}). Install it there: {python} -m pip "
-        f"install lycoris-lora - then queue the run again (or pick network_type lora, locon or dylora)."
+        f"install lycoris-lora=={LYCORIS_VERSION} - then queue the run again (or pick network_type lora, "
+        f"locon or dylora)."
     )

@@ -18,7 +18,7 @@ import pytest
 from lora_workbench.dataset import dataset_toml
 from lora_workbench.errors import ValidationError
 from lora_workbench.modelfiles.safetensors_header import read_header
-from lora_workbench.training import train
+from lora_workbench.training import module_probe, train
 from lora_workbench.training.options import TrainOptions
 
 pytestmark = pytest.mark.integration
@@ -106,7 +106,8 @@ def test_locon_min_snr_captions_and_gradient_accumulation_reach_the_lora(project
         f"  ss_datasets subset: { {k: subset[k] for k in ('shuffle_caption', 'keep_tokens', 'flip_aug', 'color_aug')} }"
     )
     assert meta["ss_network_module"] == "networks.lora"
-    assert json.loads(meta["ss_network_args"]) == {"conv_dim": "2", "conv_alpha": "1.0"}
+    # sd-scripts adds "dropout" (network_dropout, for LyCORIS) to the pairs it was given
+    assert json.loads(meta["ss_network_args"]) == {"conv_dim": "2", "conv_alpha": "1.0", "dropout": None}
     assert float(meta["ss_min_snr_gamma"]) == 5.0 and meta["ss_gradient_accumulation_steps"] == "2"
     assert "weight_decay=0.02" in meta["ss_optimizer"] and meta["ss_cache_latents"] == "False"
     assert (
@@ -214,7 +215,7 @@ def lycoris_overlay(kohya_python, tmp_path_factory) -> Path:
             "--no-deps",
             "--target",
             str(target),
-            "lycoris-lora",
+            f"lycoris-lora=={module_probe.LYCORIS_VERSION}",  # 4.1.3 fails on SD U-Nets (duplicated lora name)
         ],
         capture_output=True,
         text=True,

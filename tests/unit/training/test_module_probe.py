@@ -47,7 +47,9 @@ def test_the_answer_is_remembered_until_the_environment_changes(cache, monkeypat
 
 
 def test_a_missing_lycoris_says_how_to_install_it_there(cache):
-    with pytest.raises(ValidationError, match=r"cannot import .* -m pip install lycoris-lora"):
+    with pytest.raises(
+        ValidationError, match=r"cannot import .* -m pip install lycoris-lora==3\.2\.0\.post2"
+    ):
         module_probe.require_lycoris(sys.executable, "lycoris_loha", env={})
 
 
