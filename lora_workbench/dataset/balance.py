@@ -15,6 +15,9 @@ from fractions import Fraction
 
 DEFAULT_MAX_ITEMS_PER_EPOCH = 10_000  # images x repeats per epoch; keeps a 1-epoch run under a few hours
 _MAX_CANDIDATES = 200_000  # bound on the scale search (a pathological input still answers in ~1 s)
+_EXACT_DENOMINATOR = 10_000  # weights are read as fractions with at most this denominator
+_TINY = 5e-324  # the smallest float above 0: a weight that underflows still counts as above 0
+TARGET_SLACK = 0.005  # planning by total steps may give up this much share precision (0.5 points)
 
 
 @dataclass
@@ -100,9 +103,12 @@ def _score(counts, repeats, targets) -> tuple[float, float, int]:
     )
 
 
-def _exact(counts: list[int], weights: list[float]) -> list[int]:
-    """The smallest integer repeats with repeats_i proportional to weight_i / count_i."""
-    qs = [Fraction(w).limit_denominator(10_000) / c for w, c in zip(weights, counts, strict=True)]
+def _exact(counts: list[int], weights: list[float]) -> list[int] | None:
+    """The smallest integer repeats with repeats_i proportional to weight_i / count_i (weights scaled
+    so the largest is 1); None when a weight is too small next to the others to be written exactly."""
+    qs = [Fraction(w).limit_denominator(_EXACT_DENOMINATOR) / c for w, c in zip(weights, counts, strict=True)]
+    if not all(qs):
+        return None
     g_num = 0
     l_den = 1
     for q in qs:
@@ -112,35 +118,50 @@ def _exact(counts: list[int], weights: list[float]) -> list[int]:
     return [int(q / g) for q in qs]
 
 
-def _scale_search(counts: list[int], qs: list[float], targets: list[float], budget: int):
-    """Best of every distinct repeats vector max(1, round(s * q_i)) for a growing scale s, within budget."""
-    n = len(counts)
-    reps = [1] * n
+def _ratios(counts: list[int], weights: list[float], budget: int) -> list[float]:
+    """Repeats per unit of scale, the smallest being 1. A ratio above the budget acts like the budget
+    (no subset can get more repeats than that), which keeps tiny and huge weights finite."""
+    raw = [max(w / c, _TINY) for w, c in zip(weights, counts, strict=True)]
+    low = min(raw)
+    cap = float(budget + 1)
+    return [min(r / low, cap) for r in raw]
+
+
+def _roundings(counts: list[int], qs: list[float], budget: int):
+    """Every distinct repeats vector max(1, round(s * q_i)) for a growing scale s, within budget
+    (one list, updated in place: copy what you keep)."""
+    reps = [1] * len(counts)
     total = sum(counts)
-    best = (_score(counts, reps, targets), list(reps))
+    yield reps
     # r_i becomes k+1 when s passes (k + 0.5) / q_i, for k >= 1.
     heap = [(1.5 / q, i) for i, q in enumerate(qs)]
     heapq.heapify(heap)
-    steps = 0
-    while heap and steps < _MAX_CANDIDATES:
+    for _ in range(_MAX_CANDIDATES):
+        if not heap:
+            return
         s, i = heapq.heappop(heap)
         if total + counts[i] > budget:
-            break  # totals only grow with s
+            return  # totals only grow with s
         reps[i] += 1
         total += counts[i]
         heapq.heappush(heap, ((reps[i] + 0.5) / qs[i], i))
-        # apply every change at the same scale together before scoring
+        # apply every change at the same scale together before yielding
         while heap and heap[0][0] == s:
             _, j = heapq.heappop(heap)
             if total + counts[j] > budget:
-                heap = []
-                break
+                return
             reps[j] += 1
             total += counts[j]
             heapq.heappush(heap, ((reps[j] + 0.5) / qs[j], j))
-        steps += 1
+        yield reps
+
+
+def _scale_search(counts: list[int], qs: list[float], targets: list[float], budget: int):
+    """The best-scoring rounding within the budget."""
+    best = None
+    for reps in _roundings(counts, qs, budget):
         sc = _score(counts, reps, targets)
-        if sc < best[0]:
+        if best is None or sc < best[0]:
             best = (sc, list(reps))
     return best
 
@@ -198,7 +219,8 @@ def balance_repeats(
 
     `counts` maps subset name -> image count, `weights` subset name -> weight (missing = 1.0,
     0 = excluded). The epoch (sum of images x repeats) stays within `max_items_per_epoch`
-    (default DEFAULT_MAX_ITEMS_PER_EPOCH) unless 1 repeat each already exceeds it.
+    (default DEFAULT_MAX_ITEMS_PER_EPOCH) unless 1 repeat each already exceeds it. Any finite weights
+    >= 0 work, however tiny or huge: they are scaled so the largest is 1 before anything else.
     """
     _check(counts, weights)
     budget = int(max_items_per_epoch) if max_items_per_epoch else DEFAULT_MAX_ITEMS_PER_EPOCH
@@ -206,50 +228,56 @@ def balance_repeats(
         raise ValueError("max_items_per_epoch must be >= 1")
     w = {n: float(weights.get(n, 1.0)) for n in counts}
     active = [n for n in counts if w[n] > 0 and counts[n] > 0]
-    wsum = sum(w[n] for n in active)
-    targets = [w[n] / wsum for n in active] if wsum else []
+    reps, targets, notes, over = _solve(active, counts, w, budget)
     cs = [int(counts[n]) for n in active]
-    notes: list[str] = []
-    over = False
-    exact = False
-    reps: list[int] = [1] * len(active)
-    if active:
-        exact_reps = _exact(cs, [w[n] for n in active])
-        exact_items = sum(c * r for c, r in zip(cs, exact_reps, strict=True))
-        if sum(cs) > budget:
-            over = True
-            notes.append(
-                f"1 repeat per subset already gives {sum(cs)} items per epoch, over the budget of "
-                f"{budget}; every subset gets 1 repeat."
-            )
-            reps = [1] * len(active)
-            budget_eff = sum(cs)
-            best = _polish(cs, reps, targets, budget_eff)
-            reps = best[1]
-        elif exact_items <= budget:
-            reps = exact_reps
-        else:
-            qs = [w[n] / c for n, c in zip(active, cs, strict=True)]
-            qmin = min(qs)
-            qs = [q / qmin for q in qs]  # the smallest subset ratio is 1: s counts its repeats
-            best = _scale_search(cs, qs, targets, budget)
-            # never worse than the seed's rule when that one is valid and within budget
-            seed = seed_repeats(dict(zip(active, cs, strict=True)), {n: w[n] for n in active})
-            seed_v = [seed[n] for n in active]
-            if all(r >= 1 for r in seed_v) and sum(c * r for c, r in zip(cs, seed_v, strict=True)) <= budget:
-                sc = _score(cs, seed_v, targets)
-                if sc < best[0]:
-                    best = (sc, seed_v)
-            best = _polish(cs, best[1], targets, budget)
-            reps = best[1]
-            notes.append(
-                f"The exact repeats need {exact_items} items per epoch, over the budget of {budget}; "
-                f"this is the closest within it."
-            )
-        errs = share_errors(cs, reps, targets)
-        exact = all(abs(e) < 1e-12 for e in errs)
-    by_name = dict(zip(active, zip(reps, targets, strict=True), strict=True))
+    exact = bool(active) and all(abs(e) < 1e-12 for e in share_errors(cs, reps, targets))
     total = sum(c * r for c, r in zip(cs, reps, strict=True))
+    out = _subset_rows(counts, w, dict(zip(active, zip(reps, targets, strict=True), strict=True)), total)
+    return BalanceResult(out, total, budget, exact, over, notes)
+
+
+def _solve(active: list[str], counts: dict[str, int], w: dict[str, float], budget: int):
+    """(repeats, target shares, notes, over_budget) for the active subsets."""
+    if not active:
+        return [], [], [], False
+    top = max(w[n] for n in active)
+    scaled = [max(w[n] / top, _TINY) for n in active]  # the largest is 1: huge weights cannot overflow
+    total_w = sum(scaled)
+    targets = [x / total_w for x in scaled]
+    cs = [int(counts[n]) for n in active]
+    if sum(cs) > budget:
+        note = (
+            f"1 repeat per subset already gives {sum(cs)} items per epoch, over the budget of "
+            f"{budget}; every subset gets 1 repeat."
+        )
+        return _polish(cs, [1] * len(cs), targets, sum(cs))[1], targets, [note], True
+    exact = _exact(cs, scaled)
+    exact_items = sum(c * r for c, r in zip(cs, exact, strict=True)) if exact else None
+    if exact_items is not None and exact_items <= budget:
+        return exact, targets, [], False
+    best = _scale_search(cs, _ratios(cs, scaled, budget), targets, budget)
+    best = _no_worse_than_seed(best, active, cs, w, targets, budget)
+    reps = _polish(cs, best[1], targets, budget)[1]
+    need = f"{exact_items} items per epoch" if exact_items else "more items per epoch than any budget"
+    note = f"The exact repeats need {need}, over the budget of {budget}; this is the closest within it."
+    return reps, targets, [note], False
+
+
+def _no_worse_than_seed(best, active, cs, w, targets, budget):
+    """The seed's rule wins when it is valid, within the budget and closer."""
+    try:
+        seed = seed_repeats(dict(zip(active, cs, strict=True)), {n: w[n] for n in active})
+    except (OverflowError, ValueError):  # a weight x count beyond floats: the seed's rule cannot run
+        return best
+    seed_v = [seed[n] for n in active]
+    if all(r >= 1 for r in seed_v) and sum(c * r for c, r in zip(cs, seed_v, strict=True)) <= budget:
+        sc = _score(cs, seed_v, targets)
+        if sc < best[0]:
+            return (sc, seed_v)
+    return best
+
+
+def _subset_rows(counts, w, by_name, total) -> list[SubsetBalance]:
     out: list[SubsetBalance] = []
     for n, c in counts.items():
         if n in by_name:
@@ -260,4 +288,42 @@ def balance_repeats(
             out.append(SubsetBalance(n, int(c), w[n], 0, 0.0, 0.0, 0.0, excluded=True))
         else:  # no images: 1 repeat so the rule "weight > 0 -> repeats >= 1" holds, no share
             out.append(SubsetBalance(n, int(c), w[n], 1, 0.0, 0.0, 0.0, empty=True))
-    return BalanceResult(out, total, budget, exact, over, notes)
+    return out
+
+
+def balance_near_total(
+    counts: dict[str, int],
+    weights: dict[str, float],
+    max_items_per_epoch: int | None,
+    distance,
+    slack: float = TARGET_SLACK,
+) -> BalanceResult:
+    """Like balance_repeats, but when the shares cannot be exact, the rounding whose items per epoch
+    `distance(items)` likes best among those with shares within `slack` of the best possible ones.
+
+    Used to plan by total steps: `distance` says how far a total of items per epoch lands from the
+    target. Exact shares are returned as they are (the step plan scales them).
+    """
+    best = balance_repeats(counts, weights, max_items_per_epoch)
+    if best.exact or best.over_budget or not best.total_items:
+        return best
+    rows = [r for r in best.subsets if not r.excluded and not r.empty]
+    cs = [r.images for r in rows]
+    targets = [r.target_share for r in rows]
+    w = [max(r.weight, 0.0) for r in rows]
+    top = max(w)
+    qs = _ratios(cs, [max(x / top, _TINY) for x in w], best.budget)
+    limit = best.max_error + slack
+    pick = (distance(best.total_items), best.max_error, [r.repeats for r in rows])
+    for reps in _roundings(cs, qs, best.budget):
+        err = max(abs(e) for e in share_errors(cs, reps, targets))
+        if err <= limit:
+            cand = (distance(sum(c * r for c, r in zip(cs, reps, strict=True))), err)
+            if cand < pick[:2]:
+                pick = (*cand, list(reps))
+    by_name = {r.name: (rep, r.target_share) for r, rep in zip(rows, pick[2], strict=True)}
+    total = sum(c * r for c, r in zip(cs, pick[2], strict=True))
+    w_all = {n: float(weights.get(n, 1.0)) for n in counts}
+    return BalanceResult(
+        _subset_rows(counts, w_all, by_name, total), total, best.budget, False, False, best.notes
+    )

@@ -3,6 +3,8 @@
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lora_workbench.dataset import balance
 
@@ -95,3 +97,89 @@ def test_random_datasets_never_zero_repeats_bounded_error_and_never_worse_than_s
 def test_result_serialises():
     d = balance.balance_repeats({"A": 7, "B": 3}, {}).to_dict()
     assert d["total_items"] == 42 and d["subsets"][0]["items"] == 21 and d["exact"] is True
+
+
+# --------------------------------------------------------------------------- tiny and huge weights
+@pytest.mark.parametrize(
+    "weights",
+    [
+        {"A": 1e-5, "B": 1e-5},  # raised ZeroDivisionError before
+        {"A": 1e-320, "B": 1},
+        {"A": 5e-324, "B": 5e-324},
+        {"A": 1e308, "B": 1},
+        {"A": 1e308, "B": 1e308},
+        {"A": 1e-320, "B": 1e308},
+    ],
+)
+def test_tiny_and_huge_weights_never_raise_and_never_give_zero_repeats(weights):
+    r = balance.balance_repeats({"A": 7, "B": 3}, weights)
+    assert all(s.repeats >= 1 for s in r.subsets) and r.total_items <= r.budget
+    if weights["A"] == weights["B"]:
+        assert r.exact and r.repeats == {"A": 3, "B": 7}
+
+
+# --------------------------------------------------------------------------- properties
+weights_st = st.one_of(
+    st.just(0.0),
+    st.floats(min_value=0.01, max_value=100),
+    st.sampled_from([1e-320, 5e-324, 1e-5, 1e308, 1.7e308, 1.0, 2.0, 3.0]),
+)
+dataset_st = st.lists(st.tuples(st.integers(0, 300), weights_st), min_size=1, max_size=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(dataset_st, st.sampled_from([None, 50, 500, 2000, 10_000]))
+def test_property_no_zero_repeats_within_budget_never_raises(data, budget):
+    counts = {f"s{i}": c for i, (c, _) in enumerate(data)}
+    weights = {f"s{i}": w for i, (_, w) in enumerate(data)}
+    r = balance.balance_repeats(counts, weights, budget)
+    for s in r.subsets:
+        if weights[s.name] > 0:
+            assert s.repeats >= 1, r.to_dict()
+        else:
+            assert s.repeats == 0 and s.excluded
+    if not r.over_budget:
+        assert r.total_items <= r.budget
+    else:
+        assert all(s.repeats == 1 for s in r.subsets if not s.excluded)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 300), st.floats(0.05, 20)), min_size=1, max_size=8),
+    st.sampled_from([2000, 10_000, 50_000]),
+)
+def test_property_shares_within_the_documented_error(data, budget):
+    """README/balance.py: with s = (budget - images/2) / base, where base is the epoch's size when the
+    subset needing the fewest repeats gets 1 and the others their exact proportion, every share is
+    within share / (s - 1/2) of its target (so the max error is at most max share / (s - 1/2))."""
+    counts = {f"s{i}": c for i, (c, _) in enumerate(data)}
+    weights = {f"s{i}": w for i, (_, w) in enumerate(data)}
+    r = balance.balance_repeats(counts, weights, budget)
+    if r.exact:
+        assert r.max_error < 1e-12
+        return
+    q = {k: weights[k] / counts[k] for k in counts}
+    low = min(q.values())
+    base = sum(counts[k] * q[k] / low for k in counts)
+    s = (budget - sum(counts.values()) / 2) / base
+    if r.over_budget or s <= 1:
+        return
+    top_share = max(weights.values()) / sum(weights.values())
+    assert r.max_error <= top_share / (s - 0.5) + 1e-9, (r.to_dict(), s)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 40), st.integers(1, 5)), min_size=1, max_size=5))
+def test_property_exact_whenever_the_exact_answer_fits(data):
+    from fractions import Fraction
+    from math import gcd, lcm
+
+    counts = {f"s{i}": c for i, (c, _) in enumerate(data)}
+    weights = {f"s{i}": float(w) for i, (_, w) in enumerate(data)}
+    qs = [Fraction(int(weights[k])) / counts[k] for k in counts]
+    unit = Fraction(gcd(*[q.numerator for q in qs]), lcm(*[q.denominator for q in qs]))
+    items = sum(counts[k] * int(q / unit) for k, q in zip(counts, qs, strict=False))
+    r = balance.balance_repeats(counts, weights)
+    if items <= r.budget:
+        assert r.exact and r.total_items == items
