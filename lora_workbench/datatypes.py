@@ -55,6 +55,10 @@ class LoraDataset:
     caption_extension: str = ".txt"
     fingerprint: str = ""  # content hash of images, captions and the TOML: the training cache key uses it
     warnings: list[str] = field(default_factory=list)
+    # The step plan (DatasetSubsetWeights `target_steps`): the epochs the node chose so that
+    # steps_per_epoch x planned_epochs lands closest to target_steps. 0 = no plan: the trainer's epochs.
+    planned_epochs: int = 0
+    target_steps: int = 0
 
     @property
     def class_tokens(self) -> list[str]:

@@ -103,8 +103,22 @@ class Command:
 
 
 # --------------------------------------------------------------------------- resolving
+def planned_epochs_note(opts, dataset: LoraDataset) -> list[str]:
+    """A warning when the dataset's step plan (DatasetSubsetWeights target_steps) overrides the epochs
+    setting, so training runs exactly the total the dataset node showed."""
+    if not dataset.planned_epochs or opts.max_train_steps or dataset.planned_epochs == opts.epochs:
+        return []
+    return [
+        f"{dataset.planned_epochs} epochs from the dataset's step plan (target {dataset.target_steps} steps); "
+        f"the epochs setting ({opts.epochs}) is not used."
+    ]
+
+
 def effective_options(opts, dataset: LoraDataset):
-    """The options as they will train: show_samples with no prompts samples the trigger words."""
+    """The options as they will train: the dataset's step plan sets the epochs; show_samples with no
+    prompts samples the trigger words."""
+    if dataset.planned_epochs and not opts.max_train_steps:  # dataset step plan (issue 13)
+        opts = opts.replace(epochs=dataset.planned_epochs)
     if opts.show_samples and not opts.sample_prompts.strip():
         return opts.replace(sample_prompts=", ".join(dataset.class_tokens) or "a photo")
     return opts

@@ -43,6 +43,7 @@ from .command import (
     check_script,
     effective_options,
     output_name_for,
+    planned_epochs_note,
     resolve_mixed_precision,
 )
 from .device_probe import gpu_memory_gib, probe_device
@@ -355,7 +356,7 @@ def prepare(
     """Validate everything once (settings, device, family, files, dataset, the LyCORIS package, the LoRA
     file to continue from) and find what the run needs. `files` says where the extra model files come
     from (the node: ComfyUI's folders; default: paths, or names in $COMFYUI_PATH/models)."""
-    warnings = validate(opts)
+    warnings = validate(opts) + planned_epochs_note(opts, dataset)
     opts = effective_options(opts, dataset)
     base = str(Path(base_model).expanduser())
     model = detect_model(base, opts.model_type)
