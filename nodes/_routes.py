@@ -198,32 +198,33 @@ def _str(data: dict, key: str, default: str | None = None) -> str:
 # --------------------------------------------------------------------------- handlers
 @handler
 async def dataset_preview(request):
-    """POST {project, weights, width, height, enable_bucket, batch_size, epochs, max_items_per_epoch}:
-    the subsets with image counts and the repeats/shares the weights give, computed by the core."""
+    """POST {project, weights, width, height, enable_bucket, batch_size, epochs, max_items_per_epoch,
+    repeats, target_steps, wrong_size, caption_extension}: the subsets with image counts and the
+    repeats/shares they get, computed by the core, which reads only inside the allowed roots."""
     data = await _json_body(request)
     project = paths.confine(_str(data, "project"), what="project folder")
-    weights = _str(data, "weights", "")
-    width = _int(data, "width", 512, 64, 8192)
-    height = _int(data, "height", 512, 64, 8192)
-    enable_bucket = _bool(data, "enable_bucket", True)
-    batch_size = _int(data, "batch_size", 1, 1, 1024)
-    epochs = _int(data, "epochs", 1, 1, 100000)
     max_items = data.get("max_items_per_epoch")
-    max_items = None if max_items in (None, 0, "") else _int(data, "max_items_per_epoch", None, 1, 10**9)
+    repeats = data.get("repeats")
+    from ..lora_workbench.dataset import prepare
+    from ..lora_workbench.dataset.confined import Guard
+
+    options = prepare.DatasetOptions(
+        weights_text=_str(data, "weights", ""),
+        resolution=(_int(data, "width", 512, 64, 8192), _int(data, "height", 512, 64, 8192)),
+        enable_bucket=_bool(data, "enable_bucket", True),
+        batch_size=_int(data, "batch_size", 1, 1, 1024),
+        epochs=_int(data, "epochs", 1, 1, 100000),
+        max_items_per_epoch=None
+        if max_items in (None, 0, "")
+        else _int(data, "max_items_per_epoch", None, 1, 10**9),
+        repeats=None if repeats in (None, "") else _str(data, "repeats"),
+        target_steps=_int(data, "target_steps", 0, 0, 10_000_000),
+        wrong_size=_str(data, "wrong_size", "error"),
+        caption_extension=_str(data, "caption_extension", ".txt"),
+    )
     if not project.is_dir():
         raise HttpError(404, f"The project folder {project} does not exist; create it or pick another one.")
-    from ..lora_workbench.dataset import scan as dataset
-
-    result = await _in_thread(
-        dataset.preview,
-        str(project),
-        weights,
-        (width, height),
-        enable_bucket,
-        batch_size,
-        epochs,
-        max_items_per_epoch=max_items,
-    )
+    result = await _in_thread(prepare.preview, str(project), options, guard=Guard(paths.allowed_roots()))
     return _json_response(result)
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from ..lora_workbench import events, paths
+from ..lora_workbench.dataset import fingerprint, prepare, project
+from ..lora_workbench.dataset.checks import WRONG_SIZE_MODES
+from ..lora_workbench.dataset.confined import Guard
+from ..lora_workbench.dataset.prepare import DatasetOptions
+from ..lora_workbench.dataset.repeats import REPEAT_MODES
+from ..lora_workbench.dataset.scan import CAPTION_EXT
 from . import _comfy
-
-# The dataset core is imported inside IS_CHANGED and prepare(), not here: ComfyUI imports every pack
-# at start-up, and what a node does when it runs need not cost that start-up anything.
 
 APPLY_MODES = ["toml (non-destructive)", "rename folders"]
 _MODE_KEYS = {"toml (non-destructive)": "toml", "rename folders": "rename"}
@@ -17,8 +20,9 @@ class DatasetSubsetWeights:
 
     DESCRIPTION = (
         "Reads a training project (images/N_Subject/ folders with .txt captions, optionally "
-        "regularization/), checks it (captions, unreadable images, sizes), turns a weight per subset "
-        "into integer repeats so each subset gets its share of every epoch, and writes kohya's "
+        "regularization/), checks it the way sd-scripts will read it (captions, unreadable images, "
+        "sizes, file names it skips), sets each subset's repeats from the folder names, equal shares "
+        "or your weights, optionally plans the epochs for a total number of steps, and writes kohya's "
         "dataset config (dataset.toml) - or renames the folders to N_Subject like the seed script. "
         "Shows a table with repeats, shares, the step math and the caption keywords."
     )
@@ -50,9 +54,10 @@ class DatasetSubsetWeights:
                     {
                         "default": "",
                         "multiline": True,
-                        "tooltip": "One `Subject: weight` per line (e.g. `Cat: 2`); a subset's share of each epoch "
-                        "follows its weight. Empty = equal weight per subset; 0 excludes a subset; "
-                        "# starts a comment.",
+                        "tooltip": "Used when repeats = weights: one `Subject: weight` per line (e.g. `Cat: 2`); a "
+                        "subset's share of each epoch follows its weight. A subset not named weighs 1; 0 "
+                        "excludes a subset; # starts a comment. Moving a slider of the editor below writes "
+                        "this text and switches repeats to weights.",
                     },
                 ),
                 "width": (
@@ -108,7 +113,8 @@ class DatasetSubsetWeights:
                         "default": 3,
                         "min": 1,
                         "max": 10000,
-                        "tooltip": "Epochs, for the step math shown here only (the trainer sets its own).",
+                        "tooltip": "Epochs for the step math shown here (the trainer uses its own) - unless "
+                        "target_steps is set: then the node picks the epochs and the trainer uses them.",
                     },
                 ),
                 "max_items_per_epoch": (
@@ -122,13 +128,45 @@ class DatasetSubsetWeights:
                     },
                 ),
             },
+            # Optional, after the older widgets: saved workflows keep their widget positions (see
+            # web/weights_editor.js for how a workflow saved without `repeats` is migrated).
             "optional": {
-                "caption_options": (
-                    "LORA_TRAIN_OPTIONS",
+                "repeats": (
+                    list(REPEAT_MODES),
                     {
-                        "tooltip": "Caption and augmentation settings from a Kohya Caption Options node "
-                        "(shuffle, keep tokens, caption/tag dropout, flip, color aug, random crop), written "
-                        "into every subset of the dataset TOML; they win over the trainer's run-wide ones.",
+                        "default": REPEAT_MODES[0],
+                        "tooltip": "How many times each subset's images are seen per epoch. folders: the N_ prefix "
+                        "of each folder, exactly as named (kohya's convention; no prefix counts as 1). equal: "
+                        "every subset the same share of an epoch (15 images x1 = 5 images x3). weights: the "
+                        "weights text sets each subset's share.",
+                    },
+                ),
+                "target_steps": (
+                    "INT",
+                    {
+                        "default": 0,
+                        "min": 0,
+                        "max": 10_000_000,
+                        "tooltip": "Plan by total steps (e.g. 2500): picks the epochs, and scales the repeats "
+                        "within the step budget keeping their shares, so the total lands closest to this; "
+                        "KohyaLoRATrain then trains exactly that many epochs. 0 = use epochs.",
+                    },
+                ),
+                "wrong_size": (
+                    list(WRONG_SIZE_MODES),
+                    {
+                        "default": WRONG_SIZE_MODES[0],
+                        "tooltip": "With buckets off, images that are not width x height: error (stop and list "
+                        "them), resize (train on resized, center-cropped copies in <project>/cache/, made once "
+                        "per image and reused; the originals are untouched) or bucket (turn buckets on).",
+                    },
+                ),
+                "caption_extension": (
+                    "STRING",
+                    {
+                        "default": CAPTION_EXT,
+                        "tooltip": "The caption file beside each image (img.png -> img.txt); written into "
+                        "dataset.toml for every subset, so the check here and sd-scripts read the same files.",
                     },
                 ),
             },
@@ -136,13 +174,11 @@ class DatasetSubsetWeights:
         }
 
     @classmethod
-    def IS_CHANGED(cls, project_folder="", weights="", **kwargs):
+    def IS_CHANGED(cls, project_folder="", weights="", caption_extension=CAPTION_EXT, **kwargs):
         # The dataset changes outside the graph: re-run when the folder listing (names, sizes, mtimes) does.
-        from ..lora_workbench.dataset import scan as dataset_core
-
         try:
             root = paths.confine(project_folder, what="project folder")
-            return dataset_core.listing_fingerprint(root)
+            return fingerprint.listing_fingerprint(root, Guard(paths.allowed_roots()), caption_extension)
         except Exception:
             return float("nan")
 
@@ -157,47 +193,36 @@ class DatasetSubsetWeights:
         batch_size: int = 1,
         epochs: int = 3,
         max_items_per_epoch: int = 0,
+        repeats: str | None = None,  # missing in workflows saved before the modes: see resolve_mode
+        target_steps: int = 0,
+        wrong_size: str = "error",
+        caption_extension: str = CAPTION_EXT,
         unique_id=None,
-        caption_options=None,
     ):
-        from ..lora_workbench.dataset import project
-        from ..lora_workbench.dataset import scan as dataset_core
-
         root = paths.confine(project_folder, what="project folder")
-        per_subset = _caption_keys(caption_options, unique_id)
+        guard = Guard(paths.allowed_roots())
         # only a new (missing or empty) folder gets the layout: never scaffold into an unrelated folder
-        is_new = not root.exists() or (root.is_dir() and not any(root.iterdir()))
-        created = project.init_project(root) if is_new else []
-        mode = _MODE_KEYS.get(apply_mode, apply_mode)
-        ds, text = dataset_core.prepare_dataset(
-            root,
-            weights,
-            (width, height),
-            enable_bucket,
-            batch_size,
-            mode,
-            max_items_per_epoch=max_items_per_epoch or None,
+        created = project.init_project(root, guard) if project.is_new(root, guard) else []
+        options = DatasetOptions(
+            weights_text=weights,
+            resolution=(width, height),
+            enable_bucket=enable_bucket,
+            batch_size=batch_size,
             epochs=epochs,
-            subset_options=per_subset,
+            max_items_per_epoch=max_items_per_epoch or None,
+            repeats=repeats,
+            target_steps=target_steps,
+            wrong_size=wrong_size,
+            caption_extension=caption_extension,
+        )
+        ds, text = prepare.prepare_dataset(
+            root, options, apply_mode=_MODE_KEYS.get(apply_mode, apply_mode), guard=guard
         )
         if created:
             text += f"\nCreated the project layout ({len(created)} folders)."
         _comfy.send_progress_text(text, unique_id)
         events.publish(events.DATASET, {"node": unique_id, "summary": text, "dataset": ds.to_dict()})
         return {"ui": {"text": [text]}, "result": (ds, text)}
-
-
-def _caption_keys(options, unique_id) -> dict:
-    """sd-scripts' subset keys of the caption settings in `caption_options` (features hook)."""
-    if options is None:
-        return {}
-    from ..lora_workbench.training.command import subset_caption_keys
-    from ..lora_workbench.training.settings import SETTING
-
-    captions = {k: v for k, v in options.base.items() if SETTING[k].section == "subset_defaults"}
-    return subset_caption_keys(
-        {**captions, **options.values}, f"DatasetSubsetWeights {unique_id} caption_options"
-    )
 
 
 NODE_CLASS_MAPPINGS = {"DatasetSubsetWeights": DatasetSubsetWeights}

@@ -1,16 +1,18 @@
 // The weights editor on DatasetSubsetWeights: one row per subset with its image count, a weight
 // slider, and the repeats and share that weight gives. The numbers come from
-// POST /lora_workbench/dataset/preview: the Python core is the one place that balances repeats; this
-// editor only edits `Subject: weight` lines of the node's `weights` widget (which the workflow saves).
+// POST /lora_workbench/dataset/preview: the Python core is the one place that chooses repeats; this
+// editor only edits `Subject: weight` lines of the node's `weights` widget (which the workflow saves)
+// and, when a slider moves, switches the node's `repeats` widget to `weights`.
 import {
   addPanel, callRoute, debounce, el, fitNode, formatPercent, injectStyle, widget,
 } from "./lw_common.js";
 
 export const NODE_TYPE = "DatasetSubsetWeights";
 const WEIGHTS = "weights";
+const REPEATS = "repeats";
 // Widgets whose change alters the preview (missing ones are skipped).
 const INPUTS = ["project_folder", "project", "project_dir", "width", "height", "resolution", "enable_bucket", "batch_size", "epochs",
-  "max_items_per_epoch"];
+  "max_items_per_epoch", REPEATS, "target_steps", "wrong_size", "caption_extension"];
 const SLIDER_MAX = 4;
 const editors = new Set();
 
@@ -59,6 +61,34 @@ function value(node, name, fallback) {
   return w === undefined ? fallback : w.value;
 }
 
+/**
+ * A workflow saved before the `repeats` widget existed has fewer widget values: the frontend leaves
+ * the new widget at its default (`folders`). Such a workflow with weights typed in trained by those
+ * weights, so it gets `weights`; one with an empty weights text gets `folders`. `widgetsValues` is
+ * the saved array (UI format keeps widget values by position).
+ */
+export function migrateRepeats(node, widgetsValues) {
+  const w = widget(node, REPEATS);
+  if (!w || !Array.isArray(widgetsValues)) return false;
+  const saved = (node.widgets || []).filter((x) => x.serialize !== false);
+  const at = saved.indexOf(w);
+  if (at < 0 || widgetsValues.length > at) return false; // saved with the widget: keep its value
+  const text = String(value(node, WEIGHTS, "") ?? "");
+  w.value = text.trim() ? "weights" : "folders";
+  return true;
+}
+
+/** The weights text to start from when a slider moves while repeats is not `weights`: every subset the
+ * weight that gives its current share (the preview's `weights`), so only the moved one changes. */
+export function seedWeightsText(text, effective) {
+  let out = String(text ?? "");
+  const named = new Set(out.split("\n").map(lineSubject).filter(Boolean));
+  for (const [name, v] of Object.entries(effective || {})) {
+    if (!named.has(name)) out = setWeightLine(out, name, v, effective);
+  }
+  return out;
+}
+
 class WeightsEditor {
   constructor(node) {
     injectStyle();
@@ -85,6 +115,12 @@ class WeightsEditor {
     this.widget = addPanel(node, "lora_workbench_weights_editor", this.root, { min: 110, max: 480, width: 500 });
     this.schedule = debounce(() => this.preview(), 250);
     this.watchInputs();
+    const onConfigure = node.onConfigure;
+    node.onConfigure = function (info, ...rest) {
+      const r = onConfigure?.apply(this, [info, ...rest]);
+      migrateRepeats(node, info?.widgets_values);
+      return r;
+    };
     editors.add(this);
     const onRemoved = node.onRemoved;
     node.onRemoved = (...args) => {
@@ -120,6 +156,10 @@ class WeightsEditor {
       batch_size: Number(value(n, "batch_size", 1)),
       epochs: Number(value(n, "epochs", 1)),
       max_items_per_epoch: Number(value(n, "max_items_per_epoch", 0)) || null,
+      repeats: value(n, REPEATS, null),
+      target_steps: Number(value(n, "target_steps", 0)) || 0,
+      wrong_size: String(value(n, "wrong_size", "error")),
+      caption_extension: String(value(n, "caption_extension", ".txt")),
     };
   }
 
@@ -240,8 +280,13 @@ class WeightsEditor {
     if (items !== undefined) parts.push(`${items} items/epoch`);
     const spe = num("steps_per_epoch");
     if (spe !== undefined) parts.push(`${spe} steps/epoch`);
+    const epochs = num("epochs");
+    if (epochs !== undefined) parts.push(`${epochs} epochs`);
     const total = num("total_steps", "max_train_steps", "steps_total");
     if (total !== undefined) parts.push(`${total} steps in all`);
+    const target = num("target_steps");
+    if (target) parts.push(`target ${target}`);
+    if (data.repeats_mode) parts.push(`repeats: ${data.repeats_mode}`);
     this.summary.textContent = parts.join(" · ");
     const kw = (data.keywords || []).slice(0, 12).map((k) => (Array.isArray(k) ? `${k[0]} (${k[1]})` : String(k)));
     this.keywords.textContent = kw.length ? `caption keywords: ${kw.join(", ")}` : "";
@@ -257,13 +302,21 @@ class WeightsEditor {
     }), ...(more > 0 ? [el("li.lw-muted", {}, `… and ${more} more (see the node's summary output)`)] : []));
   }
 
-  /** A weight changed in the table: write it into the node's weights text and ask for new numbers. */
+  /** A weight changed in the table: write it into the node's weights text, switch repeats to
+   * `weights` (the other subsets keep their current shares), and ask for new numbers. */
   setWeight(name, v) {
     const w = widget(this.node, WEIGHTS);
+    const mode = widget(this.node, REPEATS);
     if (w) {
       this.writing = true;
       try {
-        w.value = setWeightLine(w.value, name, v, this.result?.weights || {});
+        const effective = this.result?.weights || {};
+        let text = w.value;
+        if (mode && mode.value !== "weights") {
+          text = seedWeightsText(text, effective);
+          mode.value = "weights";
+        }
+        w.value = setWeightLine(text, name, v, effective);
       } finally {
         this.writing = false;
       }

@@ -10,17 +10,21 @@ import json
 import os
 from pathlib import Path
 
-from ..dataset import project, rename
-from ..dataset import scan as dataset
-from ..errors import ValidationError
-
 
 def _add_shape(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--repeats",
+        choices=("folders", "equal", "weights"),
+        default=None,
+        help="folders: the N_ prefix of each folder as named (no prefix counts as 1); equal: every subset "
+        "the same share of an epoch; weights: --weights/--set set the shares "
+        "(default: weights when --weights or --set is given, else folders)",
+    )
     p.add_argument(
         "--weights",
         default="",
         metavar="FILE_OR_TEXT",
-        help="a weights file or text, one `Subject: weight` per line (default: equal weight per subset)",
+        help="a weights file or text, one `Subject: weight` per line (a subset not named weighs 1)",
     )
     p.add_argument(
         "--set",
@@ -42,7 +46,23 @@ def _add_shape(p: argparse.ArgumentParser) -> None:
         "--enable-bucket", action="store_true", help="aspect-ratio buckets (images may differ in size)"
     )
     p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--epochs", type=int, default=3, help="epochs, for the step math only")
+    p.add_argument("--epochs", type=int, default=3, help="epochs, for the step math (unless --target-steps)")
+    p.add_argument(
+        "--target-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="plan by total steps: pick the epochs (and scale the repeats within the budget) so the total "
+        "lands closest to N; `lora-workbench train` then trains that many epochs",
+    )
+    p.add_argument(
+        "--wrong-size",
+        choices=("error", "resize", "bucket"),
+        default="error",
+        help="buckets off and an image is not WIDTHxHEIGHT: error (default), resize (train on resized "
+        "copies in PROJECT/cache, originals untouched) or bucket (turn buckets on)",
+    )
+    p.add_argument("--caption-extension", default=".txt", help="the caption file beside each image")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
 
@@ -67,6 +87,7 @@ def add_commands(sub) -> None:
     p = dsub.add_parser("scan", help="subsets, image counts, captions, sizes, problems and keywords")
     p.add_argument("project")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--caption-extension", default=".txt", help="the caption file beside each image")
     p.add_argument("--verify", action="store_true", help="decode every image fully (slow)")
     p.set_defaults(func=_scan)
 
@@ -93,6 +114,7 @@ def add_commands(sub) -> None:
     )
     p.add_argument("project")
     p.add_argument("--reg", action="store_true", help="include regularization captions")
+    p.add_argument("--caption-extension", default=".txt", help="the caption file beside each image")
     p.set_defaults(func=_keywords)
 
     p = dsub.add_parser("recover", help="finish (or --rollback) an interrupted folder rename")
@@ -103,21 +125,56 @@ def add_commands(sub) -> None:
 
 def weights_text(args) -> str:
     """--weights (a file or text) plus --set overrides, as weights text."""
+    from ..dataset.weights import format_weights, parse_weights
+    from ..errors import ValidationError
 
     text = args.weights or ""
     if text and "\n" not in text and os.path.isfile(os.path.expanduser(text)):
-        text = Path(os.path.expanduser(text)).read_text(encoding="utf-8")
+        text = _read_weights_file(Path(os.path.expanduser(text)))
     if not args.set:
         return text
-    weights = dataset.parse_weights(text)
+    weights = parse_weights(text)
     for item in args.set:
         if "=" not in item:
             raise ValidationError(f"--set {item!r} is not SUBJECT=WEIGHT (e.g. --set Subject=2).")
-        weights.update(dataset.parse_weights(item))
-    return dataset.format_weights(weights)
+        weights.update(parse_weights(item))
+    return format_weights(weights)
+
+
+def _read_weights_file(path: Path) -> str:
+    from ..errors import ValidationError
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ValidationError(f"The weights file {path} is not UTF-8 text; save it as UTF-8.") from None
+    except OSError as exc:
+        raise ValidationError(f"The weights file {path} cannot be read ({exc.strerror}).") from None
+
+
+def options(args):
+    """The DatasetOptions the flags ask for (the node builds the same object from its widgets)."""
+    from ..dataset.prepare import DatasetOptions
+
+    text = weights_text(args)
+    repeats = args.repeats or ("weights" if (args.weights or args.set) else "folders")
+    return DatasetOptions(
+        weights_text=text,
+        resolution=(args.width, args.height),
+        enable_bucket=args.enable_bucket,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        max_items_per_epoch=_budget(args),
+        repeats=repeats,
+        target_steps=args.target_steps,
+        wrong_size=args.wrong_size,
+        caption_extension=args.caption_extension,
+    )
 
 
 def _train_init(args) -> int:
+    from ..dataset import project
+
     made = project.init_project(args.project)
     print(f"{len(made)} folders created in {Path(args.project).expanduser()}")
     for p in made:
@@ -126,7 +183,13 @@ def _train_init(args) -> int:
 
 
 def _scan(args) -> int:
-    scan = dataset.scan_project(args.project, verify=args.verify)
+    from ..dataset import scan as dataset
+    from ..dataset.captions import format_keywords
+    from ..dataset.images import rules_in_use
+
+    scan = dataset.scan_project(
+        args.project, verify=args.verify, caption_extension=args.caption_extension, rules=rules_in_use()
+    )
     kws = dataset.caption_keywords(scan)
     if args.json:
         d = scan.to_dict()
@@ -135,22 +198,31 @@ def _scan(args) -> int:
         return 0
     print(f"Project {scan.project_dir}")
     for s in scan.subsets:
-        kind = "reg " if s.is_reg else ""
-        reps = "no N_ prefix" if s.repeats is None else f"repeats {s.repeats}"
-        sizes = ", ".join(f"{k} x{n}" for k, n in list(s.size_counts().items())[:4]) or "-"
-        print(f"  {kind}{s.dirname}: {s.image_count} images, {s.captions} captions, {reps}; sizes {sizes}")
-        if s.missing_captions:
-            print(f"    missing captions: {len(s.missing_captions)} (e.g. {s.missing_captions[0]})")
-        if s.empty_captions:
-            print(f"    empty captions: {len(s.empty_captions)} (e.g. {s.empty_captions[0]})")
-        for name, why in list(s.corrupt.items())[:5]:
-            print(f"    unreadable: {name} ({why})")
+        _print_subset(s)
     for top in scan.missing_folders:
         print(f"  no {top}/ folder")
     if scan.loose_images:
         print(f"  {len(scan.loose_images)} image(s) directly in images/ (not trained)")
-    print(f"Keywords ({len(kws)} distinct): " + (dataset.format_keywords(kws) if kws else "none"))
+    for note in scan.followed_links:
+        print(f"  {note}")
+    print(f"Keywords ({len(kws)} distinct): " + (format_keywords(kws) if kws else "none"))
     return 0
+
+
+def _print_subset(s) -> None:
+    kind = "reg " if s.is_reg else ""
+    reps = "no N_ prefix" if s.repeats is None else f"repeats {s.repeats}"
+    sizes = ", ".join(f"{k} x{n}" for k, n in list(s.size_counts().items())[:4]) or "-"
+    print(f"  {kind}{s.dirname}: {s.image_count} images, {s.captions} captions, {reps}; sizes {sizes}")
+    for label, names in (
+        ("missing captions", s.missing_captions),
+        ("empty captions", s.empty_captions),
+        ("not read by sd-scripts", sorted(s.skipped)),
+    ):
+        if names:
+            print(f"    {label}: {len(names)} (e.g. {names[0]})")
+    for name, why in list(s.corrupt.items())[:5]:
+        print(f"    unreadable: {name} ({why})")
 
 
 def _budget(args):
@@ -158,15 +230,9 @@ def _budget(args):
 
 
 def _weights(args) -> int:
-    report = dataset.preview(
-        args.project,
-        weights_text(args),
-        (args.width, args.height),
-        args.enable_bucket,
-        args.batch_size,
-        args.epochs,
-        max_items_per_epoch=_budget(args),
-    )
+    from ..dataset import prepare
+
+    report = prepare.preview(args.project, options(args))
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -176,16 +242,10 @@ def _weights(args) -> int:
 
 
 def _apply(args) -> int:
-    ds, text = dataset.prepare_dataset(
-        args.project,
-        weights_text(args),
-        (args.width, args.height),
-        args.enable_bucket,
-        args.batch_size,
-        args.mode,
-        max_items_per_epoch=_budget(args),
-        epochs=args.epochs,
-        dry_run=args.dry_run,
+    from ..dataset import prepare
+
+    ds, text = prepare.prepare_dataset(
+        args.project, options(args), apply_mode=args.mode, dry_run=args.dry_run
     )
     if args.json:
         print(json.dumps({"dataset": ds.to_dict(), "summary": text}, indent=2))
@@ -195,13 +255,17 @@ def _apply(args) -> int:
 
 
 def _keywords(args) -> int:
-    scan = dataset.scan_project(args.project)
+    from ..dataset import scan as dataset
+
+    scan = dataset.scan_project(args.project, caption_extension=args.caption_extension)
     for tag, n in dataset.caption_keywords(scan, include_reg=args.reg):
         print(f"{n:6d}  {tag}")
     return 0
 
 
 def _recover(args) -> int:
+    from ..dataset import rename
+
     report = rename.recover(Path(args.project).expanduser(), "rollback" if args.rollback else "finish")
     print(report.to_text() if report.found else "No interrupted rename to recover.")
     return 0

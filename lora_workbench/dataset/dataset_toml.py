@@ -17,7 +17,8 @@ from typing import Any
 
 from .. import toml_writer
 from ..datatypes import DatasetSubset, LoraDataset
-from ..errors import WorkbenchError
+from ..errors import PathNotAllowed, WorkbenchError
+from .confined import Guard
 from .images import is_image
 
 try:  # Python 3.11+; 3.10 needs tomli (ComfyUI's own requirements usually bring it)
@@ -29,6 +30,7 @@ toml_string = toml_writer.toml_string  # kept for callers of the old name
 
 HEADER = "# Dataset config written by lora-workbench (kohya sd-scripts --dataset_config)."
 _WEIGHTS_PREFIX = "# lora-workbench weights = "
+_PLAN_PREFIX = "# lora-workbench plan = "  # {"target_steps": T, "epochs": E, "total_steps": S}
 BUCKET_STEP = 64
 
 
@@ -75,45 +77,73 @@ def build_config(
     return {"general": general, "datasets": [ds]}
 
 
-def dumps(config: dict, weights: dict[str, float] | None = None) -> str:
-    """TOML text for build_config()'s structure (with our header and the weights as a comment)."""
+def dumps(config: dict, weights: dict[str, float] | None = None, plan: dict | None = None) -> str:
+    """TOML text for build_config()'s structure, with our header and the weights and step plan as
+    comments (toml_writer.comment: nothing can break out of a comment line)."""
     lines = [HEADER[2:]]
     if weights is not None:
         lines.append(_WEIGHTS_PREFIX[2:] + json.dumps(weights, ensure_ascii=True))
+    if plan:
+        lines.append(_PLAN_PREFIX[2:] + json.dumps(plan, ensure_ascii=True))
     return toml_writer.comment(*lines) + "\n" + toml_writer.dumps(config)
 
 
-def read_weights(text: str) -> dict[str, float] | None:
-    """The weights recorded in a TOML we wrote, or None."""
+def _comment_json(text: str, prefix: str):
     for line in text.splitlines()[:5]:
-        if line.startswith(_WEIGHTS_PREFIX):
+        if line.startswith(prefix):
             try:
-                return {str(k): float(v) for k, v in json.loads(line[len(_WEIGHTS_PREFIX) :]).items()}
-            except (ValueError, AttributeError):
+                return json.loads(line[len(prefix) :])
+            except ValueError:
                 return None
     return None
 
 
-def is_ours(path: str | os.PathLike) -> bool:
+def read_weights(text: str) -> dict[str, float] | None:
+    """The weights recorded in a TOML we wrote, or None."""
+    data = _comment_json(text, _WEIGHTS_PREFIX)
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.readline().rstrip("\n") == HEADER
-    except OSError:
-        return False
+        return {str(k): float(v) for k, v in data.items()} if isinstance(data, dict) else None
+    except (TypeError, ValueError):
+        return None
 
 
-def write(path: str | os.PathLike, text: str) -> Path:
-    """Write atomically; refuses to replace a dataset config the pack did not write."""
+def read_plan(text: str) -> dict | None:
+    """The step plan recorded in a TOML we wrote ({"target_steps", "epochs", "total_steps"}), or None."""
+    data = _comment_json(text, _PLAN_PREFIX)
+    if not isinstance(data, dict) or not all(
+        isinstance(data.get(k), int) for k in ("epochs", "target_steps")
+    ):
+        return None
+    return data
+
+
+def is_ours(text: str | None) -> bool:
+    return text is not None and text.split("\n", 1)[0].rstrip("\r") == HEADER
+
+
+def write(path: str | os.PathLike, text: str, guard: Guard | None = None) -> Path:
+    """Write atomically through the guard; refuses to replace a dataset config the pack did not write,
+    and a link in its place. Nothing is created when the text cannot be encoded."""
     p = Path(path)
-    if p.exists() and not is_ours(p):
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
         raise WorkbenchError(
-            f"{p} exists and was not written by lora-workbench; move or rename it so it is "
-            f"not overwritten, then apply again."
-        )
-    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, p)
-    return p
+            f"The dataset config for {p.parent} names a path that is not valid UTF-8; rename that folder."
+        ) from None
+    with (guard or Guard()).open_dir(p.parent, "project folder") as folder:
+        try:
+            existing = folder.read_own_text(p.name, 4096)
+        except PathNotAllowed:
+            raise WorkbenchError(
+                f"{p} is a link; the pack never writes through a link. Remove it, then apply again."
+            ) from None
+        if existing is not None and not is_ours(existing):
+            raise WorkbenchError(
+                f"{p} exists and was not written by lora-workbench; move or rename it so it is "
+                f"not overwritten, then apply again."
+            )
+        return folder.write_atomic(p.name, data)
 
 
 # --------------------------------------------------------------------------- reading
@@ -144,7 +174,8 @@ def dataset_from_toml(
     """A LoraDataset from a kohya dataset TOML (what `dataset apply` writes), counting the images."""
     path = Path(toml_path).resolve()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise WorkbenchError(
             f"No dataset config at {path}; run `lora-workbench dataset apply` on the project "
@@ -201,6 +232,8 @@ def dataset_from_toml(
         steps_per_epoch=math.ceil(items / max(1, batch)),
         caption_extension=cap_ext,
         fingerprint=_content_hash(path, [Path(s.image_dir) for s in subsets]),
+        planned_epochs=int((read_plan(text) or {}).get("epochs", 0)),
+        target_steps=int((read_plan(text) or {}).get("target_steps", 0)),
     )
 
 

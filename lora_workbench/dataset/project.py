@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .confined import Guard
+
 # images-unorganized/ and regularization-unorganized/ are the user's inbox; images/ and regularization/
 # hold the `N_Subject` subsets kohya trains on; logs/ and output/ receive the runs.
 PROJECT_FOLDERS = (
@@ -17,18 +19,27 @@ PROJECT_FOLDERS = (
 )
 
 
-def init_project(project_dir: str | os.PathLike) -> list[Path]:
-    """Create the project folders that are missing; returns the ones created (idempotent)."""
-    root = Path(project_dir).expanduser()
+def init_project(project_dir: str | os.PathLike, guard: Guard | None = None) -> list[Path]:
+    """Create the project folders that are missing; returns the ones created (idempotent).
+
+    Through a confining `guard` every folder is made relative to its parent's descriptor, so a
+    workflow's project cannot make the pack create folders outside the allowed roots.
+    """
     created: list[Path] = []
-    if not root.is_dir():
-        root.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FOLDERS:
-        p = root / name
-        if not p.is_dir():
-            p.mkdir(exist_ok=True)
-            created.append(p)
+    with (guard or Guard()).open_dir(project_dir, "project folder", create=True) as root:
+        for name in PROJECT_FOLDERS:
+            if not root.exists(name):
+                root.mkdir_open(name).close()
+                created.append(root.path / name)
     return created
+
+
+def is_new(project_dir: str | os.PathLike, guard: Guard | None = None) -> bool:
+    """True for a missing or empty folder: only those get the layout (never an unrelated folder)."""
+    if not Path(project_dir).exists():
+        return True
+    with (guard or Guard()).open_dir(project_dir, "project folder") as root:
+        return not root.entries()
 
 
 def is_project(project_dir: str | os.PathLike) -> bool:

@@ -14,7 +14,7 @@ except ImportError:  # 3.10
 
 from lora_workbench import events
 from lora_workbench.cli import main
-from lora_workbench.dataset import scan as dataset
+from lora_workbench.dataset import prepare
 from lora_workbench.datatypes import LoraDataset
 from lora_workbench.errors import PathNotAllowed, ValidationError
 
@@ -89,6 +89,7 @@ def test_node_rename_mode_renames(node, proj):
         batch_size=1,
         epochs=1,
         max_items_per_epoch=0,
+        repeats="equal",
     )
     assert sorted(os.listdir(proj / "images")) == ["3_Cat", "7_Dog"]
 
@@ -245,7 +246,7 @@ def test_cli_weights_previews_without_writing(proj, capsys, tmp_path):
         == 0
     )
     out = capsys.readouterr().out
-    assert "Weights:\nDog: 1\nCat: 2\n" in out and "66.7%" in out
+    assert "Weights:\nDog: 1\nCat: 2\n" in out and "66.7%" in out and "repeats weights" in out
     assert not (proj / "dataset.toml").exists()
     assert main(["dataset", "weights", str(proj), "--width", "512", "--height", "512"]) == 1  # sizes differ
     assert "not the training resolution 512x512" in capsys.readouterr().out
@@ -269,12 +270,12 @@ def test_cli_apply_modes_dry_run_and_budget(proj, capsys):
         )
         == 0
     )
+    assert "Folder names already match the repeats; nothing renamed." in capsys.readouterr().out
+    args = ["dataset", "apply", str(proj), "--width", "64", "--height", "64"]
+    assert main([*args, "--mode", "rename", "--dry-run", "--repeats", "equal"]) == 0
     assert "Would rename 1 folder(s): 1_Dog -> 7_Dog" in capsys.readouterr().out
     assert sorted(os.listdir(proj / "images")) == ["1_Dog", "3_Cat"]
-    assert (
-        main(["dataset", "apply", str(proj), "--width", "64", "--height", "64", "--budget", "20", "--json"])
-        == 0
-    )
+    assert main([*args, "--repeats", "equal", "--budget", "20", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["dataset"]["items_per_epoch"] <= 20
     toml = tomllib.loads((proj / "dataset.toml").read_text())
@@ -291,7 +292,7 @@ def test_cli_errors_exit_1_with_the_message(proj, capsys):
 
 
 def test_preview_matches_what_the_web_route_needs(proj):
-    r = dataset.preview(str(proj), "Cat: 2", (64, 64), False, 1, 1, max_items_per_epoch=None)
+    r = prepare.preview(str(proj), prepare.DatasetOptions("Cat: 2", (64, 64)))
     for key in ("subsets", "issues", "steps", "keywords", "summary", "weights_text"):
         assert key in r
     row = r["subsets"][0]

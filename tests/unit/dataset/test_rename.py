@@ -5,9 +5,9 @@ import os
 import pytest
 from PIL import Image
 
-from lora_workbench.dataset import rename
-from lora_workbench.dataset import scan as dataset
+from lora_workbench.dataset import prepare, rename
 from lora_workbench.errors import ValidationError, WorkbenchError
+from tests.unit.dataset.dataset_fakes import opts
 
 
 def make_subset(root, dirname, n):
@@ -28,33 +28,39 @@ def proj(tmp_path):
     return root
 
 
+def apply_rename(root, weights="", dry_run=False):
+    """Rename mode with balanced repeats (equal shares, or the weights given)."""
+    options = opts(weights, repeats="weights" if weights else "equal")
+    return prepare.prepare_dataset(root, options, apply_mode="rename", dry_run=dry_run)
+
+
 def names(root):
     return sorted(os.listdir(root / "images"))
 
 
 def test_rename_mode_renames_to_repeats_and_writes_the_toml(proj):
-    ds, text = dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename")
+    ds, text = apply_rename(proj, "")
     assert names(proj) == ["21_C", "3_A", "7_B"]
     assert {os.path.basename(s.image_dir): s.repeats for s in ds.subsets} == {"3_A": 3, "7_B": 7, "21_C": 21}
     assert "3_A" in (proj / "dataset.toml").read_text()
     assert not rename.journal_path(proj).exists()
     # applying again is a no-op
-    _, text = dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename")
+    _, text = apply_rename(proj, "")
     assert "nothing renamed" in text and names(proj) == ["21_C", "3_A", "7_B"]
 
 
 def test_rename_mode_marks_excluded_subsets_with_zero(proj):
-    dataset.prepare_dataset(proj, "C: 0", (64, 64), False, 1, "rename")
+    apply_rename(proj, "C: 0")
     assert names(proj) == ["0_C", "3_A", "7_B"]
     # 0_C stays excluded on the next run without weights
-    ds, _ = dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename")
+    ds, _ = apply_rename(proj, "")
     assert names(proj) == ["0_C", "3_A", "7_B"] and [s.name for s in ds.subsets] == ["A", "B"]
 
 
 def test_rename_is_refused_when_a_target_exists(proj):
     (proj / "images" / "7_B").write_text("a stray file where 1_B should go")
     with pytest.raises(ValidationError, match="1_B cannot become 7_B"):
-        dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename")
+        apply_rename(proj, "")
     assert names(proj) == ["1_A", "1_B", "7_B", "C"]
     assert not rename.journal_path(proj).exists()
 
@@ -84,7 +90,7 @@ def _crash_on_second_rename(monkeypatch):
 def test_crash_mid_way_then_finish(proj, monkeypatch):
     real = _crash_on_second_rename(monkeypatch)
     with pytest.raises(WorkbenchError, match="1 of 3 folders were renamed"):
-        dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename")
+        apply_rename(proj, "")
     assert names(proj) == ["1_B", "3_A", "C"]  # half done
     assert rename.journal_path(proj).exists()
     assert not (proj / "dataset.toml").exists()
@@ -98,7 +104,7 @@ def test_crash_mid_way_then_finish(proj, monkeypatch):
 def test_crash_mid_way_then_roll_back(proj, monkeypatch):
     real = _crash_on_second_rename(monkeypatch)
     with pytest.raises(WorkbenchError):
-        dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename")
+        apply_rename(proj, "")
     monkeypatch.setattr(rename, "_rename_entry", real)
     report = rename.recover(proj, "rollback")
     assert [os.path.basename(t) for _, t in report.steps] == ["1_A"]
@@ -109,11 +115,11 @@ def test_crash_mid_way_then_roll_back(proj, monkeypatch):
 def test_next_apply_finishes_an_interrupted_rename(proj, monkeypatch):
     real = _crash_on_second_rename(monkeypatch)
     with pytest.raises(WorkbenchError):
-        dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename")
+        apply_rename(proj, "")
     monkeypatch.setattr(rename, "_rename_entry", real)
     with pytest.raises(ValidationError, match="interrupted"):
-        dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename", dry_run=True)
-    _, text = dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename")
+        apply_rename(proj, "", dry_run=True)
+    _, text = apply_rename(proj, "")
     assert "Finished an interrupted rename (2 folder(s))" in text
     assert names(proj) == ["21_C", "3_A", "7_B"]
 
@@ -121,7 +127,7 @@ def test_next_apply_finishes_an_interrupted_rename(proj, monkeypatch):
 def test_recover_refuses_when_both_names_exist(proj, monkeypatch):
     real = _crash_on_second_rename(monkeypatch)
     with pytest.raises(WorkbenchError):
-        dataset.prepare_dataset(proj, "", (64, 64), False, 1, "rename")
+        apply_rename(proj, "")
     monkeypatch.setattr(rename, "_rename_entry", real)
     (proj / "images" / "1_A").mkdir()  # someone recreated the old name
     with pytest.raises(WorkbenchError, match="Both"):

@@ -30,7 +30,7 @@ async def client(aiohttp_client, routes_mod):
     return await aiohttp_client(app)
 
 
-CORE_MODULES = {"dataset": "lora_workbench.dataset.scan", "runner": "lora_workbench.training.runner"}
+CORE_MODULES = {"dataset": "lora_workbench.dataset.prepare", "runner": "lora_workbench.training.runner"}
 
 
 def fake_core(monkeypatch, name: str, **attrs) -> types.ModuleType:
@@ -61,12 +61,8 @@ async def test_preview_hands_the_request_to_the_core_and_returns_its_answer(clie
     project.mkdir()
     calls = []
 
-    def preview(
-        project_dir, weights_text, resolution, enable_bucket, batch_size, epochs, max_items_per_epoch=None
-    ):
-        calls.append(
-            (project_dir, weights_text, resolution, enable_bucket, batch_size, epochs, max_items_per_epoch)
-        )
+    def preview(project_dir, options, guard=None):
+        calls.append((project_dir, options, guard.confined))
         return {
             "subsets": [{"name": "Alice", "images": 3, "weight": 2.0, "repeats": 4, "share": 0.8}],
             "issues": [],
@@ -92,7 +88,10 @@ async def test_preview_hands_the_request_to_the_core_and_returns_its_answer(clie
     body = await r.json()
     assert body["subsets"][0]["repeats"] == 4
     assert body["loss"] is None  # NaN would break the browser's JSON.parse
-    assert calls == [(str(project), "Alice: 2", (64, 128), False, 2, 3, None)]
+    from lora_workbench.dataset.prepare import DatasetOptions
+
+    expected = DatasetOptions("Alice: 2", (64, 128), False, 2, 3, None, target_steps=0)
+    assert calls == [(str(project), expected, True)]  # the core reads only inside the roots
 
 
 @pytest.mark.asyncio

@@ -1,0 +1,423 @@
+"""Judge a scan: errors that would make training fail or read outside the roots, warnings for surprises.
+
+Each check is one function that appends `Issue`s; `validate` runs them in order. Errors stop
+`prepare_dataset` before anything is changed; the preview lists them all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from . import images
+from .repeats import FOLDERS, WEIGHTS
+from .scan import REG_DIR, TRAIN_DIR, ProjectScan, SubsetScan, is_utf8
+from .weights import subject_key
+
+MAX_LISTED = 20  # per-file messages shown per kind and subset before "... and N more"
+WRONG_SIZE_MODES = ("error", "resize", "bucket")
+
+
+@dataclass
+class Issue:
+    severity: str  # "error" | "warning"
+    path: str
+    message: str
+    code: str = ""  # what kind of problem, for tests and tools (e.g. "caption-missing")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.message}"
+
+
+@dataclass
+class CheckInput:
+    """What the checks judge besides the scan."""
+
+    resolution: tuple[int, int]
+    enable_bucket: bool
+    mode: str = FOLDERS
+    weights: dict[str, float] = field(default_factory=dict)  # parsed weights text (weights mode)
+    weights_text: str = ""
+    excluded: set[str] = field(default_factory=set)  # training subsets left out (0 repeats / weight 0)
+    wrong_size: str = "error"
+    cache_dir: str = ""  # where resized copies go (wrong_size "resize")
+
+
+def validate(scan: ProjectScan, ci: CheckInput) -> list[Issue]:
+    """Every issue of the scan, project-wide checks first, then subset by subset."""
+    out: list[Issue] = []
+    for check in (_resolution, _layout, _links, _names, _weights, _anything_to_train):
+        check(scan, ci, out)
+    for s in scan.subsets:
+        _subset(s, scan, ci, out)
+    return out
+
+
+# --------------------------------------------------------------------------- project-wide
+def _resolution(scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    w, h = ci.resolution
+    if w < 64 or h < 64:
+        out.append(
+            Issue(
+                "error",
+                scan.project_dir,
+                f"The resolution {w}x{h} is too small; use at least 64x64.",
+                "resolution",
+            )
+        )
+
+
+def _layout(scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    train_dir = os.path.join(scan.project_dir, TRAIN_DIR)
+    if TRAIN_DIR in scan.missing_folders:
+        out.append(
+            Issue(
+                "error",
+                train_dir,
+                f"The project has no {TRAIN_DIR}/ folder; run `lora-workbench train-init {scan.project_dir}` "
+                f"and put each subject's images in {TRAIN_DIR}/N_Subject/.",
+                "layout",
+            )
+        )
+    elif not scan.train:
+        out.append(
+            Issue(
+                "error",
+                train_dir,
+                f"{TRAIN_DIR}/ has no subset folders; put each subject's images (with captions) in "
+                f"{TRAIN_DIR}/N_Subject/ (e.g. {TRAIN_DIR}/1_Subject).",
+                "layout",
+            )
+        )
+    if scan.loose_images:
+        out.append(
+            Issue(
+                "warning",
+                train_dir,
+                f"{len(scan.loose_images)} image(s) lie directly in {TRAIN_DIR}/ (e.g. {scan.loose_images[0]}) "
+                f"and are not trained; move them into a subset folder.",
+                "loose-images",
+            )
+        )
+
+
+def _links(scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    for path, why in scan.refused:
+        out.append(
+            Issue(
+                "error",
+                path,
+                f"{path} is {why}; it is not read. Move the files into the project instead.",
+                "link-outside",
+            )
+        )
+    for path in scan.broken_links:
+        out.append(Issue("warning", path, f"{path} is a broken link; it is skipped.", "broken-link"))
+    for note in scan.followed_links:
+        out.append(Issue("warning", scan.project_dir, note, "link-followed"))
+
+
+def _names(scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    if not is_utf8(scan.project_dir):
+        out.append(
+            Issue(
+                "error",
+                scan.project_dir,
+                f"The project path {scan.project_dir!r} is not valid UTF-8, so the dataset config cannot name it; rename the folder.",
+                "name-encoding",
+            )
+        )
+    for s in scan.subsets:
+        if not is_utf8(s.dirname):
+            top = REG_DIR if s.is_reg else TRAIN_DIR
+            out.append(
+                Issue(
+                    "error",
+                    s.folder,
+                    f"The folder name {top}/{s.dirname!r} is not valid UTF-8, so the dataset config cannot name it; rename the folder.",
+                    "name-encoding",
+                )
+            )
+    by_key: dict[str, list[str]] = {}
+    for s in scan.train:
+        by_key.setdefault(subject_key(s.name), []).append(s.dirname)
+    for key, dirs in by_key.items():
+        if len(dirs) > 1:
+            out.append(
+                Issue(
+                    "error",
+                    os.path.join(scan.project_dir, TRAIN_DIR),
+                    f"The subsets {', '.join(repr(d) for d in dirs)} share the subject name {key!r}; rename one so "
+                    f"each weight and trigger word names one subset.",
+                    "duplicate-subject",
+                )
+            )
+
+
+def _weights(scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    if ci.mode != WEIGHTS:
+        if ci.weights_text.strip():
+            out.append(
+                Issue(
+                    "warning",
+                    scan.project_dir,
+                    f"The weights text is not used: repeats are set by {'the folder names' if ci.mode == FOLDERS else 'equal shares'} "
+                    f"(repeats = {ci.mode}); choose repeats = weights to use it.",
+                    "weights-unused",
+                )
+            )
+        return
+    known = {subject_key(s.name) for s in scan.train}
+    for key in ci.weights:
+        if key not in known:
+            out.append(
+                Issue(
+                    "error",
+                    scan.project_dir,
+                    f"The weights name {key!r}, which is no subset of {TRAIN_DIR}/ (subsets: "
+                    f"{', '.join(sorted(known)) or 'none'}); fix the name or remove the line.",
+                    "weights-unknown",
+                )
+            )
+
+
+def _anything_to_train(scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    if scan.train and not any(
+        s.image_count > 0 and s.name not in ci.excluded and not s.error for s in scan.train
+    ):
+        out.append(
+            Issue(
+                "error",
+                os.path.join(scan.project_dir, TRAIN_DIR),
+                "No subset has both images and repeats above 0, so there is nothing to train.",
+                "nothing-to-train",
+            )
+        )
+
+
+# --------------------------------------------------------------------------- per subset
+def _subset(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    kind = "regularization subset" if s.is_reg else "subset"
+    if s.error:
+        out.append(
+            Issue(
+                "error",
+                s.folder,
+                f"The {kind} folder {s.dirname} cannot be read ({s.error}).",
+                "folder-unreadable",
+            )
+        )
+        return
+    _prefix(s, kind, ci, out)
+    if s.image_count == 0 and not (s.refused or s.not_files):
+        out.append(
+            Issue(
+                "warning",
+                s.folder,
+                f"The {kind} {s.dirname} has no images ({', '.join(images.IMAGE_EXTS)}); it is skipped.",
+                "no-images",
+            )
+        )
+        _skipped(s, scan, ci, out)
+        return
+    if not s.is_reg and s.name in ci.excluded:
+        return
+    for check in (_files, _skipped, _captions, _sizes):
+        check(s, scan, ci, out)
+
+
+def _prefix(s: SubsetScan, kind: str, ci: CheckInput, out: list[Issue]) -> None:
+    if s.repeats is None:
+        counted = "counts as 1 repeat" if ci.mode == FOLDERS or s.is_reg else "is balanced like the others"
+        out.append(
+            Issue(
+                "warning",
+                s.folder,
+                f"The {kind} folder {s.dirname!r} has no `N_` repeats prefix; it {counted} (kohya's own folder "
+                f"scan would skip it).",
+                "no-prefix",
+            )
+        )
+    elif s.repeats == 0 and not s.is_reg and s.name in ci.excluded and s.image_count:
+        how = (
+            "give it a weight (repeats = weights)"
+            if ci.mode != WEIGHTS
+            else f"give `{subject_key(s.name)}` a weight"
+        )
+        out.append(
+            Issue(
+                "warning",
+                s.folder,
+                f"The subset {s.dirname} has 0 repeats in its name, so it is left out; {how} or rename it to train it.",
+                "zero-prefix",
+            )
+        )
+
+
+def _listed(
+    s: SubsetScan, names, severity: str, code: str, make: Callable[[str], str], out: list[Issue]
+) -> None:
+    names = list(names)
+    for n in names[:MAX_LISTED]:
+        out.append(Issue(severity, os.path.join(s.folder, n), make(n), code))
+    if len(names) > MAX_LISTED:
+        out.append(
+            Issue(
+                severity, s.folder, f"... and {len(names) - MAX_LISTED} more like that in {s.dirname}.", code
+            )
+        )
+
+
+def _files(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    d = s.dirname
+    _listed(
+        s,
+        sorted(s.corrupt),
+        "error",
+        "image-unreadable",
+        lambda n: f"{d}/{n} cannot be read as an image ({s.corrupt[n]}); replace or remove it.",
+        out,
+    )
+    _listed(
+        s,
+        sorted(s.refused),
+        "error",
+        "link-outside",
+        lambda n: f"{d}/{n} is {s.refused[n]}; it is not read. Copy the image into the project.",
+        out,
+    )
+    _listed(
+        s,
+        sorted(s.not_files),
+        "error",
+        "not-a-file",
+        lambda n: (
+            f"{d}/{n} is {s.not_files[n]}, but sd-scripts would try to load it as an image; rename or remove it."
+        ),
+        out,
+    )
+
+
+_SKIP_WHY = {
+    images.HIDDEN: "its name starts with a dot, so sd-scripts skips it",
+    images.WRONG_CASE: "sd-scripts only reads extensions in all lower or all upper case here, so it skips it",
+    images.PLUGIN: "sd-scripts reads it only when its environment has the pillow_avif / pillow_jxl plugin",
+}
+
+
+def _skipped(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    def why(n: str) -> str:
+        base, ext = os.path.splitext(n)
+        fix = (
+            f"rename it to {base.lstrip('.')}{ext.lower()}"
+            if s.skipped[n] != images.PLUGIN
+            else "convert it to PNG"
+        )
+        return f"{s.dirname}/{n} is not trained: {_SKIP_WHY[s.skipped[n]]}; {fix} to train it."
+
+    _listed(s, sorted(s.skipped), "warning", "image-skipped", why, out)
+
+
+def _captions(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    d, ext = s.dirname, scan.caption_extension
+    if s.is_reg and s.missing_captions:
+        out.append(
+            Issue(
+                "warning",
+                s.folder,
+                f"{len(s.missing_captions)} regularization image(s) in {d} have no caption; the class token {s.name!r} is used for them.",
+                "caption-missing",
+            )
+        )
+    elif s.missing_captions:
+        _listed(
+            s,
+            s.missing_captions,
+            "error",
+            "caption-missing",
+            lambda n: f"{d}/{n} has no caption: add {os.path.splitext(n)[0]}{ext} beside it.",
+            out,
+        )
+    _listed(
+        s,
+        s.empty_captions,
+        "error",
+        "caption-empty",
+        lambda n: (
+            f"{d}/{n} is empty or has no text on its first line, which is the caption sd-scripts trains; write the caption or delete the file."
+        ),
+        out,
+    )
+    _listed(
+        s,
+        sorted(s.bad_captions),
+        "error",
+        "caption-unreadable",
+        lambda n: (
+            f"{d}/{n} cannot be used as a caption ({s.bad_captions[n]}); save it as UTF-8 text in the project."
+        ),
+        out,
+    )
+    if s.multiline_captions:
+        out.append(
+            Issue(
+                "warning",
+                s.folder,
+                f"{len(s.multiline_captions)} caption(s) in {d} have more than one line (e.g. {s.multiline_captions[0]}); sd-scripts trains only the first line.",
+                "caption-multiline",
+            )
+        )
+    if s.bom_captions:
+        out.append(
+            Issue(
+                "warning",
+                s.folder,
+                f"{len(s.bom_captions)} caption(s) in {d} start with a byte-order mark (e.g. {s.bom_captions[0]}), which sd-scripts keeps as part of the caption; save them as UTF-8 without BOM.",
+                "caption-bom",
+            )
+        )
+
+
+def _sizes(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    w_res, h_res = ci.resolution
+    d = s.dirname
+    if not ci.enable_bucket:
+        bad = [n for n, wh in s.sizes.items() if wh != (w_res, h_res)]
+        if ci.wrong_size == "error":
+            _listed(
+                s,
+                bad,
+                "error",
+                "size",
+                lambda n: (
+                    f"{d}/{n} is {s.sizes[n][0]}x{s.sizes[n][1]}, not the training resolution {w_res}x{h_res}: "
+                    f"resize it, or set wrong_size to `resize` (trains on resized copies in the project's cache, the "
+                    f"originals stay as they are) or to `bucket` (turns aspect-ratio buckets on)."
+                ),
+                out,
+            )
+        elif bad:
+            out.append(
+                Issue(
+                    "warning",
+                    s.folder,
+                    f"{len(bad)} image(s) in {d} are not {w_res}x{h_res} (e.g. {bad[0]}); training uses resized, center-cropped copies in {ci.cache_dir or 'the cache'}, the originals stay as they are.",
+                    "size-resized",
+                )
+            )
+        return
+    small = [n for n, (w, h) in s.sizes.items() if (w < w_res or h < h_res) and w * h < w_res * h_res]
+    _listed(
+        s,
+        small,
+        "warning",
+        "size-small",
+        lambda n: (
+            f"{d}/{n} is {s.sizes[n][0]}x{s.sizes[n][1]}, smaller than {w_res}x{h_res}; it will be upscaled (blurry)."
+        ),
+        out,
+    )
