@@ -252,15 +252,17 @@ class Folder:
                 raise WorkbenchError(f"{self.path / name} is not a regular file; move it away.")
             return f.read(limit).decode("utf-8", errors="replace")
 
-    def write_atomic(self, name: str, data: bytes) -> Path:
-        """Write `name` through a fresh temporary file in this folder, then rename it into place."""
+    def write_atomic(self, name: str, data: bytes, durable: bool = True) -> Path:
+        """Write `name` through a fresh temporary file in this folder, then rename it into place
+        (`durable`: fsync first, for files a crash must not leave empty; caches skip it)."""
         tmp = f".{name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
         fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
-                os.fsync(f.fileno())
+                if durable:
+                    os.fsync(f.fileno())
             self.replace(tmp, name)
         except BaseException:
             self.unlink(tmp, missing_ok=True)

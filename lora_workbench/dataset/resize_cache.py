@@ -18,8 +18,10 @@ import errno
 import hashlib
 import io
 import os
+import stat
 from dataclasses import dataclass, field
 
+from ..errors import WorkbenchError
 from .confined import Entry, Folder, Guard
 from .scan import REG_DIR, TRAIN_DIR, ProjectScan, SubsetScan, open_project
 
@@ -116,8 +118,11 @@ def _store_copy(src: Folder, entry: Entry, resolution, store: Folder, report: Re
         data = f.read()
     digest = hashlib.sha256(data + f"|{resolution[0]}x{resolution[1]}|{_METHOD}".encode()).hexdigest()[:32]
     name = f"{digest}.png"
-    if not store.exists(name):
-        store.write_atomic(name, _resized_png(data, resolution))
+    st = store.lstat(name)
+    if st is None or not stat.S_ISREG(st.st_mode):  # a planted link or folder is never reused
+        if st is not None:
+            _remove(store, name)
+        store.write_atomic(name, _resized_png(data, resolution), durable=False)
         report.made += 1
     return name
 
@@ -141,18 +146,28 @@ def _sync(dest: Folder, wanted: dict, src: Folder, store: Folder, files: dict[st
         if kind == "caption":
             data = src.read_bytes(files[source], 1 << 20)
             if name not in present or dest.read_own_text(name) != data.decode("utf-8", "replace"):
-                dest.write_atomic(name, data)
+                dest.write_atomic(name, data, durable=False)
             continue
         origin = store if kind == "store" else src
         if name in present and _same_file(dest, name, origin, source):
             continue
-        dest.unlink(name, missing_ok=True)
+        _remove(dest, name)
         _link_or_copy(origin, source, dest, name, files.get(source))
         changed.add(os.path.splitext(name)[0])
     for name in present:
         if name in wanted or (name.endswith(".npz") and _npz_kept(name, wanted, changed)):
             continue
-        dest.unlink(name, missing_ok=True)
+        _remove(dest, name)
+
+
+def _remove(folder: Folder, name: str) -> None:
+    """Remove a file of the cache; a folder in its place is the user's to clear."""
+    try:
+        folder.unlink(name, missing_ok=True)
+    except (IsADirectoryError, PermissionError) as exc:
+        raise WorkbenchError(
+            f"{folder.path / name} is in the way of the resized copies ({exc.strerror}); remove it and run again."
+        ) from None
 
 
 def _npz_kept(npz: str, wanted: dict, changed: set[str]) -> bool:
@@ -179,4 +194,4 @@ def _link_or_copy(origin: Folder, source: str, dest: Folder, name: str, entry: E
                 raise
     data_entry = entry or Entry(source, "file")
     with origin.open_file(data_entry) as f:
-        dest.write_atomic(name, f.read())
+        dest.write_atomic(name, f.read(), durable=False)

@@ -1,0 +1,123 @@
+"""Images of the wrong size with buckets off: an error that names the fixes, resized copies in the
+project's cache (content-keyed, reused, originals untouched), or buckets turned on."""
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+try:  # Python 3.11+
+    import tomllib
+except ImportError:  # 3.10
+    import tomli as tomllib
+
+from lora_workbench.dataset import prepare
+from lora_workbench.errors import ValidationError
+from tests.unit.dataset.dataset_fakes import make_subset, opts
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    root = tmp_path / "p"
+    make_subset(root, "2_right", 2, size=(64, 64))
+    wrong = make_subset(root, "1_wrong", 3, size=(128, 64))
+    Image.new("RGB", (64, 64)).save(wrong / "fits.png")
+    (wrong / "fits.txt").write_text("wrong, fits")
+    return root
+
+
+def snapshot(folder: Path) -> dict:
+    return {
+        p.name: (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+        for p in sorted(folder.iterdir())
+    }
+
+
+def toml_dirs(ds) -> dict:
+    data = tomllib.loads(Path(ds.toml_path).read_text(encoding="utf-8"))
+    return {Path(s["image_dir"]).name: s["image_dir"] for s in data["datasets"][0]["subsets"]}
+
+
+def test_the_error_says_which_fixes_exist(mixed):
+    with pytest.raises(ValidationError) as exc:
+        prepare.prepare_dataset(mixed, opts())
+    msg = str(exc.value)
+    assert "1_wrong/img0.png is 128x64, not the training resolution 64x64" in msg
+    assert "set wrong_size to `resize`" in msg and "`bucket`" in msg
+
+
+def test_resize_trains_on_cached_copies_and_leaves_the_originals(mixed):
+    before = snapshot(mixed / "images" / "1_wrong")
+    ds, text = prepare.prepare_dataset(mixed, opts(wrong_size="resize"))
+    assert snapshot(mixed / "images" / "1_wrong") == before
+    dirs = toml_dirs(ds)
+    cache = mixed.resolve() / "cache" / "resized" / "64x64" / "images" / "1_wrong"
+    assert dirs == {"2_right": str(mixed.resolve() / "images" / "2_right"), "1_wrong": str(cache)}
+    assert sorted(os.listdir(cache)) == [
+        "fits.png",
+        "fits.txt",
+        "img0.png",
+        "img0.txt",
+        "img1.png",
+        "img1.txt",
+        "img2.png",
+        "img2.txt",
+    ]
+    for name in ("img0.png", "fits.png"):
+        with Image.open(cache / name) as im:
+            assert im.size == (64, 64)
+    assert os.stat(cache / "fits.png").st_ino == os.stat(mixed / "images/1_wrong/fits.png").st_ino  # linked
+    assert (cache / "img0.txt").read_text() == (mixed / "images/1_wrong/img0.txt").read_text()
+    assert "3 trained from resized copies (3 made, 0 reused)" in text
+    assert not ds.enable_bucket
+
+
+def test_copies_are_reused_and_follow_changes(mixed):
+    first, _ = prepare.prepare_dataset(mixed, opts(wrong_size="resize"))
+    again, text = prepare.prepare_dataset(mixed, opts(wrong_size="resize"))
+    assert "(0 made, 3 reused)" in text and again.fingerprint == first.fingerprint
+    src = mixed / "images" / "1_wrong"
+    Image.new("RGB", (96, 32), (255, 0, 0)).save(src / "img1.png")
+    (src / "img2.png").unlink()
+    (src / "img2.txt").unlink()
+    (src / "img0.txt").write_text("a new caption")
+    changed, text = prepare.prepare_dataset(mixed, opts(wrong_size="resize"))
+    assert "(1 made, 1 reused)" in text and changed.fingerprint != first.fingerprint
+    cache = Path(toml_dirs(changed)["1_wrong"])
+    assert "img2.png" not in os.listdir(cache)
+    assert (cache / "img0.txt").read_text() == "a new caption"
+    with Image.open(cache / "img1.png") as im:
+        assert im.size == (64, 64) and im.getpixel((32, 32))[0] > 200
+
+
+def test_a_copy_is_keyed_by_content_not_name(mixed, tmp_path):
+    prepare.prepare_dataset(mixed, opts(wrong_size="resize"))
+    store = mixed / "cache" / "resized" / "64x64" / "store"
+    assert len(os.listdir(store)) == 3  # three distinct images
+    make_subset(mixed, "1_same", 3, size=(128, 64))  # byte-identical to 1_wrong's img0..2
+    (mixed / "images" / "1_same" / "img0.txt").write_text("same, x")
+    _, text = prepare.prepare_dataset(mixed, opts(wrong_size="resize"))
+    assert "(0 made, 6 reused)" in text and len(os.listdir(store)) == 3
+
+
+def test_bucket_turns_buckets_on(mixed):
+    ds, text = prepare.prepare_dataset(mixed, opts(wrong_size="bucket"))
+    assert ds.enable_bucket and "Buckets turned on" in text
+    data = tomllib.loads(Path(ds.toml_path).read_text(encoding="utf-8"))
+    assert data["datasets"][0]["enable_bucket"] is True
+    assert not (mixed / "cache").exists()
+
+
+def test_a_dry_run_makes_no_copies(mixed):
+    _, text = prepare.prepare_dataset(mixed, opts(wrong_size="resize"), dry_run=True)
+    assert "Would train 3 wrong-size image(s) from resized copies" in text
+    assert not (mixed / "cache").exists() and not (mixed / "dataset.toml").exists()
+
+
+def test_the_preview_reports_the_copies_as_a_warning(mixed):
+    r = prepare.preview(mixed, opts(wrong_size="resize"))
+    assert r["ok"]
+    (w,) = [i for i in r["issues"] if i["code"] == "size-resized"]
+    assert "3 image(s) in 1_wrong are not 64x64" in w["message"]
