@@ -1,10 +1,12 @@
 """Benchmark the dataset scan and the weights balancing (not a test; prints figures and ratios).
 
-    python bench/bench_dataset.py [--images 20000] [--datasets 1000] [--keep DIR]
+    python bench/bench_dataset.py [--images 20000] [--datasets 1000] [--repeat 5] [--keep DIR]
 
-1. scan of IMAGES generated small PNG/JPEG files (20 subsets, captions beside each): header-only
-   (our scan_project) vs PIL's lazy open per file vs a full decode (scan_project(verify=True)), all in
-   this run (target: header-only >= 5,000 images/s)
+1. image sizes of IMAGES generated small PNG/JPEG files: Pillow's lazy open (what images.py uses)
+   against the hand-written PNG/JPEG header parser the pack used before (kept here as the baseline),
+   alone and inside a whole scan_project (captions, listing, confined opens), alternating the two
+   and repeating, best and median; then a full decode (scan_project(verify=True)) once.
+   (target: a scan >= 5,000 images/s)
 2. share error (|achieved share - weight share|, max over a dataset's subsets) of balance_repeats vs the
    seed's floor()/gcd rule over DATASETS random datasets (max and mean for both)
 """
@@ -17,6 +19,7 @@ import os
 import random
 import shutil
 import statistics
+import struct
 import sys
 import tempfile
 import time
@@ -24,11 +27,61 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lora_workbench.dataset import (
-    balance,  # noqa: E402
-    project,
-)
-from lora_workbench.dataset import scan as dataset
+from lora_workbench.dataset import balance, images, project  # noqa: E402
+from lora_workbench.dataset import scan as dataset  # noqa: E402
+
+
+# --------------------------------------------------------------------------- the baseline parser
+def _png_size(head: bytes):
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and len(head) >= 24:
+        return struct.unpack(">II", head[16:24])
+    return None
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_size(f):
+    f.seek(2)
+    while True:
+        b = f.read(2)
+        if len(b) < 2 or b[0] != 0xFF:
+            raise ValueError("broken JPEG marker")
+        m = b[1]
+        while m == 0xFF:
+            nb = f.read(1)
+            if not nb:
+                raise ValueError("truncated JPEG")
+            m = nb[0]
+        if m == 0x01 or 0xD0 <= m <= 0xD8:
+            continue
+        if m in (0xD9, 0xDA):
+            raise ValueError("JPEG without a frame header")
+        seg = f.read(2)
+        if len(seg) < 2:
+            raise ValueError("truncated JPEG")
+        if m in _SOF:
+            data = f.read(5)
+            h, w = struct.unpack(">HH", data[1:5])
+            return w, h
+        f.seek(int.from_bytes(seg, "big") - 2, 1)
+
+
+def header_size(source):
+    """The hand-written PNG/JPEG header parser the pack used until issue 13 (Pillow for the rest)."""
+    f = source if hasattr(source, "read") else open(source, "rb")  # noqa: SIM115
+    try:
+        head = f.read(32)
+        size = _png_size(head)
+        if size is not None:
+            return int(size[0]), int(size[1])
+        if head[:2] == b"\xff\xd8":
+            return _jpeg_size(f)
+        f.seek(0)
+        return images.image_size(f)
+    finally:
+        if f is not source:
+            f.close()
 
 
 def generate(root: Path, n: int) -> None:
@@ -53,29 +106,54 @@ def generate(root: Path, n: int) -> None:
             (folder / f"img{i:05d}.txt").write_text(f"subject{s:02d}, tag{i % 7}")
 
 
-def time_it(fn, repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
 
 
-def pil_lazy_scan(root: Path) -> int:
-    from PIL import Image
+def alternate(named: dict, repeat: int) -> dict[str, list[float]]:
+    """Run each function `repeat` times, alternating their order each round (the disk is noisy)."""
+    times: dict[str, list[float]] = {k: [] for k in named}
+    keys = list(named)
+    for i in range(repeat):
+        for k in keys if i % 2 == 0 else reversed(keys):
+            times[k].append(timed(named[k]))
+    return times
 
+
+def sizes_only(root: Path, reader) -> int:
     n = 0
     for sub in sorted((root / "images").iterdir()):
         for f in sorted(os.listdir(sub)):
-            if f.lower().endswith(dataset.IMAGE_EXTS):
-                with Image.open(sub / f) as im:
-                    im.size  # noqa: B018 - header only
+            if images.is_image(f):
+                with open(sub / f, "rb") as fp:  # both readers get the same open file
+                    reader(fp)
                 n += 1
     return n
 
 
-def bench_scan(n: int, keep: str | None) -> None:
+def scan_with(reader):
+    def run(root: Path):
+        saved = dataset.image_size
+        dataset.image_size = reader
+        try:
+            return dataset.scan_project(root)
+        finally:
+            dataset.image_size = saved
+
+    return run
+
+
+def report(label: str, count: int, t: list[float], base: list[float] | None = None) -> None:
+    best, med = min(t), statistics.median(t)
+    line = f"  {label:<34} best {best:6.2f} s  median {med:6.2f} s  {count / best:8.0f} images/s"
+    if base is not None:
+        line += f"   Pillow/parser: best {best / min(base):.2f}x, median {med / statistics.median(base):.2f}x"
+    print(line)
+
+
+def bench_scan(n: int, keep: str | None, repeat: int) -> None:
     tmp = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="lw-bench-dataset-"))
     root = tmp / "proj"
     try:
@@ -86,20 +164,29 @@ def bench_scan(n: int, keep: str | None) -> None:
         scan = dataset.scan_project(root)
         count = sum(s.image_count for s in scan.subsets)
         assert count == n and not any(s.corrupt for s in scan.subsets)
-        header = time_it(lambda: dataset.scan_project(root), 3)
-        lazy = time_it(lambda: pil_lazy_scan(root), 1)
-        full = time_it(lambda: dataset.scan_project(root, verify=True), 1)
-        print(f"scan, {count} images in 20 subsets (best of 3 for header-only):")
-        print(
-            f"  header-only (scan_project)   {header:7.2f} s  {count / header:9.0f} images/s   (target >= 5000)"
+        assert scan_with(header_size)(root).to_dict() == scan.to_dict()  # both read the same sizes
+        print(f"image sizes, {count} images in 20 subsets ({repeat} runs each, alternating):")
+        raw = alternate(
+            {
+                "parser": lambda: sizes_only(root, header_size),
+                "pil": lambda: sizes_only(root, images.image_size),
+            },
+            repeat,
         )
-        print(
-            f"  PIL lazy open per file       {lazy:7.2f} s  {count / lazy:9.0f} images/s   "
-            f"header-only is {lazy / header:.1f}x faster"
+        report("sizes only: hand-written parser", count, raw["parser"])
+        report("sizes only: Pillow lazy open", count, raw["pil"], raw["parser"])
+        full = alternate(
+            {
+                "parser": lambda: scan_with(header_size)(root),
+                "pil": lambda: scan_with(images.image_size)(root),
+            },
+            repeat,
         )
+        report("scan_project: hand-written parser", count, full["parser"])
+        report("scan_project: Pillow (as shipped)", count, full["pil"], full["parser"])
+        verify = timed(lambda: dataset.scan_project(root, verify=True))
         print(
-            f"  full decode (verify=True)    {full:7.2f} s  {count / full:9.0f} images/s   "
-            f"header-only is {full / header:.1f}x faster"
+            f"  {'scan_project(verify=True), decode':<34} once   {verify:6.2f} s  {count / verify:8.0f} images/s"
         )
     finally:
         if not keep:
@@ -151,9 +238,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=20_000)
     ap.add_argument("--datasets", type=int, default=1000)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--keep", default=None, help="generate into (or reuse) this folder and keep it")
     args = ap.parse_args()
-    bench_scan(args.images, args.keep)
+    bench_scan(args.images, args.keep, args.repeat)
     bench_balance(args.datasets)
 
 

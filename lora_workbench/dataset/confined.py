@@ -16,8 +16,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -188,9 +186,8 @@ class Folder:
             raise
         return Folder(fd, self.path / entry.name, self.guard)
 
-    @contextmanager
-    def open_file(self, entry: Entry) -> Iterator[BinaryIO]:
-        """A listed regular file opened for reading (a link is opened at its checked target)."""
+    def open_fd(self, entry: Entry) -> int:
+        """A descriptor of a listed regular file (a link is opened at its checked target); close it."""
         if entry.kind == "outside":
             raise PathNotAllowed(
                 f"{self.path / entry.name} is a link to {entry.link}, outside the allowed roots."
@@ -199,21 +196,30 @@ class Folder:
             self.guard.note_link(str(self.path / entry.name), entry.link)
             target = Path(entry.link)
             with self.guard.open_dir(target.parent, "folder") as parent:
-                with parent.open_file(Entry(target.name, "file")) as f:
-                    yield f
-            return
+                return parent.open_fd(Entry(target.name, "file"))
         fd = self._open(entry.name, os.O_RDONLY | _NONBLOCK)
-        f = os.fdopen(fd, "rb")
-        try:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise OSError(errno.EINVAL, f"{self.path / entry.name} is not a regular file")
-            yield f
-        finally:
-            f.close()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped for a FIFO or a device after the listing
+            os.close(fd)
+            raise OSError(errno.EINVAL, f"{self.path / entry.name} is not a regular file")
+        return fd
+
+    def open_file(self, entry: Entry) -> BinaryIO:
+        """A listed regular file opened for reading (use it in a `with`)."""
+        return os.fdopen(self.open_fd(entry), "rb")
 
     def read_bytes(self, entry: Entry, limit: int) -> bytes:
-        with self.open_file(entry) as f:
-            return f.read(limit)
+        fd = self.open_fd(entry)
+        try:
+            chunks, left = [], limit
+            while left > 0:
+                chunk = os.read(fd, min(left, 1 << 16))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                left -= len(chunk)
+            return b"".join(chunks)
+        finally:
+            os.close(fd)
 
     def _open(self, name: str, flags: int, mode: int = 0o666) -> int:
         try:
