@@ -199,6 +199,12 @@ def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
         assert int(we["after"][first]) > int(we["after"][second]), we
         assert f"{first}: 3" in we["weights"], we["weights"]
         assert we["weights"] in we["widgets_values"], "the weights text is not in the saved workflow values"
+        # moving a weight switches repeats to weights (issue 13); the example (saved without repeats,
+        # weights empty) loads as folders
+        assert (we["repeats_before"], we["repeats_after"]) == ("folders", "weights"), we
+        assert "weights" in we["widgets_values"], we["widgets_values"]
+        if cfg["workflow"]:
+            assert steps["graph"]["repeats_after_load"] == "folders", steps["graph"]
 
     tr = steps["train"]
     assert tr["final"]["state"] == "finished", tr

@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lora_workbench.dataset import project
-from lora_workbench.dataset import scan as dataset
+from lora_workbench.dataset import prepare, project
 
 pytestmark = pytest.mark.integration
 
@@ -46,9 +45,10 @@ def test_sd_scripts_trains_on_our_dataset_toml(
     tmp_path, kohya_dir, kohya_python, test_checkpoint, tokenizer_cache, buckets_and_reg
 ):
     root = make_project(tmp_path / "proj with space", reg=buckets_and_reg)
-    ds, summary = dataset.prepare_dataset(
-        root, "redthing: 2\nBlue Thing: 1", (64, 64), buckets_and_reg, 1, "toml"
+    options = prepare.DatasetOptions(
+        "redthing: 2\nBlue Thing: 1", (64, 64), buckets_and_reg, repeats="weights"
     )
+    ds, summary = prepare.prepare_dataset(root, options)
     train_items = sum(s.images * s.repeats for s in ds.subsets if not s.is_reg)
     assert ds.items_per_epoch == train_items * (2 if buckets_and_reg else 1)
     out = tmp_path / "out"

@@ -102,6 +102,9 @@ try {
       };
       if (wf) await app.loadGraphData(wf);
       else app.graph.clear();
+      // A workflow saved before the `repeats` widget existed: the editor migrates it on load.
+      const loaded = app.graph.nodes.find((n) => n.type === (cfg.dataset_node || "DatasetSubsetWeights"));
+      const repeatsAfterLoad = loaded?.widgets?.find((w) => w.name === "repeats")?.value ?? null;
       const find = (type) => app.graph.nodes.find((n) => n.type === type);
       const add = (type, pos) => {
         if (!LG.registered_node_types[type]) return null;
@@ -148,6 +151,7 @@ try {
       }
       app.graph.setDirtyCanvas(true, true);
       return { dataset: Boolean(ds), editor: Boolean(ds) && dsType === "DatasetSubsetWeights", train: Boolean(tr),
+        repeats_after_load: repeatsAfterLoad,
         library: Boolean(lib),
         nodes: app.graph.nodes.map((n) => n.type) };
     }, { cfg, wf });
@@ -192,6 +196,11 @@ try {
       const read = () => page.evaluate(() => Object.fromEntries(
         [...document.querySelectorAll(".lw-weights-editor td.lw-repeats")].map((td) => [td.dataset.subset, td.textContent])));
       const before = await read();
+      const repeatsOf = () => page.evaluate(() => {
+        const n = window.comfyAPI.app.app.graph.nodes.find((x) => x.type === "DatasetSubsetWeights");
+        return n.widgets.find((w) => w.name === "repeats")?.value ?? null;
+      });
+      const repeatsBefore = await repeatsOf();
       await shot("weights_editor_before", editor);
       const name = cfg.subsets[0];
       const input = editor.locator(`input.lw-weight[data-subset="${name}"]`);
@@ -215,7 +224,8 @@ try {
       const summary = await editor.locator("[data-role=summary]").textContent();
       await page.waitForTimeout(300);
       await shot("weights_editor_after", editor);
-      return { before, after, weights, widgets_values: saved, summary };
+      return { before, after, weights, widgets_values: saved, summary, repeats_before: repeatsBefore,
+        repeats_after: await repeatsOf() };
     });
   }
 
