@@ -323,62 +323,60 @@ def _skipped(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue])
 
 
 def _captions(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    """Missing captions (an error for training images, the class token for regularization ones),
+    then captions sd-scripts cannot use, then the surprising ones."""
     d, ext = s.dirname, scan.caption_extension
+
+    def add(n: str) -> str:
+        return f"{d}/{n} has no caption: add {os.path.splitext(n)[0]}{ext} beside it."
+
+    def empty(n: str) -> str:
+        return (
+            f"{d}/{n} is empty or has no text on its first line, which is the caption sd-scripts trains; "
+            f"write the caption or delete the file."
+        )
+
+    def bad(n: str) -> str:
+        return f"{d}/{n} cannot be used as a caption ({s.bad_captions[n]}); save it as UTF-8 text in the project."
+
     if s.is_reg and s.missing_captions:
+        why = f"have no caption; the class token {s.name!r} is used for them"
         out.append(
             Issue(
                 "warning",
                 s.folder,
-                f"{len(s.missing_captions)} regularization image(s) in {d} have no caption; the class token {s.name!r} is used for them.",
+                f"{len(s.missing_captions)} regularization image(s) in {d} {why}.",
                 "caption-missing",
             )
         )
     elif s.missing_captions:
-        _listed(
-            s,
-            s.missing_captions,
-            "error",
-            "caption-missing",
-            lambda n: f"{d}/{n} has no caption: add {os.path.splitext(n)[0]}{ext} beside it.",
-            out,
-        )
-    _listed(
-        s,
-        s.empty_captions,
-        "error",
-        "caption-empty",
-        lambda n: (
-            f"{d}/{n} is empty or has no text on its first line, which is the caption sd-scripts trains; write the caption or delete the file."
-        ),
-        out,
-    )
-    _listed(
-        s,
-        sorted(s.bad_captions),
-        "error",
-        "caption-unreadable",
-        lambda n: (
-            f"{d}/{n} cannot be used as a caption ({s.bad_captions[n]}); save it as UTF-8 text in the project."
-        ),
-        out,
-    )
+        _listed(s, s.missing_captions, "error", "caption-missing", add, out)
+    _listed(s, s.empty_captions, "error", "caption-empty", empty, out)
+    _listed(s, sorted(s.bad_captions), "error", "caption-unreadable", bad, out)
+    _surprising_captions(s, out)
+
+
+def _surprising_captions(s: SubsetScan, out: list[Issue]) -> None:
+    d = s.dirname
     if s.multiline_captions:
+        what = (
+            f"have more than one line (e.g. {s.multiline_captions[0]}); sd-scripts trains only the first line"
+        )
         out.append(
             Issue(
                 "warning",
                 s.folder,
-                f"{len(s.multiline_captions)} caption(s) in {d} have more than one line (e.g. {s.multiline_captions[0]}); sd-scripts trains only the first line.",
+                f"{len(s.multiline_captions)} caption(s) in {d} {what}.",
                 "caption-multiline",
             )
         )
     if s.bom_captions:
+        what = (
+            f"start with a byte-order mark (e.g. {s.bom_captions[0]}), which sd-scripts keeps as part of the "
+            f"caption; save them as UTF-8 without BOM"
+        )
         out.append(
-            Issue(
-                "warning",
-                s.folder,
-                f"{len(s.bom_captions)} caption(s) in {d} start with a byte-order mark (e.g. {s.bom_captions[0]}), which sd-scripts keeps as part of the caption; save them as UTF-8 without BOM.",
-                "caption-bom",
-            )
+            Issue("warning", s.folder, f"{len(s.bom_captions)} caption(s) in {d} {what}.", "caption-bom")
         )
 
 

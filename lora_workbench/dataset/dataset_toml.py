@@ -168,14 +168,10 @@ def _content_hash(toml_path: Path, dirs: list[Path]) -> str:
     return h.hexdigest()[:32]
 
 
-def dataset_from_toml(
-    toml_path: str | os.PathLike, project_dir: str | os.PathLike | None = None
-) -> LoraDataset:
-    """A LoraDataset from a kohya dataset TOML (what `dataset apply` writes), counting the images."""
-    path = Path(toml_path).resolve()
+def _read_config(path: Path) -> tuple[str, dict]:
     try:
         text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
+        return text, tomllib.loads(text)
     except FileNotFoundError:
         raise WorkbenchError(
             f"No dataset config at {path}; run `lora-workbench dataset apply` on the project "
@@ -185,6 +181,41 @@ def dataset_from_toml(
         raise WorkbenchError(
             f"The dataset config {path} is not valid TOML ({exc}); fix or rewrite it."
         ) from None
+
+
+def _subsets_of(datasets: list[dict]) -> list[DatasetSubset]:
+    """The subsets a TOML lists, with their images counted now (sd-scripts skips num_repeats < 1)."""
+    subsets: list[DatasetSubset] = []
+    for ds in datasets:
+        for s in ds.get("subsets", []):
+            image_dir = Path(s["image_dir"])
+            repeats = int(s.get("num_repeats", 1))
+            if repeats < 1:
+                continue
+            subsets.append(
+                DatasetSubset(
+                    name=image_dir.name.split("_", 1)[-1],
+                    image_dir=str(image_dir),
+                    images=_count_images(image_dir),
+                    repeats=repeats,
+                    class_tokens=str(s.get("class_tokens", "")),
+                    is_reg=bool(s.get("is_reg", False)),
+                )
+            )
+    train = sum(s.items for s in subsets if not s.is_reg) or 1
+    for s in subsets:
+        if not s.is_reg:
+            s.share = s.items / train
+    return subsets
+
+
+def dataset_from_toml(
+    toml_path: str | os.PathLike, project_dir: str | os.PathLike | None = None
+) -> LoraDataset:
+    """A LoraDataset from a kohya dataset TOML (what `dataset apply` writes), counting the images;
+    the step plan it records (target_steps) comes back as planned_epochs."""
+    path = Path(toml_path).resolve()
+    text, data = _read_config(path)
     general = data.get("general", {})
     datasets = data.get("datasets") or []
     if not datasets:
@@ -193,47 +224,23 @@ def dataset_from_toml(
         )
     first = datasets[0]
     res = first.get("resolution", general.get("resolution", 512))
-    resolution = (int(res[0]), int(res[1])) if isinstance(res, list) else (int(res), int(res))
     batch = int(first.get("batch_size", general.get("batch_size", 1)))
-    bucket = bool(first.get("enable_bucket", general.get("enable_bucket", False)))
-    cap_ext = str(general.get("caption_extension", ".txt"))
-    subsets: list[DatasetSubset] = []
-    for ds in datasets:
-        for s in ds.get("subsets", []):
-            image_dir = Path(s["image_dir"])
-            n = _count_images(image_dir)
-            repeats = int(s.get("num_repeats", 1))
-            subsets.append(
-                DatasetSubset(
-                    name=image_dir.name.split("_", 1)[-1],
-                    image_dir=str(image_dir),
-                    images=n,
-                    repeats=repeats,
-                    class_tokens=str(s.get("class_tokens", "")),
-                    is_reg=bool(s.get("is_reg", False)),
-                )
-            )
-    items = sum(s.items for s in subsets if not s.is_reg)
-    if any(s.is_reg for s in subsets):
-        items *= 2
-    total = sum(s.items for s in subsets if not s.is_reg) or 1
-    for s in subsets:
-        if not s.is_reg:
-            s.share = s.items / total
-    project = Path(project_dir) if project_dir is not None else path.parent
+    subsets = _subsets_of(datasets)
+    items = sum(s.items for s in subsets if not s.is_reg) * (2 if any(s.is_reg for s in subsets) else 1)
+    plan = read_plan(text) or {}
     return LoraDataset(
-        project_dir=str(project),
+        project_dir=str(Path(project_dir) if project_dir is not None else path.parent),
         toml_path=str(path),
-        resolution=resolution,
-        enable_bucket=bucket,
+        resolution=(int(res[0]), int(res[1])) if isinstance(res, list) else (int(res), int(res)),
+        enable_bucket=bool(first.get("enable_bucket", general.get("enable_bucket", False))),
         batch_size=batch,
         subsets=subsets,
         items_per_epoch=items,
         steps_per_epoch=math.ceil(items / max(1, batch)),
-        caption_extension=cap_ext,
+        caption_extension=str(general.get("caption_extension", ".txt")),
         fingerprint=_content_hash(path, [Path(s.image_dir) for s in subsets]),
-        planned_epochs=int((read_plan(text) or {}).get("epochs", 0)),
-        target_steps=int((read_plan(text) or {}).get("target_steps", 0)),
+        planned_epochs=int(plan.get("epochs", 0)),
+        target_steps=int(plan.get("target_steps", 0)),
     )
 
 

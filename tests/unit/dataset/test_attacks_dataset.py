@@ -426,3 +426,30 @@ def test_dataset_toml_write_refuses_text_that_is_not_utf8(tmp_path):
     with pytest.raises(WorkbenchError, match="not valid UTF-8"):
         dataset_toml.write(tmp_path / "dataset.toml", "image_dir = '\udce9'")
     assert os.listdir(tmp_path) == []
+
+
+# --------------------------------------------------------------------------- the same through the CLI and the node
+def make_non_utf8_subset(proj: Path) -> None:
+    bad = os.fsencode(str(proj / "images")) + b"/2_caf\xe9"
+    os.mkdir(bad)
+    Image.new("RGB", (64, 64)).save(os.fsdecode(bad + b"/a.png"))
+    with open(bad + b"/a.txt", "w") as f:
+        f.write("x")
+
+
+def test_the_cli_reports_a_non_utf8_name_in_one_line(proj, capsys):
+    make_non_utf8_subset(proj)
+    before = sorted(os.listdir(os.fsencode(str(proj))))
+    assert main(["dataset", "apply", str(proj), "--width", "64", "--height", "64", "--mode", "rename"]) == 1
+    err = capsys.readouterr().err
+    assert "is not valid UTF-8" in err and "Traceback" not in err
+    assert sorted(os.listdir(os.fsencode(str(proj)))) == before
+
+
+def test_the_node_reports_a_non_utf8_name_and_duplicate_weights(node, proj):
+    make_non_utf8_subset(proj)
+    with pytest.raises(ValidationError, match="is not valid UTF-8"):
+        run_node(node, proj)
+    assert not (proj / "dataset.toml").exists()
+    with pytest.raises(ValidationError, match="given twice"):
+        run_node(node, proj, weights="Cat: 1\nCat: 2")
