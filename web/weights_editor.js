@@ -29,7 +29,7 @@ function lineSubject(line) {
   if (sep <= 0) return null;
   const key = text.slice(0, sep).trim();
   const m = /^(\d+)_(.+)$/.exec(key);
-  return m ? m[2] : key;
+  return (m ? m[2] : key).trim(); // subjects match with surrounding spaces ignored, as in weights.py
 }
 
 /**
@@ -38,14 +38,15 @@ function lineSubject(line) {
  * subset) replaces a JSON-object text, which has no lines to edit.
  */
 export function setWeightLine(text, name, value, effective = {}) {
-  const line = `${name}: ${formatWeight(value)}`;
+  const key = String(name).trim();
+  const line = `${key}: ${formatWeight(value)}`;
   const src = String(text ?? "");
   if (src.trim().startsWith("{")) {
     const all = { ...effective, [name]: Number(value) };
     return Object.entries(all).map(([k, v]) => `${k}: ${formatWeight(v)}`).join("\n");
   }
   const lines = src.split("\n");
-  const at = lines.findIndex((l) => lineSubject(l) === name);
+  const at = lines.findIndex((l) => lineSubject(l) === key);
   if (at >= 0) {
     const comment = /(^|\s)(#.*)$/.exec(lines[at]);
     lines[at] = comment ? `${line}  ${comment[2]}` : line;
@@ -84,7 +85,7 @@ export function seedWeightsText(text, effective) {
   let out = String(text ?? "");
   const named = new Set(out.split("\n").map(lineSubject).filter(Boolean));
   for (const [name, v] of Object.entries(effective || {})) {
-    if (!named.has(name)) out = setWeightLine(out, name, v, effective);
+    if (!named.has(String(name).trim())) out = setWeightLine(out, name, v, effective);
   }
   return out;
 }

@@ -126,6 +126,8 @@ for (const [label, saved] of Object.entries({
 }
 out.seeded = seedWeightsText("alice: 2  # mine", { alice: 10, bob: 1, carol: 2.5 });
 out.set = setWeightLine(out.seeded, "bob", 3);
+out.spaced = seedWeightsText("Alice: 2", { " Alice ": 10, bob: 1 });
+out.spacedSet = setWeightLine(out.spaced, " Alice ", 4);
 console.log(JSON.stringify(out));
 """
 
@@ -147,3 +149,4 @@ def test_the_editor_migrates_old_workflows_and_seeds_weights_when_a_slider_moves
     assert out["new_saved"] == {"changed": False, "repeats": "equal"}
     assert out["seeded"].splitlines() == ["alice: 2  # mine", "bob: 1", "carol: 2.5"]
     assert out["set"].splitlines() == ["alice: 2  # mine", "bob: 3", "carol: 2.5"]
+    assert out["spacedSet"].splitlines() == ["Alice: 4", "bob: 1"]  # a folder `3_ Alice ` is `Alice`
