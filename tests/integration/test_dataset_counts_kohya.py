@@ -114,7 +114,7 @@ def test_target_steps_train_exactly_what_the_node_showed(
     roots, monkeypatch, pack, comfy, kohya_dir, kohya_python, test_checkpoint, tokenizer_cache
 ):
     from lora_workbench.training import train
-    from lora_workbench.training.kohya import TrainSpec
+    from lora_workbench.training.options import TrainOptions
 
     root = roots / "proj"
     for name, n in (("6_alice", 2), ("2_bob", 1)):  # small: 21 steps at batch 1 take about a minute
@@ -139,7 +139,7 @@ def test_target_steps_train_exactly_what_the_node_showed(
     assert shown, text
     planned = int(shown.group(1))
     assert planned == ds.steps_per_epoch * ds.planned_epochs and ds.planned_epochs > 1
-    spec = TrainSpec(epochs=5, width=64, height=64, network_dim=4, network_alpha=4, device="cpu",
+    spec = TrainOptions(epochs=5, width=64, height=64, network_dim=4, network_alpha=4, device="cpu",
                      launcher="accelerate", seed=3, save_every_n_epochs=0)  # fmt: skip
     run = train.train(spec, ds, test_checkpoint)
     log = (Path(run.run_dir) / "train.log").read_text(encoding="utf-8", errors="replace")

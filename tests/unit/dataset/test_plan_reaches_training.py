@@ -1,0 +1,65 @@
+"""The step plan the dataset node shows is what the trainer's command runs (issue 13): the LoraDataset
+carries the planned epochs, train.plan puts them into sd-scripts' config (steps, or epochs with
+step_rule=epochs) and says the epochs setting is not used; `dataset apply` -> `train` keeps it too."""
+
+from __future__ import annotations
+
+import pytest
+
+from lora_workbench.dataset import dataset_toml, prepare
+from lora_workbench.training import train
+from lora_workbench.training.options import TrainOptions
+from tests.unit import train_fakes
+from tests.unit.dataset.dataset_fakes import make_subset, opts
+
+
+@pytest.fixture
+def setup(tmp_path, monkeypatch):
+    monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
+    train_fakes.make_kohya(tmp_path, monkeypatch)
+    root = tmp_path / "proj"
+    make_subset(root, "10_alice", 10)
+    make_subset(root, "2_bob", 5)
+    ckpt = train_fakes.write_checkpoint(tmp_path / "models" / "sd15.safetensors", train_fakes.sd1_tensors())
+    return root, ckpt
+
+
+def training(config: dict) -> dict:
+    return config.get("training", {})
+
+
+def test_the_trainer_runs_the_planned_total(setup):
+    root, ckpt = setup
+    ds, text = prepare.prepare_dataset(root, opts(target_steps=2530))
+    assert (ds.planned_epochs, ds.steps_per_epoch) == (23, 110) and "= 2530 steps" in text
+    p = train.plan(TrainOptions(epochs=3, width=64, height=64, device="cpu", launcher="python"), ds, ckpt)
+    assert p.command.total_steps == 2530 and training(p.command.config)["max_train_steps"] == 2530
+    assert any("23 epochs from the dataset's step plan (target 2530 steps)" in w for w in p.command.warnings)
+    by_epochs = TrainOptions(
+        epochs=3, width=64, height=64, device="cpu", launcher="python", step_rule="epochs"
+    )
+    assert training(train.plan(by_epochs, ds, ckpt).command.config)["max_train_epochs"] == 23
+
+
+def test_without_a_target_the_trainer_keeps_its_epochs(setup):
+    root, ckpt = setup
+    ds, _ = prepare.prepare_dataset(root, opts())
+    assert ds.planned_epochs == 0
+    p = train.plan(TrainOptions(epochs=3, width=64, height=64, device="cpu", launcher="python"), ds, ckpt)
+    assert p.command.total_steps == 330 and not any("step plan" in w for w in p.command.warnings)
+
+
+def test_max_train_steps_set_by_hand_still_wins(setup):
+    root, ckpt = setup
+    ds, _ = prepare.prepare_dataset(root, opts(target_steps=2530))
+    hand = TrainOptions(epochs=3, width=64, height=64, device="cpu", launcher="python", max_train_steps=7)
+    assert train.plan(hand, ds, ckpt).command.total_steps == 7
+
+
+def test_the_plan_survives_dataset_apply_then_train(setup):
+    root, ckpt = setup
+    prepare.prepare_dataset(root, opts(target_steps=2500))
+    ds = dataset_toml.load_project_dataset(root)
+    assert (ds.planned_epochs, ds.target_steps, ds.steps_per_epoch) == (45, 2500, 55)
+    p = train.plan(TrainOptions(epochs=3, width=64, height=64, device="cpu", launcher="python"), ds, ckpt)
+    assert p.command.total_steps == 2475
