@@ -315,7 +315,10 @@ def test_a_planted_link_in_the_cache_store_is_replaced_not_used(proj, outside, g
 # --------------------------------------------------------------------------- bad names and captions
 def test_a_non_utf8_subset_name_is_a_clear_error_leaving_no_temp_file(proj, guard):
     bad = os.fsencode(str(proj / "images")) + b"/2_caf\xe9"
-    os.mkdir(bad)
+    try:
+        os.mkdir(bad)
+    except OSError:  # macOS and Windows file systems refuse names that are not UTF-8
+        pytest.skip("this file system refuses names that are not UTF-8")
     Image.new("RGB", (64, 64)).save(os.fsdecode(bad + b"/a.png"))
     with open(bad + b"/a.txt", "w") as f:
         f.write("x")
@@ -431,7 +434,10 @@ def test_dataset_toml_write_refuses_text_that_is_not_utf8(tmp_path):
 # --------------------------------------------------------------------------- the same through the CLI and the node
 def make_non_utf8_subset(proj: Path) -> None:
     bad = os.fsencode(str(proj / "images")) + b"/2_caf\xe9"
-    os.mkdir(bad)
+    try:
+        os.mkdir(bad)
+    except OSError:  # macOS and Windows file systems refuse names that are not UTF-8
+        pytest.skip("this file system refuses names that are not UTF-8")
     Image.new("RGB", (64, 64)).save(os.fsdecode(bad + b"/a.png"))
     with open(bad + b"/a.txt", "w") as f:
         f.write("x")
