@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lora_workbench.dataset import dataset_toml
-from lora_workbench.dataset import scan as dataset
+from lora_workbench.dataset import dataset_toml, prepare
 from lora_workbench.training import train
 from lora_workbench.training.options import TrainOptions
 from tests.unit import train_fakes
@@ -42,7 +41,7 @@ print("RESULT " + json.dumps({
 def test_sd_scripts_reads_no_injected_argument_or_subset(tmp_path, kohya_dir, kohya_python, test_checkpoint):
     project = train_fakes.make_project(tmp_path, name=EVIL)
     (project / "dataset.toml").unlink()
-    dataset.prepare_dataset(project, "", (64, 64), False, 1)
+    prepare.prepare_dataset(project, prepare.DatasetOptions(resolution=(64, 64)))
     ds = dataset_toml.load_project_dataset(project)
     spec = TrainOptions(
         epochs=1, width=128, height=128, network_dim=4, network_alpha=4, device="cpu", launcher="python"

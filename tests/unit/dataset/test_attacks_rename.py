@@ -213,14 +213,15 @@ def test_the_cli_refuses_a_planted_journal_in_one_line(world, capsys, argv):
 CRASHER = textwrap.dedent(
     """
     import sys, time
-    from lora_workbench.dataset import rename, scan
+    from lora_workbench.dataset import prepare, rename
     real = rename._rename_entry
     def slow(folder, src, dst):
         real(folder, src, dst)
         open(sys.argv[2], "w").close()  # tell the test one folder is renamed
         time.sleep(60)                  # ... and wait for kill -9
     rename._rename_entry = slow
-    scan.prepare_dataset(sys.argv[1], "", (64, 64), False, 1, "rename")
+    options = prepare.DatasetOptions(resolution=(64, 64), repeats="equal")
+    prepare.prepare_dataset(sys.argv[1], options, apply_mode="rename")
     """
 )
 

@@ -10,8 +10,7 @@ import pytest
 import toml
 
 from lora_workbench.cli import main
-from lora_workbench.dataset import dataset_toml
-from lora_workbench.dataset import scan as dataset
+from lora_workbench.dataset import dataset_toml, prepare
 from lora_workbench.dataset.dataset_toml import tomllib
 from lora_workbench.training import train
 from lora_workbench.training.options import TrainOptions
@@ -39,7 +38,7 @@ def setup(tmp_path, monkeypatch):
 def make_evil_project(root: Path, name: str) -> Path:
     project = fakes.make_project(root, name=name)
     (project / "dataset.toml").unlink()
-    dataset.prepare_dataset(project, "", (64, 64), False, 1)  # our writer, our header
+    prepare.prepare_dataset(project, prepare.DatasetOptions(resolution=(64, 64)))  # our writer, our header
     return project
 
 
