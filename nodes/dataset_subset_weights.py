@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from ..lora_workbench import events, paths
-from ..lora_workbench.dataset import fingerprint, prepare, project
-from ..lora_workbench.dataset.checks import WRONG_SIZE_MODES
-from ..lora_workbench.dataset.confined import Guard
-from ..lora_workbench.dataset.prepare import DatasetOptions
-from ..lora_workbench.dataset.repeats import REPEAT_MODES
-from ..lora_workbench.dataset.scan import CAPTION_EXT
 from . import _comfy
+
+# The dataset core is imported inside INPUT_TYPES, IS_CHANGED and prepare(), not here: ComfyUI imports
+# every pack at start-up, and what a node does when it runs need not cost that start-up anything.
 
 APPLY_MODES = ["toml (non-destructive)", "rename folders"]
 _MODE_KEYS = {"toml (non-destructive)": "toml", "rename folders": "rename"}
@@ -38,6 +35,10 @@ class DatasetSubsetWeights:
 
     @classmethod
     def INPUT_TYPES(cls):
+        from ..lora_workbench.dataset.checks import WRONG_SIZE_MODES
+        from ..lora_workbench.dataset.repeats import REPEAT_MODES
+        from ..lora_workbench.dataset.scan import CAPTION_EXT
+
         return {
             "required": {
                 "project_folder": (
@@ -174,11 +175,16 @@ class DatasetSubsetWeights:
         }
 
     @classmethod
-    def IS_CHANGED(cls, project_folder="", weights="", caption_extension=CAPTION_EXT, **kwargs):
+    def IS_CHANGED(cls, project_folder="", weights="", caption_extension=None, **kwargs):
         # The dataset changes outside the graph: re-run when the folder listing (names, sizes, mtimes) does.
+        from ..lora_workbench.dataset import fingerprint
+        from ..lora_workbench.dataset.confined import Guard
+        from ..lora_workbench.dataset.scan import CAPTION_EXT
+
         try:
             root = paths.confine(project_folder, what="project folder")
-            return fingerprint.listing_fingerprint(root, Guard(paths.allowed_roots()), caption_extension)
+            guard = Guard(paths.allowed_roots())
+            return fingerprint.listing_fingerprint(root, guard, caption_extension or CAPTION_EXT)
         except Exception:
             return float("nan")
 
@@ -196,9 +202,14 @@ class DatasetSubsetWeights:
         repeats: str | None = None,  # missing in workflows saved before the modes: see resolve_mode
         target_steps: int = 0,
         wrong_size: str = "error",
-        caption_extension: str = CAPTION_EXT,
+        caption_extension: str | None = None,  # None: the core's default (.txt)
         unique_id=None,
     ):
+        from ..lora_workbench.dataset import prepare, project
+        from ..lora_workbench.dataset.confined import Guard
+        from ..lora_workbench.dataset.prepare import DatasetOptions
+        from ..lora_workbench.dataset.scan import CAPTION_EXT
+
         root = paths.confine(project_folder, what="project folder")
         guard = Guard(paths.allowed_roots())
         # only a new (missing or empty) folder gets the layout: never scaffold into an unrelated folder
@@ -213,7 +224,7 @@ class DatasetSubsetWeights:
             repeats=repeats,
             target_steps=target_steps,
             wrong_size=wrong_size,
-            caption_extension=caption_extension,
+            caption_extension=CAPTION_EXT if caption_extension is None else caption_extension,
         )
         ds, text = prepare.prepare_dataset(
             root, options, apply_mode=_MODE_KEYS.get(apply_mode, apply_mode), guard=guard

@@ -10,11 +10,21 @@ import json
 import os
 from pathlib import Path
 
+from ..dataset import prepare, project, rename
+from ..dataset import scan as dataset
+from ..dataset.captions import format_keywords
+from ..dataset.checks import WRONG_SIZE_MODES
+from ..dataset.images import rules_in_use
+from ..dataset.prepare import DatasetOptions
+from ..dataset.repeats import REPEAT_MODES
+from ..dataset.weights import format_weights, parse_weights
+from ..errors import ValidationError
+
 
 def _add_shape(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--repeats",
-        choices=("folders", "equal", "weights"),
+        choices=REPEAT_MODES,
         default=None,
         help="folders: the N_ prefix of each folder as named (no prefix counts as 1); equal: every subset "
         "the same share of an epoch; weights: --weights/--set set the shares "
@@ -57,12 +67,14 @@ def _add_shape(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--wrong-size",
-        choices=("error", "resize", "bucket"),
-        default="error",
+        choices=WRONG_SIZE_MODES,
+        default=WRONG_SIZE_MODES[0],
         help="buckets off and an image is not WIDTHxHEIGHT: error (default), resize (train on resized "
         "copies in PROJECT/cache, originals untouched) or bucket (turn buckets on)",
     )
-    p.add_argument("--caption-extension", default=".txt", help="the caption file beside each image")
+    p.add_argument(
+        "--caption-extension", default=dataset.CAPTION_EXT, help="the caption file beside each image"
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
 
@@ -87,7 +99,9 @@ def add_commands(sub) -> None:
     p = dsub.add_parser("scan", help="subsets, image counts, captions, sizes, problems and keywords")
     p.add_argument("project")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--caption-extension", default=".txt", help="the caption file beside each image")
+    p.add_argument(
+        "--caption-extension", default=dataset.CAPTION_EXT, help="the caption file beside each image"
+    )
     p.add_argument("--verify", action="store_true", help="decode every image fully (slow)")
     p.set_defaults(func=_scan)
 
@@ -114,7 +128,9 @@ def add_commands(sub) -> None:
     )
     p.add_argument("project")
     p.add_argument("--reg", action="store_true", help="include regularization captions")
-    p.add_argument("--caption-extension", default=".txt", help="the caption file beside each image")
+    p.add_argument(
+        "--caption-extension", default=dataset.CAPTION_EXT, help="the caption file beside each image"
+    )
     p.set_defaults(func=_keywords)
 
     p = dsub.add_parser("recover", help="finish (or --rollback) an interrupted folder rename")
@@ -125,9 +141,6 @@ def add_commands(sub) -> None:
 
 def weights_text(args) -> str:
     """--weights (a file or text) plus --set overrides, as weights text."""
-    from ..dataset.weights import format_weights, parse_weights
-    from ..errors import ValidationError
-
     text = args.weights or ""
     if text and "\n" not in text and os.path.isfile(os.path.expanduser(text)):
         text = _read_weights_file(Path(os.path.expanduser(text)))
@@ -142,8 +155,6 @@ def weights_text(args) -> str:
 
 
 def _read_weights_file(path: Path) -> str:
-    from ..errors import ValidationError
-
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -154,8 +165,6 @@ def _read_weights_file(path: Path) -> str:
 
 def options(args):
     """The DatasetOptions the flags ask for (the node builds the same object from its widgets)."""
-    from ..dataset.prepare import DatasetOptions
-
     text = weights_text(args)
     repeats = args.repeats or ("weights" if (args.weights or args.set) else "folders")
     return DatasetOptions(
@@ -173,8 +182,6 @@ def options(args):
 
 
 def _train_init(args) -> int:
-    from ..dataset import project
-
     made = project.init_project(args.project)
     print(f"{len(made)} folders created in {Path(args.project).expanduser()}")
     for p in made:
@@ -183,10 +190,6 @@ def _train_init(args) -> int:
 
 
 def _scan(args) -> int:
-    from ..dataset import scan as dataset
-    from ..dataset.captions import format_keywords
-    from ..dataset.images import rules_in_use
-
     scan = dataset.scan_project(
         args.project, verify=args.verify, caption_extension=args.caption_extension, rules=rules_in_use()
     )
@@ -230,8 +233,6 @@ def _budget(args):
 
 
 def _weights(args) -> int:
-    from ..dataset import prepare
-
     report = prepare.preview(args.project, options(args))
     if args.json:
         print(json.dumps(report, indent=2))
@@ -242,8 +243,6 @@ def _weights(args) -> int:
 
 
 def _apply(args) -> int:
-    from ..dataset import prepare
-
     ds, text = prepare.prepare_dataset(
         args.project, options(args), apply_mode=args.mode, dry_run=args.dry_run
     )
@@ -255,8 +254,6 @@ def _apply(args) -> int:
 
 
 def _keywords(args) -> int:
-    from ..dataset import scan as dataset
-
     scan = dataset.scan_project(args.project, caption_extension=args.caption_extension)
     for tag, n in dataset.caption_keywords(scan, include_reg=args.reg):
         print(f"{n:6d}  {tag}")
@@ -264,8 +261,6 @@ def _keywords(args) -> int:
 
 
 def _recover(args) -> int:
-    from ..dataset import rename
-
     report = rename.recover(Path(args.project).expanduser(), "rollback" if args.rollback else "finish")
     print(report.to_text() if report.found else "No interrupted rename to recover.")
     return 0
