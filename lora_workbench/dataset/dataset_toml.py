@@ -19,7 +19,7 @@ from .. import toml_writer
 from ..datatypes import DatasetSubset, LoraDataset
 from ..errors import PathNotAllowed, WorkbenchError
 from .confined import Guard
-from .images import is_image
+from .images import ImageRules, is_image, rules_in_use
 
 try:  # Python 3.11+; 3.10 needs tomli (ComfyUI's own requirements usually bring it)
     import tomllib
@@ -147,9 +147,10 @@ def write(path: str | os.PathLike, text: str, guard: Guard | None = None) -> Pat
 
 
 # --------------------------------------------------------------------------- reading
-def _count_images(folder: Path) -> int:
+def _count_images(folder: Path, rules: ImageRules) -> int:
+    """The images sd-scripts will read in `folder`, by the rules of the checkout in use."""
     try:
-        return sum(1 for p in folder.iterdir() if p.is_file() and is_image(p.name))
+        return sum(1 for p in folder.iterdir() if p.is_file() and is_image(p.name, rules))
     except OSError:
         return 0
 
@@ -186,6 +187,7 @@ def _read_config(path: Path) -> tuple[str, dict]:
 def _subsets_of(datasets: list[dict]) -> list[DatasetSubset]:
     """The subsets a TOML lists, with their images counted now (sd-scripts skips num_repeats < 1)."""
     subsets: list[DatasetSubset] = []
+    rules = rules_in_use()
     for ds in datasets:
         for s in ds.get("subsets", []):
             image_dir = Path(s["image_dir"])
@@ -196,7 +198,7 @@ def _subsets_of(datasets: list[dict]) -> list[DatasetSubset]:
                 DatasetSubset(
                     name=image_dir.name.split("_", 1)[-1],
                     image_dir=str(image_dir),
-                    images=_count_images(image_dir),
+                    images=_count_images(image_dir, rules),
                     repeats=repeats,
                     class_tokens=str(s.get("class_tokens", "")),
                     is_reg=bool(s.get("is_reg", False)),
