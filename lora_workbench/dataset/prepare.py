@@ -40,9 +40,13 @@ class DatasetOptions:
     target_steps: int = 0  # 0: no plan
     wrong_size: str = "error"  # error | resize | bucket (buckets off, an image not at the resolution)
     caption_extension: str = CAPTION_EXT
+    # sd-scripts' caption/augmentation keys written into every subset (shuffle_caption, keep_tokens,
+    # flip_aug, ...): the node's caption_options input, made sd-scripts' keys by the training area
+    subset_options: dict = field(default_factory=dict)
 
     def checked(self) -> DatasetOptions:
         """A copy with normalised values; ValidationError names a bad one."""
+        _check_subset_options(self.subset_options)
         if self.repeats not in (None, "", *REPEAT_MODES):
             raise ValidationError(f"repeats must be one of {', '.join(REPEAT_MODES)}, not {self.repeats!r}.")
         if self.wrong_size not in WRONG_SIZE_MODES:
@@ -69,7 +73,21 @@ class DatasetOptions:
             max_items_per_epoch=budget,
             target_steps=int(self.target_steps),
             caption_extension=ext,
+            subset_options=dict(self.subset_options or {}),
         )
+
+
+# The subset keys the pack sets itself: caption options may not replace them.
+_OWN_SUBSET_KEYS = frozenset({"image_dir", "num_repeats", "class_tokens", "caption_extension", "is_reg"})
+
+
+def _check_subset_options(options) -> None:
+    for key in options or {}:
+        if not isinstance(key, str) or not key.isidentifier() or key in _OWN_SUBSET_KEYS:
+            raise ValidationError(
+                f"{key!r} cannot be set per subset from the caption options: the dataset node sets "
+                f"image_dir, num_repeats, class_tokens, caption_extension and is_reg itself."
+            )
 
 
 @dataclass
@@ -375,6 +393,7 @@ def _toml_text(a: Analysis, subsets: list[DatasetSubset]) -> str:
         batch_size=a.options.batch_size,
         enable_bucket=a.enable_bucket,
         caption_extension=a.options.caption_extension,
+        subset_options=a.options.subset_options,
     )
     st = a.steps
     plan = (

@@ -333,3 +333,22 @@ def test_listing_fingerprint_ignores_sd_scripts_latent_caches(tmp_path):
     assert fingerprint.listing_fingerprint(tmp_path) == before
     (sub / "b.txt").write_text("new caption")
     assert fingerprint.listing_fingerprint(tmp_path) != before
+
+
+def test_caption_options_reach_every_subset_of_the_toml(proj):
+    caption = {"shuffle_caption": True, "keep_tokens": 1, "flip_aug": True}
+    ds, _ = apply(proj, subset_options=caption)
+    data = tomllib.loads(Path(ds.toml_path).read_text(encoding="utf-8"))
+    for sub in data["datasets"][0]["subsets"]:
+        assert {k: sub[k] for k in caption} == caption and sub["num_repeats"] >= 1
+    plain, _ = apply(proj)
+    assert plain.fingerprint != ds.fingerprint  # another TOML: the trainer's cache must not reuse the run
+
+
+@pytest.mark.parametrize(
+    "key", ["image_dir", "num_repeats", "is_reg", "caption_extension", "a b", "x\n[general]"]
+)
+def test_caption_options_cannot_replace_what_the_node_sets(proj, key):
+    with pytest.raises(ValidationError, match="cannot be set per subset"):
+        apply(proj, subset_options={key: True})
+    assert not (proj / "dataset.toml").exists()
