@@ -170,6 +170,14 @@ class DatasetSubsetWeights:
                         "dataset.toml for every subset, so the check here and sd-scripts read the same files.",
                     },
                 ),
+                "caption_options": (
+                    "LORA_TRAIN_OPTIONS",
+                    {
+                        "tooltip": "Caption and augmentation settings from a Kohya Caption Options node "
+                        "(shuffle, keep tokens, caption/tag dropout, flip, color aug, random crop), written "
+                        "into every subset of the dataset TOML; they win over the trainer's run-wide ones.",
+                    },
+                ),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
@@ -204,6 +212,7 @@ class DatasetSubsetWeights:
         wrong_size: str = "error",
         caption_extension: str | None = None,  # None: the core's default (.txt)
         unique_id=None,
+        caption_options=None,
     ):
         from ..lora_workbench.dataset import prepare, project
         from ..lora_workbench.dataset.confined import Guard
@@ -211,6 +220,7 @@ class DatasetSubsetWeights:
         from ..lora_workbench.dataset.scan import CAPTION_EXT
 
         root = paths.confine(project_folder, what="project folder")
+        per_subset = _caption_keys(caption_options, unique_id)
         guard = Guard(paths.allowed_roots())
         # only a new (missing or empty) folder gets the layout: never scaffold into an unrelated folder
         created = project.init_project(root, guard) if project.is_new(root, guard) else []
@@ -225,6 +235,7 @@ class DatasetSubsetWeights:
             target_steps=target_steps,
             wrong_size=wrong_size,
             caption_extension=CAPTION_EXT if caption_extension is None else caption_extension,
+            subset_options=per_subset,
         )
         ds, text = prepare.prepare_dataset(
             root, options, apply_mode=_MODE_KEYS.get(apply_mode, apply_mode), guard=guard
@@ -234,6 +245,19 @@ class DatasetSubsetWeights:
         _comfy.send_progress_text(text, unique_id)
         events.publish(events.DATASET, {"node": unique_id, "summary": text, "dataset": ds.to_dict()})
         return {"ui": {"text": [text]}, "result": (ds, text)}
+
+
+def _caption_keys(options, unique_id) -> dict:
+    """sd-scripts' subset keys of the caption settings in `caption_options` (features hook)."""
+    if options is None:
+        return {}
+    from ..lora_workbench.training.command import subset_caption_keys
+    from ..lora_workbench.training.settings import SETTING
+
+    captions = {k: v for k, v in options.base.items() if SETTING[k].section == "subset_defaults"}
+    return subset_caption_keys(
+        {**captions, **options.values}, f"DatasetSubsetWeights {unique_id} caption_options"
+    )
 
 
 NODE_CLASS_MAPPINGS = {"DatasetSubsetWeights": DatasetSubsetWeights}
