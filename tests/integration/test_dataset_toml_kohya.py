@@ -1,5 +1,5 @@
 """The dataset TOML we write is accepted by a REAL sd-scripts run (`--dataset_config`), and kohya counts the
-same items per epoch as our step math.
+same items per epoch as our step math; caption options written per subset reach every subset.
 
 Needs KOHYA_SS_PATH (+ the random SD1.5 test checkpoint and offline tokenizer; see conftest.py).
 Plain `python train_network.py` on CPU, 64x64, 2 steps (~30 s, ~7 GB RAM).
@@ -45,8 +45,10 @@ def test_sd_scripts_trains_on_our_dataset_toml(
     tmp_path, kohya_dir, kohya_python, test_checkpoint, tokenizer_cache, buckets_and_reg
 ):
     root = make_project(tmp_path / "proj with space", reg=buckets_and_reg)
+    # the second case also carries caption options per subset (DatasetSubsetWeights.caption_options)
+    captions = {"shuffle_caption": True, "keep_tokens": 1, "flip_aug": True} if buckets_and_reg else {}
     options = prepare.DatasetOptions(
-        "redthing: 2\nBlue Thing: 1", (64, 64), buckets_and_reg, repeats="weights"
+        "redthing: 2\nBlue Thing: 1", (64, 64), buckets_and_reg, repeats="weights", subset_options=captions
     )
     ds, summary = prepare.prepare_dataset(root, options)
     train_items = sum(s.images * s.repeats for s in ds.subsets if not s.is_reg)
@@ -113,6 +115,8 @@ def test_sd_scripts_trains_on_our_dataset_toml(
     if buckets_and_reg:
         assert re.search(r"num reg images[^:]*:\s*2\b", log), log[-4000:]
         assert "enable_bucket: True" in log
+        for line in ("shuffle_caption: True", "keep_tokens: 1", "flip_aug: True"):
+            assert log.count(line) >= 3, f"{line!r} is not in every subset sd-scripts printed"
     print(
         f"\nsd-scripts: num train images * repeats = {m.group(1)}; ours: {train_items} "
         f"(items per epoch {ds.items_per_epoch})\n{summary}"
