@@ -3,8 +3,8 @@ random SDXL checkpoint with REAL sd-scripts on the CPU (64x64, 4 steps), and the
 trainer has exited (the two together need more memory than the machine has), a REAL ComfyUI loads
 that checkpoint and the LoRA through LoadTrainedLoRA and samples with 0 "lora key not loaded" lines.
 
-Needs ~/harness/models/checkpoints/random_sdxl.safetensors (../shared/harness/setup.sh --sdxl); about
-21 GiB of memory at the peak, so run it through /work/tools/integ.sh (one integration run at a time).
+Needs the random SDXL checkpoint that scripts/integration-env.sh --sdxl makes; about
+21 GiB of memory at the peak, so run one integration session at a time.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from lora_workbench.modelfiles.safetensors_header import read_header
 from lora_workbench.training import train
 from lora_workbench.training.options import TrainOptions
 
-from .conftest import start_comfy, stop_comfy
+from .conftest import integration_home, start_comfy, stop_comfy
 
 try:
     import tomllib
@@ -35,28 +35,24 @@ except ModuleNotFoundError:  # pragma: no cover - Python 3.10
 
 pytestmark = pytest.mark.integration
 
-HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
-
 
 @pytest.fixture(scope="module")
 def sdxl_checkpoint() -> Path:
     path = Path(
-        os.environ.get("LORA_WORKBENCH_TEST_SDXL")
-        or HARNESS_HOME / "models/checkpoints/random_sdxl.safetensors"
+        os.environ.get("LORA_WORKBENCH_TEST_SDXL_CKPT")
+        or integration_home() / "models/checkpoints/random_sdxl.safetensors"
     )
     if not path.is_file():
-        pytest.skip(f"no SDXL test checkpoint at {path}: run ../shared/harness/setup.sh --sdxl")
+        pytest.skip(f"no SDXL test checkpoint at {path}: run scripts/integration-env.sh --sdxl")
     return path
 
 
 @pytest.fixture(scope="module")
-def trained(sdxl_checkpoint, kohya_dir, kohya_python, tokenizer_cache, tmp_path_factory):
+def trained(sdxl_checkpoint, kohya_dir, kohya_python, tokenizer_cache, smoke_images, tmp_path_factory):
     """One real SDXL training run through the core (the KohyaLoRATrain node's path)."""
     if not (tokenizer_cache / "laion_CLIP-ViT-bigG-14-laion2B-39B-b160k").is_dir():
-        pytest.skip(f"no offline CLIP-G tokenizer in {tokenizer_cache} (../shared/harness/setup.sh --sdxl)")
-    src = HARNESS_HOME / "datasets" / "smoke" / "images" / "2_testsubject"
-    if not src.is_dir():
-        pytest.skip(f"no smoke dataset at {src}: run ../shared/harness/setup.sh")
+        pytest.skip(f"no offline CLIP-G tokenizer in {tokenizer_cache} (scripts/integration-env.sh --sdxl)")
+    src = smoke_images
     tmp = tmp_path_factory.mktemp("sdxl")
     project = tmp / "xlproj"
     sub = project / "images" / "1_testsubject"

@@ -23,15 +23,12 @@ from lora_workbench.training.options import TrainOptions
 
 pytestmark = pytest.mark.integration
 
-HARNESS_HOME = Path(os.environ.get("HARNESS_HOME", str(Path.home() / "harness")))
 BASE = dict(width=64, height=64, network_dim=4, network_alpha=4.0, device="cpu", seed=42)
 
 
 @pytest.fixture
-def project(tmp_path, monkeypatch, kohya_dir, kohya_python, tokenizer_cache) -> Path:
-    src = HARNESS_HOME / "datasets" / "smoke" / "images" / "2_testsubject"
-    if not src.is_dir():
-        pytest.skip(f"no smoke dataset at {src}: run ../shared/harness/setup.sh")
+def project(tmp_path, monkeypatch, kohya_dir, kohya_python, tokenizer_cache, smoke_images) -> Path:
+    src = smoke_images
     for var, value in (
         ("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json")),
         ("LORA_WORKBENCH_CACHE_DIR", str(tmp_path / "cache")),
