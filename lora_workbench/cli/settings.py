@@ -1,0 +1,73 @@
+"""CLI `settings [--check] [--json] [--set KEY=VALUE ...]`: the paths in the settings file, where each
+value comes from (environment, settings file, default), and the same checks and atomic write as
+ComfyUI's settings dialog. The allowed roots are edited by hand or set in LORA_WORKBENCH_ROOTS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser(
+        "settings",
+        help="show, check or set the paths in the settings file (the ones ComfyUI's settings dialog edits)",
+        description="Show the settings ComfyUI's settings dialog edits, where each value comes from, "
+        "and check them; --set KEY=VALUE saves values (checked first, all or none).",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--check", action="store_true", help="check every value in effect (runs the Python)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="save a value (empty VALUE removes it); keys: library, kohya_ss_path, kohya_python, "
+        "tokenizer_cache_dir, comfyui_path, a1111_path, forge_path",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import editable_settings, paths
+    from ..errors import ValidationError
+
+    if args.set:
+        updates = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValidationError(f"--set takes KEY=VALUE, not {item!r}.")
+            updates[key.strip()] = value
+        checks = editable_settings.save(updates, confine=False)  # your own shell: not confined
+        failed = [c for c in checks if not c.ok]
+        for c in checks:
+            print(f"{c.key}: {c.error or 'ok'}" + "".join(f"\n  {n}" for n in c.notes))
+        if failed:
+            return 1
+        print(f"saved in {paths.settings_path()}")
+    items = editable_settings.describe()
+    if args.check:
+        for item in items:
+            c = editable_settings.check(item["key"], item["effective"], confine=False)
+            item["check"] = c.to_dict()
+    if args.json:
+        print(json.dumps({"settings_file": str(paths.settings_path()), "settings": items}, indent=2))
+    else:
+        _print_table(items, str(paths.settings_path()))
+    return 1 if any(not i.get("check", {}).get("ok", True) for i in items) else 0
+
+
+def _print_table(items: list[dict], settings_file: str) -> None:
+    print(f"settings file: {settings_file}")
+    for item in items:
+        source = (
+            f"from {item['env']}" if item["env_value"] else ("from the file" if item["value"] else "unset")
+        )
+        print(f"{item['key']:<20} {item['effective'] or '-'}  ({source})")
+        check = item.get("check")
+        if check:
+            print(f"{'':<20} {'ok' if check['ok'] else 'ERROR: ' + check['error']}")
+            for note in check["notes"]:
+                print(f"{'':<20} {note}")

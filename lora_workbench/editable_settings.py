@@ -1,0 +1,289 @@
+"""The settings a person may change from ComfyUI's settings dialog (and `lora-workbench settings --set`):
+which keys, how each is checked, and the atomic write into the settings file the CLI reads too.
+
+The allowed roots are deliberately not editable here: they are the fence around everything a
+workflow or a browser may touch, so a request from the browser must never be able to move it.
+For the same reason the folders that would widen the fence (the library and ComfyUI's folder, both
+roots themselves) or that the pack writes links into (A1111, Forge) must already lie inside the
+roots when they arrive through the browser.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import paths
+from .errors import PathNotAllowed, ValidationError
+
+PYTHON_CHECK_TIMEOUT_S = 120
+_write_lock = threading.Lock()  # two saves at once must not lose each other's keys
+# An interpreter's file name: python, python3, python3.11, python.exe, pythonw.exe.
+_PYTHON_NAME = re.compile(r"^pythonw?(\d+(\.\d+)?)?(\.exe)?$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class EditableSetting:
+    """One key of the settings file the browser may write."""
+
+    key: str  # the settings.json key
+    env: str  # the environment variable that wins over it
+    label: str
+    kind: str  # folder | sd-scripts | python
+    help: str
+    confined: bool = False  # must lie inside the allowed roots when it comes from the browser
+
+
+EDITABLE: tuple[EditableSetting, ...] = (
+    EditableSetting(
+        "library",
+        "SD_MODELS_PATH",
+        "Model library folder",
+        "folder",
+        "The one folder that holds your models; Link Model Library links it into every UI. "
+        "It is also an allowed root, so it must already lie inside one.",
+        confined=True,
+    ),
+    EditableSetting(
+        "kohya_ss_path",
+        "KOHYA_SS_PATH",
+        "kohya_ss or sd-scripts folder",
+        "sd-scripts",
+        "A kohya_ss GUI checkout or a bare sd-scripts checkout (the folder with train_network.py, "
+        "or with sd-scripts/train_network.py).",
+    ),
+    EditableSetting(
+        "kohya_python",
+        "KOHYA_PYTHON",
+        "Python of the sd-scripts environment",
+        "python",
+        "The interpreter that runs sd-scripts; empty = the venv/ inside the kohya_ss folder. "
+        "It must be able to import torch.",
+    ),
+    EditableSetting(
+        "tokenizer_cache_dir",
+        "LORA_WORKBENCH_TOKENIZER_CACHE",
+        "Tokenizer cache folder",
+        "folder",
+        "sd-scripts' --tokenizer_cache_dir: tokenizers saved there let training start offline.",
+    ),
+    EditableSetting(
+        "comfyui_path",
+        "COMFYUI_PATH",
+        "ComfyUI folder (for the command line)",
+        "folder",
+        "The command line links the library into this ComfyUI; inside ComfyUI its own folder is used.",
+        confined=True,
+    ),
+    EditableSetting(
+        "a1111_path",
+        "A1111_PATH",
+        "A1111 (stable-diffusion-webui) folder",
+        "folder",
+        "Where the library and trained LoRAs are linked for A1111. Must lie inside an allowed root.",
+        confined=True,
+    ),
+    EditableSetting(
+        "forge_path",
+        "FORGE_PATH",
+        "Forge (stable-diffusion-webui-forge) folder",
+        "folder",
+        "Where the library and trained LoRAs are linked for Forge. Must lie inside an allowed root.",
+        confined=True,
+    ),
+)
+BY_KEY = {s.key: s for s in EDITABLE}
+
+
+@dataclass
+class Check:
+    """The verdict on one value: an error blocks the save, notes are shown beside it."""
+
+    key: str
+    value: str
+    error: str = ""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    def to_dict(self) -> dict:
+        return {
+            "key": self.key,
+            "value": self.value,
+            "ok": self.ok,
+            "error": self.error,
+            "notes": list(self.notes),
+        }
+
+
+# --------------------------------------------------------------------------- reading
+def describe() -> list[dict]:
+    """Each editable setting with its saved value, the environment override and what is in effect."""
+    saved = paths.load_settings()
+    out = []
+    for s in EDITABLE:
+        value = saved.get(s.key)
+        env = os.environ.get(s.env, "")
+        out.append(
+            {
+                "key": s.key,
+                "label": s.label,
+                "kind": s.kind,
+                "help": s.help,
+                "env": s.env,
+                "env_value": env,
+                "value": value if isinstance(value, str) else "",
+                "effective": env or (value if isinstance(value, str) else ""),
+                "confined": s.confined,
+            }
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- checking
+def check(key: str, value: object, *, confine: bool) -> Check:
+    """Check one value as the dialog would save it; `confine` for values that came from the browser."""
+    setting = _setting(key)
+    if not isinstance(value, str):
+        raise ValidationError(f"The value of {key} must be text (a path), not {type(value).__name__}.")
+    text = value.strip()
+    if not text:
+        return Check(key, "", notes=(f"not set: {setting.env} or the built-in default applies",))
+    if "\x00" in text or "\n" in text:
+        return Check(key, text, error=f"The {setting.label.lower()} contains a control character.")
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        return Check(key, text, error=f"Give the {setting.label.lower()} as an absolute path, not {text!r}.")
+    if confine and setting.confined:
+        try:
+            paths.confine(path, what=setting.label.lower())
+        except PathNotAllowed as exc:
+            return Check(key, text, error=str(exc) + " The browser cannot widen the roots (see the README).")
+    checker = {"folder": _check_folder, "sd-scripts": _check_sd_scripts, "python": _check_python}[
+        setting.kind
+    ]
+    error, notes = checker(path)
+    if not error and key == "tokenizer_cache_dir":
+        notes += _tokenizer_notes(path)
+    return Check(key, str(path), error=error, notes=tuple(notes))
+
+
+def _setting(key: str) -> EditableSetting:
+    if key not in BY_KEY:
+        allowed = ", ".join(BY_KEY)
+        raise ValidationError(
+            f"{key!r} cannot be set here (allowed: {allowed}). The allowed roots are set only in "
+            f"{paths.ROOTS_ENV} or by editing `roots` in {paths.settings_path()}."
+        )
+    return BY_KEY[key]
+
+
+def _check_folder(path: Path) -> tuple[str, list[str]]:
+    if not path.exists():
+        return f"The folder {path} does not exist; create it or pick another one.", []
+    if not path.is_dir():
+        return f"{path} is a file, not a folder.", []
+    return "", []
+
+
+def _check_sd_scripts(path: Path) -> tuple[str, list[str]]:
+    error, notes = _check_folder(path)
+    if error:
+        return error, notes
+    scripts = next((c for c in (path, path / "sd-scripts") if (c / "train_network.py").is_file()), None)
+    if scripts is None:
+        return (
+            f"{path} has neither train_network.py nor sd-scripts/train_network.py: pick a kohya_ss or "
+            f"sd-scripts checkout.",
+            [],
+        )
+    venvs = [c / v / b for c in (path, scripts) for v in ("venv", ".venv") for b in ("bin", "Scripts")]
+    if not any(v.is_dir() for v in venvs):
+        notes.append("no venv/ inside: also set the Python of the sd-scripts environment")
+    return "", [f"sd-scripts found in {scripts}", *notes]
+
+
+def _check_python(path: Path) -> tuple[str, list[str]]:
+    if not path.is_file():
+        return f"The interpreter {path} does not exist.", []
+    if not _PYTHON_NAME.match(path.name):
+        return (
+            f"{path.name} is not a Python interpreter's name (python, python3, python3.11, python.exe).",
+            [],
+        )
+    if not os.access(path, os.X_OK):
+        return f"{path} is not executable.", []
+    code = "import sys, torch; print(torch.__version__, torch.cuda.is_available(), sys.version.split()[0])"
+    try:
+        proc = subprocess.run(
+            [str(path), "-c", code], capture_output=True, text=True, timeout=PYTHON_CHECK_TIMEOUT_S
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"Could not run {path} ({exc}).", []
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return (
+            f"{path} cannot import torch ({last}); install sd-scripts' requirements in that environment "
+            f"or pick its own python.",
+            [],
+        )
+    torch_version, cuda, py_version = (proc.stdout.split() + ["?", "?", "?"])[:3]
+    gpu = "a CUDA GPU" if cuda == "True" else "no CUDA GPU (CPU only)"
+    return "", [f"Python {py_version}, torch {torch_version}, {gpu}"]
+
+
+def _tokenizer_notes(path: Path) -> list[str]:
+    if (path / "openai_clip-vit-large-patch14").is_dir():
+        return ["holds the SD 1.x tokenizer"]
+    return ["no openai_clip-vit-large-patch14 inside yet: sd-scripts saves it there on the first online run"]
+
+
+# --------------------------------------------------------------------------- writing
+def save(updates: dict, *, confine: bool) -> list[Check]:
+    """Check every value and, when all pass, write them into the settings file in one atomic step.
+
+    An empty value removes the key. Keys that are not editable (the roots above all) are refused
+    before anything is checked; other keys already in the file are kept as they are.
+    """
+    if not isinstance(updates, dict) or not updates:
+        raise ValidationError("Send at least one setting as {key: value}.")
+    for key in updates:
+        _setting(key)
+    checks = [check(k, v, confine=confine) for k, v in updates.items()]
+    if all(c.ok for c in checks):
+        with _write_lock:
+            _write({c.key: c.value for c in checks})
+    return checks
+
+
+def _write(values: dict[str, str]) -> None:
+    # Through a symlinked settings file (dotfiles) to the real one, so the link survives.
+    target = Path(os.path.realpath(paths.settings_path()))
+    data = paths.load_settings()  # a broken file is an error sentence, never overwritten
+    for key, value in values.items():
+        if value:
+            data[key] = value
+        else:
+            data.pop(key, None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json.tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if target.exists():
+            os.chmod(tmp, target.stat().st_mode & 0o777)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

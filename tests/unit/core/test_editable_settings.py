@@ -1,0 +1,175 @@
+"""The settings ComfyUI's settings dialog may change: which keys, the checks on save, the atomic write,
+and the roots that no request can touch."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from lora_workbench import editable_settings
+from lora_workbench.errors import ValidationError
+
+
+@pytest.fixture
+def settings_file(roots, tmp_path, monkeypatch):
+    path = tmp_path / "config" / "settings.json"
+    monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(path))
+    for s in editable_settings.EDITABLE:
+        monkeypatch.delenv(s.env, raising=False)
+    return path
+
+
+def fake_python(folder, *, torch_ok=True, name="python"):
+    """An executable named like an interpreter that answers the torch probe (or fails it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    exe = folder / name
+    body = (
+        'echo "2.4.1 False 3.11.9"'
+        if torch_ok
+        else "echo \"ModuleNotFoundError: No module named 'torch'\" >&2; exit 1"
+    )
+    exe.write_text(f"#!/bin/sh\n{body}\n", encoding="utf-8")
+    exe.chmod(0o755)
+    return exe
+
+
+posix_only = pytest.mark.skipif(os.name == "nt", reason="fake interpreters are shell scripts")
+
+
+def test_saving_writes_the_file_the_cli_reads_and_keeps_the_other_keys(settings_file, tmp_path):
+    settings_file.parent.mkdir(parents=True)
+    settings_file.write_text(json.dumps({"roots": [str(tmp_path)], "own_key": 1}), encoding="utf-8")
+    cache = tmp_path / "tokenizers"
+    cache.mkdir()
+    checks = editable_settings.save({"tokenizer_cache_dir": str(cache)}, confine=True)
+    assert [c.ok for c in checks] == [True]
+    data = json.loads(settings_file.read_text(encoding="utf-8"))
+    assert data == {"roots": [str(tmp_path)], "own_key": 1, "tokenizer_cache_dir": str(cache)}
+    from lora_workbench.training import kohya
+
+    assert kohya.default_tokenizer_cache() == str(cache)  # what a training run will use
+    assert not list(settings_file.parent.glob(".settings-*"))  # no temp file left behind
+
+
+def test_an_empty_value_removes_the_key(settings_file, tmp_path):
+    settings_file.parent.mkdir(parents=True)
+    settings_file.write_text(json.dumps({"kohya_python": "/x/python", "library": str(tmp_path)}), "utf-8")
+    editable_settings.save({"kohya_python": ""}, confine=True)
+    assert json.loads(settings_file.read_text("utf-8")) == {"library": str(tmp_path)}
+
+
+@pytest.mark.parametrize("key", ["roots", "ROOTS", "settings", "__proto__", "library "])
+def test_the_roots_and_unknown_keys_are_refused_and_nothing_is_written(settings_file, tmp_path, key):
+    settings_file.parent.mkdir(parents=True)
+    before = json.dumps({"roots": [str(tmp_path / "only")]})
+    settings_file.write_text(before, encoding="utf-8")
+    with pytest.raises(ValidationError, match="cannot be set here"):
+        editable_settings.save({key: "/", "tokenizer_cache_dir": str(tmp_path)}, confine=True)
+    assert settings_file.read_text("utf-8") == before
+
+
+def test_a_missing_folder_is_a_message_and_nothing_is_saved(settings_file, tmp_path):
+    cache = tmp_path / "tok"
+    cache.mkdir()
+    checks = editable_settings.save(
+        {"tokenizer_cache_dir": str(cache), "kohya_ss_path": str(tmp_path / "nope")}, confine=True
+    )
+    bad = [c for c in checks if not c.ok]
+    assert [c.key for c in bad] == ["kohya_ss_path"] and "does not exist" in bad[0].error
+    assert not settings_file.exists()  # all or none
+
+
+def test_a_relative_path_or_a_control_character_is_refused(settings_file):
+    assert "absolute path" in editable_settings.check("library", "models", confine=False).error
+    assert "control character" in editable_settings.check("library", "/a\nb", confine=False).error
+    with pytest.raises(ValidationError, match="must be text"):
+        editable_settings.check("library", ["/a"], confine=False)
+
+
+def test_an_sd_scripts_folder_needs_train_network_py(settings_file, tmp_path):
+    gui = tmp_path / "kohya_ss"
+    (gui / "sd-scripts").mkdir(parents=True)
+    check = editable_settings.check("kohya_ss_path", str(gui), confine=True)
+    assert not check.ok and "train_network.py" in check.error
+    (gui / "sd-scripts" / "train_network.py").write_text("", encoding="utf-8")
+    check = editable_settings.check("kohya_ss_path", str(gui), confine=True)
+    assert check.ok and any("sd-scripts found" in n for n in check.notes)
+    assert any("no venv" in n for n in check.notes)
+
+
+@posix_only
+def test_a_python_that_imports_torch_passes_with_its_versions(settings_file, tmp_path):
+    py = fake_python(tmp_path / "venv" / "bin")
+    check = editable_settings.check("kohya_python", str(py), confine=True)
+    assert check.ok, check.error
+    assert check.notes == ("Python 3.11.9, torch 2.4.1, no CUDA GPU (CPU only)",)
+
+
+@posix_only
+def test_a_python_that_cannot_import_torch_is_a_message(settings_file, tmp_path):
+    py = fake_python(tmp_path / "bin", torch_ok=False, name="python3")
+    check = editable_settings.check("kohya_python", str(py), confine=True)
+    assert not check.ok and "cannot import torch" in check.error and "No module named 'torch'" in check.error
+
+
+@posix_only
+def test_only_an_interpreter_may_be_named_as_the_python(settings_file, tmp_path):
+    sh = fake_python(tmp_path / "bin", name="sh")
+    check = editable_settings.check("kohya_python", str(sh), confine=True)
+    assert not check.ok and "not a Python interpreter" in check.error
+    assert (
+        "does not exist"
+        in editable_settings.check("kohya_python", str(tmp_path / "python"), confine=True).error
+    )
+
+
+def test_a_folder_that_would_widen_the_roots_must_lie_inside_them(settings_file, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("elsewhere")
+    for key in ("library", "comfyui_path", "a1111_path", "forge_path"):
+        check = editable_settings.check(key, str(outside), confine=True)
+        assert not check.ok and "outside the allowed roots" in check.error, key
+        assert "cannot widen the roots" in check.error
+        assert editable_settings.check(key, str(outside), confine=False).ok  # the CLI is your own shell
+
+
+def test_a_symlink_out_of_the_roots_is_refused_for_the_library(settings_file, tmp_path, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside")
+    link = tmp_path / "lib"
+    link.symlink_to(outside, target_is_directory=True)
+    check = editable_settings.check("library", str(link), confine=True)
+    assert not check.ok and "outside the allowed roots" in check.error
+
+
+def test_a_symlinked_settings_file_stays_a_symlink(settings_file, tmp_path, monkeypatch):
+    real = tmp_path / "dotfiles" / "lw.json"
+    real.parent.mkdir()
+    real.write_text("{}", encoding="utf-8")
+    link = tmp_path / "linked-settings.json"
+    link.symlink_to(real)
+    monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(link))
+    editable_settings.save({"library": str(tmp_path)}, confine=True)
+    assert link.is_symlink() and json.loads(real.read_text("utf-8")) == {"library": str(tmp_path)}
+
+
+def test_a_broken_settings_file_is_never_overwritten(settings_file, tmp_path):
+    settings_file.parent.mkdir(parents=True)
+    settings_file.write_text("{not json", encoding="utf-8")
+    from lora_workbench.errors import WorkbenchError
+
+    with pytest.raises(WorkbenchError, match="not valid JSON"):
+        editable_settings.save({"library": str(tmp_path)}, confine=True)
+    assert settings_file.read_text("utf-8") == "{not json"
+
+
+def test_describe_says_when_the_environment_wins(settings_file, tmp_path, monkeypatch):
+    editable_settings.save({"library": str(tmp_path)}, confine=True)
+    monkeypatch.setenv("SD_MODELS_PATH", "/from/env")
+    item = next(i for i in editable_settings.describe() if i["key"] == "library")
+    assert (
+        item["value"] == str(tmp_path)
+        and item["env_value"] == "/from/env"
+        and item["effective"] == "/from/env"
+    )
+    assert "roots" not in {i["key"] for i in editable_settings.describe()}
