@@ -380,6 +380,10 @@ def test_register_adds_the_routes_once_and_forwards_events(routes_mod, pack, com
             ("GET", "/lora_workbench/train/status"),
             ("POST", "/lora_workbench/train/cancel"),
             ("GET", "/lora_workbench/train/sample"),
+            ("GET", "/lora_workbench/settings"),
+            ("POST", "/lora_workbench/settings"),
+            ("GET", "/lora_workbench/train/runs"),
+            ("GET", "/lora_workbench/train/run"),
         ]
     )
     assert os.path.realpath(comfy.base / "models" / "loras") in [str(r) for r in paths.allowed_roots()]

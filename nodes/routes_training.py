@@ -1,0 +1,138 @@
+"""HTTP routes for the Training tab: the recent runs read from their run folders, one run in full.
+
+Runs are found through the project index (history.known_projects); every folder is confined to the
+allowed roots before it is read. The run that is training right now in this process is merged in
+from the runner's live status, so its step and loss curve are current even before run.json is.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ._routes import PREFIX, HttpError, _in_thread, _json_response, handler
+
+# What the live status adds over the run folder while a run is going.
+LIVE_FIELDS = (
+    "state",
+    "step",
+    "total",
+    "epoch",
+    "epochs",
+    "loss",
+    "losses",
+    "samples",
+    "text",
+    "message",
+    "elapsed_s",
+    "eta_s",
+    "it_per_s",
+    "rate",
+    "node_id",
+)
+_subscribed: list[object] = []
+
+
+def _allowed(path: Path) -> bool:
+    from ..lora_workbench import paths
+    from ..lora_workbench.errors import PathNotAllowed
+
+    try:
+        paths.confine(path, what="run folder")
+        return True
+    except PathNotAllowed:
+        return False
+
+
+def _live() -> dict | None:
+    from ..lora_workbench.training import runner
+
+    return runner.current_status()
+
+
+def _live_dir(live: dict | None) -> str | None:
+    if not live or not live.get("log_path"):
+        return None
+    return os.path.realpath(Path(live["log_path"]).parent)
+
+
+def _merge(run: dict, live: dict | None) -> dict:
+    if live is not None and _live_dir(live) == run.get("dir"):
+        run = {**run, **{k: live[k] for k in LIVE_FIELDS if k in live}, "live": True}
+    return run
+
+
+def _projects(live: dict | None) -> list[Path]:
+    from ..lora_workbench.training import history
+
+    projects = history.known_projects()
+    current = history.project_of(_live_dir(live) or "")
+    if current is not None and current not in projects:
+        projects.insert(0, current)
+    return [Path(os.path.realpath(p)) for p in projects]
+
+
+def _list(limit: int) -> dict:
+    from ..lora_workbench.training import history
+
+    live = _live()
+    runs = history.list_runs(_projects(live), limit=limit, allow=_allowed)
+    runs = [_merge(r, live) for r in runs]
+    return {"runs": runs, "current": live}
+
+
+@handler
+async def train_runs(request):
+    """GET ?limit=N (1-200, default 30): the newest runs of the known projects, newest first, each
+    with state, steps and last loss; `current` is the live status of this process's latest run."""
+    text = request.query.get("limit", "30")
+    if not text.isdigit() or not 1 <= int(text) <= 200:
+        raise HttpError(400, f"limit must be a whole number from 1 to 200, not {text!r}.")
+    return _json_response(await _in_thread(_list, int(text)))
+
+
+def _detail(value: str) -> dict:
+    from ..lora_workbench import paths
+    from ..lora_workbench.training import history
+
+    run_dir = paths.confine(value, what="run folder", must_exist=True)
+    if not (run_dir / history.RUN_FILE).is_file():
+        raise HttpError(404, f"{run_dir} is not a training run folder (it has no {history.RUN_FILE}).")
+    return _merge(history.detail(run_dir), _live())
+
+
+@handler
+async def train_run(request):
+    """GET ?dir=<run folder>: one run in full: state, loss points, the log's last lines, the files."""
+    value = request.query.get("dir", "")
+    if not value:
+        raise HttpError(400, "dir is required: the run folder, <project>/output/<name>-NNN.")
+    return _json_response(await _in_thread(_detail, value))
+
+
+def add_routes(routes) -> None:
+    routes.get(f"{PREFIX}/train/runs")(train_runs)
+    routes.get(f"{PREFIX}/train/run")(train_run)
+
+
+def remember_runs() -> None:
+    """Add the project of every run this process starts to the index, once per process, so the
+    Training tab finds it again after a page reload or a restart."""
+    from ..lora_workbench import events
+    from ..lora_workbench.training import history
+
+    if _subscribed:
+        return
+    seen: set[str] = set()
+
+    def on_event(event: str, data: dict) -> None:
+        log_path = data.get("log_path") if event == events.TRAIN else None
+        if not log_path or log_path in seen:
+            return
+        seen.add(log_path)
+        try:
+            history.remember_run(Path(log_path).parent)
+        except OSError:
+            pass  # the index is a convenience; training must never fail for it
+
+    _subscribed.append(events.subscribe(on_event))
