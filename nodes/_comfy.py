@@ -173,6 +173,16 @@ def progress_bar(total: int, node_id: str | None = None):
     return comfy.utils.ProgressBar(total, node_id=node_id)
 
 
+PREVIEW_MAX_SIZE = 512  # px: ComfyUI scales the preview down to fit this square
+
+
+def update_progress(pbar, value: int, total: int, preview_image=None) -> None:
+    """ProgressBar.update_absolute, with a PIL image previewed on the node the way samplers preview
+    (ComfyUI 0.3.64: preview=(format, image, max_size); the frontend shows it on the node)."""
+    preview = ("PNG", preview_image, PREVIEW_MAX_SIZE) if preview_image is not None else None
+    pbar.update_absolute(value, total, preview=preview)
+
+
 def prompt_server():
     """PromptServer.instance, or None outside a running server."""
     try:

@@ -144,6 +144,7 @@ class KohyaLoRATrain:
 
     def train(self, dataset, ckpt_name, unique_id=None, options=None, **widgets):
         from ..lora_workbench.training import train as train_core
+        from ..lora_workbench.training.preview import PreviewPicker
 
         _comfy.forward_core_events()
         node_id = str(unique_id) if unique_id is not None else None
@@ -155,12 +156,12 @@ class KohyaLoRATrain:
             )
         opts = collect_options(widgets, options, node_id)
         pbar = _comfy.progress_bar(1, node_id)
+        previews = PreviewPicker()
 
         def on_update(status):
             total = max(1, status.total or 1)
-            pbar.update_absolute(
-                min(status.step, total), total
-            )  # raises on Cancel: the runner kills the tree
+            # Raises on Cancel (the runner kills the tree); shows the newest sample or the loss curve.
+            _comfy.update_progress(pbar, min(status.step, total), total, previews.next_image(status))
             _comfy.send_progress_text(status.text(), node_id)
 
         try:

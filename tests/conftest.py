@@ -37,6 +37,7 @@ class StubComfy:
         self.sent: list[tuple[str, dict]] = []  # send_sync calls
         self.progress_texts: list[tuple[str, str]] = []  # (text, node_id)
         self.memory_calls: list[str] = []  # comfy.model_management unload/empty-cache calls, in order
+        self.previews: list[tuple] = []  # the preview=(format, PIL image, max_size) of progress updates
         self.routes = None
         self.modules: dict[str, types.ModuleType] = {}
         self._build()
@@ -153,6 +154,8 @@ class StubComfy:
                     self.total = total
                 self.current = value
                 stub.progress.append((value, self.total))
+                if preview is not None:
+                    stub.previews.append(preview)
 
             def update(self, value):
                 self.update_absolute(self.current + value, self.total)

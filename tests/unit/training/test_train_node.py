@@ -73,6 +73,20 @@ def test_node_trains_and_reports_progress_text_and_outputs(node_env, comfy):
     assert any(ev == "lora_workbench.train" for ev, _ in comfy.sent)  # forwarded to the browser
 
 
+def test_the_progress_bar_previews_the_newest_sample_like_a_sampler(node_env, comfy):
+    node, ds, launches = node_env
+    out = run_node(node, ds, show_samples=True)
+    assert comfy.previews, "no progress update carried a preview image"
+    fmt, image, max_size = comfy.previews[-1]
+    assert fmt == "PNG" and max_size == 512 and image.mode == "RGB"
+    samples = sorted(Path(out["result"][0].output_dir).glob("sample/*.png"))
+    from PIL import Image
+
+    with Image.open(samples[-1]) as newest:
+        assert image.size == newest.size and image.tobytes() == newest.convert("RGB").tobytes()
+    assert len(comfy.previews) <= len(samples) + 5  # a handful of images, not one per step
+
+
 def test_requeue_with_the_same_inputs_returns_instantly_from_the_earlier_run(node_env, comfy):
     node, ds, launches = node_env
     first = run_node(node, ds)
