@@ -1,0 +1,210 @@
+"""Write the node help pages ComfyUI's frontend shows in its node help panel: web/docs/<NodeName>.md.
+
+Each page is generated from the node class itself (DESCRIPTION, INPUT_TYPES with defaults, bounds,
+choices and tooltips, RETURN_NAMES/RETURN_TYPES/OUTPUT_TOOLTIPS) plus a hand-written fragment in
+docs/node_help/<NodeName>.md (the typical chain, the FAQ), so a widget's help can never drift
+from the widget. tests/unit/nodes/test_node_docs.py fails when a committed page is stale.
+
+    python scripts/gen_node_docs.py            # rewrite web/docs/*.md
+    python scripts/gen_node_docs.py --check    # exit 1 when a page is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PAGES = REPO / "web" / "docs"
+FRAGMENTS = REPO / "docs" / "node_help"
+PACKAGE = "lora_workbench_docs_pack"
+FILE_PLACEHOLDER = "\0files:"  # stands for "the files in ComfyUI's <category> folders"
+# Environment that would put this machine's paths into a default (the library, A1111, Forge).
+_ENV_KEYS = ("SD_MODELS_PATH", "COMFYUI_PATH", "A1111_PATH", "FORGE_PATH", "KOHYA_SS_PATH", "KOHYA_PYTHON")
+
+
+# --------------------------------------------------------------------------- a neutral machine
+@contextlib.contextmanager
+def neutral_machine(pack) -> Iterator[None]:
+    """Render as on a machine with no settings, home "~" and file lists shown as placeholders, so
+    the pages are the same wherever they are generated."""
+    saved = {k: os.environ.get(k) for k in (*_ENV_KEYS, "HOME", "USERPROFILE", "LORA_WORKBENCH_SETTINGS")}
+    comfy = pack.nodes._comfy
+    real_list = comfy.get_filename_list
+    try:
+        for k in _ENV_KEYS:
+            os.environ.pop(k, None)
+        os.environ.update(HOME="~", USERPROFILE="~", LORA_WORKBENCH_SETTINGS=os.devnull + ".missing")
+        comfy.get_filename_list = lambda category: [FILE_PLACEHOLDER + category]
+        yield
+    finally:
+        comfy.get_filename_list = real_list
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+# --------------------------------------------------------------------------- rendering
+def cell(text: object) -> str:
+    """Text for one Markdown table cell (`<name>` would be read as an HTML tag and vanish)."""
+    flat = " ".join(str(text).split())
+    return flat.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def number(v: object) -> str:
+    if isinstance(v, bool):
+        return "on" if v else "off"
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def describe_type(kind: object) -> tuple[str, str]:
+    """(type shown, choices note) for an input's type: a name, or a list of choices (a combo)."""
+    if not isinstance(kind, (list, tuple)):
+        return str(kind), ""
+    files = [c[len(FILE_PLACEHOLDER) :] for c in kind if str(c).startswith(FILE_PLACEHOLDER)]
+    fixed = [str(c) for c in kind if not str(c).startswith(FILE_PLACEHOLDER)]
+    parts = []
+    if fixed:
+        parts.append("one of " + ", ".join(f"`{c}`" for c in fixed))
+    if files:
+        parts.append(("or " if fixed else "") + f"a file from ComfyUI's {files[0]} folders")
+    return "choice", "; ".join(parts)
+
+
+def default_text(kind: object, opts: dict) -> str:
+    if "default" in opts:
+        d = opts["default"]
+        shown = "(empty)" if d == "" else f"`{number(d)}`"
+    elif isinstance(kind, (list, tuple)) and kind and not str(kind[0]).startswith(FILE_PLACEHOLDER):
+        shown = f"`{kind[0]}`"
+    else:
+        shown = "–"
+    if "min" in opts and "max" in opts:
+        shown += f" ({number(opts['min'])} – {number(opts['max'])})"
+    return shown
+
+
+def input_rows(group: dict) -> list[str]:
+    rows = ["| input | type | default | what it does |", "| --- | --- | --- | --- |"]
+    for name, spec in group.items():
+        kind, opts = (spec[0], spec[1] if len(spec) > 1 else {}) if isinstance(spec, tuple) else (spec, {})
+        shown, choices = describe_type(kind)
+        what = opts.get("tooltip", "")
+        if choices:
+            what = f"{what} ({choices})" if what else choices
+        rows.append(f"| `{name}` | {shown} | {cell(default_text(kind, opts))} | {cell(what)} |")
+    return rows
+
+
+def output_rows(cls) -> list[str]:
+    names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES
+    tips = getattr(cls, "OUTPUT_TOOLTIPS", None) or [""] * len(cls.RETURN_TYPES)
+    rows = ["| output | type | what it is |", "| --- | --- | --- |"]
+    for name, kind, tip in zip(names, cls.RETURN_TYPES, tips, strict=False):
+        rows.append(f"| `{name}` | {kind} | {cell(tip)} |")
+    return rows
+
+
+def split_fragment(text: str) -> tuple[str, str]:
+    """(intro, sections): the fragment's text before its first `## ` heading, and the rest."""
+    lines = text.strip().splitlines()
+    first = next((i for i, ln in enumerate(lines) if ln.startswith("## ")), len(lines))
+    return "\n".join(lines[:first]).strip(), "\n".join(lines[first:]).strip()
+
+
+def render_page(name: str, cls, display: str, fragment: str) -> str:
+    """The help page of one node class."""
+    types = cls.INPUT_TYPES()
+    intro, sections = split_fragment(fragment)
+    out = [
+        f"<!-- Generated by scripts/gen_node_docs.py from the {name} node and docs/node_help/{name}.md:"
+        " edit those and run the script; do not edit this file. -->",
+        f"# {display}",
+        "",
+        f"`{name}` · category *{cls.CATEGORY}*",
+        "",
+        cell(getattr(cls, "DESCRIPTION", "")),
+    ]
+    if intro:
+        out += ["", intro]
+    out += ["", "## Inputs", "", *input_rows(types.get("required", {}))]
+    if types.get("optional"):
+        out += ["", "### Optional inputs", "", "Left at their defaults unless you change them.", ""]
+        out += input_rows(types["optional"])
+    out += ["", "## Outputs", "", *output_rows(cls)]
+    if sections:
+        out += ["", sections]
+    return "\n".join(out) + "\n"
+
+
+def render_all(pack) -> dict[str, str]:
+    """{NodeName: page text} for every node the pack registers."""
+    pages = {}
+    with neutral_machine(pack):
+        for name, cls in sorted(pack.NODE_CLASS_MAPPINGS.items()):
+            fragment_path = FRAGMENTS / f"{name}.md"
+            fragment = fragment_path.read_text(encoding="utf-8") if fragment_path.is_file() else ""
+            display = pack.NODE_DISPLAY_NAME_MAPPINGS.get(name, name)
+            pages[name] = render_page(name, cls, display, fragment)
+    return pages
+
+
+# --------------------------------------------------------------------------- command line
+def load_pack():
+    """The pack imported as ComfyUI imports it (a package, so its relative imports work)."""
+    if PACKAGE in sys.modules:
+        return sys.modules[PACKAGE]
+    spec = importlib.util.spec_from_file_location(
+        PACKAGE, REPO / "__init__.py", submodule_search_locations=[str(REPO)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[PACKAGE] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def stale_pages(pages: dict[str, str]) -> list[str]:
+    """Pages whose committed file differs from what the nodes generate, and pages no node has."""
+    stale = [n for n, text in pages.items() if _read(PAGES / f"{n}.md") != text]
+    orphans = [p.stem for p in PAGES.glob("*.md") if p.stem not in pages]
+    return stale + orphans
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 when a page is stale; write nothing")
+    args = parser.parse_args(argv)
+    pages = render_all(load_pack())
+    stale = stale_pages(pages)
+    if args.check:
+        for name in stale:
+            print(f"stale: web/docs/{name}.md")
+        return 1 if stale else 0
+    PAGES.mkdir(parents=True, exist_ok=True)
+    for name, text in pages.items():
+        (PAGES / f"{name}.md").write_text(text, encoding="utf-8", newline="\n")
+    for name in stale:
+        if name not in pages:
+            (PAGES / f"{name}.md").unlink()
+    print(f"wrote {len(pages)} pages to {PAGES.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
