@@ -219,6 +219,20 @@ def test_interrupt_from_on_update_kills_the_tree_and_reraises(tmp_path):
     assert runner.current_status()["state"] == "cancelled"
 
 
+def test_the_end_is_published_even_when_the_last_update_raises(tmp_path):
+    # ComfyUI's interrupt raises from the final progress update: the browser must still hear the end.
+    class Interrupted(Exception):
+        pass
+
+    def on_update(status):
+        if status.state in runner.FINAL_STATES:
+            raise Interrupted()
+
+    with pytest.raises(Interrupted):
+        run(tmp_path, "--steps", "2", on_update=on_update)
+    assert events.latest(events.TRAIN)["state"] == "finished"
+
+
 def test_a_process_left_behind_by_a_finished_run_is_stopped(tmp_path):
     pidfile = tmp_path / "grandchild.pid"
     res = run(tmp_path, "--steps", "2", "--spawn-child", str(pidfile))
