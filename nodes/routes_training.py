@@ -57,7 +57,9 @@ def _live_dir(live: dict | None) -> str | None:
 
 
 def _merge(run: dict, live: dict | None) -> dict:
-    if live is not None and _live_dir(live) == run.get("dir"):
+    """The run with the live status over it while it trains; once its folder says it ended, the
+    folder wins (the last live message may never have come, e.g. when ComfyUI's interrupt cut it)."""
+    if live is not None and _live_dir(live) == run.get("dir") and run.get("state") in ("running", "stopped"):
         run = {**run, **{k: live[k] for k in LIVE_FIELDS if k in live}, "live": True}
     return run
 

@@ -52,10 +52,9 @@ def neutral_machine(pack) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- rendering
-def cell(text: object) -> str:
-    """Text for one Markdown table cell (`<name>` would be read as an HTML tag and vanish)."""
-    flat = " ".join(str(text).split())
-    return flat.replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;")
+def inline(text: object) -> str:
+    """Text on one Markdown line (`<name>` would be read as an HTML tag and vanish)."""
+    return " ".join(str(text).split()).replace("<", "&lt;").replace(">", "&gt;")
 
 
 def number(v: object) -> str:
@@ -67,7 +66,7 @@ def number(v: object) -> str:
 
 
 def describe_type(kind: object) -> tuple[str, str]:
-    """(type shown, choices note) for an input's type: a name, or a list of choices (a combo)."""
+    """(type shown, choices) for an input's type: a name, or a list of choices (a combo)."""
     if not isinstance(kind, (list, tuple)):
         return str(kind), ""
     files = [c[len(FILE_PLACEHOLDER) :] for c in kind if str(c).startswith(FILE_PLACEHOLDER)]
@@ -77,41 +76,39 @@ def describe_type(kind: object) -> tuple[str, str]:
         parts.append("one of " + ", ".join(f"`{c}`" for c in fixed))
     if files:
         parts.append(("or " if fixed else "") + f"a file from ComfyUI's {files[0]} folders")
-    return "choice", "; ".join(parts)
+    return "choice", " ".join(parts)
 
 
-def default_text(kind: object, opts: dict) -> str:
+def facts(kind: object, opts: dict) -> str:
+    """"INT, default `3`, 1 – 10000": the type, the default and the bounds or choices."""
+    shown, choices = describe_type(kind)
+    out = [shown]
+    if choices:
+        out.append(choices)
     if "default" in opts:
         d = opts["default"]
-        shown = "(empty)" if d == "" else f"`{number(d)}`"
-    elif isinstance(kind, (list, tuple)) and kind and not str(kind[0]).startswith(FILE_PLACEHOLDER):
-        shown = f"`{kind[0]}`"
-    else:
-        shown = "–"
+        out.append("default empty" if d == "" else f"default `{number(d)}`")
     if "min" in opts and "max" in opts:
-        shown += f" ({number(opts['min'])} – {number(opts['max'])})"
-    return shown
+        out.append(f"{number(opts['min'])} – {number(opts['max'])}")
+    return ", ".join(out)
 
 
-def input_rows(group: dict) -> list[str]:
-    rows = ["| input | type | default | what it does |", "| --- | --- | --- | --- |"]
+def input_lines(group: dict) -> list[str]:
+    lines = []
     for name, spec in group.items():
         kind, opts = (spec[0], spec[1] if len(spec) > 1 else {}) if isinstance(spec, tuple) else (spec, {})
-        shown, choices = describe_type(kind)
-        what = opts.get("tooltip", "")
-        if choices:
-            what = f"{what} ({choices})" if what else choices
-        rows.append(f"| `{name}` | {shown} | {cell(default_text(kind, opts))} | {cell(what)} |")
-    return rows
+        tip = inline(opts.get("tooltip", ""))
+        lines.append(f"- **`{name}`** ({facts(kind, opts)})" + (f": {tip}" if tip else ""))
+    return lines
 
 
-def output_rows(cls) -> list[str]:
+def output_lines(cls) -> list[str]:
     names = getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES
     tips = getattr(cls, "OUTPUT_TOOLTIPS", None) or [""] * len(cls.RETURN_TYPES)
-    rows = ["| output | type | what it is |", "| --- | --- | --- |"]
-    for name, kind, tip in zip(names, cls.RETURN_TYPES, tips, strict=False):
-        rows.append(f"| `{name}` | {kind} | {cell(tip)} |")
-    return rows
+    return [
+        f"- **`{name}`** ({kind})" + (f": {inline(tip)}" if tip else "")
+        for name, kind, tip in zip(names, cls.RETURN_TYPES, tips, strict=False)
+    ]
 
 
 def split_fragment(text: str) -> tuple[str, str]:
@@ -132,15 +129,15 @@ def render_page(name: str, cls, display: str, fragment: str) -> str:
         "",
         f"`{name}` · category *{cls.CATEGORY}*",
         "",
-        cell(getattr(cls, "DESCRIPTION", "")),
+        inline(getattr(cls, "DESCRIPTION", "")),
     ]
     if intro:
         out += ["", intro]
-    out += ["", "## Inputs", "", *input_rows(types.get("required", {}))]
+    out += ["", "## Inputs", "", *input_lines(types.get("required", {}))]
     if types.get("optional"):
         out += ["", "### Optional inputs", "", "Left at their defaults unless you change them.", ""]
-        out += input_rows(types["optional"])
-    out += ["", "## Outputs", "", *output_rows(cls)]
+        out += input_lines(types["optional"])
+    out += ["", "## Outputs", "", *output_lines(cls)]
     if sections:
         out += ["", sections]
     return "\n".join(out) + "\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -240,8 +241,11 @@ def log_tail(log_path: Path, lines: int = 40) -> list[str]:
     return [ln for ln in shown if ln.strip()][-lines:]
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # tqdm's cursor moves between nested bars
+
+
 def _last_redraw(line: str) -> str:
-    parts = [p.rstrip() for p in line.split("\r")]
+    parts = [p.rstrip() for p in _ANSI.sub("", line).split("\r")]
     return next((p for p in reversed(parts) if p.strip()), "")
 
 

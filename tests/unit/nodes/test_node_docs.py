@@ -36,9 +36,9 @@ def test_a_page_names_every_input_and_output_with_its_tooltip(pack, pages):
         types = cls.INPUT_TYPES()
         for group in ("required", "optional"):
             for inp in types.get(group, {}):
-                assert f"| `{inp}` |" in page, (name, inp)
+                assert f"- **`{inp}`** (" in page, (name, inp)
         for out in getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES:
-            assert f"| `{out}` |" in page, (name, out)
+            assert f"- **`{out}`** (" in page, (name, out)
         assert "## Typical chain" in page and "## FAQ" in page, name
 
 
@@ -56,8 +56,8 @@ def test_pages_hold_no_machine_paths_and_no_bare_html_tags(pages, monkeypatch, g
     assert gen.render_all(pack) == pages
     for name, page in pages.items():
         assert str(tmp_path) not in page and "/root/" not in page, name
-        table = [ln for ln in page.splitlines() if ln.startswith("| `")]
-        assert not any("<" in ln for ln in table), name  # `<name>` would vanish as an HTML tag
+        items = [ln for ln in page.splitlines() if ln.startswith("- **`")]
+        assert items and not any("<" in ln for ln in items), name  # `<name>` would vanish as an HTML tag
 
 
 def test_file_lists_are_described_not_listed(pages):

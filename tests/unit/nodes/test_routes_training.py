@@ -75,6 +75,19 @@ async def test_the_live_run_is_merged_into_its_folder(client, mod, roots):
 
 
 @pytest.mark.asyncio
+async def test_a_run_its_folder_says_ended_is_not_shown_live(client, mod, roots):
+    # The last live message may never have come (ComfyUI's interrupt cut it): the folder wins.
+    run = make_run(roots / "dog", "dog-001", state="cancelled")
+    live = runner.TrainStatus(run_id="dog-001", state="starting", message="cancelling")
+    live.log_path = str(run / "train.log")
+    runner.publish_status(live)
+    data = await (await client.get("/lora_workbench/train/runs")).json()
+    assert data["runs"][0]["state"] == "cancelled" and "live" not in data["runs"][0]
+    d = await (await client.get("/lora_workbench/train/run", params={"dir": str(run)})).json()
+    assert d["state"] == "cancelled"
+
+
+@pytest.mark.asyncio
 async def test_one_run_in_full_from_disk(client, mod, roots):
     run = make_run(roots / "p", "p-001", samples=2)
     r = await client.get("/lora_workbench/train/run", params={"dir": str(run)})

@@ -80,6 +80,8 @@ def test_the_log_tail_keeps_what_a_terminal_shows(tmp_path):
     )
     assert history.log_tail(log, 10) == ["start", "steps:  30%|###| 3/10", "steps: 40%"]
     assert history.log_tail(log, 1) == ["steps: 40%"]
+    log.write_text(" 33%|###| 1/3\x1b[A\n 67%|######| 2/3\x1b[A\r\x1b[K\n", encoding="utf-8")
+    assert history.log_tail(log) == [" 33%|###| 1/3", " 67%|######| 2/3"]  # tqdm's cursor moves go
     assert history.log_tail(tmp_path / "missing.log") == []
 
 
