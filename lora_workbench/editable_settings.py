@@ -38,6 +38,7 @@ class EditableSetting:
     kind: str  # folder | sd-scripts | python
     help: str
     confined: bool = False  # must lie inside the allowed roots when it comes from the browser
+    group: str = "Model library and UIs"  # the heading it is shown under in the dialog
 
 
 EDITABLE: tuple[EditableSetting, ...] = (
@@ -57,6 +58,7 @@ EDITABLE: tuple[EditableSetting, ...] = (
         "sd-scripts",
         "A kohya_ss GUI checkout or a bare sd-scripts checkout (the folder with train_network.py, "
         "or with sd-scripts/train_network.py).",
+        group="Training (sd-scripts)",
     ),
     EditableSetting(
         "kohya_python",
@@ -65,6 +67,7 @@ EDITABLE: tuple[EditableSetting, ...] = (
         "python",
         "The interpreter that runs sd-scripts; empty = the venv/ inside the kohya_ss folder. "
         "It must be able to import torch.",
+        group="Training (sd-scripts)",
     ),
     EditableSetting(
         "tokenizer_cache_dir",
@@ -72,6 +75,7 @@ EDITABLE: tuple[EditableSetting, ...] = (
         "Tokenizer cache folder",
         "folder",
         "sd-scripts' --tokenizer_cache_dir: tokenizers saved there let training start offline.",
+        group="Training (sd-scripts)",
     ),
     EditableSetting(
         "comfyui_path",
@@ -143,6 +147,7 @@ def describe() -> list[dict]:
                 "value": value if isinstance(value, str) else "",
                 "effective": env or (value if isinstance(value, str) else ""),
                 "confined": s.confined,
+                "group": s.group,
             }
         )
     return out

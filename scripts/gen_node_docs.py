@@ -80,7 +80,7 @@ def describe_type(kind: object) -> tuple[str, str]:
 
 
 def facts(kind: object, opts: dict) -> str:
-    """"INT, default `3`, 1 – 10000": the type, the default and the bounds or choices."""
+    """ "INT, default `3`, 1 – 10000": the type, the default and the bounds or choices."""
     shown, choices = describe_type(kind)
     out = [shown]
     if choices:

@@ -187,6 +187,41 @@ const CSS = `
 .lw-dot.on { background: #4caf50; box-shadow: 0 0 4px #4caf50; }
 .lw-list { margin: 2px 0; padding-left: 16px; max-height: 80px; overflow: auto; }
 .lw-list li { word-break: break-all; }
+/* the Training tab in the bottom panel */
+.lw-tab { display: flex; gap: 8px; height: 100%; min-height: 0; padding: 6px; box-sizing: border-box;
+  font: 12px/1.35 system-ui, sans-serif; color: var(--input-text, #ddd); }
+.lw-tab * { box-sizing: border-box; }
+.lw-tab-runs { width: 260px; flex: none; display: flex; flex-direction: column; min-height: 0; }
+.lw-run-list { overflow: auto; flex: 1; display: flex; flex-direction: column; gap: 3px; }
+.lw-run { text-align: left; font: inherit; color: inherit; cursor: pointer; padding: 3px 6px; border-radius: 4px;
+  background: rgba(255,255,255,.04); border: 1px solid transparent; }
+.lw-run.selected { border-color: #4fa3ff; background: rgba(79,163,255,.12); }
+.lw-run-line { display: flex; gap: 6px; align-items: center; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.lw-tab-detail { flex: 1; min-width: 0; display: flex; flex-direction: column; min-height: 0; overflow: auto; }
+.lw-tab-body { display: flex; gap: 8px; flex: 1; min-height: 0; }
+.lw-tab-col { flex: 1; min-width: 0; display: flex; flex-direction: column; }
+.lw-tab-chart { height: 140px; flex: none; }
+.lw-log { flex: 1; min-height: 60px; max-height: 220px; overflow: auto; margin: 0; padding: 4px; font: 11px/1.3 ui-monospace, monospace;
+  white-space: pre-wrap; word-break: break-all; background: rgba(0,0,0,.3); border-radius: 4px; }
+.lw-label { margin: 4px 0 2px; color: var(--descrip-text, #999); }
+.lw-where { font-size: 11px; word-break: break-all; }
+.lw-files { display: flex; flex-direction: column; gap: 1px; max-height: 120px; overflow: auto; }
+.lw-file { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.lw-file a { color: #4fa3ff; }
+.lw-tab .lw-samples img { height: 96px; }
+.lw-badge.stopped, .lw-badge.unknown { background: #6d4c41; }
+/* the settings dialog rows */
+.lw-setting { display: flex; flex-direction: column; gap: 3px; width: min(460px, 46vw); }
+.lw-setting-row { display: flex; gap: 6px; }
+.lw-setting-input { flex: 1; min-width: 0; font: 13px ui-monospace, monospace; padding: 4px 6px; border-radius: 4px;
+  color: var(--p-inputtext-color, var(--input-text, #ddd)); background: var(--p-inputtext-background, rgba(0,0,0,.3));
+  border: 1px solid var(--p-inputtext-border-color, var(--border-color, #555)); }
+.lw-setting .lw-btn { font-size: 12px; padding: 2px 12px; }
+.lw-setting-msg { font-size: 12px; line-height: 1.3; word-break: break-word; }
+.lw-setting-msg.ok { color: #66bb6a; }
+.lw-setting-msg.error { color: #ff8a80; }
+.lw-setting-msg.note { color: #ffd180; }
+.lw-setting-msg.muted { color: var(--descrip-text, #999); }
 `;
 
 export function injectStyle() {

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from .. import paths
@@ -155,7 +156,12 @@ def summary(run_dir: Path, rec: dict, now: float | None = None) -> dict:
         "finished_at": rec.get("finished_at", ""),
         "step": status.get("step") or (losses[-1][0] if losses else 0),
         "total": status.get("total") or 0,
+        "epoch": status.get("epoch") or 0,
         "epochs": status.get("epochs") or spec.get("epochs") or 0,
+        "elapsed_s": status.get("elapsed_s")
+        or _seconds_between(rec.get("started_at"), rec.get("finished_at")),
+        "it_per_s": status.get("it_per_s"),
+        "text": status.get("text", ""),
         "loss": last_loss,
         "base_model": Path(str(rec.get("base_model", ""))).name,
         "device": rec.get("device", ""),
@@ -247,6 +253,15 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")  # tqdm's cursor moves between nes
 def _last_redraw(line: str) -> str:
     parts = [p.rstrip() for p in _ANSI.sub("", line).split("\r")]
     return next((p for p in reversed(parts) if p.strip()), "")
+
+
+def _seconds_between(start: object, end: object) -> float | None:
+    """Seconds between two run.json timestamps ("2025-10-11T12:00:00+0000"), None when one is missing."""
+    try:
+        a, b = (datetime.strptime(str(t), "%Y-%m-%dT%H:%M:%S%z") for t in (start, end))
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (b - a).total_seconds())
 
 
 def _first_line(text: object) -> str:

@@ -2,7 +2,9 @@
 // in a real ComfyUI. Called by tests/integration/test_browser.py:
 //   node drive.mjs config.json
 // config: {url, out_dir, chromium, project, library, ckpt, workflow?, legacy_workflow?, subsets: [names],
-//          train: bool, train_timeout_s, max_train_steps, samples}
+//          train: bool, train_timeout_s, max_train_steps, samples, settings?: {key: value} to save in
+//          the settings dialog, help_nodes?: [types], api_runs?: bool (a run queued through /prompt with
+//          no training node on the canvas, one cancelled from the Training tab, then a page reload)}
 // Writes out_dir/result.json (what it saw, step by step) and PNG screenshots into out_dir. Exits 0
 // when the script ran to the end; the Python test judges the result.
 import fs from "node:fs";
@@ -29,6 +31,7 @@ const page = context.pages()[0] ?? await context.newPage();
 page.on("console", (m) => { if (m.type() === "error") result.console_errors.push(m.text()); });
 page.on("pageerror", (e) => result.page_errors.push(String(e?.stack || e)));
 result.failed_responses = [];
+result.expected_failures = []; // answers the test provoked on purpose (a bad path in the settings dialog)
 page.on("response", (r) => { if (r.status() >= 400) result.failed_responses.push({ url: r.url(), status: r.status() }); });
 // Nothing may load from the internet: record any request that leaves 127.0.0.1.
 result.external_requests = [];
@@ -75,6 +78,93 @@ async function focusNode(type, widgetName) {
   await page.waitForTimeout(500);
 }
 
+/** Put a node at a fixed place on an empty canvas at zoom 1 and click its title (a real selection). */
+async function placeAndSelect(type) {
+  await page.evaluate((type) => {
+    const app = window.comfyAPI.app.app;
+    app.graph.clear();
+    const n = window.LiteGraph.createNode(type);
+    n.pos = [420, 260];
+    app.graph.add(n);
+    app.canvas.ds.scale = 1;
+    app.canvas.ds.offset[0] = 0;
+    app.canvas.ds.offset[1] = 0;
+    app.canvas.setDirty(true, true);
+  }, type);
+  await page.waitForTimeout(400);
+  const [x, y] = await page.evaluate(() => {
+    const app = window.comfyAPI.app.app;
+    return app.canvasPosToClientPos([app.graph.nodes[0].pos[0] + 60, app.graph.nodes[0].pos[1] - 15]);
+  });
+  await page.mouse.click(x, y);
+  await page.waitForTimeout(500);
+}
+
+const command = (id) => page.evaluate((id) => window.comfyAPI.app.app.extensionManager.command.execute(id), id);
+const TAB_COMMAND = "Workspace.ToggleBottomPanelTab.lora-workbench.training";
+
+/** Show the Training tab (the command toggles: only run it when the tab is not showing). */
+async function showTrainingTab() {
+  if (!(await page.locator(".lw-tab").isVisible().catch(() => false))) await command(TAB_COMMAND);
+  await page.locator(".lw-tab").waitFor({ state: "visible", timeout: 20000 });
+}
+
+async function hideTrainingTab() {
+  if (await page.locator(".lw-tab").isVisible().catch(() => false)) await command(TAB_COMMAND);
+}
+
+/** What the Training tab shows now. */
+const tabState = () => page.evaluate(() => {
+  const t = document.querySelector(".lw-tab");
+  return {
+    runs: [...document.querySelectorAll(".lw-run")].map((b) => ({ dir: b.dataset.dir, state: b.dataset.state })),
+    selected: t?.dataset.selected || "", state: t?.dataset.state || "",
+    points: Number(t?.querySelector("canvas")?.dataset.points || 0),
+    log_lines: Number(t?.querySelector("[data-role=log]")?.dataset.lines || 0),
+    files: [...(t?.querySelectorAll(".lw-file") || [])].map((f) => f.dataset.kind),
+    cancel_enabled: !(t?.querySelector(".lw-tab-detail .lw-head button")?.disabled ?? true),
+  };
+});
+
+/** Wait until `pred(tabState())` holds; returns the last state. */
+async function waitTab(pred, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  let st;
+  while (Date.now() < deadline) {
+    st = await tabState();
+    if (pred(st)) return st;
+    await page.waitForTimeout(500);
+  }
+  throw new Error(`the Training tab never showed ${what}: ${JSON.stringify(st)}`);
+}
+
+/** An API-format prompt for dataset -> trainer from the server's node definitions (defaults for
+ * everything not set here), so it follows the nodes' current widgets. */
+async function apiPrompt(overrides) {
+  return await page.evaluate(async ({ cfg, overrides }) => {
+    const info = async (t) => (await (await fetch(`/api/object_info/${t}`)).json())[t];
+    const defaults = (def) => {
+      const out = {};
+      for (const [name, spec] of Object.entries(def.input.required || {})) {
+        const [type, opts] = spec;
+        if (opts && "default" in opts) out[name] = opts.default;
+        else if (Array.isArray(type) && type.length) out[name] = type[0];
+      }
+      return out;
+    };
+    // Inputs the node has: its widgets, optional inputs, or the first layout's inputs it still takes.
+    const only = (def, values) => Object.fromEntries(Object.entries(values).filter(([k]) =>
+      k in (def.input.required || {}) || k in (def.input.optional || {}) || k in (def.input.hidden || {})));
+    const dsDef = await info("DatasetSubsetWeights");
+    const trDef = await info("KohyaLoRATrain");
+    const ds = { ...defaults(dsDef), ...only(dsDef, { project_folder: cfg.project, width: 64, height: 64,
+      enable_bucket: false, batch_size: 1, epochs: 1, weights: cfg.subsets.map((s) => `${s}: 1`).join("\n") }) };
+    const tr = { ...defaults(trDef), ...only(trDef, { ckpt_name: cfg.ckpt, epochs: 1, width: 64, height: 64,
+      network_dim: 4, network_alpha: 4, device: "cpu", ...overrides }), dataset: ["1", 0] };
+    return { 1: { class_type: "DatasetSubsetWeights", inputs: ds }, 2: { class_type: "KohyaLoRATrain", inputs: tr } };
+  }, { cfg, overrides });
+}
+
 try {
   await step("open", async () => {
     await page.goto(cfg.url, { waitUntil: "domcontentloaded" });
@@ -89,6 +179,62 @@ try {
     }));
     return info;
   });
+
+  for (const type of cfg.help_nodes || []) {
+    await step(`help_${type}`, async () => {
+      // What a person does: select the node, press the (i) button of the selection toolbox.
+      await placeAndSelect(type);
+      await page.locator('[data-testid="info-button"]').click();
+      const content = page.locator(".node-help-content .markdown-content");
+      await content.locator("h2").first().waitFor({ state: "visible", timeout: 20000 });
+      await page.waitForTimeout(300);
+      const seen = await page.evaluate(() => {
+        const c = document.querySelector(".node-help-content .markdown-content");
+        return { h1: c.querySelector("h1")?.textContent, h2: [...c.querySelectorAll("h2")].map((h) => h.textContent),
+          items: c.querySelectorAll("li").length, fallback: Boolean(document.querySelector(".node-help-content .fallback-content")),
+          text: c.textContent.slice(0, 20000) };
+      });
+      const helpPanel = page.locator(".node-help-content").locator("..");
+      await shot(`help_${type}`, helpPanel);
+      const faq = content.locator("h2", { hasText: "FAQ" });
+      if (await faq.count()) {
+        await faq.first().scrollIntoViewIfNeeded();
+        await page.waitForTimeout(300);
+        await shot(`help_${type}_faq`, helpPanel);
+      }
+      await command("Workspace.ToggleSidebarTab.node-library"); // close the sidebar again
+      await page.waitForTimeout(300);
+      return seen;
+    });
+  }
+
+  if (cfg.settings) {
+    await step("settings_dialog", async () => {
+      await command("Comfy.ShowSettingsDialog");
+      await page.locator(".settings-sidebar").getByText("LoRA Workbench", { exact: true }).click();
+      await page.locator(".lw-setting").first().waitFor({ state: "visible", timeout: 20000 });
+      const row = (key) => page.locator(`.lw-setting[data-key="${key}"]`);
+      const save = async (key, value, status) => {
+        await row(key).locator("input").fill(value);
+        await row(key).locator("button").click();
+        await page.waitForSelector(`.lw-setting[data-key="${key}"][data-status="${status}"]`, { timeout: 120000 });
+        return (await row(key).locator("[data-role=message]").textContent()) || "";
+      };
+      // A Python that does not exist: the dialog says so and nothing is saved.
+      const firstKey = Object.keys(cfg.settings)[0];
+      result.expected_failures.push("/lora_workbench/settings");
+      const refused = await save(firstKey, "/nonexistent/venv/bin/python", "error");
+      await shot("settings_dialog_error", page.locator(".settings-container"));
+      const saved = {};
+      for (const [key, value] of Object.entries(cfg.settings)) saved[key] = await save(key, value, "saved");
+      await page.waitForTimeout(300);
+      await shot("settings_dialog_saved", page.locator(".settings-container"));
+      const server = await page.evaluate(async () => (await fetch("/api/lora_workbench/settings")).json());
+      await page.keyboard.press("Escape");
+      await page.waitForTimeout(300);
+      return { refused, saved, server: Object.fromEntries(server.settings.map((x) => [x.key, x.value])) };
+    });
+  }
 
   await step("graph", async () => {
     const wf = cfg.workflow ? JSON.parse(fs.readFileSync(cfg.workflow, "utf8")) : null;
@@ -239,6 +385,16 @@ try {
   if (cfg.train && hasDataset) {
     await step("train", async () => {
       const panel = page.locator(".lw-train-panel");
+      // The progress bar's previews arrive as binary websocket frames with the node's id.
+      await page.evaluate(() => {
+        window.__lwPreviews = [];
+        window.comfyAPI.api.api.addEventListener("b_preview_with_metadata", ({ detail }) => {
+          window.__lwPreviews.push({ node: String(detail.displayNodeId ?? detail.nodeId), size: detail.blob.size,
+            type: detail.blob.type, state: document.querySelector(".lw-train-panel")?.dataset.state });
+        });
+      });
+      const trainId = await page.evaluate(() =>
+        String(window.comfyAPI.app.app.graph.nodes.find((n) => n.type === "KohyaLoRATrain").id));
       // Queue only the training and library nodes (and what they need): an example workflow's sampler
       // part would spend minutes on the CPU.
       await page.evaluate(async () => {
@@ -251,7 +407,7 @@ try {
       await page.waitForFunction(() => ["running", "finished", "failed", "cancelled"]
         .includes(document.querySelector(".lw-train-panel")?.dataset.state), null, { timeout: cfg.train_timeout_s * 1000 });
       const pointsSeen = [];
-      let midShot = false;
+      let midShot = false, previewShot = false, tabShot = false, tabSeen = null;
       const deadline = Date.now() + cfg.train_timeout_s * 1000;
       let state = "";
       while (Date.now() < deadline) {
@@ -261,6 +417,30 @@ try {
         if (state === "running" && pts >= 2 && !midShot) {
           await shot("train_panel_running", panel);
           midShot = true;
+        }
+        const previews = await page.evaluate(() => window.__lwPreviews.length);
+        if (previews && state === "running" && !previewShot) {
+          // The node with the preview drawn under its panel, the way a sampler shows its latents.
+          await focusNode("KohyaLoRATrain", "lora_workbench_training");
+          const box = await panel.boundingBox();
+          const view = page.viewportSize();
+          if (box) {
+            const y = Math.max(0, box.y - 30);
+            const clip = { x: Math.max(0, box.x - 30), y, width: Math.min(box.width + 60, view.width),
+              height: Math.min(box.height + 480, view.height - y) };
+            const file = path.join(out, "train_node_preview.png");
+            await page.screenshot({ path: file, clip });
+            result.screenshots.push(file);
+            previewShot = true;
+          }
+        }
+        if (state === "running" && pts >= 3 && !tabShot) {
+          await showTrainingTab();
+          await waitTab((t) => t.state === "running" && t.points >= 1, 20000, "the running run");
+          await shot("training_tab_running", page.locator(".lw-tab"));
+          tabSeen = await tabState();
+          await hideTrainingTab();
+          tabShot = true;
         }
         if (["finished", "failed", "cancelled"].includes(state)) break;
         await page.waitForTimeout(500);
@@ -273,7 +453,14 @@ try {
       });
       await shot("train_panel_done", panel);
       const statusRoute = await page.evaluate(async () => (await fetch("/api/lora_workbench/train/status")).json());
-      return { points_seen: pointsSeen, final, route_state: statusRoute.state, route_points: statusRoute.losses?.length };
+      await showTrainingTab();
+      const tabDone = await waitTab((t) => t.state === "finished" && t.files.includes("lora"), 30000, "the finished run");
+      await shot("training_tab_done", page.locator(".lw-tab"));
+      await hideTrainingTab();
+      const previews = await page.evaluate(() => window.__lwPreviews);
+      return { points_seen: pointsSeen, final, route_state: statusRoute.state, route_points: statusRoute.losses?.length,
+        run_dir: statusRoute.log_path ? statusRoute.log_path.replace(/[\\/][^\\/]*$/, "") : "",
+        train_node_id: trainId, previews, tab_running: tabSeen, tab_done: tabDone };
     });
   } else {
     // No dataset node yet: feed the panel a status as the websocket would, to see it draw.
@@ -355,6 +542,61 @@ try {
       await page.waitForTimeout(600);
       await shot("migrated_first_layout");
       return seen;
+    });
+  }
+
+  if (cfg.api_runs && hasDataset) {
+    await step("api_run", async () => {
+      // No training node on the canvas: the run is queued through the queue API by "someone else".
+      await page.evaluate(() => window.comfyAPI.app.app.graph.clear());
+      await showTrainingTab();
+      const before = (await tabState()).runs.map((r) => r.dir);
+      const prompt = await apiPrompt({ seed: 777, max_train_steps: 4 });
+      const queued = await page.evaluate(async (prompt) => (await fetch("/api/prompt", { method: "POST",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify({ prompt, client_id: "lw-api-client" }) })).json(), prompt);
+      if (!queued.prompt_id) throw new Error(`the prompt was refused: ${JSON.stringify(queued)}`);
+      const isNew = (t) => t.selected && !before.includes(t.selected);
+      const running = await waitTab((t) => isNew(t) && t.state === "running" && t.points >= 1,
+        cfg.train_timeout_s * 1000, "the API run training");
+      await shot("training_tab_api_running", page.locator(".lw-tab"));
+      const done = await waitTab((t) => isNew(t) && t.state === "finished" && t.files.includes("lora"),
+        cfg.train_timeout_s * 1000, "the API run finished");
+      await page.waitForTimeout(500);
+      await shot("training_tab_api_done", page.locator(".lw-tab"));
+      const nodesOnCanvas = await page.evaluate(() => window.comfyAPI.app.app.graph.nodes.length);
+      return { prompt_id: queued.prompt_id, running, done, nodes_on_canvas: nodesOnCanvas };
+    });
+
+    await step("api_run_cancel", async () => {
+      const before = (await tabState()).runs.map((r) => r.dir);
+      const prompt = await apiPrompt({ seed: 778, max_train_steps: 50 });
+      const queued = await page.evaluate(async (prompt) => (await fetch("/api/prompt", { method: "POST",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify({ prompt, client_id: "lw-api-client" }) })).json(), prompt);
+      const isNew = (t) => t.selected && !before.includes(t.selected);
+      await waitTab((t) => isNew(t) && t.cancel_enabled, cfg.train_timeout_s * 1000, "a cancellable API run");
+      const at = await tabState();
+      await page.locator(".lw-tab-detail .lw-head button").click();
+      const t0 = Date.now();
+      const after = await waitTab((t) => isNew(t) && ["cancelled", "failed", "stopped"].includes(t.state), 60000,
+        "the cancelled run");
+      const seconds = (Date.now() - t0) / 1000;
+      await page.waitForTimeout(800);
+      await shot("training_tab_cancelled", page.locator(".lw-tab"));
+      const history = await page.evaluate(async (id) => (await (await fetch(`/api/history/${id}`)).json())[id]?.status, queued.prompt_id);
+      return { at, after, seconds, prompt_id: queued.prompt_id, history };
+    });
+
+    await step("reload", async () => {
+      // Recent runs come back from the run folders after a reload, not from the page's memory.
+      await page.reload({ waitUntil: "domcontentloaded" });
+      await page.waitForFunction(() => window.comfyAPI?.app?.app?.extensionManager
+        && window.LiteGraph?.registered_node_types?.KohyaLoRATrain, null, { timeout: 60000 });
+      await page.waitForTimeout(1000);
+      await showTrainingTab();
+      const st = await waitTab((t) => t.runs.length >= 3 && t.log_lines > 0, 30000, "the runs after a reload");
+      await page.waitForTimeout(500);
+      await shot("training_tab_after_reload", page.locator(".lw-tab"));
+      return st;
     });
   }
 } finally {

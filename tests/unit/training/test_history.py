@@ -23,7 +23,9 @@ def make_run(project, name, state="finished", losses=((1, 0.5), (2, 0.4)), log="
     (run / "sample").mkdir(parents=True)
     record = {"state": state, "started_at": "2025-10-11T12:00:00+0000", "spec": {"epochs": 2}}
     if state != "running":
-        record.update(losses=[list(p) for p in losses], status={"step": 2, "total": 2, "epochs": 2})
+        record.update(losses=[list(p) for p in losses], finished_at="2025-10-11T12:01:30+0000")
+    if state == "finished":
+        record["status"] = {"step": 2, "total": 2, "epoch": 2, "epochs": 2, "elapsed_s": 88.5}
     (run / "run.json").write_text(json.dumps(record), encoding="utf-8")
     (run / "train.log").write_text(log or "loading\nsteps: 100%|##| 2/2\n", encoding="utf-8")
     (run / f"{name}.safetensors").write_bytes(b"x" * 10)
@@ -60,6 +62,8 @@ def test_runs_are_listed_from_disk_newest_first_with_their_state(tmp_path):
     runs = history.list_runs([project])
     assert [r["run_id"] for r in runs] == ["anna-002", "anna-001"]
     assert runs[0]["state"] == "failed" and runs[1]["state"] == "finished"
+    assert runs[1]["elapsed_s"] == 88.5 and runs[1]["epoch"] == 2
+    assert runs[0]["elapsed_s"] == 90.0  # no status recorded (it failed): from the timestamps
     assert runs[1]["loss"] == 0.4 and runs[1]["step"] == 2 and runs[1]["dir"] == os.path.realpath(old)
     assert runs[0]["project"] == os.path.realpath(project) and new.name == "anna-002"
 
