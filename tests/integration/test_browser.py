@@ -35,6 +35,7 @@ BROWSER_DIR = Path(__file__).resolve().parent / "browser"
 CKPT = "random_sd15.safetensors"
 SUBSETS = {"Alice": (2, 4), "Bob": (1, 2)}  # name -> (folder repeats prefix, image count)
 TRAIN_TIMEOUT_S = 420
+EXAMPLES = sorted((REPO / "example_workflows").glob("*.json"))
 HELP_NODES = ("DatasetSubsetWeights", "KohyaLoRATrain", "LoadTrainedLoRA", "LinkModelLibrary")
 
 # A stand-in dataset node for when DatasetSubsetWeights has not landed: the LORA_DATASET from the
@@ -195,6 +196,7 @@ def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
         "help_nodes": list(HELP_NODES),
         "settings": dialog_settings,
         "api_runs": True,
+        "thumbnails": [{"name": p.stem, "path": str(p)} for p in EXAMPLES],
         "workflow": str(workflow) if workflow.is_file() and dataset_node == "DatasetSubsetWeights" else None,
         "legacy_workflow": str(REPO / "tests" / "fixtures" / "workflows" / "kohya_train_v1.json"),
     }
@@ -273,6 +275,7 @@ def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
     check_settings_reached_the_run(Path(tr["run_dir"]), dialog_settings)
     check_preview_and_tab(tr)
     check_api_runs(steps, str(project))
+    check_thumbnails(steps["thumbnails"], out)
 
     lib = steps["library_panel"]
     assert lib["watching"] == "yes", lib
@@ -348,3 +351,20 @@ def check_api_runs(steps: dict, marker: str) -> None:
     reload = steps["reload"]
     states = sorted(r["state"] for r in reload["runs"])
     assert states.count("finished") >= 2 and "cancelled" in states, states
+
+
+def check_thumbnails(step: dict, out: Path) -> None:
+    """A screenshot of every example workflow in the real frontend; with
+    LORA_WORKBENCH_UPDATE_THUMBNAILS=1 they replace the committed example_workflows/<name>.jpg."""
+    from PIL import Image
+
+    for wf in EXAMPLES:
+        made = step[wf.stem]
+        ours = [t for t in made["nodes"] if t in HELP_NODES]
+        assert ours, f"{wf.name}: no node of the pack on the canvas ({made['nodes']})"
+        with Image.open(made["file"]) as img:
+            assert img.format == "JPEG" and img.size == (1280, 720)
+            if os.environ.get("LORA_WORKBENCH_UPDATE_THUMBNAILS") == "1":  # 800x450, as the templates show
+                img.convert("RGB").resize((800, 450), Image.Resampling.LANCZOS).save(
+                    wf.with_suffix(".jpg"), quality=88, optimize=True
+                )

@@ -4,7 +4,8 @@
 // config: {url, out_dir, chromium, project, library, ckpt, workflow?, legacy_workflow?, subsets: [names],
 //          train: bool, train_timeout_s, max_train_steps, samples, settings?: {key: value} to save in
 //          the settings dialog, help_nodes?: [types], api_runs?: bool (a run queued through /prompt with
-//          no training node on the canvas, one cancelled from the Training tab, then a page reload)}
+//          no training node on the canvas, one cancelled from the Training tab, then a page reload),
+//          thumbnails?: [{name, path}] (screenshots of example workflows into out_dir/thumbnails/<name>.jpg)}
 // Writes out_dir/result.json (what it saw, step by step) and PNG screenshots into out_dir. Exits 0
 // when the script ran to the end; the Python test judges the result.
 import fs from "node:fs";
@@ -542,6 +543,35 @@ try {
       await page.waitForTimeout(600);
       await shot("migrated_first_layout");
       return seen;
+    });
+  }
+
+  if (cfg.thumbnails?.length) {
+    await step("thumbnails", async () => {
+      // Template thumbnails: each example workflow as the real frontend draws it, fitted to the view,
+      // with the menus hidden (focus mode) and full node detail at any zoom.
+      const setting = (id, v) => page.evaluate(({ id, v }) => window.comfyAPI.app.app.extensionManager.setting.set(id, v), { id, v });
+      await page.setViewportSize({ width: 1280, height: 720 });
+      await setting("Comfy.Minimap.Visible", false);
+      await setting("LiteGraph.Canvas.MinFontSizeForLOD", 1);
+      await command("Workspace.ToggleFocusMode");
+      fs.mkdirSync(path.join(out, "thumbnails"), { recursive: true });
+      const made = {};
+      for (const t of cfg.thumbnails) {
+        const wf = JSON.parse(fs.readFileSync(t.path, "utf8"));
+        await page.evaluate(async (wf) => { await window.comfyAPI.app.app.loadGraphData(wf); }, wf);
+        await page.waitForTimeout(1000);
+        await command("Comfy.Canvas.FitView");
+        await page.waitForTimeout(1200);
+        const file = path.join(out, "thumbnails", `${t.name}.jpg`);
+        await page.screenshot({ path: file, type: "jpeg", quality: 85 });
+        result.screenshots.push(file);
+        made[t.name] = { file, nodes: await page.evaluate(() => window.comfyAPI.app.app.graph.nodes.map((n) => n.type)) };
+      }
+      await command("Workspace.ToggleFocusMode");
+      await setting("Comfy.Minimap.Visible", true);
+      await page.setViewportSize({ width: 1600, height: 1000 });
+      return made;
     });
   }
 
