@@ -141,3 +141,9 @@ def generated_files() -> dict[str, str]:
         "web/kohya_train_layout.js": render_layout_js(),
         families_doc.PATH: families_doc.render(),
     }
+
+
+def help_facts(s: Setting) -> str:
+    """What a node's help page says after a setting's own help: what sd-scripts receives, and the
+    families (and devices) it applies to, as in docs/settings.md."""
+    return f"sd-scripts: {_target(s)}; applies to {_applies(s)}"

@@ -37,6 +37,10 @@ SUBSETS = {"Alice": (2, 4), "Bob": (1, 2)}  # name -> (folder repeats prefix, im
 TRAIN_TIMEOUT_S = 420
 EXAMPLES = sorted((REPO / "example_workflows").glob("*.json"))
 HELP_NODES = ("DatasetSubsetWeights", "KohyaLoRATrain", "LoadTrainedLoRA", "LinkModelLibrary")
+OPTION_NODES = tuple(
+    f"Kohya{g}Options"
+    for g in ("Network", "Optimizer", "Caption", "Sampling", "Saving", "Precision", "Launch")
+)
 
 # A stand-in dataset node for when DatasetSubsetWeights has not landed: the LORA_DATASET from the
 # project's dataset.toml, read by the core.
@@ -193,7 +197,7 @@ def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
         "max_train_steps": 6,
         "samples": True,
         "dataset_node": dataset_node,
-        "help_nodes": list(HELP_NODES),
+        "help_nodes": [*HELP_NODES, *OPTION_NODES],
         "settings": dialog_settings,
         "api_runs": True,
         "thumbnails": [{"name": p.stem, "path": str(p)} for p in EXAMPLES],
@@ -285,7 +289,7 @@ def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
     shots += ["migrated_first_layout", "settings_dialog_error", "settings_dialog_saved"]
     shots += ["train_node_preview", "training_tab_running", "training_tab_done", "training_tab_api_running"]
     shots += ["training_tab_api_done", "training_tab_cancelled", "training_tab_after_reload"]
-    shots += [f"help_{n}" for n in HELP_NODES]
+    shots += [f"help_{n}" for n in (*HELP_NODES, *OPTION_NODES)]
     for name in shots:
         assert (out / f"{name}.png").is_file(), name
     if dataset_node != "DatasetSubsetWeights":
@@ -297,15 +301,19 @@ def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
 
 def check_help_pages(steps: dict) -> None:
     names = {"DatasetSubsetWeights": "Dataset Subset Weights", "KohyaLoRATrain": "Kohya LoRA Train"}
-    for node in HELP_NODES:
+    for node in (*HELP_NODES, *OPTION_NODES):
         page = steps[f"help_{node}"]
         assert not page["fallback"], f"{node}: the frontend showed its fallback, not our page"
-        assert {"Inputs", "Outputs", "Typical chain", "FAQ"} <= set(page["h2"]), (node, page["h2"])
+        assert {"Inputs", "Outputs", "Typical chain"} <= set(page["h2"]), (node, page["h2"])
+        if node in (*HELP_NODES, "KohyaOptimizerOptions", "KohyaSamplingOptions"):
+            assert "FAQ" in page["h2"], (node, page["h2"])
         assert page["items"] >= 4, (node, page["items"])
         if node in names:
             assert page["h1"] == names[node], page["h1"]
     assert "Repeats, epochs, steps" in steps["help_DatasetSubsetWeights"]["text"]
     assert "network_alpha" in steps["help_KohyaLoRATrain"]["text"]
+    assert "sd-scripts: `optimizer_type`" not in steps["help_KohyaOptimizerOptions"]["text"]  # rendered, no `
+    assert "sd-scripts: optimizer_type" in steps["help_KohyaOptimizerOptions"]["text"]
 
 
 def check_settings_dialog(step: dict, wanted: dict) -> None:

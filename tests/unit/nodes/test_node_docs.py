@@ -39,7 +39,19 @@ def test_a_page_names_every_input_and_output_with_its_tooltip(pack, pages):
                 assert f"- **`{inp}`** (" in page, (name, inp)
         for out in getattr(cls, "RETURN_NAMES", None) or cls.RETURN_TYPES:
             assert f"- **`{out}`** (" in page, (name, out)
-        assert "## Typical chain" in page and "## FAQ" in page, name
+        assert "## Typical chain" in page, name
+
+
+def test_the_trainer_and_its_option_nodes_say_what_sd_scripts_receives(pack, pages):
+    # From the one settings table the widgets come from: every setting, on its own node's page.
+    from lora_workbench.training import settings, settings_doc
+
+    for group in settings.GROUPS:
+        page = pages[group.node]
+        for s in settings.in_group(group.key):
+            line = next(ln for ln in page.splitlines() if ln.startswith(f"- **`{s.name}`** ("))
+            facts = settings_doc.help_facts(s).split(";")[0].replace("<", "&lt;").replace(">", "&gt;")
+            assert facts in line, (group.node, s.name)
 
 
 def test_the_faq_is_where_it_belongs(pages):
@@ -47,6 +59,8 @@ def test_the_faq_is_where_it_belongs(pages):
     assert "Repeats, epochs, steps" in dataset and "Steps per epoch" in dataset
     train = pages["KohyaLoRATrain"].split("## FAQ", 1)[1]
     assert "network_alpha" in train and "unet_lr" in train and "text_encoder_lr" in train
+    assert "Which optimizer?" in pages["KohyaOptimizerOptions"].split("## FAQ", 1)[1]
+    assert "sample_prompts" in pages["KohyaSamplingOptions"].split("## FAQ", 1)[1]
 
 
 def test_pages_hold_no_machine_paths_and_no_bare_html_tags(pages, monkeypatch, gen, pack, tmp_path):
