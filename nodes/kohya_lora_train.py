@@ -95,13 +95,17 @@ class KohyaLoRATrain:
     CATEGORY = f"{_comfy.CATEGORY}/training"
     OUTPUT_NODE = True
     FUNCTION = "train"
-    RETURN_TYPES = ("TRAINED_LORA", "IMAGE", "STRING", "STRING")
-    RETURN_NAMES = ("trained_lora", "loss_curve", "lora_path", "log_path")
+    # New outputs go at the end: saved workflows link outputs by slot number.
+    RETURN_TYPES = ("TRAINED_LORA", "IMAGE", "STRING", "STRING", "IMAGE")
+    RETURN_NAMES = ("trained_lora", "loss_curve", "lora_path", "log_path", "samples")
     OUTPUT_TOOLTIPS = (
         "The trained LoRA (final and per-epoch files, trigger words) for LoadTrainedLoRA.",
         "The loss curve (raw and smoothed avr_loss per step).",
         "Path of the final LoRA file.",
         "Path of the training log.",
+        "The sample images of the last sampling round (the last epoch's) as one batch, for Save Image "
+        "or Preview Image; a single black 64x64 image when the run made none (turn on show_samples or "
+        "give sample prompts on Kohya Sampling Options).",
     )
 
     @classmethod
@@ -227,8 +231,28 @@ def _outputs(run, show_samples: bool) -> dict:
     tensor = _image_tensor(run.loss_curve, run.losses)
     return {
         "ui": {"images": images, "text": text},
-        "result": (run.lora, tensor, run.lora.path, run.lora.log_path),
+        "result": (run.lora, tensor, run.lora.path, run.lora.log_path, _samples_tensor(run.samples)),
     }
+
+
+def _samples_tensor(samples: list[str]):
+    """The last sampling round as an IMAGE batch (B, H, W, 3) in 0..1; sizes follow the first image."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from ..lora_workbench.training.samples import last_round
+
+    arrays = []
+    for path in last_round(samples):
+        with Image.open(path) as img:
+            rgb = img.convert("RGB")
+        if arrays and rgb.size != (arrays[0].shape[1], arrays[0].shape[0]):
+            rgb = rgb.resize((arrays[0].shape[1], arrays[0].shape[0]), Image.Resampling.LANCZOS)
+        arrays.append(np.asarray(rgb, dtype=np.float32) / 255.0)
+    if not arrays:
+        return torch.from_numpy(np.zeros((1, 64, 64, 3), dtype=np.float32))
+    return torch.from_numpy(np.stack(arrays))
 
 
 NODE_CLASS_MAPPINGS = {"KohyaLoRATrain": KohyaLoRATrain}

@@ -60,7 +60,7 @@ def test_every_input_has_a_tooltip_and_the_seed_defaults(pack, comfy):
 def test_node_trains_and_reports_progress_text_and_outputs(node_env, comfy):
     node, ds, launches = node_env
     out = run_node(node, ds, show_samples=True)
-    lora, image, lora_path, log_path = out["result"]
+    lora, image, lora_path, log_path, _samples = out["result"]
     assert Path(lora_path).is_file() and lora.path == lora_path and Path(log_path).name == "train.log"
     assert image.shape[0] == 1 and image.shape[3] == 3 and 0.0 <= image.min() and image.max() <= 1.0
     assert comfy.progress and comfy.progress[-1] == (8, 8)
@@ -85,6 +85,32 @@ def test_the_progress_bar_previews_the_newest_sample_like_a_sampler(node_env, co
     with Image.open(samples[-1]) as newest:
         assert image.size == newest.size and image.tobytes() == newest.convert("RGB").tobytes()
     assert len(comfy.previews) <= len(samples) + 5  # a handful of images, not one per step
+
+
+def test_the_samples_output_is_the_last_epoch_s_images_as_one_batch(node_env, comfy, pack):
+    node, ds, launches = node_env
+    out = run_node(node, ds, show_samples=True)
+    samples = out["result"][4]
+    run = Path(out["result"][0].output_dir)
+    last = sorted(run.glob("sample/*_e000002_*.png"))
+    assert last and samples.shape[0] == len(last) and samples.shape[3] == 3
+    from PIL import Image
+
+    with Image.open(last[0]) as img:
+        assert samples.shape[1:3] == (img.height, img.width)
+    cls = pack.NODE_CLASS_MAPPINGS["KohyaLoRATrain"]
+    assert cls.RETURN_NAMES[-1] == "samples" and cls.RETURN_TYPES[:4] == (
+        "TRAINED_LORA",
+        "IMAGE",
+        "STRING",
+        "STRING",
+    )
+
+
+def test_without_samples_the_samples_output_is_one_blank_image(node_env):
+    node, ds, launches = node_env
+    samples = run_node(node, ds)["result"][4]
+    assert samples.shape == (1, 64, 64, 3) and samples.max() == 0.0
 
 
 def test_requeue_with_the_same_inputs_returns_instantly_from_the_earlier_run(node_env, comfy):
@@ -149,7 +175,7 @@ def test_settings_come_through_a_chain_of_option_nodes(node_env, comfy, pack):
         ds, "sd15.safetensors", unique_id="7", options=chain, epochs=2, width=64, height=64, network_dim=4,
         network_alpha=4.0,
     )  # fmt: skip
-    lora, _image, lora_path, _log = out["result"]
+    lora, _image, lora_path, _log, _samples = out["result"]
     run = Path(lora_path).parent
     record = __import__("json").loads((run / "run.json").read_text())
     assert record["spec"]["max_train_steps"] == 3 and record["spec"]["launcher"] == "python"
