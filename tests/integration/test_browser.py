@@ -351,7 +351,7 @@ def check_api_runs(steps: dict, marker: str) -> None:
     api = steps["api_run"]
     assert api["nodes_on_canvas"] == 0
     assert api["running"]["points"] >= 1 and api["done"]["state"] == "finished", api
-    assert api["done"]["log_lines"] > 0 and "lora" in api["done"]["files"]
+    assert api["done"]["log_lines"] > 0 and {"lora", "loss", "log"} <= set(api["done"]["files"])
     cancel = steps["api_run_cancel"]
     assert cancel["after"]["state"] == "cancelled", cancel
     assert cancel["seconds"] < 30, cancel["seconds"]
@@ -363,16 +363,26 @@ def check_api_runs(steps: dict, marker: str) -> None:
 
 def check_thumbnails(step: dict, out: Path) -> None:
     """A screenshot of every example workflow in the real frontend; with
-    LORA_WORKBENCH_UPDATE_THUMBNAILS=1 they replace the committed example_workflows/<name>.jpg."""
+    LORA_WORKBENCH_UPDATE_THUMBNAILS=1 they replace the committed example_workflows/<name>.jpg
+    (800x450 as the template browser shows them, the graph centred on the canvas's own colour)."""
     from PIL import Image
 
     for wf in EXAMPLES:
         made = step[wf.stem]
-        ours = [t for t in made["nodes"] if t in HELP_NODES]
+        ours = [t for t in made["nodes"] if t in (*HELP_NODES, *OPTION_NODES)]
         assert ours, f"{wf.name}: no node of the pack on the canvas ({made['nodes']})"
         with Image.open(made["file"]) as img:
-            assert img.format == "JPEG" and img.size == (1280, 720)
-            if os.environ.get("LORA_WORKBENCH_UPDATE_THUMBNAILS") == "1":  # 800x450, as the templates show
-                img.convert("RGB").resize((800, 450), Image.Resampling.LANCZOS).save(
-                    wf.with_suffix(".jpg"), quality=88, optimize=True
-                )
+            assert img.format == "JPEG" and img.width >= 300 and img.height >= 150, img.size
+            if os.environ.get("LORA_WORKBENCH_UPDATE_THUMBNAILS") == "1":
+                thumbnail(img.convert("RGB")).save(wf.with_suffix(".jpg"), quality=88, optimize=True)
+
+
+def thumbnail(img, size: tuple[int, int] = (800, 450)):
+    """`img` scaled to fit `size`, centred on its own corner colour (the canvas background)."""
+    from PIL import Image
+
+    scale = min(size[0] / img.width, size[1] / img.height)
+    fitted = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", size, img.getpixel((1, 1)))
+    canvas.paste(fitted, ((size[0] - fitted.width) // 2, (size[1] - fitted.height) // 2))
+    return canvas

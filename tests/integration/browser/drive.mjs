@@ -181,6 +181,54 @@ try {
     return info;
   });
 
+  if (cfg.thumbnails?.length) {
+    await step("thumbnails", async () => {
+      // Template thumbnails: each example workflow as the real frontend draws it on a fresh page (no
+      // run, no link pass yet: the panels show what a new user sees), fitted, menus hidden (focus
+      // mode), full node detail at any zoom, cut to the graph's own bounds.
+      const setting = (id, v) => page.evaluate(({ id, v }) => window.comfyAPI.app.app.extensionManager.setting.set(id, v), { id, v });
+      await page.setViewportSize({ width: 1280, height: 720 });
+      await setting("Comfy.Minimap.Visible", false);
+      await setting("Comfy.Graph.CanvasInfo", false);
+      await setting("LiteGraph.Canvas.MinFontSizeForLOD", 1);
+      await command("Workspace.ToggleFocusMode");
+      fs.mkdirSync(path.join(out, "thumbnails"), { recursive: true });
+      const made = {};
+      for (const t of cfg.thumbnails) {
+        const wf = JSON.parse(fs.readFileSync(t.path, "utf8"));
+        await page.evaluate(async (wf) => { await window.comfyAPI.app.app.loadGraphData(wf); }, wf);
+        await page.waitForTimeout(1000);
+        await command("Comfy.Canvas.FitView");
+        await page.waitForTimeout(1500);
+        const clip = await page.evaluate(() => {
+          const app = window.comfyAPI.app.app;
+          const title = window.LiteGraph.NODE_TITLE_HEIGHT || 30;
+          const boxes = [
+            ...app.graph.nodes.map((n) => [n.pos[0], n.pos[1] - title, n.pos[0] + n.size[0], n.pos[1] + n.size[1]]),
+            ...(app.graph.groups || []).map((g) => {
+              const b = g._bounding ?? [g.pos[0], g.pos[1], g.size[0], g.size[1]];
+              return [b[0], b[1], b[0] + b[2], b[1] + b[3]];
+            }),
+          ];
+          const [x0, y0] = app.canvasPosToClientPos([Math.min(...boxes.map((b) => b[0])), Math.min(...boxes.map((b) => b[1]))]);
+          const [x1, y1] = app.canvasPosToClientPos([Math.max(...boxes.map((b) => b[2])), Math.max(...boxes.map((b) => b[3]))]);
+          const x = Math.max(0, x0 - 16), y = Math.max(0, y0 - 16);
+          return { x, y, width: Math.min(window.innerWidth - x, x1 - x0 + 32), height: Math.min(window.innerHeight - y, y1 - y0 + 32) };
+        });
+        const file = path.join(out, "thumbnails", `${t.name}.jpg`);
+        await page.screenshot({ path: file, type: "jpeg", quality: 90, clip });
+        result.screenshots.push(file);
+        made[t.name] = { file, clip, nodes: await page.evaluate(() => window.comfyAPI.app.app.graph.nodes.map((n) => n.type)) };
+      }
+      await command("Workspace.ToggleFocusMode");
+      await setting("Comfy.Minimap.Visible", true);
+      await setting("Comfy.Graph.CanvasInfo", true);
+      await page.evaluate(() => window.comfyAPI.app.app.graph.clear());
+      await page.setViewportSize({ width: 1600, height: 1000 });
+      return made;
+    });
+  }
+
   for (const type of cfg.help_nodes || []) {
     await step(`help_${type}`, async () => {
       // What a person does: select the node, press the (i) button of the selection toolbox.
@@ -546,35 +594,6 @@ try {
     });
   }
 
-  if (cfg.thumbnails?.length) {
-    await step("thumbnails", async () => {
-      // Template thumbnails: each example workflow as the real frontend draws it, fitted to the view,
-      // with the menus hidden (focus mode) and full node detail at any zoom.
-      const setting = (id, v) => page.evaluate(({ id, v }) => window.comfyAPI.app.app.extensionManager.setting.set(id, v), { id, v });
-      await page.setViewportSize({ width: 1280, height: 720 });
-      await setting("Comfy.Minimap.Visible", false);
-      await setting("LiteGraph.Canvas.MinFontSizeForLOD", 1);
-      await command("Workspace.ToggleFocusMode");
-      fs.mkdirSync(path.join(out, "thumbnails"), { recursive: true });
-      const made = {};
-      for (const t of cfg.thumbnails) {
-        const wf = JSON.parse(fs.readFileSync(t.path, "utf8"));
-        await page.evaluate(async (wf) => { await window.comfyAPI.app.app.loadGraphData(wf); }, wf);
-        await page.waitForTimeout(1000);
-        await command("Comfy.Canvas.FitView");
-        await page.waitForTimeout(1200);
-        const file = path.join(out, "thumbnails", `${t.name}.jpg`);
-        await page.screenshot({ path: file, type: "jpeg", quality: 85 });
-        result.screenshots.push(file);
-        made[t.name] = { file, nodes: await page.evaluate(() => window.comfyAPI.app.app.graph.nodes.map((n) => n.type)) };
-      }
-      await command("Workspace.ToggleFocusMode");
-      await setting("Comfy.Minimap.Visible", true);
-      await page.setViewportSize({ width: 1600, height: 1000 });
-      return made;
-    });
-  }
-
   if (cfg.api_runs && hasDataset) {
     await step("api_run", async () => {
       // No training node on the canvas: the run is queued through the queue API by "someone else".
@@ -589,7 +608,9 @@ try {
       const running = await waitTab((t) => isNew(t) && t.state === "running" && t.points >= 1,
         cfg.train_timeout_s * 1000, "the API run training");
       await shot("training_tab_api_running", page.locator(".lw-tab"));
-      const done = await waitTab((t) => isNew(t) && t.state === "finished" && t.files.includes("lora"),
+      // Finished, and read back from its folder (the loss curve is written last).
+      const done = await waitTab((t) => isNew(t) && t.state === "finished" && t.files.includes("lora")
+        && t.files.includes("loss") && t.runs.find((r) => r.dir === t.selected)?.state === "finished",
         cfg.train_timeout_s * 1000, "the API run finished");
       await page.waitForTimeout(500);
       await shot("training_tab_api_done", page.locator(".lw-tab"));
