@@ -315,14 +315,11 @@ def register() -> bool:
     Also allows ComfyUI's own folders as roots and forwards core events to the browser. Safe to call
     again: a route table is filled once.
     """
-    from . import routes_training
-
     server = _comfy.prompt_server()
     if server is None or getattr(server, "routes", None) is None:
         return False
     _comfy.register_comfy_roots()
     _comfy.forward_core_events()
-    routes_training.remember_runs()
     if not any(t is server.routes for t in _registered_on):
         add_routes(server.routes)
         _registered_on.append(server.routes)

@@ -30,7 +30,6 @@ LIVE_FIELDS = (
     "rate",
     "node_id",
 )
-_subscribed: list[object] = []
 
 
 def _allowed(path: Path) -> bool:
@@ -115,26 +114,3 @@ async def train_run(request):
 def add_routes(routes) -> None:
     routes.get(f"{PREFIX}/train/runs")(train_runs)
     routes.get(f"{PREFIX}/train/run")(train_run)
-
-
-def remember_runs() -> None:
-    """Add the project of every run this process starts to the index, once per process, so the
-    Training tab finds it again after a page reload or a restart."""
-    from ..lora_workbench import events
-    from ..lora_workbench.training import history
-
-    if _subscribed:
-        return
-    seen: set[str] = set()
-
-    def on_event(event: str, data: dict) -> None:
-        log_path = data.get("log_path") if event == events.TRAIN else None
-        if not log_path or log_path in seen:
-            return
-        seen.add(log_path)
-        try:
-            history.remember_run(Path(log_path).parent)
-        except OSError:
-            pass  # the index is a convenience; training must never fail for it
-
-    _subscribed.append(events.subscribe(on_event))

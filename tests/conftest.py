@@ -275,6 +275,12 @@ def _private_cache_dir(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _own_settings_file(tmp_path_factory, monkeypatch):
+    """No test reads or writes the developer's own settings (or the run index beside them)."""
+    monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path_factory.mktemp("settings") / "settings.json"))
+
+
+@pytest.fixture(autouse=True)
 def _fresh_events():
     from lora_workbench import events
 

@@ -2,7 +2,8 @@
 
 A run folder is `<project>/output/<name>-NNN/` with run.json, train.log, loss.png, the LoRA files
 and sample/. Which projects to look in is a small index beside the settings file
-(`known-projects.json`), to which every run this process starts adds its project. The callers
+(`known-projects.json`), to which every training adds its project (train.train, so runs from the
+node, the queue API and the CLI alike). The callers
 confine what they read to the allowed roots; nothing here follows a path it did not list itself.
 """
 
@@ -54,7 +55,8 @@ def project_of(run_dir: str | os.PathLike) -> Path | None:
 
 
 def remember_run(run_dir: str | os.PathLike) -> bool:
-    """Put the run's project first in the index (atomic write); True when the index changed."""
+    """Put the run's project first in the index (atomic write); True when the index changed. The
+    index is a convenience: a folder it cannot be written to never stops a training."""
     project = project_of(run_dir)
     if project is None:
         return False
@@ -63,7 +65,10 @@ def remember_run(run_dir: str | os.PathLike) -> bool:
         if current[:1] == [project]:
             return False
         updated = [project] + [p for p in current if p != project]
-        _write_index(updated[:MAX_PROJECTS])
+        try:
+            _write_index(updated[:MAX_PROJECTS])
+        except OSError:
+            return False
     return True
 
 

@@ -32,7 +32,7 @@ from ..modelfiles import lora_file
 from ..modelfiles.detect import ModelInfo, detect_model
 from ..modelfiles.safetensors_header import read_header
 from . import families as recipes
-from . import kohya, kvargs, losscurve, memory, model_files, module_probe, proctree, resume, runner
+from . import history, kohya, kvargs, losscurve, memory, model_files, module_probe, proctree, resume, runner
 from .command import (
     CAPTION_VARIATION,
     Command,
@@ -577,6 +577,7 @@ def train(
             if hit is not None:
                 return _reuse(hit, prep, ctl)
         run_dir = _make_run_dir(output_root(dataset), prep.output_name)
+        history.remember_run(run_dir)  # the Training tab lists runs from the CLI and the API too
         return _run(build(prep, run_dir), ctl)
 
 
@@ -633,6 +634,7 @@ def _resume(prep: Prepared, ctl: RunControl) -> TrainRun:
         raise ValidationError(
             f"The run {point.run_dir.name} has finished but its LoRA file is gone; start a new run."
         )
+    history.remember_run(point.run_dir)  # a run resumed from another index (or none) shows in the tab too
     return _run(build(prep, point.run_dir, point), ctl)
 
 

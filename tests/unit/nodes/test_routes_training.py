@@ -10,7 +10,6 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from lora_workbench import events
 from lora_workbench.training import history, runner
 from tests.unit.training.test_history import make_run
 
@@ -18,7 +17,6 @@ from tests.unit.training.test_history import make_run
 @pytest.fixture
 def mod(pack, roots, monkeypatch):
     module = importlib.import_module(f"{pack.__name__}.nodes.routes_training")
-    monkeypatch.setattr(module, "_subscribed", [])
     monkeypatch.setattr(runner, "_current_status", None)
     monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(roots / "cfg" / "settings.json"))
     return module
@@ -44,18 +42,6 @@ async def test_runs_started_earlier_are_listed_from_their_folders(client, mod, r
     data = await r.json()
     assert [x["run_id"] for x in data["runs"]] == ["anna-002", "anna-001"] and data["current"] is None
     assert data["runs"][0]["state"] == "failed"
-
-
-@pytest.mark.asyncio
-async def test_the_index_records_every_run_the_process_starts(client, mod, roots):
-    mod.remember_runs()
-    run = make_run(roots / "bob", "bob-001", state="running")
-    events.publish(
-        events.TRAIN, {"run_id": "bob-001", "state": "starting", "log_path": str(run / "train.log")}
-    )
-    assert history.known_projects() == [roots / "bob"]
-    r = await client.get("/lora_workbench/train/runs")
-    assert [x["run_id"] for x in (await r.json())["runs"]] == ["bob-001"]
 
 
 @pytest.mark.asyncio

@@ -74,6 +74,16 @@ def test_a_run_writes_a_reproducible_run_folder_and_returns_the_trained_lora(set
     assert events.latest(events.TRAIN)["state"] == "finished"
 
 
+def test_every_run_is_listed_for_the_training_tab_whoever_started_it(setup):
+    # The node, the queue API and the CLI all go through train(): each run's project is indexed.
+    from lora_workbench.training import history
+
+    project, ckpt, _ = setup
+    run = train.train(spec(), dataset_toml.load_project_dataset(project), ckpt)
+    assert history.known_projects() == [project]
+    assert [r["run_id"] for r in history.list_runs(history.known_projects())] == [Path(run.run_dir).name]
+
+
 def test_same_inputs_return_the_earlier_run_without_launching(setup):
     project, ckpt, launch_file = setup
     ds = dataset_toml.load_project_dataset(project)
