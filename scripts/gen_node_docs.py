@@ -74,8 +74,8 @@ def describe_type(kind: object) -> tuple[str, str]:
     files = [c[len(FILE_PLACEHOLDER) :] for c in kind if str(c).startswith(FILE_PLACEHOLDER)]
     fixed = [str(c) for c in kind if not str(c).startswith(FILE_PLACEHOLDER)]
     parts = []
-    if fixed:
-        parts.append("one of " + ", ".join(f"`{c}`" for c in fixed))
+    if fixed:  # a long list as plain text: code spans wrap badly in the narrow help panel
+        parts.append("one of " + ", ".join(f"`{c}`" if len(fixed) <= 6 else c for c in fixed))
     if files:
         parts.append(("or " if fixed else "") + f"a file from ComfyUI's {files[0]} folders")
     return "choice", " ".join(parts)

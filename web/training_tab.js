@@ -159,8 +159,10 @@ class TrainingTab {
       this.msg.textContent = data?.error || "could not read the run";
       return;
     }
+    const wasLive = this.detail?.live;
     this.detail = data;
     this.show();
+    if (wasLive && !data.live) this.refreshSoon(); // its folder now says how it ended: the list too
   }
 
   /** A websocket status: update the run it belongs to without a round trip. */
