@@ -1,5 +1,7 @@
 """The settings a person may change from ComfyUI's settings dialog (and `lora-workbench settings --set`):
-which keys, how each is checked, and the atomic write into the settings file the CLI reads too.
+how each is shown and checked before `settings.update()` writes it into the file the CLI reads too.
+Which keys exist, their environment variables and which of them may be written at all are declared
+once in settings.py; this module adds what the dialog needs (label, help, heading, the check).
 
 The allowed roots are deliberately not editable here: they are the fence around everything a
 workflow or a browser may touch, so a request from the browser must never be able to move it.
@@ -10,16 +12,14 @@ roots when they arrive through the browser.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import paths
+from . import paths, settings
 from .errors import PathNotAllowed, ValidationError
 
 PYTHON_CHECK_TIMEOUT_S = 120
@@ -30,10 +30,9 @@ _PYTHON_NAME = re.compile(r"^pythonw?(\d+(\.\d+)?)?(\.exe)?$", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class EditableSetting:
-    """One key of the settings file the browser may write."""
+    """How the dialog shows and checks one key of the settings file (settings.SETTINGS declares it)."""
 
     key: str  # the settings.json key
-    env: str  # the environment variable that wins over it
     label: str
     kind: str  # folder | sd-scripts | python
     help: str
@@ -44,7 +43,6 @@ class EditableSetting:
 EDITABLE: tuple[EditableSetting, ...] = (
     EditableSetting(
         "library",
-        "SD_MODELS_PATH",
         "Model library folder",
         "folder",
         "The one folder that holds your models; Link Model Library links it into every UI. "
@@ -53,7 +51,6 @@ EDITABLE: tuple[EditableSetting, ...] = (
     ),
     EditableSetting(
         "kohya_ss_path",
-        "KOHYA_SS_PATH",
         "kohya_ss or sd-scripts folder",
         "sd-scripts",
         "A kohya_ss GUI checkout or a bare sd-scripts checkout (the folder with train_network.py, "
@@ -62,7 +59,6 @@ EDITABLE: tuple[EditableSetting, ...] = (
     ),
     EditableSetting(
         "kohya_python",
-        "KOHYA_PYTHON",
         "Python of the sd-scripts environment",
         "python",
         "The interpreter that runs sd-scripts; empty = the venv/ inside the kohya_ss folder. "
@@ -71,7 +67,6 @@ EDITABLE: tuple[EditableSetting, ...] = (
     ),
     EditableSetting(
         "tokenizer_cache_dir",
-        "LORA_WORKBENCH_TOKENIZER_CACHE",
         "Tokenizer cache folder",
         "folder",
         "sd-scripts' --tokenizer_cache_dir: tokenizers saved there let training start offline.",
@@ -79,7 +74,6 @@ EDITABLE: tuple[EditableSetting, ...] = (
     ),
     EditableSetting(
         "comfyui_path",
-        "COMFYUI_PATH",
         "ComfyUI folder (for the command line)",
         "folder",
         "The command line links the library into this ComfyUI; inside ComfyUI its own folder is used.",
@@ -87,7 +81,6 @@ EDITABLE: tuple[EditableSetting, ...] = (
     ),
     EditableSetting(
         "a1111_path",
-        "A1111_PATH",
         "A1111 (stable-diffusion-webui) folder",
         "folder",
         "Where the library and trained LoRAs are linked for A1111. Must lie inside an allowed root.",
@@ -95,7 +88,6 @@ EDITABLE: tuple[EditableSetting, ...] = (
     ),
     EditableSetting(
         "forge_path",
-        "FORGE_PATH",
         "Forge (stable-diffusion-webui-forge) folder",
         "folder",
         "Where the library and trained LoRAs are linked for Forge. Must lie inside an allowed root.",
@@ -103,6 +95,11 @@ EDITABLE: tuple[EditableSetting, ...] = (
     ),
 )
 BY_KEY = {s.key: s for s in EDITABLE}
+
+
+def env_of(key: str) -> str:
+    """The environment variable that wins over a key (declared in settings.py)."""
+    return settings.BY_KEY[key].env or ""
 
 
 @dataclass
@@ -135,14 +132,14 @@ def describe() -> list[dict]:
     out = []
     for s in EDITABLE:
         value = saved.get(s.key)
-        env = os.environ.get(s.env, "")
+        env = os.environ.get(env_of(s.key), "")
         out.append(
             {
                 "key": s.key,
                 "label": s.label,
                 "kind": s.kind,
                 "help": s.help,
-                "env": s.env,
+                "env": env_of(s.key),
                 "env_value": env,
                 "value": value if isinstance(value, str) else "",
                 "effective": env or (value if isinstance(value, str) else ""),
@@ -161,7 +158,7 @@ def check(key: str, value: object, *, confine: bool) -> Check:
         raise ValidationError(f"The value of {key} must be text (a path), not {type(value).__name__}.")
     text = value.strip()
     if not text:
-        return Check(key, "", notes=(f"not set: {setting.env} or the built-in default applies",))
+        return Check(key, "", notes=(f"not set: {env_of(key)} or the built-in default applies",))
     if "\x00" in text or "\n" in text:
         return Check(key, text, error=f"The {setting.label.lower()} contains a control character.")
     path = Path(text).expanduser()
@@ -182,7 +179,8 @@ def check(key: str, value: object, *, confine: bool) -> Check:
 
 
 def _setting(key: str) -> EditableSetting:
-    if key not in BY_KEY:
+    declared = settings.BY_KEY.get(key)
+    if key not in BY_KEY or declared is None or not declared.ui_writable:
         allowed = ", ".join(BY_KEY)
         raise ValidationError(
             f"{key!r} cannot be set here (allowed: {allowed}). The allowed roots are set only in "
@@ -265,30 +263,5 @@ def save(updates: dict, *, confine: bool) -> list[Check]:
     checks = [check(k, v, confine=confine) for k, v in updates.items()]
     if all(c.ok for c in checks):
         with _write_lock:
-            _write({c.key: c.value for c in checks})
+            settings.update({c.key: c.value for c in checks})
     return checks
-
-
-def _write(values: dict[str, str]) -> None:
-    # Through a symlinked settings file (dotfiles) to the real one, so the link survives.
-    target = Path(os.path.realpath(paths.settings_path()))
-    data = paths.load_settings()  # a broken file is an error sentence, never overwritten
-    for key, value in values.items():
-        if value:
-            data[key] = value
-        else:
-            data.pop(key, None)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".json.tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        if target.exists():
-            os.chmod(tmp, target.stat().st_mode & 0o777)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -169,13 +169,16 @@ def update(changes: dict) -> dict:
             data.pop(key, None)
         else:
             data[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
+    target = Path(os.path.realpath(path))  # through a symlinked settings file (dotfiles): the link stays
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, ensure_ascii=False)
             f.write("\n")
-        os.replace(tmp, path)
+            f.flush()
+            os.fsync(f.fileno())  # the new file is whole on disk before it replaces the old one
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 import threading
 import time
@@ -87,14 +88,18 @@ def _write_index(projects: list[Path]) -> None:
 
 # --------------------------------------------------------------------------- reading runs
 def read_plain(path: Path, tail_bytes: int | None = None) -> bytes:
-    """A regular file's bytes (its last `tail_bytes`), refusing a symlink in the last component: the
-    run folder itself was resolved and confined by the caller, a link inside it could lead anywhere."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0))
+    """A regular file's bytes (its last `tail_bytes`), refusing a symlink in the last component and
+    anything that is not a regular file: the run folder itself was resolved and confined by the
+    caller, but a link inside it could lead anywhere and a FIFO named train.log would block a reader."""
+    flags = (
+        os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    )
+    fd = os.open(path, flags)
     with os.fdopen(fd, "rb") as f:
-        if not os.path.isfile(path) or os.path.islink(path):  # O_NOFOLLOW is missing on Windows
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.path.islink(path):  # no O_NOFOLLOW on Windows
             raise OSError(f"{path} is not a regular file")
         if tail_bytes is not None:
-            f.seek(max(0, os.fstat(f.fileno()).st_size - tail_bytes))
+            f.seek(max(0, os.fstat(fd).st_size - tail_bytes))
         return f.read()
 
 

@@ -17,7 +17,7 @@ def settings_file(roots, tmp_path, monkeypatch):
     path = tmp_path / "config" / "settings.json"
     monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(path))
     for s in editable_settings.EDITABLE:
-        monkeypatch.delenv(s.env, raising=False)
+        monkeypatch.delenv(editable_settings.env_of(s.key), raising=False)
     return path
 
 
@@ -161,6 +161,13 @@ def test_a_broken_settings_file_is_never_overwritten(settings_file, tmp_path):
     with pytest.raises(WorkbenchError, match="not valid JSON"):
         editable_settings.save({"library": str(tmp_path)}, confine=True)
     assert settings_file.read_text("utf-8") == "{not json"
+
+
+def test_the_dialog_shows_every_key_settings_py_lets_it_write_and_no_other():
+    from lora_workbench import settings
+
+    writable = [s.key for s in settings.SETTINGS if s.ui_writable]
+    assert sorted(editable_settings.BY_KEY) == sorted(writable) and "roots" not in writable
 
 
 def test_describe_says_when_the_environment_wins(settings_file, tmp_path, monkeypatch):

@@ -19,7 +19,7 @@ def settings_file(roots, tmp_path, monkeypatch):
     path = tmp_path / "config" / "settings.json"
     monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(path))
     for s in editable_settings.EDITABLE:
-        monkeypatch.delenv(s.env, raising=False)
+        monkeypatch.delenv(editable_settings.env_of(s.key), raising=False)
     return path
 
 

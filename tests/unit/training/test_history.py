@@ -134,3 +134,13 @@ def test_an_output_link_out_of_the_roots_is_left_out_by_the_caller_s_check(tmp_p
     runs = history.list_runs([project], allow=lambda p: str(p).startswith(inside))
     assert runs == []
     assert len(history.list_runs([project])) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_named_like_the_log_never_blocks_the_reader(tmp_path):
+    run = make_run(tmp_path / "p", "p-001")
+    (run / "train.log").unlink()
+    os.mkfifo(run / "train.log")
+    (run / "run.json").unlink()
+    os.mkfifo(run / "run.json")
+    assert history.log_tail(run / "train.log") == [] and history.read_record(run) is None
