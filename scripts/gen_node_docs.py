@@ -71,13 +71,14 @@ def describe_type(kind: object) -> tuple[str, str]:
     """(type shown, choices) for an input's type: a name, or a list of choices (a combo)."""
     if not isinstance(kind, (list, tuple)):
         return str(kind), ""
-    files = [c[len(FILE_PLACEHOLDER) :] for c in kind if str(c).startswith(FILE_PLACEHOLDER)]
-    fixed = [str(c) for c in kind if not str(c).startswith(FILE_PLACEHOLDER)]
+    # A placeholder may carry a prefix (the trainer's "diffusion_models/" names): the folder is after it.
+    files = [str(c).split(FILE_PLACEHOLDER, 1)[1] for c in kind if FILE_PLACEHOLDER in str(c)]
+    fixed = [str(c) for c in kind if FILE_PLACEHOLDER not in str(c)]
     parts = []
     if fixed:  # a long list as plain text: code spans wrap badly in the narrow help panel
         parts.append("one of " + ", ".join(f"`{c}`" if len(fixed) <= 6 else c for c in fixed))
     if files:
-        parts.append(("or " if fixed else "") + f"a file from ComfyUI's {files[0]} folders")
+        parts.append(("or " if fixed else "") + f"a file from ComfyUI's {' or '.join(files)} folders")
     return "choice", " ".join(parts)
 
 

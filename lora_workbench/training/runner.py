@@ -276,7 +276,9 @@ class _ProcessRun:
             raise
         self._read_the_rest()
         self._settle()
-        publish_status(self.status)  # first: on_update may raise (ComfyUI's interrupt) and the end must be told
+        publish_status(
+            self.status
+        )  # first: on_update may raise (ComfyUI's interrupt) and the end must be told
         if self.opts.on_update is not None:
             self.opts.on_update(self.status)
         return ProcessOutcome(self.tree.popen.returncode, self.cancelled, self.status, self.watcher.tail())

@@ -61,6 +61,9 @@ def test_the_faq_is_where_it_belongs(pages):
     assert "network_alpha" in train and "unet_lr" in train and "text_encoder_lr" in train
     assert "Which optimizer?" in pages["KohyaOptimizerOptions"].split("## FAQ", 1)[1]
     assert "sample_prompts" in pages["KohyaSamplingOptions"].split("## FAQ", 1)[1]
+    files = pages["KohyaModelFiles"].split("## FAQ", 1)[1]
+    assert "FLUX.1: `clip_l`, `t5xxl` and `ae`" in files and "scaled" in files
+    assert "blocks_to_swap" in pages["KohyaFamilyOptions"].split("## FAQ", 1)[1]
 
 
 def test_pages_hold_no_machine_paths_and_no_bare_html_tags(pages, monkeypatch, gen, pack, tmp_path):
@@ -75,6 +78,9 @@ def test_pages_hold_no_machine_paths_and_no_bare_html_tags(pages, monkeypatch, g
 
 
 def test_file_lists_are_described_not_listed(pages):
-    assert "a file from ComfyUI's checkpoints folders" in pages["KohyaLoRATrain"]
+    # The trainer's list holds checkpoints and "diffusion_models/"-prefixed names: both described.
+    assert "a file from ComfyUI's checkpoints or diffusion_models folders" in pages["KohyaLoRATrain"]
+    assert "a file from ComfyUI's text_encoders folders" in pages["KohyaModelFiles"]
+    assert not any("\0" in page for page in pages.values())  # no placeholder left in a page
     assert "`(from trained_lora)`" in pages["LoadTrainedLoRA"]
     assert "a file from ComfyUI's loras folders" in pages["LoadTrainedLoRA"]
