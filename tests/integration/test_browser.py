@@ -1,7 +1,7 @@
 """The web panels in a real browser: Debian's Chromium (headless, driven by playwright-core) on a real
 ComfyUI with the pack. Opens every node's help page from the selection toolbox; saves the sd-scripts
 Python and the tokenizer cache in ComfyUI's settings dialog (after a refused bad path) and sees the
-next queue use them (ComfyUI gets neither from its environment); edits a subset weight in the weights
+next queue use them (ComfyUI gets neither from its environment) and the CLI read them; edits a subset weight in the weights
 editor and sees the repeats and the node's weights value change; builds the short KohyaLoRATrain with
 two chained option nodes, queues a short real training (CPU, random SD1.5, 64x64, 1 epoch) and sees
 the loss chart get points, the progress bar's preview images and the run in the Training tab; runs the
@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -37,9 +38,12 @@ SUBSETS = {"Alice": (2, 4), "Bob": (1, 2)}  # name -> (folder repeats prefix, im
 TRAIN_TIMEOUT_S = 420
 EXAMPLES = sorted((REPO / "example_workflows").glob("*.json"))
 HELP_NODES = ("DatasetSubsetWeights", "KohyaLoRATrain", "LoadTrainedLoRA", "LinkModelLibrary")
-OPTION_NODES = tuple(
-    f"Kohya{g}Options"
-    for g in ("Network", "Optimizer", "Caption", "Sampling", "Saving", "Precision", "Launch")
+OPTION_NODES = (
+    *(
+        f"Kohya{g}Options"
+        for g in ("Network", "Optimizer", "Caption", "Sampling", "Saving", "Precision", "Launch", "Family")
+    ),
+    "KohyaModelFiles",
 )
 
 # A stand-in dataset node for when DatasetSubsetWeights has not landed: the LORA_DATASET from the
@@ -277,6 +281,7 @@ def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
     check_help_pages(steps)
     check_settings_dialog(steps["settings_dialog"], dialog_settings)
     check_settings_reached_the_run(Path(tr["run_dir"]), dialog_settings)
+    check_the_cli_reads_the_dialog(server.home / "settings.json", dialog_settings)
     check_preview_and_tab(tr)
     check_api_runs(steps, str(project))
     check_thumbnails(steps["thumbnails"], out)
@@ -305,7 +310,13 @@ def check_help_pages(steps: dict) -> None:
         page = steps[f"help_{node}"]
         assert not page["fallback"], f"{node}: the frontend showed its fallback, not our page"
         assert {"Inputs", "Outputs", "Typical chain"} <= set(page["h2"]), (node, page["h2"])
-        if node in (*HELP_NODES, "KohyaOptimizerOptions", "KohyaSamplingOptions"):
+        if node in (
+            *HELP_NODES,
+            "KohyaOptimizerOptions",
+            "KohyaSamplingOptions",
+            "KohyaFamilyOptions",
+            "KohyaModelFiles",
+        ):
             assert "FAQ" in page["h2"], (node, page["h2"])
         assert page["items"] >= 4, (node, page["items"])
         if node in names:
@@ -314,6 +325,7 @@ def check_help_pages(steps: dict) -> None:
     assert "network_alpha" in steps["help_KohyaLoRATrain"]["text"]
     assert "sd-scripts: `optimizer_type`" not in steps["help_KohyaOptimizerOptions"]["text"]  # rendered, no `
     assert "sd-scripts: optimizer_type" in steps["help_KohyaOptimizerOptions"]["text"]
+    assert "FLUX.1: clip_l, t5xxl and ae" in steps["help_KohyaModelFiles"]["text"]
 
 
 def check_settings_dialog(step: dict, wanted: dict) -> None:
@@ -330,6 +342,22 @@ def check_settings_reached_the_run(run_dir: Path, wanted: dict) -> None:
     assert record["argv"][0] == wanted["kohya_python"], record["argv"][:3]
     config = (run_dir / "config.toml").read_text(encoding="utf-8")
     assert f'tokenizer_cache_dir = "{wanted["tokenizer_cache_dir"]}"' in config
+
+
+def check_the_cli_reads_the_dialog(settings_file: Path, wanted: dict) -> None:
+    """`lora-workbench settings --json` on the file the dialog wrote shows the dialog's values, taken
+    from the file (the environment of this test sets neither)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("KOHYA_PYTHON", "LORA_WORKBENCH_TOKENIZER_CACHE")}
+    env["LORA_WORKBENCH_SETTINGS"] = str(settings_file)
+    cli = [sys.executable, "-c", "import sys; from lora_workbench.cli import main; sys.exit(main())"]
+    done = subprocess.run(
+        [*cli, "settings", "--json"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = {item["key"]: item for item in json.loads(done.stdout)["settings"]}
+    print("the CLI reads the dialog's settings:", {k: shown[k]["effective"] for k in wanted})
+    for key, value in wanted.items():
+        assert shown[key]["value"] == value and shown[key]["effective"] == value, shown[key]
 
 
 def check_preview_and_tab(tr: dict) -> None:
