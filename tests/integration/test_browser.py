@@ -27,6 +27,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import toml
 
 from .conftest import REPO, start_comfy, stop_comfy, trainers_alive
 
@@ -340,8 +341,10 @@ def check_settings_reached_the_run(run_dir: Path, wanted: dict) -> None:
     """The next queue used what the dialog saved: ComfyUI had neither value in its environment."""
     record = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     assert record["argv"][0] == wanted["kohya_python"], record["argv"][:3]
-    config = (run_dir / "config.toml").read_text(encoding="utf-8")
-    assert f'tokenizer_cache_dir = "{wanted["tokenizer_cache_dir"]}"' in config
+    config = toml.loads((run_dir / "config.toml").read_text(encoding="utf-8"))  # the parser sd-scripts uses
+    in_config = {k: v for k, v in config.items() if not isinstance(v, dict)}
+    in_config.update({k: v for part in config.values() if isinstance(part, dict) for k, v in part.items()})
+    assert in_config.get("tokenizer_cache_dir") == wanted["tokenizer_cache_dir"], config
 
 
 def check_the_cli_reads_the_dialog(settings_file: Path, wanted: dict) -> None:
