@@ -34,7 +34,7 @@ class EditableSetting:
 
     key: str  # the settings.json key
     label: str
-    kind: str  # folder | sd-scripts | python
+    kind: str  # folder | sd-scripts | python | kohya-gui
     help: str
     confined: bool = False  # must lie inside the allowed roots when it comes from the browser
     group: str = "Model library and UIs"  # the heading it is shown under in the dialog
@@ -63,6 +63,14 @@ EDITABLE: tuple[EditableSetting, ...] = (
         "python",
         "The interpreter that runs sd-scripts; empty = the venv/ inside the kohya_ss folder. "
         "It must be able to import torch.",
+        group="Training (sd-scripts)",
+    ),
+    EditableSetting(
+        "kohya_ss_gui_path",
+        "kohya_ss GUI folder (for its presets)",
+        "kohya-gui",
+        "A kohya_ss GUI checkout whose presets/lora the Kohya GUI Config Options node lists; empty = "
+        "the kohya_ss folder above when it is the GUI.",
         group="Training (sd-scripts)",
     ),
     EditableSetting(
@@ -169,9 +177,12 @@ def check(key: str, value: object, *, confine: bool) -> Check:
             paths.confine(path, what=setting.label.lower())
         except PathNotAllowed as exc:
             return Check(key, text, error=str(exc) + " The browser cannot widen the roots (see the README).")
-    checker = {"folder": _check_folder, "sd-scripts": _check_sd_scripts, "python": _check_python}[
-        setting.kind
-    ]
+    checker = {
+        "folder": _check_folder,
+        "sd-scripts": _check_sd_scripts,
+        "python": _check_python,
+        "kohya-gui": _check_kohya_gui,
+    }[setting.kind]
     error, notes = checker(path)
     if not error and key == "tokenizer_cache_dir":
         notes += _tokenizer_notes(path)
@@ -212,6 +223,17 @@ def _check_sd_scripts(path: Path) -> tuple[str, list[str]]:
     if not any(v.is_dir() for v in venvs):
         notes.append("no venv/ inside: also set the Python of the sd-scripts environment")
     return "", [f"sd-scripts found in {scripts}", *notes]
+
+
+def _check_kohya_gui(path: Path) -> tuple[str, list[str]]:
+    error, notes = _check_folder(path)
+    if error:
+        return error, notes
+    presets = path / "presets" / "lora"
+    if not presets.is_dir():
+        return f"{path} has no presets/lora folder: pick a kohya_ss GUI checkout (bmaltais/kohya_ss).", []
+    count = sum(1 for f in presets.glob("*.json") if f.is_file())
+    return "", [f"{count} LoRA presets in presets/lora"]
 
 
 def _check_python(path: Path) -> tuple[str, list[str]]:

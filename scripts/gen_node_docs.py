@@ -27,7 +27,15 @@ FRAGMENTS = REPO / "docs" / "node_help"
 PACKAGE = "lora_workbench_docs_pack"
 FILE_PLACEHOLDER = "\0files:"  # stands for "the files in ComfyUI's <category> folders"
 # Environment that would put this machine's paths into a default (the library, A1111, Forge).
-_ENV_KEYS = ("SD_MODELS_PATH", "COMFYUI_PATH", "A1111_PATH", "FORGE_PATH", "KOHYA_SS_PATH", "KOHYA_PYTHON")
+_ENV_KEYS = (
+    "SD_MODELS_PATH",
+    "COMFYUI_PATH",
+    "A1111_PATH",
+    "FORGE_PATH",
+    "KOHYA_SS_PATH",
+    "KOHYA_SS_GUI_PATH",
+    "KOHYA_PYTHON",
+)
 
 
 # --------------------------------------------------------------------------- a neutral machine

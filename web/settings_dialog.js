@@ -1,9 +1,10 @@
 // The pack's paths in ComfyUI's settings dialog (Settings -> LoRA Workbench): the model library,
-// kohya_ss / sd-scripts and its Python, the tokenizer cache, the UI folders. The values live in the
-// pack's settings file (the command line reads the same file), not in ComfyUI's own settings: each
-// row is our element with a path box and Save; the server checks the value (the folder exists, the
-// Python imports torch, a root-widening folder lies inside the allowed roots) and the verdict is
-// shown under the box. The allowed roots are never offered here (see the README).
+// kohya_ss / sd-scripts and its Python, the kohya_ss GUI (its presets), the tokenizer cache, the UI
+// folders. The values live in the pack's settings file (the command line reads the same file), not
+// in ComfyUI's own settings: each row is our element with a path box and Save; the server checks the
+// value (the folder exists, the Python imports torch, a root-widening folder lies inside the allowed
+// roots) and the verdict is shown under the box. The allowed roots are never offered here (see the
+// README).
 import { callRoute, el, injectStyle } from "./lw_common.js";
 
 export const CATEGORY = "LoRA Workbench";

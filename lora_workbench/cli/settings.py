@@ -24,7 +24,7 @@ def add_commands(sub) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="save a value (empty VALUE removes it); keys: library, kohya_ss_path, kohya_python, "
-        "tokenizer_cache_dir, comfyui_path, a1111_path, forge_path",
+        "kohya_ss_gui_path, tokenizer_cache_dir, comfyui_path, a1111_path, forge_path",
     )
     p.set_defaults(func=run)
 

@@ -45,6 +45,7 @@ OPTION_NODES = (
         for g in ("Network", "Optimizer", "Caption", "Sampling", "Saving", "Precision", "Launch", "Family")
     ),
     "KohyaModelFiles",
+    "KohyaGuiConfigOptions",
 )
 
 # A stand-in dataset node for when DatasetSubsetWeights has not landed: the LORA_DATASET from the
@@ -317,6 +318,7 @@ def check_help_pages(steps: dict) -> None:
             "KohyaSamplingOptions",
             "KohyaFamilyOptions",
             "KohyaModelFiles",
+            "KohyaGuiConfigOptions",
         ):
             assert "FAQ" in page["h2"], (node, page["h2"])
         assert page["items"] >= 4, (node, page["items"])

@@ -99,6 +99,21 @@ def test_an_sd_scripts_folder_needs_train_network_py(settings_file, tmp_path):
     assert any("no venv" in n for n in check.notes)
 
 
+def test_a_kohya_gui_folder_needs_its_lora_presets_and_the_node_reads_what_was_saved(settings_file, tmp_path):
+    from lora_workbench import paths
+
+    gui = tmp_path / "kohya_ss"
+    gui.mkdir()
+    check = editable_settings.check("kohya_ss_gui_path", str(gui), confine=True)
+    assert not check.ok and "presets/lora" in check.error
+    (gui / "presets" / "lora").mkdir(parents=True)
+    (gui / "presets" / "lora" / "SDXL - LoRA prodigy.json").write_text("{}", encoding="utf-8")
+    assert editable_settings.save({"kohya_ss_gui_path": str(gui)}, confine=True)[0].notes == (
+        "1 LoRA presets in presets/lora",
+    )
+    assert paths.kohya_ss_gui_path() == gui  # where the GUI config node lists its presets
+
+
 @posix_only
 def test_a_python_that_imports_torch_passes_with_its_versions(settings_file, tmp_path):
     py = fake_python(tmp_path / "venv" / "bin")

@@ -64,6 +64,7 @@ def test_the_faq_is_where_it_belongs(pages):
     files = pages["KohyaModelFiles"].split("## FAQ", 1)[1]
     assert "FLUX.1: `clip_l`, `t5xxl` and `ae`" in files and "scaled" in files
     assert "blocks_to_swap" in pages["KohyaFamilyOptions"].split("## FAQ", 1)[1]
+    assert "additional_parameters" in pages["KohyaGuiConfigOptions"].split("## FAQ", 1)[1]
 
 
 def test_pages_hold_no_machine_paths_and_no_bare_html_tags(pages, monkeypatch, gen, pack, tmp_path):
