@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import paths, toml_writer
@@ -32,7 +32,19 @@ from ..modelfiles import lora_file
 from ..modelfiles.detect import ModelInfo, detect_model
 from ..modelfiles.safetensors_header import read_header
 from . import families as recipes
-from . import history, kohya, kvargs, losscurve, memory, model_files, module_probe, proctree, resume, runner
+from . import (
+    history,
+    kohya,
+    kvargs,
+    losscurve,
+    memory,
+    model_files,
+    module_probe,
+    proctree,
+    resume,
+    runner,
+    write_places,
+)
 from .command import (
     CAPTION_VARIATION,
     Command,
@@ -174,6 +186,20 @@ def _switched_on(value) -> bool:
     return value is True or (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0)
 
 
+def dataset_image_dirs(toml_path: str | os.PathLike) -> list[str]:
+    """The image_dir of every subset in the dataset TOML (where sd-scripts writes cached latents)."""
+    try:
+        data = tomllib.loads(Path(toml_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    out = []
+    for ds in data.get("datasets") or []:
+        for sub in (ds.get("subsets") or []) if isinstance(ds, dict) else []:
+            if isinstance(sub, dict) and isinstance(sub.get("image_dir"), str):
+                out.append(sub["image_dir"])
+    return out
+
+
 def dataset_augments(toml_path: str | os.PathLike) -> tuple[str, ...]:
     """color_aug / random_crop switched on anywhere in a dataset TOML (they forbid latent caching)."""
     return dataset_switches(toml_path, ("color_aug", "random_crop"))
@@ -288,18 +314,6 @@ def next_run_dir(root: Path, name: str) -> Path:
             if entry.name.startswith(prefix) and tail.isdigit():
                 highest = max(highest, int(tail))
     return root / f"{name}-{highest + 1:03d}"
-
-
-def _make_run_dir(root: Path, name: str) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for _ in range(1000):
-        candidate = next_run_dir(root, name)
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:  # another process took it: take the next number
-            continue
-    raise WorkbenchError(f"Could not create a new run folder in {root}.")
 
 
 def _dataset_warnings(opts: TrainOptions, dataset: LoraDataset) -> list[str]:
@@ -570,15 +584,26 @@ def train(
         prep = prepare(
             opts, dataset, base_model, kohya_root=kohya_root, device=device, files=files, env=ctl.env
         )
+        prep = _check_write_places(prep, ctl)
         if prep.options.resume:
             return _resume(prep, ctl)
         if use_cache:
             hit = find_cached(dataset, prep.fingerprint)
             if hit is not None:
                 return _reuse(hit, prep, ctl)
-        run_dir = _make_run_dir(output_root(dataset), prep.output_name)
+        run_dir = write_places.make_run_dir(dataset.project_dir, prep.output_name, ctl.roots)
         history.remember_run(run_dir)  # the Training tab lists runs from the CLI and the API too
         return _run(build(prep, run_dir), ctl)
+
+
+def _check_write_places(prep: Prepared, ctl: RunControl) -> Prepared:
+    """From a workflow, refuse a project whose output/, logs/ or subset folders lead out of the allowed
+    roots (write_places); from the command line, add a warning where a link leads."""
+    opts, dataset = prep.options, prep.dataset
+    notes = write_places.check_project(dataset.project_dir, ctl.roots, tensorboard=opts.tensorboard)
+    if opts.cache_latents and opts.cache_latents_to_disk:
+        write_places.check_subset_folders(dataset_image_dirs(dataset.toml_path), ctl.roots)
+    return replace(prep, warnings=(*prep.warnings, *notes)) if notes else prep
 
 
 def _reuse(hit: TrainRun, prep: Prepared, ctl: RunControl) -> TrainRun:
@@ -626,6 +651,8 @@ def resume_point(prep: Prepared, *, require_known_state: bool = True) -> resume.
 
 def _resume(prep: Prepared, ctl: RunControl) -> TrainRun:
     point = resume_point(prep, require_known_state=ctl.require_known_state)
+    if ctl.roots is not None:
+        write_places.check_resumed_run(point.run_dir)
     if point.state is None:  # finished already (e.g. the same resumed prompt queued again)
         hit = find_cached(prep.dataset, point.record.get("fingerprint", ""))
         if hit is not None:

@@ -15,7 +15,7 @@ from lora_workbench import events
 from lora_workbench.dataset import dataset_toml
 from lora_workbench.dataset.dataset_toml import tomllib
 from lora_workbench.errors import ValidationError, WorkbenchError
-from lora_workbench.training import train
+from lora_workbench.training import train, write_places
 from lora_workbench.training.options import TrainOptions
 from lora_workbench.training.proctree import pid_alive
 from tests.unit import train_fakes
@@ -111,8 +111,8 @@ def test_output_versioning_never_reuses_an_existing_folder(tmp_path):
     (root / "x-007").mkdir()
     (root / "x-abc").mkdir()
     assert train.next_run_dir(root, "x").name == "x-008"
-    assert train._make_run_dir(root, "x").name == "x-008"
-    assert train._make_run_dir(root, "x").name == "x-009"
+    assert write_places.make_run_dir(tmp_path, "x", None).name == "x-008"
+    assert write_places.make_run_dir(tmp_path, "x", [tmp_path]).name == "x-009"
 
 
 def test_trainer_widgets_override_the_dataset_toml_copy_only(setup):
