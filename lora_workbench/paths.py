@@ -11,6 +11,7 @@ first and checks what was opened: `open_file()` (read a file), `open_dir()` -> `
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 import sys
@@ -349,6 +350,39 @@ def open_file(
         os.close(fd)
         raise PathNotAllowed(f"The {what} {real} is not a regular file.")
     return ConfinedFile(fd, real)
+
+
+def _size_text(n: int) -> str:
+    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n >> 10} KiB" if n % 1024 == 0 else f"{n} bytes"
+
+
+def read_json(
+    value: str | os.PathLike,
+    *,
+    what: str = "JSON file",
+    limit: int = 1 << 20,
+    confined: bool = False,
+    extra_roots: Iterable[str | os.PathLike] = (),
+):
+    """A JSON file of at most `limit` bytes, parsed: a regular file only (a FIFO does not block), and a
+    ValidationError sentence when it is too big, not UTF-8, not JSON or nested too deep to read."""
+    with open_file(value, what=what, confined=confined, extra_roots=extra_roots) as f:
+        real = f.path
+        if f.size > limit:
+            raise ValidationError(
+                f"The {what} {real} is larger than {_size_text(limit)}; it is not a {what}."
+            )
+        raw = f.read(limit)
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValidationError(f"The {what} {real} is not UTF-8 text.") from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError(
+            f"The {what} {real} is not valid JSON ({exc.msg} at line {exc.lineno})."
+        ) from None
+    except (ValueError, RecursionError):
+        raise ValidationError(f"The {what} {real} is not JSON this can read (nested too deep).") from None
 
 
 def open_dir(

@@ -115,7 +115,13 @@ def _start_values(args) -> tuple[dict | None, str | None]:
         raise ValidationError("--resume continues a run as it was set up; drop --kohya-json.")
     if args.resume:
         rec = resumed_record(args)
-        return {**(rec.get("spec") or {}), "resume": args.resume}, rec.get("base_model")
+        spec, base = rec.get("spec") or {}, rec.get("base_model")
+        if not isinstance(spec, dict) or not isinstance(base, (str, type(None))):
+            raise ValidationError(
+                f"The run.json of the run --resume {args.resume!r} names holds a spec or base_model of the "
+                f"wrong kind, so it was not written by lora-workbench; start a new run instead."
+            )
+        return {**spec, "resume": args.resume}, base
     if args.kohya_json:
         return _gui_values(args.kohya_json), None
     return None, None

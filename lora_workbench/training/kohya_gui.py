@@ -13,7 +13,6 @@ The file is untrusted: read with a size cap, it must be one JSON object.
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import paths
 from ..errors import ValidationError
 from . import kvargs
 from .options import coerce
@@ -576,16 +576,11 @@ def load_json(path: str | os.PathLike) -> dict:
     """A GUI config file: at most 1 MiB of JSON holding one object; a sentence otherwise."""
     p = Path(path)
     try:
-        with open(p, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)
+        data = paths.read_json(p, what="kohya_ss config", limit=MAX_BYTES)
+    except FileNotFoundError:
+        raise ValidationError(f"The kohya_ss config {p} does not exist.") from None
     except OSError as exc:
         raise ValidationError(f"Cannot read the kohya_ss config {p}: {exc.strerror or exc}.") from None
-    if len(raw) > MAX_BYTES:
-        raise ValidationError(f"The kohya_ss config {p} is larger than 1 MiB; that is not a GUI config.")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ValidationError(f"The kohya_ss config {p} is not valid JSON ({exc}).") from None
     if not isinstance(data, dict):
         raise ValidationError(f"The kohya_ss config {p} must hold one JSON object (the GUI's settings).")
     return data

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import paths
-from ..errors import ValidationError
+from ..errors import ValidationError, WorkbenchError
 
 LEDGER_FILE = "known-states.json"
 COMPLETE_MARK = "random_states_0.pkl"  # accelerate's last file of a saved state
 _RUN_SUFFIX_RE = re.compile(r"-(\d{3,})")
 _MAX_STATE_JSON = 4096
+MAX_RECORD_BYTES = 64 << 20  # run.json keeps every loss of a long run
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,14 @@ def find_run(value: str, output_root: Path, name: str) -> Path:
                 f"run (or set output_name to the name of the run to resume)."
             )
         return runs[-1]
-    given = Path(value).expanduser()
-    candidate = given if given.is_absolute() else output_root / given
-    root = _real(output_root)
-    if _real(candidate).parent != root or candidate.is_symlink() or not candidate.is_dir():
+    try:
+        given = Path(value).expanduser()
+        candidate = given if given.is_absolute() else output_root / given
+        root = _real(output_root)
+        inside = _real(candidate).parent == root and not candidate.is_symlink() and candidate.is_dir()
+    except (RuntimeError, ValueError, OSError):  # ~nouser, a NUL, a name the OS refuses
+        inside = False
+    if not inside:
         raise ValidationError(
             f"resume {value!r} is not a run folder of this project: give 'latest' or the name of a folder "
             f"in {output_root} (e.g. {name}-001)."
@@ -88,14 +93,17 @@ def find_run(value: str, output_root: Path, name: str) -> Path:
 
 
 def read_record(run_dir: Path) -> dict:
+    """The run's run.json (a regular file of at most MAX_RECORD_BYTES holding an object); a sentence
+    when there is none, or it cannot be read."""
+    data, why = None, ""
     try:
-        data = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        data = None
+        data = paths.read_json(run_dir / "run.json", what="run record", limit=MAX_RECORD_BYTES)
+    except (OSError, WorkbenchError) as exc:
+        why = f" ({str(exc).rstrip('.')})"
     if not isinstance(data, dict):
         raise ValidationError(
-            f"{run_dir} has no readable run.json, so it was not written by lora-workbench and cannot be "
-            f"resumed here; start a new run."
+            f"{run_dir} has no readable run.json{why}, so it was not written by lora-workbench and cannot "
+            f"be resumed here; start a new run."
         )
     return data
 
@@ -114,7 +122,7 @@ def _read_train_state(folder: Path) -> tuple[int, int] | None:
             return None
         data = json.loads(path.read_text(encoding="utf-8"))
         epoch, step = data["current_epoch"], data["current_step"]
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
         return None
     ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (epoch, step))
     return (epoch, step) if ok else None
@@ -140,7 +148,13 @@ def saved_states(run_dir: Path, name: str) -> list[SavedState]:
 def find_point(value: str, output_root: Path, name: str) -> ResumePoint:
     run_dir = find_run(value, output_root, name)
     record = read_record(run_dir)
-    states = saved_states(run_dir, record.get("output_name") or name)
+    recorded = record.get("output_name") or name
+    if not isinstance(recorded, str):
+        raise ValidationError(
+            f"{run_dir / 'run.json'} holds output_name {paths.shown(repr(recorded))}, not a name, so it was "
+            f"not written by lora-workbench and cannot be resumed here; start a new run."
+        )
+    states = saved_states(run_dir, recorded)
     return ResumePoint(run_dir, record, states[-1] if states else None)
 
 
@@ -169,7 +183,7 @@ def _ledger_path() -> Path:
 def _read_ledger() -> dict:
     try:
         data = json.loads(_ledger_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -213,7 +227,8 @@ def mismatch(record: dict, options: dict) -> str:
     """What differs between the run being resumed and the options given now (for the error sentence)."""
     from .settings import SETTINGS
 
-    spec = record.get("spec") or {}
+    spec = record.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
     diffs = [
         f"{s.name} {spec[s.name]!r} -> {options[s.name]!r}"
         for s in SETTINGS

@@ -485,9 +485,10 @@ def plan(
 # --------------------------------------------------------------------------- the cache
 def _read_run(run_dir: Path) -> dict | None:
     try:
-        return json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        rec = paths.read_json(run_dir / RUN_FILE, what="run record", limit=resume.MAX_RECORD_BYTES)
+    except (OSError, WorkbenchError):
         return None
+    return rec if isinstance(rec, dict) else None
 
 
 def find_cached(dataset: LoraDataset, fp: str) -> TrainRun | None:
