@@ -168,12 +168,42 @@ def state_digest(folder: Path) -> dict[str, str]:
                 raise ValidationError(f"The state {folder} holds a link ({entry}); it cannot be resumed.")
         for fname in sorted(filenames):
             path = os.path.join(dirpath, fname)
-            h = hashlib.sha256()
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-            out[os.path.relpath(path, folder)] = h.hexdigest()
+            out[os.path.relpath(path, folder)] = _file_digest(path, folder)
     return out
+
+
+def _file_digest(path: str, folder: Path) -> str:
+    """sha256 of a regular file, opened without following a link and without blocking (a FIFO planted
+    in a state is refused, not waited on)."""
+    flags = os.O_RDONLY | paths.O_NOFOLLOW | paths.O_NONBLOCK | paths.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ValidationError(
+            f"The state {folder} holds {path} that cannot be read ({exc.strerror})."
+        ) from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValidationError(
+                f"The state {folder} holds {path}, not a regular file; it cannot be resumed."
+            )
+        h = hashlib.sha256()
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def written_since(folder: Path, since_ns: int) -> bool:
+    """True when every file in the state folder was written at or after `since_ns` (its change time,
+    which no one can set by hand): the state is wholly this run's, nothing in it was there before."""
+    for dirpath, _dirnames, filenames in os.walk(folder, followlinks=False):
+        for fname in filenames:
+            try:
+                if os.lstat(os.path.join(dirpath, fname)).st_ctime_ns < since_ns:
+                    return False
+            except OSError:
+                return False
+    return True
 
 
 def _ledger_path() -> Path:
@@ -188,14 +218,16 @@ def _read_ledger() -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def remember_states(run_dir: Path, name: str) -> list[str]:
-    """Record the digests of the run's state folders as written by this installation (after a run of
-    ours ends, however it ends); returns the state folder names."""
+def remember_states(run_dir: Path, name: str, since_ns: int) -> list[str]:
+    """Record the digests of the state folders this run saved (every file in them written since the
+    launch, `since_ns`) as written by this installation, after a run of ours ends, however it ends;
+    returns the names of all the run's state folders."""
     states = saved_states(run_dir, name)
-    if not states:
-        return []
+    ours = [s for s in states if written_since(s.path, since_ns)]
+    if not ours:
+        return [s.path.name for s in states]
     ledger = _read_ledger()
-    for s in states:
+    for s in ours:
         try:
             ledger[str(_real(s.path))] = state_digest(s.path)
         except (OSError, ValidationError):

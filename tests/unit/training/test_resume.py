@@ -187,3 +187,39 @@ def test_the_cli_resumes_with_the_runs_own_settings_and_base_model(setup, monkey
     rc = cli.main(["train", str(project), "--resume", "latest"])
     out = capsys.readouterr().out
     assert rc == 0 and f"resumed {run_dir} from p1-000002-state" in out
+
+
+def test_a_run_records_as_trusted_only_the_states_it_saved(setup, monkeypatch):
+    project, ckpt, _ = setup
+    monkeypatch.setattr(train, "STATE_CLOCK_SLACK_NS", 0)
+    run_dir = crash_in_epoch_3(project, ckpt, monkeypatch)
+    planted = run_dir / "p1-step00000001-state"  # put there by whoever shared the project
+    shutil.copytree(run_dir / "p1-000001-state", planted)
+    (planted / "optimizer.bin").write_bytes(b"a pickle that runs code when loaded")
+    run = train.train(
+        spec(resume="latest"), dataset_toml.load_project_dataset(project), ckpt, require_known_state=False
+    )
+    assert run.resumed_from == "p1-000002-state"
+    saved = [s for s in resume.saved_states(run_dir, "p1") if s.path != planted]
+    for state in saved:  # the crashed run's and the resumed run's own states stay trusted
+        resume.check_known(state)
+    assert any(s.path.name == "p1-state" for s in saved)  # saved by the resumed run
+    with pytest.raises(ValidationError, match="not saved by a run of this installation"):
+        resume.check_known(resume.SavedState(planted, 1, 1))
+
+
+def test_a_fifo_in_a_state_is_refused_without_blocking(setup, monkeypatch):
+    import os
+    import signal
+
+    project, ckpt, _ = setup
+    run_dir = crash_in_epoch_3(project, ckpt, monkeypatch)
+    os.mkfifo(run_dir / "p1-000002-state" / "scheduler.bin")
+    previous = signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("blocked")))
+    signal.alarm(10)
+    try:
+        with pytest.raises(ValidationError, match="not a regular file; it cannot be resumed"):
+            train.train(spec(resume="latest"), dataset_toml.load_project_dataset(project), ckpt)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
