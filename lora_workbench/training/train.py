@@ -117,6 +117,7 @@ class Plan:
     command: Command
     run_dir: Path
     resume: resume.ResumePoint | None = None  # a resumed run: the run and state it continues
+    launched_ns: int = 0  # when sd-scripts started (less the clock's slack): states newer are this run's
 
     @property
     def model(self) -> ModelInfo:
@@ -746,13 +747,13 @@ def _run(p: Plan, ctl: RunControl) -> TrainRun:
     record = write_run_files(p)
     if ctl.before_launch is not None:
         ctl.before_launch(p.command.device)
-    since_ns = time.time_ns() - STATE_CLOCK_SLACK_NS  # the states this run saves are newer
-    result = _launch(p, ctl, record, since_ns)
-    loss_png = _check_outcome(p, result, record, since_ns)
+    p.launched_ns = time.time_ns() - STATE_CLOCK_SLACK_NS  # the states this run saves are newer
+    result = _launch(p, ctl, record)
+    loss_png = _check_outcome(p, result, record)
     return _finished(p, ctl, record, result.status, loss_png)
 
 
-def _launch(p: Plan, ctl: RunControl, record: dict, since_ns: int):
+def _launch(p: Plan, ctl: RunControl, record: dict):
     """The sd-scripts process, start to end; run.json says cancelled/failed when it raises (with the
     loss curve so far and the states it saved, so the run can be resumed)."""
     cmd, run_dir = p.command, p.run_dir
@@ -785,12 +786,12 @@ def _launch(p: Plan, ctl: RunControl, record: dict, since_ns: int):
         )
         if last.get("run_id") == run_dir.name:
             record["losses"] = [x for x in last.get("losses") or [] if x[1] is not None]
-        record["states"] = resume.remember_states(run_dir, cmd.output_name, since_ns)
+        record["states"] = resume.remember_states(run_dir, cmd.output_name, p.launched_ns)
         _write_json(run_dir / RUN_FILE, record)
         raise
 
 
-def _check_outcome(p: Plan, result, record: dict, since_ns: int) -> str:
+def _check_outcome(p: Plan, result, record: dict) -> str:
     """The loss curve's path; raises TrainingCancelled or WorkbenchError when no LoRA came out."""
     cmd, run_dir, status = p.command, p.run_dir, result.status
     final = Path(cmd.final_path)
@@ -805,7 +806,7 @@ def _check_outcome(p: Plan, result, record: dict, since_ns: int) -> str:
         returncode=result.returncode,
         losses=[list(x) for x in status.losses],
         loss_curve=loss_png,
-        states=resume.remember_states(run_dir, cmd.output_name, since_ns),
+        states=resume.remember_states(run_dir, cmd.output_name, p.launched_ns),
         total_steps=status.total or cmd.total_steps,
     )
     if result.cancelled or status.state == "cancelled":
