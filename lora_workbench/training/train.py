@@ -654,8 +654,6 @@ def resume_point(prep: Prepared, *, require_known_state: bool = True) -> resume.
 
 def _resume(prep: Prepared, ctl: RunControl) -> TrainRun:
     point = resume_point(prep, require_known_state=ctl.require_known_state)
-    if ctl.roots is not None:
-        write_places.check_resumed_run(point.run_dir)
     if point.state is None:  # finished already (e.g. the same resumed prompt queued again)
         hit = find_cached(prep.dataset, point.record.get("fingerprint", ""))
         if hit is not None:
@@ -664,6 +662,8 @@ def _resume(prep: Prepared, ctl: RunControl) -> TrainRun:
         raise ValidationError(
             f"The run {point.run_dir.name} has finished but its LoRA file is gone; start a new run."
         )
+    if ctl.roots is not None:  # sd-scripts writes into the resumed run folder by name
+        write_places.check_resumed_run(point.run_dir)
     history.remember_run(point.run_dir)  # a run resumed from another index (or none) shows in the tab too
     return _run(build(prep, point.run_dir, point), ctl)
 
