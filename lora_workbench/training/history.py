@@ -106,7 +106,7 @@ def read_plain(path: Path, tail_bytes: int | None = None) -> bytes:
 def read_record(run_dir: Path) -> dict | None:
     try:
         data = json.loads(read_plain(run_dir / RUN_FILE).decode("utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):  # a shared project's run.json nested too deep
         return None
     return data if isinstance(data, dict) else None
 

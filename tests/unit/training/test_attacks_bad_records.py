@@ -148,3 +148,10 @@ def test_the_cli_says_a_sentence_for_a_bad_resume_or_kohya_json(project, tmp_pat
     rc = cli.main(["train", str(project), *args, "--base", str(tmp_path / "m.safetensors")])
     err = capsys.readouterr().err
     assert rc == 1 and ("not a run folder" in err or "nested too deep" in err) and "Traceback" not in err, err
+
+
+def test_the_training_tab_skips_a_deep_run_record(run_dir):
+    from lora_workbench.training import history
+
+    write_record(run_dir, DEEP)
+    assert history.read_record(run_dir) is None
