@@ -203,22 +203,23 @@ async def dataset_preview(request):
     repeats/shares they get, computed by the core, which reads only inside the allowed roots."""
     data = await _json_body(request)
     project = paths.confine(_str(data, "project"), what="project folder")
-    max_items = data.get("max_items_per_epoch")
     repeats = data.get("repeats")
     from ..lora_workbench.dataset import prepare
     from ..lora_workbench.dataset.confined import Guard
+    from ..lora_workbench.dataset.limits import LIMITS
+
+    def number(key: str, default: int) -> int:  # the node's own ranges: nothing wider over HTTP
+        return _int(data, key, default, *LIMITS[key])
 
     options = prepare.DatasetOptions(
         weights_text=_str(data, "weights", ""),
-        resolution=(_int(data, "width", 512, 64, 8192), _int(data, "height", 512, 64, 8192)),
+        resolution=(number("width", 512), number("height", 512)),
         enable_bucket=_bool(data, "enable_bucket", True),
-        batch_size=_int(data, "batch_size", 1, 1, 1024),
-        epochs=_int(data, "epochs", 1, 1, 100000),
-        max_items_per_epoch=None
-        if max_items in (None, 0, "")
-        else _int(data, "max_items_per_epoch", None, 1, 10**9),
+        batch_size=number("batch_size", 1),
+        epochs=number("epochs", 1),
+        max_items_per_epoch=number("max_items_per_epoch", 0) or None,
         repeats=None if repeats in (None, "") else _str(data, "repeats"),
-        target_steps=_int(data, "target_steps", 0, 0, 10_000_000),
+        target_steps=number("target_steps", 0),
         wrong_size=_str(data, "wrong_size", "error"),
         caption_extension=_str(data, "caption_extension", ".txt"),
     )

@@ -36,6 +36,7 @@ class DatasetSubsetWeights:
     @classmethod
     def INPUT_TYPES(cls):
         from ..lora_workbench.dataset.checks import WRONG_SIZE_MODES
+        from ..lora_workbench.dataset.limits import LIMITS
         from ..lora_workbench.dataset.repeats import REPEAT_MODES
         from ..lora_workbench.dataset.scan import CAPTION_EXT
 
@@ -65,8 +66,8 @@ class DatasetSubsetWeights:
                     "INT",
                     {
                         "default": 512,
-                        "min": 64,
-                        "max": 8192,
+                        "min": LIMITS["width"][0],
+                        "max": LIMITS["width"][1],
                         "step": 64,
                         "tooltip": "Training resolution width. With buckets off every image must be "
                         "exactly width x height.",
@@ -76,8 +77,8 @@ class DatasetSubsetWeights:
                     "INT",
                     {
                         "default": 512,
-                        "min": 64,
-                        "max": 8192,
+                        "min": LIMITS["height"][0],
+                        "max": LIMITS["height"][1],
                         "step": 64,
                         "tooltip": "Training resolution height.",
                     },
@@ -103,8 +104,8 @@ class DatasetSubsetWeights:
                     "INT",
                     {
                         "default": 1,
-                        "min": 1,
-                        "max": 256,
+                        "min": LIMITS["batch_size"][0],
+                        "max": LIMITS["batch_size"][1],
                         "tooltip": "Images per training step (for the TOML and the step math).",
                     },
                 ),
@@ -112,8 +113,8 @@ class DatasetSubsetWeights:
                     "INT",
                     {
                         "default": 3,
-                        "min": 1,
-                        "max": 10000,
+                        "min": LIMITS["epochs"][0],
+                        "max": LIMITS["epochs"][1],
                         "tooltip": "Epochs for the step math shown here (the trainer uses its own) - unless "
                         "target_steps is set: then the node picks the epochs and the trainer uses them.",
                     },
@@ -122,8 +123,8 @@ class DatasetSubsetWeights:
                     "INT",
                     {
                         "default": 0,
-                        "min": 0,
-                        "max": 10_000_000,
+                        "min": LIMITS["max_items_per_epoch"][0],
+                        "max": LIMITS["max_items_per_epoch"][1],
                         "tooltip": "Step budget: the most images x repeats per epoch the balancing may use; 0 = "
                         "10000. Exact shares are used when they fit, else the closest within it.",
                     },
@@ -146,8 +147,8 @@ class DatasetSubsetWeights:
                     "INT",
                     {
                         "default": 0,
-                        "min": 0,
-                        "max": 10_000_000,
+                        "min": LIMITS["target_steps"][0],
+                        "max": LIMITS["target_steps"][1],
                         "tooltip": "Plan by total steps (e.g. 2500): picks the epochs, and scales the repeats "
                         "within the step budget keeping their shares, so the total lands closest to this; "
                         "KohyaLoRATrain then trains exactly that many epochs. 0 = use epochs.",

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..datatypes import DatasetSubset, LoraDataset
 from ..errors import ValidationError, WorkbenchError
-from . import balance, dataset_toml, fingerprint, project, rename, report, resize_cache, steps
+from . import balance, dataset_toml, fingerprint, limits, project, rename, report, resize_cache, steps
 from .checks import WRONG_SIZE_MODES, CheckInput, Issue, validate
 from .confined import Guard
 from .images import ImageRules, rules_in_use
@@ -56,22 +56,26 @@ class DatasetOptions:
         ext = str(self.caption_extension or "")
         if not ext.startswith(".") or len(ext) > 32 or any(c in ext for c in "/\\\0\n\r") or ext == ".":
             raise ValidationError(f"The caption extension {ext!r} must look like .txt or .caption.")
-        if not 0 <= int(self.target_steps) <= steps.MAX_TARGET_STEPS:
-            raise ValidationError(
-                f"target_steps must be from 0 to {steps.MAX_TARGET_STEPS}, not {self.target_steps}."
+        numbers = {
+            name: limits.check(name, value)
+            for name, value in (
+                ("width", self.resolution[0]),
+                ("height", self.resolution[1]),
+                ("batch_size", self.batch_size),
+                ("epochs", self.epochs),
+                ("max_items_per_epoch", self.max_items_per_epoch or 0),
+                ("target_steps", self.target_steps),
             )
-        budget = int(self.max_items_per_epoch) if self.max_items_per_epoch else None
-        if budget is not None and budget < 1:
-            budget = None
+        }
         return replace(
             self,
             weights_text=self.weights_text or "",
-            resolution=(int(self.resolution[0]), int(self.resolution[1])),
+            resolution=(numbers["width"], numbers["height"]),
             enable_bucket=bool(self.enable_bucket),
-            batch_size=max(1, int(self.batch_size)),
-            epochs=max(1, int(self.epochs)),
-            max_items_per_epoch=budget,
-            target_steps=int(self.target_steps),
+            batch_size=numbers["batch_size"],
+            epochs=numbers["epochs"],
+            max_items_per_epoch=numbers["max_items_per_epoch"] or None,
+            target_steps=numbers["target_steps"],
             caption_extension=ext,
             subset_options=dict(self.subset_options or {}),
         )

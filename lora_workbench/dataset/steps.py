@@ -14,8 +14,6 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-MAX_TARGET_STEPS = 10_000_000
-
 
 @dataclass
 class StepPlan:

@@ -115,6 +115,43 @@ async def test_odd_numbers_are_400_with_the_field_named(client, world, key, case
     assert key in await refused(r, 400)
 
 
+def node_ranges(pack) -> dict:
+    inputs = pack.nodes.dataset_subset_weights.DatasetSubsetWeights.INPUT_TYPES()
+    widgets = inputs["required"] | inputs["optional"]
+    return {k: (w[1]["min"], w[1]["max"]) for k, w in widgets.items() if w[0] == "INT"}
+
+
+@pytest.mark.asyncio
+async def test_the_preview_takes_exactly_the_nodes_ranges_and_nothing_wider(client, world, pack):
+    ranges = node_ranges(pack)
+    assert set(ranges) == {"width", "height", "batch_size", "epochs", "max_items_per_epoch", "target_steps"}
+    for key, (low, high) in ranges.items():
+        for number in (low - 1, high + 1):
+            r = await client.post(PREVIEW, json={"project": "proj", key: number})
+            assert key in await refused(r, 400), (key, number)
+    # the review's reproducer: a budget of 10**9 and batches of 1024 tied up a worker for minutes
+    for key, number in (("max_items_per_epoch", 10**9), ("batch_size", 1024)):
+        r = await client.post(PREVIEW, json={"project": "proj", key: number})
+        assert key in await refused(r, 400)
+
+
+@pytest.mark.asyncio
+async def test_the_widest_plan_the_node_allows_answers_at_once(client, roots, pack):
+    from PIL import Image
+
+    subset = roots / "one" / "images" / "1_x"
+    subset.mkdir(parents=True)
+    Image.new("RGB", (64, 64)).save(subset / "a.png")
+    (subset / "a.txt").write_text("x")
+    ranges = node_ranges(pack)
+    body = {"project": "one", "width": 64, "height": 64, "weights": "", "repeats": "folders"}
+    for key in ("batch_size", "max_items_per_epoch", "target_steps"):
+        body[key] = ranges[key][1]
+    r = await client.post(PREVIEW, json=body)  # was ~5 s (10**7 multiples stepped through one by one)
+    assert r.status == 200, await r.text()
+    assert (await r.json())["steps"]["total_steps"] == ranges["target_steps"][1]
+
+
 BODIES = {
     "deep list": "[" * 100000 + "]" * 100000,
     "deep value": '{"project": ' + "[" * 100000 + "]" * 100000 + "}",
