@@ -17,7 +17,8 @@ from typing import Any
 
 from .. import toml_writer
 from ..datatypes import DatasetSubset, LoraDataset
-from ..errors import PathNotAllowed, WorkbenchError
+from ..errors import PathNotAllowed, ValidationError, WorkbenchError
+from . import limits
 from .confined import Guard
 from .images import ImageRules, is_image, rules_in_use
 
@@ -93,9 +94,12 @@ def _comment_json(text: str, prefix: str):
         if line.startswith(prefix):
             try:
                 return json.loads(line[len(prefix) :])
-            except ValueError:
-                return None
+            except (ValueError, RecursionError):  # JSON nested thousands deep is as unreadable as bad JSON
+                return _UNREADABLE
     return None
+
+
+_UNREADABLE = object()
 
 
 def read_weights(text: str) -> dict[str, float] | None:
@@ -107,13 +111,25 @@ def read_weights(text: str) -> dict[str, float] | None:
         return None
 
 
-def read_plan(text: str) -> dict | None:
-    """The step plan recorded in a TOML we wrote ({"target_steps", "epochs", "total_steps"}), or None."""
+def read_plan(text: str, where: str = "the dataset config") -> dict | None:
+    """The step plan recorded in a TOML we wrote ({"target_steps", "epochs", "total_steps"}), or None when
+    it records none. A plan it records must be usable as it stands: ValidationError (naming `where` and
+    the value) when it cannot be read or asks for epochs or a target the pack would refuse as settings."""
     data = _comment_json(text, _PLAN_PREFIX)
-    if not isinstance(data, dict) or not all(
-        isinstance(data.get(k), int) for k in ("epochs", "target_steps")
-    ):
+    if data is None:
         return None
+    fix = "write it again with `lora-workbench dataset apply` (or DatasetSubsetWeights)"
+    if not isinstance(data, dict) or not all(type(data.get(k)) is int for k in ("epochs", "target_steps")):
+        raise ValidationError(
+            f"The step plan in {where} (its `{_PLAN_PREFIX[2:].strip()}` line) is not readable: it needs "
+            f"whole numbers for epochs and target_steps; {fix}."
+        )
+    for key, low in (("epochs", limits.LIMITS["epochs"][0]), ("target_steps", 1)):
+        high = limits.LIMITS[key][1]
+        if not low <= data[key] <= high:
+            raise ValidationError(
+                f"The step plan in {where} asks for {key} = {data[key]}; it must be from {low} to {high}: {fix}."
+            )
     return data
 
 
@@ -229,7 +245,7 @@ def dataset_from_toml(
     batch = int(first.get("batch_size", general.get("batch_size", 1)))
     subsets = _subsets_of(datasets)
     items = sum(s.items for s in subsets if not s.is_reg) * (2 if any(s.is_reg for s in subsets) else 1)
-    plan = read_plan(text) or {}
+    plan = read_plan(text, str(path)) or {}
     return LoraDataset(
         project_dir=str(Path(project_dir) if project_dir is not None else path.parent),
         toml_path=str(path),

@@ -4,14 +4,20 @@ DatasetOptions.checked (the CLI), so no entry point lets through what another re
 from __future__ import annotations
 
 from ..errors import ValidationError
+from ..training.settings import SETTING
 
-# name: (lowest, highest). epochs matches the trainer's epochs setting (a test holds them equal): a
+
+def _trainers(name: str) -> tuple[int, int]:
+    return int(SETTING[name].low), int(SETTING[name].high)
+
+
+# name: (lowest, highest). Epochs and the resolution are the trainer's settings' own ranges: a
 # target-steps plan hands its epochs to the trainer. max_items_per_epoch 0 means the default budget.
 LIMITS: dict[str, tuple[int, int]] = {
-    "width": (64, 8192),
-    "height": (64, 8192),
+    "width": _trainers("width"),
+    "height": _trainers("height"),
     "batch_size": (1, 256),
-    "epochs": (1, 10_000),
+    "epochs": _trainers("epochs"),
     "max_items_per_epoch": (0, 10_000_000),
     "target_steps": (0, 10_000_000),
 }

@@ -149,8 +149,22 @@ def analyse(
     if bucket and not opts.enable_bucket:
         notes.append("Buckets turned on (wrong_size = bucket): some images are not the training resolution.")
     plan, step_plan = _plan_steps(scan, plan, opts)
+    issues += _plan_beyond_the_trainer(scan, step_plan)
     subsets = _dataset_subsets(scan, plan)
     return Analysis(scan, opts, mode, plan, bucket, issues, subsets, step_plan, caption_keywords(scan), notes)
+
+
+def _plan_beyond_the_trainer(scan: ProjectScan, plan: steps.StepPlan) -> list[Issue]:
+    """A target-steps plan's epochs go to the trainer: more than its epochs setting allows is an error."""
+    high = limits.LIMITS["epochs"][1]
+    if not plan.planned or plan.epochs <= high:
+        return []
+    message = (
+        f"target_steps {plan.target_steps} needs {plan.epochs} epochs of {plan.steps_per_epoch} step(s) "
+        f"here; the trainer takes at most {high} epochs. Lower target_steps (to at most "
+        f"{high * plan.steps_per_epoch} with these repeats), or add images or repeats."
+    )
+    return [Issue("error", scan.project_dir, message, "plan-epochs")]
 
 
 def _repeats(scan: ProjectScan, mode: str, opts: DatasetOptions, issues: list[Issue]):

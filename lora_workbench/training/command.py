@@ -25,7 +25,13 @@ from ..modelfiles.detect import SCRIPT_FOR_ARCH, ModelInfo
 from . import families, kvargs
 from .kohya import KohyaInstall, default_tokenizer_cache
 from .settings import SETTING, SETTINGS, Where
-from .validation import check_device, check_family, network_module_for, sanitize_output_name
+from .validation import (
+    check_device,
+    check_family,
+    check_setting,
+    network_module_for,
+    sanitize_output_name,
+)
 
 
 @dataclass(frozen=True)
@@ -118,10 +124,24 @@ def effective_options(opts, dataset: LoraDataset):
     """The options as they will train: the dataset's step plan sets the epochs; show_samples with no
     prompts samples the trigger words."""
     if dataset.planned_epochs and not opts.max_train_steps:  # dataset step plan (issue 13)
+        _check_planned_epochs(dataset)
         opts = opts.replace(epochs=dataset.planned_epochs)
     if opts.show_samples and not opts.sample_prompts.strip():
         return opts.replace(sample_prompts=", ".join(dataset.class_tokens) or "a photo")
     return opts
+
+
+def _check_planned_epochs(dataset: LoraDataset) -> None:
+    """The plan's epochs take the epochs setting's place: the same range holds for them."""
+    try:
+        check_setting(SETTING["epochs"], dataset.planned_epochs)
+    except ValidationError:
+        s = SETTING["epochs"]
+        raise ValidationError(
+            f"The dataset's step plan ({dataset.toml_path}) asks for {dataset.planned_epochs!r} epochs; the "
+            f"trainer takes {s.low} to {s.high}. Lower target_steps, raise the step budget or the batch "
+            f"size, and prepare the dataset again."
+        ) from None
 
 
 def resolve_mixed_precision(opts, device: str) -> str:

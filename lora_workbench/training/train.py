@@ -372,8 +372,9 @@ def prepare(
     """Validate everything once (settings, device, family, files, dataset, the LyCORIS package, the LoRA
     file to continue from) and find what the run needs. `files` says where the extra model files come
     from (the node: ComfyUI's folders; default: paths, or names in $COMFYUI_PATH/models)."""
-    warnings = validate(opts) + planned_epochs_note(opts, dataset)
+    notes = planned_epochs_note(opts, dataset)
     opts = effective_options(opts, dataset)
+    warnings = validate(opts) + notes  # the options as they will train: the plan's epochs included
     base = str(Path(base_model).expanduser())
     model = detect_model(base, opts.model_type)
     if model.unusable:

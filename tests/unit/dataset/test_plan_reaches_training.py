@@ -4,9 +4,12 @@ step_rule=epochs) and says the epochs setting is not used; `dataset apply` -> `t
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from lora_workbench.dataset import dataset_toml, prepare
+from lora_workbench.errors import ValidationError
 from lora_workbench.training import train
 from lora_workbench.training.options import TrainOptions
 from tests.unit import train_fakes
@@ -63,3 +66,64 @@ def test_the_plan_survives_dataset_apply_then_train(setup):
     assert (ds.planned_epochs, ds.target_steps, ds.steps_per_epoch) == (45, 2500, 55)
     p = train.plan(TrainOptions(epochs=3, width=64, height=64, device="cpu", launcher="python"), ds, ckpt)
     assert p.command.total_steps == 2475
+
+
+# --------------------------------------------------------------------------- a plan out of range
+def with_plan(root, line: str):
+    """The project's dataset.toml with its plan comment replaced (as an attacker or a hand edit would)."""
+    toml = root / "dataset.toml"
+    lines = toml.read_text().splitlines()
+    lines = [line if x.startswith("# lora-workbench plan = ") else x for x in lines]
+    toml.write_text("\n".join(lines) + "\n")
+    return toml
+
+
+@pytest.mark.parametrize("epochs", [-7, 0, 10_001, 100_000_000])
+def test_a_plan_comment_out_of_range_is_refused_when_read_naming_file_and_value(setup, epochs):
+    root, _ = setup
+    prepare.prepare_dataset(root, opts(target_steps=2500))
+    toml = with_plan(root, f'# lora-workbench plan = {{"epochs": {epochs}, "target_steps": 2500}}')
+    with pytest.raises(ValidationError) as exc:
+        dataset_toml.load_project_dataset(root)
+    assert str(toml) in str(exc.value) and f"epochs = {epochs}" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "plan",
+    [
+        '{"epochs": ' + "[" * 100_000 + "]" * 100_000 + ', "target_steps": 5}',  # RecursionError before
+        '{"epochs": "45", "target_steps": 2500}',
+        '{"epochs": true, "target_steps": 2500}',
+        '{"epochs": 45, "target_steps": -1}',
+        "[45, 2500]",
+        "{not json",
+    ],
+)
+def test_an_unreadable_plan_comment_is_a_clear_error(setup, plan):
+    root, _ = setup
+    prepare.prepare_dataset(root, opts(target_steps=2500))
+    toml = with_plan(root, "# lora-workbench plan = " + plan)
+    with pytest.raises(ValidationError, match="step plan") as exc:
+        dataset_toml.load_project_dataset(root)
+    assert str(toml) in str(exc.value)
+
+
+def test_the_trainer_validates_the_epochs_a_plan_hands_it(setup):
+    root, ckpt = setup
+    ds, _ = prepare.prepare_dataset(root, opts(target_steps=2500))
+    base = TrainOptions(epochs=3, width=64, height=64, device="cpu", launcher="python")
+    for epochs in (-7, 100_000_000):  # a LoraDataset built by hand or by another tool
+        bad = dataclasses.replace(ds, planned_epochs=epochs)
+        with pytest.raises(ValidationError, match=f"step plan .* asks for {epochs} epochs"):
+            train.plan(base, bad, ckpt)
+
+
+def test_the_dataset_node_refuses_a_plan_beyond_the_trainers_epochs(tmp_path):
+    root = tmp_path / "one"
+    make_subset(root, "1_x", 1)
+    r = prepare.preview(root, opts(target_steps=10_000_000, batch_size=256, max_items_per_epoch=10_000_000))
+    errors = [i for i in r["issues"] if i["severity"] == "error"]
+    assert [i["code"] for i in errors] == ["plan-epochs"]
+    assert "at most 10000 epochs" in errors[0]["message"] and "at most 10000 with" in errors[0]["message"]
+    with pytest.raises(ValidationError, match="at most 10000 epochs"):
+        prepare.prepare_dataset(root, opts(target_steps=10_000_000, batch_size=256))
