@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .. import paths, toml_writer
 from ..dataset.images import is_image
+from ..dataset.resize_cache import CACHE_DIR
 from ..datatypes import LoraDataset, TrainedLora
 from ..errors import ValidationError, WorkbenchError
 from ..library import layout, linker
@@ -324,6 +325,7 @@ def _dataset_warnings(opts: TrainOptions, dataset: LoraDataset) -> list[str]:
             f"The dataset {dataset.toml_path} has no training images; add images to the "
             f"project's images/N_name folders and re-run the dataset step."
         )
+    _check_resized_captions(opts, dataset)
     warnings = []
     if tuple(dataset.resolution) != (opts.width, opts.height):
         warnings.append(
@@ -331,6 +333,23 @@ def _dataset_warnings(opts: TrainOptions, dataset: LoraDataset) -> list[str]:
             f"runs at {opts.width}x{opts.height} as set on the trainer."
         )
     return warnings + list(dataset.warnings)
+
+
+def _check_resized_captions(opts: TrainOptions, dataset: LoraDataset) -> None:
+    """Resized copies (wrong_size=resize) carry only the dataset's caption files: another caption
+    extension on the trainer would find none there and train those images without captions."""
+    ext = opts.caption_extension
+    if not ext or ext == dataset.caption_extension:
+        return
+    cache = (Path(dataset.project_dir) / CACHE_DIR / "resized").resolve()
+    resized = [s.name for s in dataset.subsets if Path(s.image_dir).resolve().is_relative_to(cache)]
+    if resized:
+        raise ValidationError(
+            f"The dataset trains {', '.join(resized)} from resized copies in {cache}, which carry only "
+            f"{dataset.caption_extension} captions; caption_extension {ext} would train them without "
+            f"captions. Set caption_extension {ext} on the dataset step (DatasetSubsetWeights or `dataset "
+            f"apply --caption-extension`) and prepare it again, or leave the trainer's caption_extension empty."
+        )
 
 
 def check_network_weights(opts: TrainOptions, model: ModelInfo) -> None:

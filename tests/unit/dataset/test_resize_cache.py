@@ -121,3 +121,28 @@ def test_the_preview_reports_the_copies_as_a_warning(mixed):
     assert r["ok"]
     (w,) = [i for i in r["issues"] if i["code"] == "size-resized"]
     assert "3 image(s) in 1_wrong are not 64x64" in w["message"]
+
+
+@pytest.mark.parametrize("trainer_ext, refused", [("", False), (".txt", False), (".caption", True)])
+def test_resized_copies_refuse_a_trainer_caption_extension_they_do_not_carry(
+    mixed, tmp_path, monkeypatch, trainer_ext, refused
+):
+    from lora_workbench.dataset import dataset_toml
+    from lora_workbench.training import train
+    from lora_workbench.training.options import TrainOptions
+    from tests.unit import train_fakes
+
+    monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
+    train_fakes.make_kohya(tmp_path, monkeypatch)
+    ckpt = train_fakes.write_checkpoint(tmp_path / "models" / "sd15.safetensors", train_fakes.sd1_tensors())
+    (mixed / "images" / "1_wrong" / "img0.caption").write_text("only beside the original")
+    node_ds, _ = prepare.prepare_dataset(mixed, opts(wrong_size="resize"))
+    o = TrainOptions(width=64, height=64, device="cpu", launcher="python", caption_extension=trainer_ext)
+    for ds in (node_ds, dataset_toml.load_project_dataset(mixed)):  # the node's and the CLI's dataset
+        if not refused:
+            assert train.plan(o, ds, ckpt).command.total_steps > 0
+            continue
+        with pytest.raises(ValidationError) as exc:
+            train.plan(o, ds, ckpt)
+        message = str(exc.value)
+        assert "wrong" in message and ".caption" in message and "resized copies" in message
