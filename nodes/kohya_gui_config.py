@@ -9,24 +9,34 @@ mapped or skipped (with the reason).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..lora_workbench import paths
 from ..lora_workbench.errors import ValidationError
-from ..lora_workbench.training import kohya_gui, node_layout
-from ..lora_workbench.training.options import OptionSet
+from ..lora_workbench.training import node_layout
 from . import _comfy
+
+if TYPE_CHECKING:
+    from ..lora_workbench.training.kohya_gui import GuiImport
 
 NO_PRESET = "(none)"
 
 
 def _presets() -> dict:
+    # The importer (and the options and validation it brings) loads when the node is listed or run,
+    # not when ComfyUI imports the pack.
+    from ..lora_workbench.training import kohya_gui
+
     try:
         return kohya_gui.presets(paths.kohya_ss_gui_path())
     except Exception:  # a broken settings file must not break the node list
         return {}
 
 
-def load(preset: str, config_file: str) -> kohya_gui.GuiImport:
+def load(preset: str, config_file: str) -> GuiImport:
     """The chosen preset (from the GUI checkout) or the config file (confined); one of them."""
+    from ..lora_workbench.training import kohya_gui
+
     if preset not in ("", NO_PRESET) and config_file.strip():
         raise ValidationError("Pick a preset or give a config_file, not both.")
     if config_file.strip():
@@ -109,6 +119,8 @@ class KohyaGuiConfigOptions:
             return ""
 
     def collect(self, preset=NO_PRESET, config_file="", options=None, unique_id=None):
+        from ..lora_workbench.training.options import OptionSet
+
         imported = load(preset, config_file)
         received = options if isinstance(options, OptionSet) else OptionSet()
         source = f"kohya_ss config {imported.source} (node {unique_id})"

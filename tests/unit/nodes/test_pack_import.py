@@ -93,3 +93,20 @@ def test_the_pack_registers_link_model_library(pack):
     cls = pack.NODE_CLASS_MAPPINGS["LinkModelLibrary"]
     assert cls.OUTPUT_NODE and cls.RETURN_TYPES == ("STRING",)
     assert pack.NODE_DISPLAY_NAME_MAPPINGS["LinkModelLibrary"] == "Link Model Library"
+
+
+# Core modules no node needs until it runs (or is listed): ComfyUI's start-up must not pay for them
+# (bench/bench_pack_import.py, target <= 20 ms).
+RUN_TIME_ONLY = (
+    "training.options",
+    "training.kohya_gui",
+    "training.validation",
+    "training.train",
+    "dataset.",
+)
+
+
+def test_importing_the_pack_leaves_the_run_time_core_for_later():
+    got = probe()
+    early = [m for m in got["new_modules"] if any(f"lora_workbench.{part}" in m for part in RUN_TIME_ONLY)]
+    assert early == [], f"importing the pack imported {early}"
