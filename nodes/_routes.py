@@ -209,6 +209,8 @@ async def dataset_preview(request):
     from ..lora_workbench.dataset.limits import LIMITS
 
     def number(key: str, default: int) -> int:  # the node's own ranges: nothing wider over HTTP
+        if data.get(key) is None:  # the weights editor sends null for "not set"
+            return default
         return _int(data, key, default, *LIMITS[key])
 
     options = prepare.DatasetOptions(

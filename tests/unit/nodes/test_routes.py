@@ -118,6 +118,18 @@ async def test_preview_of_a_real_project_counts_images_per_subset(client, roots)
 
 
 @pytest.mark.asyncio
+async def test_preview_takes_the_weights_editors_request_with_nulls_for_unset_numbers(client, roots):
+    # web/weights_editor.js sends max_items_per_epoch: null when the widget is 0 (the default budget)
+    make_project(roots, {"10_Alice": 3, "10_Bob": 1})
+    body = {"project": str(roots / "project"), "weights": "", "width": 512, "height": 512}
+    body |= {"enable_bucket": False, "batch_size": 1, "epochs": 1, "max_items_per_epoch": None}
+    body |= {"repeats": None, "target_steps": 0, "wrong_size": "error", "caption_extension": ".txt"}
+    r = await client.post("/lora_workbench/dataset/preview", json=body)
+    assert r.status == 200, await r.text()
+    assert {s["name"] for s in (await r.json())["subsets"]} == {"Alice", "Bob"}
+
+
+@pytest.mark.asyncio
 async def test_preview_repeats_follow_the_weights(client, roots):
     make_project(roots, {"1_Alice": 2, "1_Bob": 2})
 
