@@ -36,7 +36,7 @@ class DatasetSubsetWeights:
     @classmethod
     def INPUT_TYPES(cls):
         from ..lora_workbench.dataset.checks import WRONG_SIZE_MODES
-        from ..lora_workbench.dataset.limits import LIMITS
+        from ..lora_workbench.dataset.limits import widget_range
         from ..lora_workbench.dataset.repeats import REPEAT_MODES
         from ..lora_workbench.dataset.scan import CAPTION_EXT
 
@@ -66,8 +66,7 @@ class DatasetSubsetWeights:
                     "INT",
                     {
                         "default": 512,
-                        "min": LIMITS["width"][0],
-                        "max": LIMITS["width"][1],
+                        **widget_range("width"),
                         "step": 64,
                         "tooltip": "Training resolution width. With buckets off every image must be "
                         "exactly width x height.",
@@ -77,8 +76,7 @@ class DatasetSubsetWeights:
                     "INT",
                     {
                         "default": 512,
-                        "min": LIMITS["height"][0],
-                        "max": LIMITS["height"][1],
+                        **widget_range("height"),
                         "step": 64,
                         "tooltip": "Training resolution height.",
                     },
@@ -104,8 +102,7 @@ class DatasetSubsetWeights:
                     "INT",
                     {
                         "default": 1,
-                        "min": LIMITS["batch_size"][0],
-                        "max": LIMITS["batch_size"][1],
+                        **widget_range("batch_size"),
                         "tooltip": "Images per training step (for the TOML and the step math).",
                     },
                 ),
@@ -113,8 +110,7 @@ class DatasetSubsetWeights:
                     "INT",
                     {
                         "default": 3,
-                        "min": LIMITS["epochs"][0],
-                        "max": LIMITS["epochs"][1],
+                        **widget_range("epochs"),
                         "tooltip": "Epochs for the step math shown here (the trainer uses its own) - unless "
                         "target_steps is set: then the node picks the epochs and the trainer uses them.",
                     },
@@ -123,8 +119,7 @@ class DatasetSubsetWeights:
                     "INT",
                     {
                         "default": 0,
-                        "min": LIMITS["max_items_per_epoch"][0],
-                        "max": LIMITS["max_items_per_epoch"][1],
+                        **widget_range("max_items_per_epoch"),
                         "tooltip": "Step budget: the most images x repeats per epoch the balancing may use; 0 = "
                         "10000. Exact shares are used when they fit, else the closest within it.",
                     },
@@ -147,8 +142,7 @@ class DatasetSubsetWeights:
                     "INT",
                     {
                         "default": 0,
-                        "min": LIMITS["target_steps"][0],
-                        "max": LIMITS["target_steps"][1],
+                        **widget_range("target_steps"),
                         "tooltip": "Plan by total steps (e.g. 2500): picks the epochs, and scales the repeats "
                         "within the step budget keeping their shares, so the total lands closest to this; "
                         "KohyaLoRATrain then trains exactly that many epochs. 0 = use epochs.",

@@ -23,6 +23,12 @@ LIMITS: dict[str, tuple[int, int]] = {
 }
 
 
+def widget_range(name: str) -> dict[str, int]:
+    """`min` and `max` of a node widget, from the same range."""
+    low, high = LIMITS[name]
+    return {"min": low, "max": high}
+
+
 def check(name: str, value) -> int:
     """`value` as an int within its range; ValidationError names the value and the range otherwise."""
     low, high = LIMITS[name]
