@@ -23,12 +23,13 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import ValidationError, WorkbenchError
+from . import records
 
 LEDGER_FILE = "known-states.json"
 COMPLETE_MARK = "random_states_0.pkl"  # accelerate's last file of a saved state
 _RUN_SUFFIX_RE = re.compile(r"-(\d{3,})")
 _MAX_STATE_JSON = 4096
-MAX_RECORD_BYTES = 64 << 20  # run.json keeps every loss of a long run
+MAX_RECORD_BYTES = records.MAX_RECORD_BYTES  # run.json keeps every loss of a long run
 
 
 @dataclass(frozen=True)
