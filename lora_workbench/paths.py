@@ -346,7 +346,7 @@ class ConfinedFile:
             ) from None
         except (ValueError, RecursionError):
             raise ValidationError(
-                f"The {what} {self.path} is not JSON this can read (nested too deep)."
+                f"The {what} {self.path} is not JSON this can read (nested too deep, or a number too long)."
             ) from None
 
     def close(self) -> None:

@@ -92,7 +92,9 @@ def _detail(value: str) -> dict:
             st = run.lstat(history.RUN_FILE)
             if st is None or not stat.S_ISREG(st.st_mode):
                 raise HttpError(
-                    404, f"{run.path} is not a training run folder (it has no {history.RUN_FILE})."
+                    404,
+                    f"{run.path} is not a training run folder: its {history.RUN_FILE} is missing, a link or not "
+                    "a plain file.",
                 )
             found = history.detail(run)
     except FileNotFoundError:

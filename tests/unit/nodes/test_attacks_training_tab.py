@@ -9,6 +9,7 @@ import importlib
 import json
 import os
 import threading
+import time
 
 import pytest
 import pytest_asyncio
@@ -60,11 +61,16 @@ class Swapper:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        steps = (
+            lambda: os.rename(self.folder, self.aside),
+            lambda: os.symlink(self.target, self.folder, target_is_directory=True),
+            lambda: os.unlink(self.folder),
+            lambda: os.rename(self.aside, self.folder),
+        )
         while not self.stop.is_set():
-            os.rename(self.folder, self.aside)
-            os.symlink(self.target, self.folder, target_is_directory=True)
-            os.unlink(self.folder)
-            os.rename(self.aside, self.folder)
+            for step in steps:
+                step()
+                time.sleep(0.0002)  # each state (real, gone, link) lasts a moment
 
     def __enter__(self) -> Swapper:
         self.thread.start()
