@@ -316,6 +316,39 @@ class ConfinedFile:
                 raise ValidationError(f"{self.path} grew past the {limit} bytes allowed here.")
             chunks.append(chunk)
 
+    def read_tail(self, size: int) -> bytes:
+        """At most the last `size` bytes (a log's end without reading the rest)."""
+        os.lseek(self.fd, max(0, self.size - size), os.SEEK_SET)
+        chunks, left = [], size
+        while left > 0:
+            chunk = os.read(self.fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def read_json(self, limit: int, what: str = "JSON file"):
+        """The file parsed as JSON: its size (fstat, when opened) is checked against `limit` before a byte
+        is read; a ValidationError sentence when too big, not UTF-8, not JSON or nested too deep."""
+        if self.size > limit:
+            raise ValidationError(
+                f"The {what} {self.path} is larger than {_size_text(limit)}; it is not a {what}."
+            )
+        raw = self.read(limit)
+        try:
+            return json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ValidationError(f"The {what} {self.path} is not UTF-8 text.") from None
+        except json.JSONDecodeError as exc:
+            raise ValidationError(
+                f"The {what} {self.path} is not valid JSON ({exc.msg} at line {exc.lineno})."
+            ) from None
+        except (ValueError, RecursionError):
+            raise ValidationError(
+                f"The {what} {self.path} is not JSON this can read (nested too deep, or a number too long)."
+            ) from None
+
     def close(self) -> None:
         if self.fd >= 0:
             os.close(self.fd)
@@ -367,22 +400,7 @@ def read_json(
     """A JSON file of at most `limit` bytes, parsed: a regular file only (a FIFO does not block), and a
     ValidationError sentence when it is too big, not UTF-8, not JSON or nested too deep to read."""
     with open_file(value, what=what, confined=confined, extra_roots=extra_roots) as f:
-        real = f.path
-        if f.size > limit:
-            raise ValidationError(
-                f"The {what} {real} is larger than {_size_text(limit)}; it is not a {what}."
-            )
-        raw = f.read(limit)
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ValidationError(f"The {what} {real} is not UTF-8 text.") from None
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            f"The {what} {real} is not valid JSON ({exc.msg} at line {exc.lineno})."
-        ) from None
-    except (ValueError, RecursionError):
-        raise ValidationError(f"The {what} {real} is not JSON this can read (nested too deep).") from None
+        return f.read_json(limit, what)
 
 
 def open_dir(
@@ -509,6 +527,17 @@ class ConfinedDir:
 
     def read_text(self, name: str, limit: int | None = None, encoding: str = "utf-8") -> str:
         return self.read_bytes(name, limit).decode(encoding)
+
+    def read_tail(self, name: str, size: int) -> bytes:
+        """At most the last `size` bytes of a regular file in this folder (never through a link)."""
+        with ConfinedFile(self.open_file(name), self.path / name) as f:
+            return f.read_tail(size)
+
+    def read_json(self, name: str, limit: int, what: str = "JSON file"):
+        """A JSON file in this folder, opened without following a link, a regular file only, its size
+        checked before it is read (see `ConfinedFile.read_json`)."""
+        with ConfinedFile(self.open_file(name), self.path / name) as f:
+            return f.read_json(limit, what)
 
     def scandir(self):
         """os.scandir of the open folder (entry.path is the bare name when a descriptor is used)."""

@@ -9,6 +9,7 @@ mapped or skipped (with the reason).
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from ..lora_workbench import paths
@@ -40,10 +41,10 @@ def load(preset: str, config_file: str) -> GuiImport:
     if preset not in ("", NO_PRESET) and config_file.strip():
         raise ValidationError("Pick a preset or give a config_file, not both.")
     if config_file.strip():
-        path = paths.confine(config_file, what="kohya_ss config file", must_exist=True)
-        if path.suffix.lower() != ".json" or not path.is_file():
-            raise ValidationError(f"The kohya_ss config {path} is not a .json file.")
-        return kohya_gui.import_file(path)
+        if not config_file.strip().lower().endswith(".json"):
+            raise ValidationError(f"The kohya_ss config {paths.shown(config_file)} is not a .json file.")
+        # Opened inside the roots (no-follow, what was opened checked) and parsed from that descriptor.
+        return kohya_gui.import_file(config_file, confined=True)
     found = _presets()
     if preset in ("", NO_PRESET):
         raise ValidationError("Pick a kohya_ss preset or give a config_file (a GUI .json).")
@@ -108,13 +109,13 @@ class KohyaGuiConfigOptions:
     def IS_CHANGED(cls, preset=NO_PRESET, config_file="", **_kw):
         # The file can change on disk under the same name: re-import when it does.
         try:
-            path = (
-                paths.confine(config_file, what="kohya_ss config file")
-                if config_file.strip()
-                else _presets()[preset]
-            )
-            st = path.stat()
-            return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+            if not config_file.strip():
+                path = _presets()[preset]
+                st = path.stat()
+                return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+            with paths.open_file(config_file, what="kohya_ss config file") as f:
+                st = os.fstat(f.fd)  # what was opened and checked, not what the name points to now
+                return f"{f.path}:{st.st_size}:{st.st_mtime_ns}"
         except Exception:
             return ""
 

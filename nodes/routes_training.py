@@ -1,13 +1,15 @@
 """HTTP routes for the Training tab: the recent runs read from their run folders, one run in full.
 
-Runs are found through the project index (history.known_projects); every folder is confined to the
-allowed roots before it is read. The run that is training right now in this process is merged in
-from the runner's live status, so its step and loss curve are current even before run.json is.
+Runs are found through the project index (history.known_projects); every folder is opened inside the
+allowed roots (no-follow, what was opened checked) and read only through that open folder, so a folder
+swapped for a link after the check serves nothing. The run that is training right now in this process
+is merged in from the runner's live status, so its step and loss curve are current before run.json is.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from ._routes import PREFIX, HttpError, _in_thread, _json_response, handler
@@ -30,17 +32,6 @@ LIVE_FIELDS = (
     "rate",
     "node_id",
 )
-
-
-def _allowed(path: Path) -> bool:
-    from ..lora_workbench import paths
-    from ..lora_workbench.errors import PathNotAllowed
-
-    try:
-        paths.confine(path, what="run folder")
-        return True
-    except PathNotAllowed:
-        return False
 
 
 def _live() -> dict | None:
@@ -77,7 +68,7 @@ def _list(limit: int) -> dict:
     from ..lora_workbench.training import history
 
     live = _live()
-    runs = history.list_runs(_projects(live), limit=limit, allow=_allowed)
+    runs = history.list_runs(_projects(live), limit=limit, confined=True)
     runs = [_merge(r, live) for r in runs]
     return {"runs": runs, "current": live}
 
@@ -93,13 +84,22 @@ async def train_runs(request):
 
 
 def _detail(value: str) -> dict:
-    from ..lora_workbench import paths
     from ..lora_workbench.training import history
 
-    run_dir = paths.confine(value, what="run folder", must_exist=True)
-    if not (run_dir / history.RUN_FILE).is_file():
-        raise HttpError(404, f"{run_dir} is not a training run folder (it has no {history.RUN_FILE}).")
-    return _merge(history.detail(run_dir), _live())
+    # One open, checked folder; run.json, the log and the listing are read relative to it.
+    try:
+        with history.open_run(value, confined=True) as run:
+            st = run.lstat(history.RUN_FILE)
+            if st is None or not stat.S_ISREG(st.st_mode):
+                raise HttpError(
+                    404,
+                    f"{run.path} is not a training run folder: its {history.RUN_FILE} is missing, a link or not "
+                    "a plain file.",
+                )
+            found = history.detail(run)
+    except FileNotFoundError:
+        raise HttpError(404, f"The run folder {value!r} does not exist.") from None
+    return _merge(found, _live())
 
 
 @handler

@@ -21,6 +21,8 @@ from datetime import datetime
 from pathlib import Path
 
 from .. import paths
+from ..errors import ValidationError, WorkbenchError
+from . import records
 
 INDEX_NAME = "known-projects.json"
 MAX_PROJECTS = 50
@@ -29,6 +31,7 @@ LOG_FILE = "train.log"
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 STALE_AFTER_S = 120.0  # a "running" run whose log has been silent this long is not running any more
 TAIL_BYTES = 64 * 1024
+SHORT = 300  # characters of a record's text in the run list
 _index_lock = threading.Lock()
 
 
@@ -87,83 +90,112 @@ def _write_index(projects: list[Path]) -> None:
 
 
 # --------------------------------------------------------------------------- reading runs
-def read_plain(path: Path, tail_bytes: int | None = None) -> bytes:
-    """A regular file's bytes (its last `tail_bytes`), refusing a symlink in the last component and
-    anything that is not a regular file: the run folder itself was resolved and confined by the
-    caller, but a link inside it could lead anywhere and a FIFO named train.log would block a reader."""
-    flags = (
-        os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    )
-    fd = os.open(path, flags)
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or os.path.islink(path):  # no O_NOFOLLOW on Windows
-            raise OSError(f"{path} is not a regular file")
-        if tail_bytes is not None:
-            f.seek(max(0, os.fstat(fd).st_size - tail_bytes))
-        return f.read()
+# Every run folder is opened once (from a workflow or route: no-follow, and what was opened checked to
+# lie in the roots); run.json, the log and the listing are then read relative to that open folder, so a
+# folder swapped for a link after the check serves nothing from where the link leads.
+Run = paths.ConfinedDir
 
 
-def read_record(run_dir: Path) -> dict | None:
+def open_run(run_dir: str | os.PathLike, confined: bool = False) -> Run:
+    """The run folder, open (confined: resolved inside the allowed roots, opened without following a
+    link, what was opened checked); PathNotAllowed or FileNotFoundError otherwise."""
+    return paths.open_dir(run_dir, what="run folder", confined=confined)
+
+
+def _in_run(run: Run | str | os.PathLike, read: Callable[[Run], object]):
+    """`read(run)` on an open run folder; a path (the CLI, tests) is opened unconfined first."""
+    if isinstance(run, paths.ConfinedDir):
+        return read(run)
+    with open_run(run) as opened:
+        return read(opened)
+
+
+def load_record(run: Run | str | os.PathLike) -> dict:
+    """The run's run.json, typed (`records.typed`); a sentence (ValidationError, PathNotAllowed) or
+    FileNotFoundError when it is missing, a link, not a regular file, too big, not JSON or no object."""
+    raw = _in_run(run, lambda d: d.read_json(RUN_FILE, records.MAX_RECORD_BYTES, what="run record"))
+    if not isinstance(raw, dict):
+        where = run.path if isinstance(run, paths.ConfinedDir) else Path(run)
+        raise ValidationError(f"The run record {where / RUN_FILE} is not a JSON object.")
+    return records.typed(raw)
+
+
+def read_record(run: Run | str | os.PathLike) -> dict | None:
+    """`load_record`, or None when it cannot be read (the run list leaves such a run out)."""
     try:
-        data = json.loads(read_plain(run_dir / RUN_FILE).decode("utf-8"))
-    except (OSError, ValueError, RecursionError):  # a shared project's run.json nested too deep
+        return load_record(run)
+    except (OSError, WorkbenchError):
         return None
-    return data if isinstance(data, dict) else None
 
 
-def run_dirs(project: Path, allow: Callable[[Path], bool] = lambda _p: True) -> list[Path]:
-    """The run folders (with a run.json) under the project's output*/ folders, resolved, that `allow`
-    accepts (the routes pass their roots check: an output/ link may lead anywhere)."""
-    out: list[Path] = []
+def run_times(project: str | os.PathLike, confined: bool = False) -> dict[Path, float]:
+    """{run folder (real path): run.json's mtime} for the runs in the project's output*/ folders. An
+    output folder may be a link (confined: only into the roots); a run folder or run.json may not."""
     try:
-        outputs = [d for d in project.iterdir() if d.name.startswith("output") and d.is_dir()]
-    except OSError:
-        return out
-    for folder in outputs:
+        with paths.open_dir(project, what="project folder", confined=confined) as proj, proj.scandir() as it:
+            names = [e.name for e in it if e.name.startswith("output")]
+            base = proj.path
+    except (OSError, WorkbenchError):
+        return {}
+    times: dict[Path, float] = {}
+    for name in names:
         try:
-            found = [Path(os.path.realpath(d)) for d in folder.iterdir() if (d / RUN_FILE).is_file()]
-        except OSError:
+            with paths.open_dir(base / name, what="output folder", confined=confined) as out:
+                times.update(_runs_in(out))
+        except (OSError, WorkbenchError):
             continue
-        out += [d for d in found if allow(d)]
-    return out
+    return times
+
+
+def _runs_in(output: paths.ConfinedDir) -> dict[Path, float]:
+    with output.scandir() as it:
+        names = [e.name for e in it if e.is_dir(follow_symlinks=False)]
+    times: dict[Path, float] = {}
+    for name in names:
+        try:
+            with output.subdir(name) as run:
+                st = run.lstat(RUN_FILE)
+        except (OSError, WorkbenchError):
+            continue
+        if st is not None and stat.S_ISREG(st.st_mode):
+            times[run.path] = st.st_mtime
+    return times
 
 
 def list_runs(
-    projects: list[Path],
-    limit: int = 30,
-    now: float | None = None,
-    allow: Callable[[Path], bool] = lambda _p: True,
+    projects: list[Path], limit: int = 30, now: float | None = None, confined: bool = False
 ) -> list[dict]:
-    """Summaries of the newest runs across the projects, newest first."""
-    found = {d for p in projects for d in run_dirs(p, allow)}
-    dated = []
-    for d in found:
-        try:
-            dated.append(((d / RUN_FILE).stat().st_mtime, d))
-        except OSError:
-            continue
-    dated.sort(key=lambda x: (x[0], x[1].name), reverse=True)
+    """Summaries of the newest runs across the projects, newest first; a run whose folder or record
+    cannot be read is left out (one bad record never hides the others). `confined` (the routes): every
+    folder is opened inside the allowed roots."""
+    found: dict[Path, float] = {}
+    for project in projects:
+        found.update(run_times(project, confined))
+    newest = sorted(found.items(), key=lambda x: (x[1], x[0].name), reverse=True)
     out = []
-    for _mtime, d in dated[:limit]:
-        rec = read_record(d)
-        if rec is not None:
-            out.append(summary(d, rec, now=now))
+    for run_dir, _mtime in newest[:limit]:
+        try:
+            with open_run(run_dir, confined) as run:
+                rec = read_record(run)
+                if rec is not None:
+                    out.append(summary(run, rec, now=now))
+        except (OSError, WorkbenchError):
+            continue
     return out
 
 
-def summary(run_dir: Path, rec: dict, now: float | None = None) -> dict:
-    """What the run list shows: name, project, state, steps, last loss, times."""
-    status = rec.get("status") if isinstance(rec.get("status"), dict) else {}
+def summary(run: Run, rec: dict, now: float | None = None) -> dict:
+    """What the run list shows: name, project, state, steps, last loss, times (`rec` is typed)."""
+    status, spec = rec.get("status", {}), rec.get("spec", {})
     losses = rec.get("losses") or status.get("losses") or []
-    last_loss = losses[-1][1] if losses and isinstance(losses[-1], list) and len(losses[-1]) > 1 else None
-    spec = rec.get("spec") if isinstance(rec.get("spec"), dict) else {}
+    log = run.lstat(LOG_FILE)
     return {
-        "run_id": run_dir.name,
-        "dir": str(run_dir),
-        "project": str(project_of(run_dir) or run_dir.parent),
-        "state": effective_state(rec.get("state", ""), run_dir / LOG_FILE, now=now),
-        "started_at": rec.get("started_at", ""),
-        "finished_at": rec.get("finished_at", ""),
+        "run_id": run.path.name,
+        "dir": str(run.path),
+        "project": str(project_of(run.path) or run.path.parent),
+        "state": _short(effective_state(rec.get("state", ""), log.st_mtime if log else None, now=now)),
+        "started_at": _short(rec.get("started_at", "")),
+        "finished_at": _short(rec.get("finished_at", "")),
         "step": status.get("step") or (losses[-1][0] if losses else 0),
         "total": status.get("total") or 0,
         "epoch": status.get("epoch") or 0,
@@ -171,43 +203,46 @@ def summary(run_dir: Path, rec: dict, now: float | None = None) -> dict:
         "elapsed_s": status.get("elapsed_s")
         or _seconds_between(rec.get("started_at"), rec.get("finished_at")),
         "it_per_s": status.get("it_per_s"),
-        "text": status.get("text", ""),
-        "loss": last_loss,
-        "base_model": Path(str(rec.get("base_model", ""))).name,
-        "device": rec.get("device", ""),
+        "text": _short(status.get("text", "")),
+        "loss": losses[-1][1] if losses else None,
+        "base_model": _short(Path(rec.get("base_model", "")).name),
+        "device": _short(rec.get("device", "")),
         "error": _first_line(rec.get("error", "")),
     }
 
 
-def effective_state(recorded: str, log_path: Path, now: float | None = None) -> str:
-    """The state as the list should show it: a "running" record whose log went silent is "stopped"
-    (ComfyUI was closed mid-run, or the process was killed)."""
+def effective_state(recorded: str, log_mtime: float | None, now: float | None = None) -> str:
+    """The state as the list should show it: a "running" record whose log (modified at `log_mtime`;
+    None: no log) went silent is "stopped" (ComfyUI was closed mid-run, or the process was killed)."""
     if recorded != "running":
         return recorded or "unknown"
-    try:
-        silent = (now if now is not None else time.time()) - log_path.stat().st_mtime
-    except OSError:
+    if log_mtime is None:
         return "stopped"
+    silent = (now if now is not None else time.time()) - log_mtime
     return "running" if silent < STALE_AFTER_S else "stopped"
 
 
-def detail(run_dir: Path, log_lines: int = 40, max_losses: int = 500, now: float | None = None) -> dict:
-    """One run in full: the summary plus the loss curve points, the log's last lines and the files."""
-    rec = read_record(run_dir)
-    if rec is None:
-        raise FileNotFoundError(f"{run_dir} has no readable {RUN_FILE}")
-    status = rec.get("status") if isinstance(rec.get("status"), dict) else {}
-    losses = rec.get("losses") or status.get("losses") or []
-    outputs = files(run_dir)
+def detail(
+    run: Run | str | os.PathLike, log_lines: int = 40, max_losses: int = 500, now: float | None = None
+) -> dict:
+    """One run in full: the summary plus the loss curve points, the log's last lines and the files; a
+    sentence (or FileNotFoundError) when its run.json cannot be read."""
+    return _in_run(run, lambda d: _detail(d, log_lines, max_losses, now))
+
+
+def _detail(run: Run, log_lines: int, max_losses: int, now: float | None) -> dict:
+    rec = load_record(run)
+    losses = rec.get("losses") or rec.get("status", {}).get("losses") or []
+    outputs = files(run)
     return {
-        **summary(run_dir, rec, now=now),
+        **summary(run, rec, now=now),
         "losses": thin(losses, max_losses),
-        "log_tail": log_tail(run_dir / LOG_FILE, log_lines),
-        "log_path": str(run_dir / LOG_FILE),
+        "log_tail": _tail_of(run, LOG_FILE, log_lines),
+        "log_path": str(run.path / LOG_FILE),
         "files": outputs,
         "samples": [f["path"] for f in outputs if f["kind"] == "sample"],
-        "warnings": [w for w in rec.get("warnings", []) if isinstance(w, str)],
-        "error_text": rec.get("error", "") if isinstance(rec.get("error"), str) else "",
+        "warnings": rec.get("warnings", []) + rec["notes"],
+        "error_text": rec.get("error", ""),
     }
 
 
@@ -219,36 +254,57 @@ def thin(points: list, limit: int) -> list:
     return [points[int(i * stride)] for i in range(limit - 1)] + [points[-1]]
 
 
-def files(run_dir: Path) -> list[dict]:
-    """The run's outputs: LoRA files, the loss curve, sample images, and the log/config/command."""
-    kinds = {".safetensors": "lora", ".toml": "config", ".txt": "text", ".log": "log", ".png": "image"}
-    out = []
-    entries = sorted(run_dir.iterdir()) if run_dir.is_dir() else []
-    sample_dir = run_dir / "sample"
-    linked = sample_dir.is_symlink()
-    samples = sorted(sample_dir.iterdir()) if sample_dir.is_dir() and not linked else []
-    for p in entries + samples:
-        if p.is_symlink() or not p.is_file() or p.name.startswith("."):
-            continue
-        kind = (
-            "sample"
-            if p.parent == sample_dir and p.suffix.lower() in IMAGE_EXTS
-            else kinds.get(p.suffix.lower())
-        )
-        if p.name == "loss.png":
-            kind = "loss"
-        if kind is None:
-            continue
-        out.append({"name": p.name, "path": str(p), "kind": kind, "size": p.stat().st_size})
+KINDS = {".safetensors": "lora", ".toml": "config", ".txt": "text", ".log": "log", ".png": "image"}
+
+
+def files(run: Run | str | os.PathLike) -> list[dict]:
+    """The run's outputs: LoRA files, the loss curve, sample images, and the log/config/command; links
+    (and a linked sample/ folder) are left out."""
+    return _in_run(run, _files)
+
+
+def _files(run: Run) -> list[dict]:
+    out = _outputs(run, sample=False)
+    try:
+        with run.subdir("sample") as samples:
+            out += _outputs(samples, sample=True)
+    except (OSError, WorkbenchError):  # none, or a link
+        pass
     return out
 
 
-def log_tail(log_path: Path, lines: int = 40) -> list[str]:
+def _outputs(folder: paths.ConfinedDir, sample: bool) -> list[dict]:
+    with folder.scandir() as it:
+        entries = sorted((e for e in it if e.is_file(follow_symlinks=False)), key=lambda e: e.name)
+    out = []
+    for e in entries:
+        suffix = os.path.splitext(e.name)[1].lower()
+        kind = "sample" if sample and suffix in IMAGE_EXTS else KINDS.get(suffix)
+        kind = "loss" if e.name == "loss.png" else kind
+        if kind is None or e.name.startswith("."):
+            continue
+        try:
+            size = e.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+        out.append({"name": e.name, "path": str(folder.path / e.name), "kind": kind, "size": size})
+    return out
+
+
+def log_tail(log_path: str | os.PathLike, lines: int = 40) -> list[str]:
     """The log's last lines as a terminal would show them: a tqdm bar's `\\r` redraws keep only the
-    last one, and blank lines are dropped."""
+    last one, and blank lines are dropped. A link or anything but a regular file reads as no lines."""
+    log = Path(log_path)
     try:
-        raw = read_plain(log_path, tail_bytes=TAIL_BYTES)
-    except OSError:
+        return _in_run(log.parent, lambda d: _tail_of(d, log.name, lines))
+    except (OSError, WorkbenchError):
+        return []
+
+
+def _tail_of(run: Run, name: str, lines: int) -> list[str]:
+    try:
+        raw = run.read_tail(name, TAIL_BYTES)
+    except (OSError, WorkbenchError):
         return []
     text = raw.decode("utf-8", errors="replace")
     shown = [_last_redraw(ln) for ln in text.split("\n")]
@@ -275,4 +331,9 @@ def _seconds_between(start: object, end: object) -> float | None:
 
 
 def _first_line(text: object) -> str:
-    return (str(text).strip().splitlines() or [""])[0][:300] if text else ""
+    return (str(text).strip().splitlines() or [""])[0][:SHORT] if text else ""
+
+
+def _short(text: str) -> str:
+    """A record's text as the list shows it: at most SHORT characters (the list is polled)."""
+    return text if len(text) <= SHORT else text[: SHORT - 1] + "…"

@@ -572,11 +572,12 @@ def import_config(data: Mapping[str, Any], source: str = "config") -> GuiImport:
     return _Importer(data, source).run()
 
 
-def load_json(path: str | os.PathLike) -> dict:
-    """A GUI config file: at most 1 MiB of JSON holding one object; a sentence otherwise."""
+def load_json(path: str | os.PathLike, confined: bool = False) -> dict:
+    """A GUI config file: at most 1 MiB of JSON holding one object; a sentence otherwise. `confined` (a
+    workflow): opened inside the allowed roots without following a link, parsed from what was opened."""
     p = Path(path)
     try:
-        data = paths.read_json(p, what="kohya_ss config", limit=MAX_BYTES)
+        data = paths.read_json(p, what="kohya_ss config", limit=MAX_BYTES, confined=confined)
     except FileNotFoundError:
         raise ValidationError(f"The kohya_ss config {p} does not exist.") from None
     except OSError as exc:
@@ -586,8 +587,8 @@ def load_json(path: str | os.PathLike) -> dict:
     return data
 
 
-def import_file(path: str | os.PathLike) -> GuiImport:
-    return import_config(load_json(path), Path(path).name)
+def import_file(path: str | os.PathLike, confined: bool = False) -> GuiImport:
+    return import_config(load_json(path, confined), Path(path).name)
 
 
 def presets(folder: str | os.PathLike | None) -> dict[str, Path]:

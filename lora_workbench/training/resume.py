@@ -23,12 +23,13 @@ from pathlib import Path
 
 from .. import paths
 from ..errors import ValidationError, WorkbenchError
+from . import records
 
 LEDGER_FILE = "known-states.json"
 COMPLETE_MARK = "random_states_0.pkl"  # accelerate's last file of a saved state
 _RUN_SUFFIX_RE = re.compile(r"-(\d{3,})")
 _MAX_STATE_JSON = 4096
-MAX_RECORD_BYTES = 64 << 20  # run.json keeps every loss of a long run
+MAX_RECORD_BYTES = records.MAX_RECORD_BYTES  # run.json keeps every loss of a long run
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,9 @@ def read_record(run_dir: Path) -> dict:
     """The run's run.json (a regular file of at most MAX_RECORD_BYTES holding an object); a sentence
     when there is none, or it cannot be read."""
     data, why = None, ""
-    try:
-        data = paths.read_json(run_dir / "run.json", what="run record", limit=MAX_RECORD_BYTES)
+    try:  # run.json itself may be a link planted in a shared project: never followed
+        with paths.open_dir(run_dir, what="run folder", confined=False) as d:
+            data = d.read_json("run.json", MAX_RECORD_BYTES, what="run record")
     except (OSError, WorkbenchError) as exc:
         why = f" ({str(exc).rstrip('.')})"
     if not isinstance(data, dict):
@@ -115,14 +117,11 @@ def _state_name_re(name: str) -> re.Pattern:
 
 def _read_train_state(folder: Path) -> tuple[int, int] | None:
     """(epoch, step) from train_state.json: a small regular file holding two whole numbers."""
-    path = folder / "train_state.json"
-    try:
-        st = os.lstat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_STATE_JSON:
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
+    try:  # opened no-follow and non-blocking, then checked: no lstat-then-read-by-name race
+        with paths.open_dir(folder, what="state folder", confined=False) as d:
+            data = d.read_json("train_state.json", _MAX_STATE_JSON, what="train state")
         epoch, step = data["current_epoch"], data["current_step"]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+    except (OSError, WorkbenchError, KeyError, TypeError, IndexError):
         return None
     ok = all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (epoch, step))
     return (epoch, step) if ok else None

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -42,6 +43,7 @@ from . import (
     model_files,
     module_probe,
     proctree,
+    records,
     resume,
     runner,
     write_places,
@@ -505,35 +507,74 @@ def plan(
 
 
 # --------------------------------------------------------------------------- the cache
+# A run.json may come from a shared project: it is read no-follow and capped, its loss points typed,
+# and every file it names is looked up by its name in this run folder (no link), never at its path.
 def _read_run(run_dir: Path) -> dict | None:
     try:
-        rec = paths.read_json(run_dir / RUN_FILE, what="run record", limit=resume.MAX_RECORD_BYTES)
+        with paths.open_dir(run_dir, what="run folder", confined=False) as d:
+            rec = d.read_json(RUN_FILE, records.MAX_RECORD_BYTES, what="run record")
     except (OSError, WorkbenchError):
         return None
     return rec if isinstance(rec, dict) else None
 
 
+def _here(run_dir: Path, recorded: object, sub: str = "") -> str:
+    """The file a record names, by its name in the run folder (or its `sub` folder); "" when it is not
+    a plain file there (a record may name any path; a moved project's names the old place)."""
+    name = os.path.basename(recorded) if isinstance(recorded, str) else ""
+    folder = run_dir / sub if sub else run_dir
+    try:
+        plain = bool(name) and not folder.is_symlink() and stat.S_ISREG(os.lstat(folder / name).st_mode)
+    except (OSError, ValueError):
+        plain = False
+    return str(folder / name) if plain else ""
+
+
+def _texts(value: object) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _cached_lora(run_dir: Path, raw: object) -> TrainedLora | None:
+    """The record's trained_lora with its files in this run folder; None when its LoRA is not there."""
+    path = _here(run_dir, raw.get("path")) if isinstance(raw, dict) else ""
+    if not path:
+        return None
+    return TrainedLora(
+        path=path,
+        epoch_paths=[p for p in (_here(run_dir, e) for e in _texts(raw.get("epoch_paths"))) if p],
+        base_model=raw.get("base_model") if isinstance(raw.get("base_model"), str) else "",
+        base_arch=raw.get("base_arch") if isinstance(raw.get("base_arch"), str) else "",
+        trigger_words=_texts(raw.get("trigger_words")),
+        output_dir=str(run_dir),
+        log_path=_here(run_dir, "train.log"),
+        command_path=_here(run_dir, "command.txt"),
+        metadata=raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {},
+    )
+
+
 def find_cached(dataset: LoraDataset, fp: str) -> TrainRun | None:
-    """The newest finished run with this fingerprint whose LoRA file still exists."""
+    """The newest finished run with this fingerprint whose LoRA file is still in its run folder."""
     root = output_root(dataset)
     if not root.is_dir():
         return None
-    for run_dir in sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True):
+    folders = (p for p in root.iterdir() if p.is_dir() and not p.is_symlink())
+    for run_dir in sorted(folders, key=lambda p: p.name, reverse=True):
         rec = _read_run(run_dir)
         if not rec or rec.get("fingerprint") != fp or rec.get("state") != "finished":
             continue
-        lora = TrainedLora.from_dict(rec.get("trained_lora") or {})
-        if not lora.path or not Path(lora.path).is_file():
+        lora = _cached_lora(run_dir, rec.get("trained_lora"))
+        if lora is None:
             continue
+        typed = records.typed(rec)
         return TrainRun(
             lora=lora,
             run_dir=str(run_dir),
-            loss_curve=rec.get("loss_curve", ""),
-            samples=[s for s in rec.get("samples", []) if Path(s).is_file()],
-            losses=[tuple(x) for x in rec.get("losses", [])],
+            loss_curve=_here(run_dir, rec.get("loss_curve")),
+            samples=[p for p in (_here(run_dir, s, "sample") for s in _texts(rec.get("samples"))) if p],
+            losses=[(s, math.nan if v is None else v) for s, v in typed.get("losses", [])],
             cached=True,
             warnings=[f"Reused the earlier run {run_dir} (same dataset, settings and base model)."],
-            status=rec.get("status", {}),
+            status=typed["status"],
         )
     return None
 

@@ -204,3 +204,127 @@ def test_a_shared_library_and_ui_folder_cannot_make_a_real_comfyui_write_outside
         assert not tracebacks_about_us(server.log()), server.log()[-4000:]
     finally:
         stop_comfy(server)
+
+
+# --------------------------------------------------------------------------- planted run records
+MARK = "OUTSIDE-RUN-SECRET"
+PLANTED = {
+    "losses-number": '{"state": "finished", "losses": 5}',
+    "losses-object": '{"state": "finished", "losses": {}}',
+    "losses-null": '{"state": "finished", "losses": [null]}',
+    "warnings-number": '{"state": "finished", "warnings": 5}',
+    "state-list": '{"state": []}',
+    "status-texts": '{"state": "finished", "status": {"step": "7", "losses": 5}}',
+    "top-level-list": "[1, 2, 3]",
+    "nested-deep": "[" * 100_000 + "]" * 100_000,
+    "huge-number": '{"state": "finished", "status": {"step": 1e400, "total": ' + "9" * 5000 + "}}",
+    "nan": '{"state": "finished", "losses": [[1, NaN]], "status": {"it_per_s": NaN}}',
+}
+
+
+def plant_runs(home: Path, outside: Path) -> dict[str, Path]:
+    """A good run in one project, odd records, a FIFO, a sparse 100 MB file and links in a shared one,
+    and an outside run full of MARK; the projects in the index the Training tab lists from."""
+
+    def run(project: str, name: str, record: str) -> Path:
+        folder = home / project / "output" / name
+        (folder / "sample").mkdir(parents=True)
+        (folder / "run.json").write_text(record, encoding="utf-8")
+        (folder / "train.log").write_text("steps: 100%|##| 2/2\n", encoding="utf-8")
+        return folder
+
+    good = '{"state": "finished", "losses": [[1, 0.5], [2, 0.4]], "status": {"step": 2, "total": 2}}'
+    runs = {"good": run("anna", "anna-001", good)}
+    runs.update({name: run("shared", f"{name}-001", text) for name, text in PLANTED.items()})
+    runs["fifo"] = run("shared", "fifo-001", "{}")
+    (runs["fifo"] / "run.json").unlink()
+    os.mkfifo(runs["fifo"] / "run.json")
+    runs["sparse"] = run("shared", "sparse-001", "{}")
+    with open(runs["sparse"] / "run.json", "wb") as f:
+        f.truncate(100 << 20)
+    secret = outside / "x" / "output" / "x-001"
+    secret.mkdir(parents=True)
+    (secret / "run.json").write_text(json.dumps({"state": MARK, "error": MARK}), encoding="utf-8")
+    (secret / "train.log").write_text(MARK + "\n", encoding="utf-8")
+    runs["run.json-link"] = run("shared", "link-001", "{}")
+    (runs["run.json-link"] / "run.json").unlink()
+    (runs["run.json-link"] / "run.json").symlink_to(secret / "run.json")
+    runs["passwd-link"] = run("shared", "passwd-001", "{}")
+    (runs["passwd-link"] / "run.json").unlink()
+    (runs["passwd-link"] / "run.json").symlink_to("/etc/passwd")
+    runs["folder-link"] = home / "shared" / "output" / "folder-001"
+    runs["folder-link"].symlink_to(secret, target_is_directory=True)
+    index = {"projects": [str(home / "shared"), str(home / "anna"), str(outside / "x")]}
+    (home / "known-projects.json").write_text(json.dumps(index), encoding="utf-8")
+    return runs
+
+
+def test_planted_run_records_never_break_the_training_tab_of_a_real_comfyui(
+    comfyui_dir, comfy_python, tmp_path
+):
+    home, outside = tmp_path / "home", tmp_path / "outside"
+    runs = plant_runs(home, outside)
+    server = start_comfy(comfyui_dir, comfy_python, home, extra_args=("--base-directory", str(home)))
+    try:
+        status, raw = request(server.url + "/lora_workbench/train/runs?limit=200")
+        listed = [r["run_id"] for r in json.loads(raw)["runs"]]
+        print(f"\nrun list: {status}, {len(raw)} bytes: {listed}")
+        assert status == 200 and "anna-001" in listed and MARK.encode() not in raw
+        assert "folder-001" not in listed and "link-001" not in listed and "passwd-001" not in listed
+        results = []
+        for name, folder in runs.items():
+            status, raw = request(
+                server.url + "/lora_workbench/train/run?" + urllib.parse.urlencode({"dir": str(folder)})
+            )
+            results.append(f"{status}  {name}: {raw[:150].decode('utf-8', 'replace')}")
+            assert status in (200, 400, 403, 404) and MARK.encode() not in raw and b"root:" not in raw, (
+                results[-1]
+            )
+            body = json.loads(raw)
+            assert body["error"] if status != 200 else isinstance(body["losses"], list), results[-1]
+        print("\n".join(results))
+        assert not tracebacks_about_us(server.log()), server.log()[-4000:]
+    finally:
+        stop_comfy(server)
+
+
+def test_a_run_folder_swapped_for_a_link_never_makes_a_real_comfyui_serve_outside_data(
+    comfyui_dir, comfy_python, tmp_path
+):
+    import threading
+
+    home, outside = tmp_path / "home", tmp_path / "outside"
+    runs = plant_runs(home, outside)
+    good, secret = runs["good"], outside / "x" / "output" / "x-001"
+    aside, stop = good.with_name("anna-001.aside"), threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            os.rename(good, aside)
+            os.symlink(secret, good, target_is_directory=True)
+            stop.wait(0.001)  # the link lasts a moment, as the real folder does below
+            os.unlink(good)
+            os.rename(aside, good)
+            stop.wait(0.001)
+
+    server = start_comfy(comfyui_dir, comfy_python, home, extra_args=("--base-directory", str(home)))
+    swapper = threading.Thread(target=swap, daemon=True)
+    counts: dict[int, int] = {}
+    try:
+        swapper.start()
+        for i in range(300):
+            route = (
+                "/lora_workbench/train/runs"
+                if i % 3 == 0
+                else "/lora_workbench/train/run?" + urllib.parse.urlencode({"dir": str(good)})
+            )
+            status, raw = request(server.url + route)
+            counts[status] = counts.get(status, 0) + 1
+            assert MARK.encode() not in raw, (i, status, raw[:300])
+        print(f"\n300 requests while the run folder was swapped: {counts}")
+        assert set(counts) <= {200, 403, 404}
+        assert not tracebacks_about_us(server.log()), server.log()[-4000:]
+    finally:
+        stop.set()
+        swapper.join()
+        stop_comfy(server)

@@ -69,7 +69,7 @@ def test_a_deep_run_record_is_a_sentence(run_dir):
 def test_a_huge_run_record_is_not_read(run_dir):
     with open(run_dir / "run.json", "wb") as f:
         f.truncate(resume.MAX_RECORD_BYTES + 1)  # sparse: nothing is written
-    with pytest.raises(ValidationError, match="larger than 64 MiB"):
+    with pytest.raises(ValidationError, match="larger than 8 MiB"):
         resume.find_point("latest", run_dir.parent, "p1")
 
 

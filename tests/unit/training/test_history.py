@@ -124,16 +124,16 @@ def test_links_inside_a_run_folder_are_not_followed(tmp_path, tmp_path_factory):
     assert history.read_record(run) is None
 
 
-def test_an_output_link_out_of_the_roots_is_left_out_by_the_caller_s_check(tmp_path, tmp_path_factory):
+def test_an_output_link_out_of_the_roots_is_left_out_when_confined(tmp_path, tmp_path_factory, monkeypatch):
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     make_run(elsewhere / "x", "x-001")
     project = tmp_path / "p"
     project.mkdir()
     (project / "output").symlink_to(elsewhere / "x" / "output", target_is_directory=True)
-    inside = str(tmp_path)
-    runs = history.list_runs([project], allow=lambda p: str(p).startswith(inside))
-    assert runs == []
-    assert len(history.list_runs([project])) == 1
+    monkeypatch.setenv("LORA_WORKBENCH_ROOTS", str(tmp_path))
+    monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
+    assert history.list_runs([project], confined=True) == []
+    assert len(history.list_runs([project])) == 1  # the command line follows it
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
