@@ -14,6 +14,7 @@ from aiohttp import web
 SECRET = b"\x89PNG\r\n\x1a\noutside secret"
 PREVIEW = "/lora_workbench/dataset/preview"
 SAMPLE = "/lora_workbench/train/sample"
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -175,13 +176,13 @@ async def test_malformed_bodies_are_400_with_a_sentence(client, world, case):
 @pytest.mark.asyncio
 async def test_a_body_over_one_mib_is_413_before_it_is_parsed(client, world):
     big = json.dumps({"project": "proj", "weights": "x" * (2 << 20)})
-    await refused(await client.post(PREVIEW, data=big), 413)
+    await refused(await client.post(PREVIEW, data=big, headers=JSON), 413)
 
     async def chunks():  # no Content-Length: the cap holds while reading
         for _ in range(40):
             yield b"x" * (64 << 10)
 
-    await refused(await client.post(PREVIEW, data=chunks()), 413)
+    await refused(await client.post(PREVIEW, data=chunks(), headers=JSON), 413)
 
 
 # --------------------------------------------------------------------------- sample images
