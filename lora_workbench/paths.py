@@ -172,6 +172,19 @@ def check_path_text(text: str, what: str = "path") -> None:
         )
 
 
+def expand_user(text: str, what: str = "path") -> Path:
+    """`~` and `~user` expanded; a user this machine does not know is a ValidationError sentence
+    (pathlib raises RuntimeError, which became a 500 on the routes)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        user = text.split("/", 1)[0].split(os.sep, 1)[0]
+        raise ValidationError(
+            f"The {what} {shown(text)} starts with {shown(user)}, a user this machine does not know; "
+            "give an absolute path."
+        ) from None
+
+
 def confine(
     value: str | os.PathLike,
     *,
@@ -199,7 +212,7 @@ def confine(
             f"No allowed roots are configured, so the {what} {shown(text)} cannot be used from a workflow. "
             f"Set {ROOTS_ENV} (folders separated by '{os.pathsep}') or `roots` in {settings_path()}."
         )
-    p = Path(text).expanduser()
+    p = expand_user(text, what)
     if not p.is_absolute():
         p = roots[0] / p
     try:
@@ -275,7 +288,7 @@ def _open_checked(value, what: str, flags: int, confined: bool, extra_roots) -> 
         target = confine(value, what=what, extra_roots=extra_roots)
         flags |= O_NOFOLLOW  # the resolved path has no link left; one now is a swap
     else:
-        target = Path(os.fspath(value)).expanduser()
+        target = expand_user(os.fspath(value), what)
         check_path_text(str(target), what)
     try:
         fd = os.open(target, flags | O_CLOEXEC | O_NONBLOCK)
@@ -403,7 +416,7 @@ def open_dir(
     """
     if not DIR_FDS:
         real = confine(value, what=what, extra_roots=extra_roots) if confined else None
-        real = real or Path(os.path.realpath(Path(os.fspath(value)).expanduser()))
+        real = real or Path(os.path.realpath(expand_user(os.fspath(value), what)))
         if not real.is_dir():
             raise PathNotAllowed(f"The {what} {real} is not a folder.")
         return ConfinedDir(None, real, what)

@@ -140,13 +140,20 @@ def test_the_settings_dialog_may_never_write_roots(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- confine: bad text
 @pytest.mark.parametrize(
     "text",
-    ["a" * 5000, "/x/" + "b" * 300, "x/" * 2100, "\ud800", "proj/\udcff\ud800"],
-    ids=["5000 chars", "300-byte name", "deep", "lone surrogate", "mixed surrogates"],
+    ["a" * 5000, "/x/" + "b" * 300, "x/" * 2100, "\ud800", "proj/\udcff\ud800", "~nouser-xq/x", "~nouser-xq"],
+    ids=["5000 chars", "300-byte name", "deep", "lone surrogate", "mixed surrogates", "~nouser/x", "~nouser"],
 )
 def test_unusable_path_text_is_a_sentence_not_an_os_error(world, text):
     with pytest.raises(ValidationError) as err:
         paths.confine(text, what="project folder")
     assert "project folder" in str(err.value) and len(str(err.value)) < 400
+
+
+@pytest.mark.parametrize("opener", [paths.open_file, paths.open_dir, paths.read_json])
+def test_an_unknown_users_home_is_a_sentence_for_every_opener(world, opener):
+    for confined in (True, False):
+        with pytest.raises(ValidationError, match="a user this machine does not know"):
+            opener("~nouser-xq/x", confined=confined)
 
 
 def _build_tree(root: Path, outside: Path) -> None:

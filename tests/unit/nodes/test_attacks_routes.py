@@ -63,6 +63,7 @@ def preview_paths(roots, outside):
         "300-byte name": ("proj/" + "n" * 300, 400),
         "lone surrogate": ("proj/\ud800", 400),
         "empty": ("   ", 403),
+        "unknown user's home": ("~nouser-xq/proj", 400),
     }
 
 
@@ -79,6 +80,7 @@ def preview_paths(roots, outside):
         "300-byte name",
         "lone surrogate",
         "empty",
+        "unknown user's home",
     ],
 )
 async def test_preview_paths_that_escape_or_break_are_refused(client, world, case):
@@ -207,6 +209,7 @@ async def test_sample_paths_that_escape_or_break_are_refused(client, world):
         "": 403,
         "x" * 5000 + ".png": 400,
         "run/" + "n" * 300 + ".png": 400,
+        "~nouser-xq/s.png": 400,
     }
     for path, status in cases.items():
         await refused(await client.get(SAMPLE, params={"path": path}), status)
