@@ -134,7 +134,36 @@ def test_the_settings_dialog_may_never_write_roots(tmp_path, monkeypatch):
         lw_settings.update({"library": 5})
     got = lw_settings.update({"library": "/new", "forge_path": None})
     assert got["library"] == "/new" and json.loads(f.read_text())["roots"] == ["/data"]
-    assert sorted(os.listdir(tmp_path)) == ["settings.json"]  # no temp file left
+    assert sorted(os.listdir(tmp_path)) == ["settings.json", "settings.json.lock"]  # no temp file left
+
+
+WRITER_KEYS = [s.key for s in lw_settings.SETTINGS if s.ui_writable]
+ROUNDS = 15
+
+
+def _write_own_key(index: int) -> None:
+    for n in range(ROUNDS):
+        lw_settings.update({WRITER_KEYS[index]: f"/writer{index}/round{n}"})
+
+
+@pytest.mark.skipif(os.name == "nt", reason="forked writers")
+def test_writers_in_separate_processes_never_lose_each_others_keys(tmp_path, monkeypatch):
+    # The CLI and ComfyUI's dialog are different processes: each read-merge-write must see the last.
+    import multiprocessing
+
+    f = write_settings(tmp_path, monkeypatch, {"roots": ["/data"]})
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_write_own_key, args=(i,)) for i in range(len(WRITER_KEYS))]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * len(procs)
+    data = json.loads(f.read_text("utf-8"))
+    assert data == {
+        "roots": ["/data"],
+        **{k: f"/writer{i}/round{ROUNDS - 1}" for i, k in enumerate(WRITER_KEYS)},
+    }
 
 
 # --------------------------------------------------------------------------- confine: bad text
