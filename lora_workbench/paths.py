@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import stat
 import sys
@@ -26,6 +27,7 @@ SETTINGS_ENV = settings.SETTINGS_ENV
 MAX_PATH_BYTES = 4095  # PATH_MAX less its NUL: longer paths fail in the OS with ENAMETOOLONG
 MAX_NAME_BYTES = 255  # one path component (NAME_MAX on every common filesystem)
 CACHE_ENV = "LORA_WORKBENCH_CACHE_DIR"
+log = logging.getLogger("lora_workbench")
 
 # Roots added at run time by the ComfyUI adapter (ComfyUI's own model/input/output folders).
 _registered_roots: list[Path] = []
@@ -108,17 +110,52 @@ def register_root(path: str | os.PathLike) -> None:
         _registered_roots.append(p)
 
 
+def _saved_root(env: str, key: str) -> Path | None:
+    """The library or ComfyUI's folder as a root: from the environment as it is; from the settings file
+    only while it still resolves to itself (it is stored resolved). A saved value that now leads
+    elsewhere, through a link re-pointed since (a `git pull`, a planted rename), is no root."""
+    if os.environ.get(env):
+        return Path(os.environ[env]).expanduser()
+    value = settings.get(key)
+    if not value:
+        return None
+    try:
+        saved = Path(value).expanduser()
+        real = Path(os.path.realpath(saved))
+    except (RuntimeError, OSError):  # ~nouser, a name the OS refuses
+        saved, real = Path(value), None
+    if real == saved:
+        return saved
+    if (key, value) not in _warned:
+        _warned.add((key, value))
+        log.warning(
+            "lora-workbench: `%s` in %s is %s but now resolves to %s, so it is not an allowed root; if that "
+            "is right, save it again: lora-workbench settings --set %s=%s",
+            key,
+            settings_path(),
+            value,
+            real,
+            key,
+            real,
+        )
+    return None
+
+
+_warned: set[tuple[str, str]] = set()
+
+
 def allowed_roots(extra: Iterable[str | os.PathLike] = ()) -> list[Path]:
     """Every root an untrusted path may resolve into, resolved, without duplicates.
 
-    $LORA_WORKBENCH_ROOTS (os.pathsep-separated), settings `roots`, the library, ComfyUI's folder and
-    the folders the ComfyUI adapter registered.
+    $LORA_WORKBENCH_ROOTS (os.pathsep-separated), settings `roots`, the library, ComfyUI's folder (a
+    saved one only while it resolves where it did when saved) and the folders the ComfyUI adapter
+    registered.
     """
     candidates: list[Path] = []
     env = os.environ.get(ROOTS_ENV, "")
     candidates += [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
     candidates += [Path(p).expanduser() for p in settings.get("roots") or []]
-    for p in (library_path(), comfyui_path()):
+    for p in (_saved_root("SD_MODELS_PATH", "library"), _saved_root("COMFYUI_PATH", "comfyui_path")):
         if p is not None:
             candidates.append(p)
     candidates += _registered_roots

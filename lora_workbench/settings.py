@@ -35,20 +35,27 @@ class Setting:
     kind: str  # "path" (a string) or "paths" (a list of strings)
     meaning: str
     ui_writable: bool = True  # may the settings editors (dialog, `settings --set`) write it? (roots: never)
+    executable: bool = False  # decides what code runs: set from a shell only, never over HTTP
+    defines_roots: bool = False  # an allowed root itself: stored resolved, checked again at use
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("library", "SD_MODELS_PATH", "path", "the model library folder"),
-    Setting("comfyui_path", "COMFYUI_PATH", "path", "ComfyUI's folder (the CLI links into it)"),
+    Setting("library", "SD_MODELS_PATH", "path", "the model library folder", defines_roots=True),
+    Setting(
+        "comfyui_path", "COMFYUI_PATH", "path", "ComfyUI's folder (the CLI links into it)", defines_roots=True
+    ),
     Setting("a1111_path", "A1111_PATH", "path", "stable-diffusion-webui"),
     Setting("forge_path", "FORGE_PATH", "path", "stable-diffusion-webui-forge"),
-    Setting("kohya_ss_path", "KOHYA_SS_PATH", "path", "a kohya_ss GUI or sd-scripts checkout"),
-    Setting("kohya_python", "KOHYA_PYTHON", "path", "the interpreter that runs sd-scripts"),
+    Setting(
+        "kohya_ss_path", "KOHYA_SS_PATH", "path", "a kohya_ss GUI or sd-scripts checkout", executable=True
+    ),
+    Setting("kohya_python", "KOHYA_PYTHON", "path", "the interpreter that runs sd-scripts", executable=True),
     Setting(
         "kohya_ss_gui_path",
         "KOHYA_SS_GUI_PATH",
         "path",
         "a kohya_ss GUI checkout (its presets/ for the GUI config import)",
+        executable=True,  # its presets choose the trainer's options; kept with the trainer's paths
     ),
     Setting(
         "roots",
