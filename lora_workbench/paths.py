@@ -28,6 +28,7 @@ MAX_PATH_BYTES = 4095  # PATH_MAX less its NUL: longer paths fail in the OS with
 MAX_NAME_BYTES = 255  # one path component (NAME_MAX on every common filesystem)
 CACHE_ENV = "LORA_WORKBENCH_CACHE_DIR"
 log = logging.getLogger("lora_workbench")
+COMFYUI_ROOT_FOLDERS = ("models", "input", "output", "lora-projects")  # of $COMFYUI_PATH, for the CLI
 
 # Roots added at run time by the ComfyUI adapter (ComfyUI's own model/input/output folders).
 _registered_roots: list[Path] = []
@@ -147,17 +148,19 @@ _warned: set[tuple[str, str]] = set()
 def allowed_roots(extra: Iterable[str | os.PathLike] = ()) -> list[Path]:
     """Every root an untrusted path may resolve into, resolved, without duplicates.
 
-    $LORA_WORKBENCH_ROOTS (os.pathsep-separated), settings `roots`, the library, ComfyUI's folder (a
-    saved one only while it resolves where it did when saved) and the folders the ComfyUI adapter
-    registered.
+    $LORA_WORKBENCH_ROOTS (os.pathsep-separated), settings `roots`, the library and ComfyUI's models,
+    input, output and lora-projects folders (a saved library or ComfyUI only while it resolves where
+    it did when saved) and the folders the ComfyUI adapter registered.
     """
     candidates: list[Path] = []
     env = os.environ.get(ROOTS_ENV, "")
     candidates += [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
     candidates += [Path(p).expanduser() for p in settings.get("roots") or []]
-    for p in (_saved_root("SD_MODELS_PATH", "library"), _saved_root("COMFYUI_PATH", "comfyui_path")):
-        if p is not None:
-            candidates.append(p)
+    library, comfyui = _saved_root("SD_MODELS_PATH", "library"), _saved_root("COMFYUI_PATH", "comfyui_path")
+    if library is not None:
+        candidates.append(library)
+    if comfyui is not None:  # never ComfyUI's own folder: custom_nodes/ holds code, user/ its settings
+        candidates += [comfyui / name for name in COMFYUI_ROOT_FOLDERS]
     candidates += _registered_roots
     candidates += [Path(p) for p in extra]
     out: list[Path] = []

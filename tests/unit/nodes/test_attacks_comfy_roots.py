@@ -55,3 +55,15 @@ def test_lora_projects_beside_models_is_a_root_made_on_first_use_only(pack, comf
     assert pack.nodes._comfy.projects_root() == projects and projects.is_dir()
     assert paths.confine(projects / "anna") == projects.resolve() / "anna"
     assert os.path.realpath(projects) in [str(r) for r in paths.allowed_roots()]
+
+
+def test_comfyui_path_opens_its_model_input_output_and_projects_folders_only(tmp_path, monkeypatch):
+    comfy = tmp_path / "ComfyUI"
+    monkeypatch.setenv("LORA_WORKBENCH_ROOTS", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("COMFYUI_PATH", str(comfy))
+    monkeypatch.setattr(paths, "_registered_roots", [])
+    for place in ("models/loras", "input", "output/run", "lora-projects/anna"):
+        assert paths.confine(comfy / place) == comfy.resolve() / place
+    for place in ("custom_nodes/evil", "user/default", "main.py"):
+        with pytest.raises(PathNotAllowed):
+            paths.confine(comfy / place)
