@@ -84,7 +84,8 @@ EDITABLE: tuple[EditableSetting, ...] = (
         "tokenizer_cache_dir",
         "Tokenizer cache folder",
         "folder",
-        "sd-scripts' --tokenizer_cache_dir: tokenizers saved there let training start offline.",
+        "sd-scripts' --tokenizer_cache_dir: tokenizers saved there let training start offline. "
+        "sd-scripts writes into it, so from the browser it must lie inside an allowed root.",
         confined=True,  # the training node's input refuses the same value outside the roots
         group="Training (sd-scripts)",
     ),
