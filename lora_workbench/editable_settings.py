@@ -7,7 +7,11 @@ The allowed roots are deliberately not editable here: they are the fence around 
 workflow or a browser may touch, so a request from the browser must never be able to move it.
 For the same reason the folders that would widen the fence (the library and ComfyUI's folder, both
 roots themselves) or that the pack writes links into (A1111, Forge) must already lie inside the
-roots when they arrive through the browser.
+roots when they arrive through the browser; the two that are roots are stored resolved, and from the
+browser may not hold `..` or pass through a link inside the roots (a shared project could re-point
+it). The paths that decide what code runs (the trainer's folder, its Python, the kohya_ss GUI) are
+shown to the dialog but set only from a shell (`lora-workbench settings --set`, `confine=False`):
+nothing the browser sends is ever stored there or executed.
 """
 
 from __future__ import annotations
@@ -23,7 +27,10 @@ from . import paths, settings
 from .errors import PathNotAllowed, ValidationError
 
 PYTHON_CHECK_TIMEOUT_S = 120
-_write_lock = threading.Lock()  # two saves at once must not lose each other's keys
+# One interpreter probe at a time, remembered per (real path, mtime, size): twelve checks at once
+# start one torch import, not twelve (each costs about 500 MB).
+_probe_lock = threading.Lock()
+_probes: dict[tuple[str, int, int], tuple[str, list[str]]] = {}
 # An interpreter's file name: python, python3, python3.11, python.exe, pythonw.exe.
 _PYTHON_NAME = re.compile(r"^pythonw?(\d+(\.\d+)?)?(\.exe)?$", re.IGNORECASE)
 
@@ -77,7 +84,9 @@ EDITABLE: tuple[EditableSetting, ...] = (
         "tokenizer_cache_dir",
         "Tokenizer cache folder",
         "folder",
-        "sd-scripts' --tokenizer_cache_dir: tokenizers saved there let training start offline.",
+        "sd-scripts' --tokenizer_cache_dir: tokenizers saved there let training start offline. "
+        "sd-scripts writes into it, so from the browser it must lie inside an allowed root.",
+        confined=True,  # the training node's input refuses the same value outside the roots
         group="Training (sd-scripts)",
     ),
     EditableSetting(
@@ -108,6 +117,18 @@ BY_KEY = {s.key: s for s in EDITABLE}
 def env_of(key: str) -> str:
     """The environment variable that wins over a key (declared in settings.py)."""
     return settings.BY_KEY[key].env or ""
+
+
+def shell_command(key: str) -> str:
+    """The command that sets a key from a shell (the only way for the paths that decide what runs)."""
+    return f"lora-workbench settings --set {key}=/path/to/it"
+
+
+def _shell_only(key: str) -> str:
+    return (
+        f"{key} decides what code runs, so it is never set from the browser; set it from a shell: "
+        f"`{shell_command(key)}` (or {env_of(key)} in ComfyUI's environment)."
+    )
 
 
 @dataclass
@@ -153,6 +174,8 @@ def describe() -> list[dict]:
                 "effective": env or (value if isinstance(value, str) else ""),
                 "confined": s.confined,
                 "group": s.group,
+                "shell_only": settings.BY_KEY[s.key].executable,  # the dialog shows it read-only
+                "command": shell_command(s.key),
             }
         )
     return out
@@ -160,33 +183,70 @@ def describe() -> list[dict]:
 
 # --------------------------------------------------------------------------- checking
 def check(key: str, value: object, *, confine: bool) -> Check:
-    """Check one value as the dialog would save it; `confine` for values that came from the browser."""
+    """Check one value as the dialog would save it; `confine` for values that came from the browser.
+    The value in the answer is what will be stored (resolved for a folder that is a root)."""
     setting = _setting(key)
     if not isinstance(value, str):
         raise ValidationError(f"The value of {key} must be text (a path), not {type(value).__name__}.")
     text = value.strip()
+    if confine and settings.BY_KEY[key].executable:
+        return Check(key, text, error=_shell_only(key))  # not even removed: the default runs code too
     if not text:
         return Check(key, "", notes=(f"not set: {env_of(key)} or the built-in default applies",))
     if "\x00" in text or "\n" in text:
         return Check(key, text, error=f"The {setting.label.lower()} contains a control character.")
-    path = Path(text).expanduser()
+    what = setting.label.lower()
+    try:
+        paths.check_path_text(text, what)
+        path = paths.expand_user(text, what)
+    except ValidationError as exc:
+        return Check(key, text, error=str(exc))
     if not path.is_absolute():
-        return Check(key, text, error=f"Give the {setting.label.lower()} as an absolute path, not {text!r}.")
-    if confine and setting.confined:
-        try:
-            paths.confine(path, what=setting.label.lower())
-        except PathNotAllowed as exc:
-            return Check(key, text, error=str(exc) + " The browser cannot widen the roots (see the README).")
-    checker = {
-        "folder": _check_folder,
-        "sd-scripts": _check_sd_scripts,
-        "python": _check_python,
-        "kohya-gui": _check_kohya_gui,
-    }[setting.kind]
-    error, notes = checker(path)
+        return Check(key, text, error=f"Give the {what} as an absolute path, not {text!r}.")
+    error = _fence_error(setting, path, confine)
+    if error:
+        return Check(key, text, error=error)
+    if settings.BY_KEY[key].defines_roots:
+        path = Path(os.path.realpath(path))  # checked again at use: it must still resolve to itself
+    try:
+        error, notes = _CHECKERS[setting.kind](path)
+    except OSError as exc:  # a folder it may not read, a name the OS refuses
+        error, notes = f"The {what} {path} cannot be read ({exc.strerror}).", []
     if not error and key == "tokenizer_cache_dir":
         notes += _tokenizer_notes(path)
     return Check(key, str(path), error=error, notes=tuple(notes))
+
+
+def _fence_error(setting: EditableSetting, path: Path, confine: bool) -> str:
+    """From the browser: a confined value must lie inside the roots, and one that is a root itself may
+    hold no `..` and pass through no link that lies inside the roots (it could be re-pointed)."""
+    if not confine or not setting.confined:
+        return ""
+    what = setting.label.lower()
+    try:
+        paths.confine(path, what=what)
+    except (PathNotAllowed, ValidationError) as exc:
+        return str(exc) + " The browser cannot widen the roots (see the README)."
+    if not settings.BY_KEY[setting.key].defines_roots:
+        return ""
+    if ".." in path.parts:
+        return f"The {what} {path} holds '..'; give the folder itself."
+    link = _link_inside_roots(path)
+    if link is not None:
+        return (
+            f"The {what} {path} passes through the link {link}, which lies inside an allowed root where a "
+            f"shared project could re-point it; give the folder it leads to, {os.path.realpath(path)}."
+        )
+    return ""
+
+
+def _link_inside_roots(path: Path) -> Path | None:
+    """The first symlink on the way to `path` whose own place lies inside an allowed root, if any."""
+    roots = paths.allowed_roots()
+    for part in [*reversed(path.parents[:-1]), path]:
+        if part.is_symlink() and paths.is_within_roots(os.path.realpath(part.parent), roots):
+            return part
+    return None
 
 
 def _setting(key: str) -> EditableSetting:
@@ -237,6 +297,7 @@ def _check_kohya_gui(path: Path) -> tuple[str, list[str]]:
 
 
 def _check_python(path: Path) -> tuple[str, list[str]]:
+    """Run the interpreter once to see it import torch: only ever for a value set from a shell."""
     if not path.is_file():
         return f"The interpreter {path} does not exist.", []
     if not _PYTHON_NAME.match(path.name):
@@ -246,6 +307,16 @@ def _check_python(path: Path) -> tuple[str, list[str]]:
         )
     if not os.access(path, os.X_OK):
         return f"{path} is not executable.", []
+    st = path.stat()
+    key = (os.path.realpath(path), st.st_mtime_ns, st.st_size)
+    with _probe_lock:
+        if key not in _probes:
+            _probes[key] = _probe_python(path)
+        error, notes = _probes[key]
+    return error, list(notes)
+
+
+def _probe_python(path: Path) -> tuple[str, list[str]]:
     code = "import sys, torch; print(torch.__version__, torch.cuda.is_available(), sys.version.split()[0])"
     try:
         proc = subprocess.run(
@@ -265,6 +336,14 @@ def _check_python(path: Path) -> tuple[str, list[str]]:
     return "", [f"Python {py_version}, torch {torch_version}, {gpu}"]
 
 
+_CHECKERS = {
+    "folder": _check_folder,
+    "sd-scripts": _check_sd_scripts,
+    "python": _check_python,
+    "kohya-gui": _check_kohya_gui,
+}
+
+
 def _tokenizer_notes(path: Path) -> list[str]:
     if (path / "openai_clip-vit-large-patch14").is_dir():
         return ["holds the SD 1.x tokenizer"]
@@ -276,7 +355,8 @@ def save(updates: dict, *, confine: bool) -> list[Check]:
     """Check every value and, when all pass, write them into the settings file in one atomic step.
 
     An empty value removes the key. Keys that are not editable (the roots above all) are refused
-    before anything is checked; other keys already in the file are kept as they are.
+    before anything is checked; other keys already in the file are kept as they are. With `confine`
+    (the browser) the paths that decide what code runs are refused and nothing is executed.
     """
     if not isinstance(updates, dict) or not updates:
         raise ValidationError("Send at least one setting as {key: value}.")
@@ -284,6 +364,5 @@ def save(updates: dict, *, confine: bool) -> list[Check]:
         _setting(key)
     checks = [check(k, v, confine=confine) for k, v in updates.items()]
     if all(c.ok for c in checks):
-        with _write_lock:
-            settings.update({c.key: c.value for c in checks})
+        settings.update({c.key: c.value for c in checks})  # locked against every other writer
     return checks

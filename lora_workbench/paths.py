@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import json
+import logging
 import os
 import stat
 import sys
@@ -26,6 +27,8 @@ SETTINGS_ENV = settings.SETTINGS_ENV
 MAX_PATH_BYTES = 4095  # PATH_MAX less its NUL: longer paths fail in the OS with ENAMETOOLONG
 MAX_NAME_BYTES = 255  # one path component (NAME_MAX on every common filesystem)
 CACHE_ENV = "LORA_WORKBENCH_CACHE_DIR"
+log = logging.getLogger("lora_workbench")
+COMFYUI_ROOT_FOLDERS = ("models", "input", "output", "lora-projects")  # of $COMFYUI_PATH, for the CLI
 
 # Roots added at run time by the ComfyUI adapter (ComfyUI's own model/input/output folders).
 _registered_roots: list[Path] = []
@@ -108,19 +111,56 @@ def register_root(path: str | os.PathLike) -> None:
         _registered_roots.append(p)
 
 
+def _saved_root(env: str, key: str) -> Path | None:
+    """The library or ComfyUI's folder as a root: from the environment as it is; from the settings file
+    only while it still resolves to itself (it is stored resolved). A saved value that now leads
+    elsewhere, through a link re-pointed since (a `git pull`, a planted rename), is no root."""
+    if os.environ.get(env):
+        return Path(os.environ[env]).expanduser()
+    value = settings.get(key)
+    if not value:
+        return None
+    try:
+        saved = Path(value).expanduser()
+        real = Path(os.path.realpath(saved))
+    except (RuntimeError, OSError):  # ~nouser, a name the OS refuses
+        saved, real = Path(value), None
+    if real == saved:
+        return saved
+    if (key, value) not in _warned:
+        _warned.add((key, value))
+        log.warning(
+            "lora-workbench: `%s` in %s is %s but now resolves to %s, so it is not an allowed root; if that "
+            "is right, save it again: lora-workbench settings --set %s=%s",
+            key,
+            settings_path(),
+            value,
+            real,
+            key,
+            real,
+        )
+    return None
+
+
+_warned: set[tuple[str, str]] = set()
+
+
 def allowed_roots(extra: Iterable[str | os.PathLike] = ()) -> list[Path]:
     """Every root an untrusted path may resolve into, resolved, without duplicates.
 
-    $LORA_WORKBENCH_ROOTS (os.pathsep-separated), settings `roots`, the library, ComfyUI's folder and
-    the folders the ComfyUI adapter registered.
+    $LORA_WORKBENCH_ROOTS (os.pathsep-separated), settings `roots`, the library and ComfyUI's models,
+    input, output and lora-projects folders (a saved library or ComfyUI only while it resolves where
+    it did when saved) and the folders the ComfyUI adapter registered.
     """
     candidates: list[Path] = []
     env = os.environ.get(ROOTS_ENV, "")
     candidates += [Path(p).expanduser() for p in env.split(os.pathsep) if p.strip()]
     candidates += [Path(p).expanduser() for p in settings.get("roots") or []]
-    for p in (library_path(), comfyui_path()):
-        if p is not None:
-            candidates.append(p)
+    library, comfyui = _saved_root("SD_MODELS_PATH", "library"), _saved_root("COMFYUI_PATH", "comfyui_path")
+    if library is not None:
+        candidates.append(library)
+    if comfyui is not None:  # never ComfyUI's own folder: custom_nodes/ holds code, user/ its settings
+        candidates += [comfyui / name for name in COMFYUI_ROOT_FOLDERS]
     candidates += _registered_roots
     candidates += [Path(p) for p in extra]
     out: list[Path] = []
@@ -172,6 +212,19 @@ def check_path_text(text: str, what: str = "path") -> None:
         )
 
 
+def expand_user(text: str, what: str = "path") -> Path:
+    """`~` and `~user` expanded; a user this machine does not know is a ValidationError sentence
+    (pathlib raises RuntimeError, which became a 500 on the routes)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        user = text.split("/", 1)[0].split(os.sep, 1)[0]
+        raise ValidationError(
+            f"The {what} {shown(text)} starts with {shown(user)}, a user this machine does not know; "
+            "give an absolute path."
+        ) from None
+
+
 def confine(
     value: str | os.PathLike,
     *,
@@ -199,7 +252,7 @@ def confine(
             f"No allowed roots are configured, so the {what} {shown(text)} cannot be used from a workflow. "
             f"Set {ROOTS_ENV} (folders separated by '{os.pathsep}') or `roots` in {settings_path()}."
         )
-    p = Path(text).expanduser()
+    p = expand_user(text, what)
     if not p.is_absolute():
         p = roots[0] / p
     try:
@@ -275,7 +328,7 @@ def _open_checked(value, what: str, flags: int, confined: bool, extra_roots) -> 
         target = confine(value, what=what, extra_roots=extra_roots)
         flags |= O_NOFOLLOW  # the resolved path has no link left; one now is a swap
     else:
-        target = Path(os.fspath(value)).expanduser()
+        target = expand_user(os.fspath(value), what)
         check_path_text(str(target), what)
     try:
         fd = os.open(target, flags | O_CLOEXEC | O_NONBLOCK)
@@ -421,7 +474,7 @@ def open_dir(
     """
     if not DIR_FDS:
         real = confine(value, what=what, extra_roots=extra_roots) if confined else None
-        real = real or Path(os.path.realpath(Path(os.fspath(value)).expanduser()))
+        real = real or Path(os.path.realpath(expand_user(os.fspath(value), what)))
         if not real.is_dir():
             raise PathNotAllowed(f"The {what} {real} is not a folder.")
         return ConfinedDir(None, real, what)

@@ -10,6 +10,7 @@ only keys marked `ui_writable` (never `roots`), atomically.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -33,21 +34,28 @@ class Setting:
     env: str | None  # the environment variable that overrides it
     kind: str  # "path" (a string) or "paths" (a list of strings)
     meaning: str
-    ui_writable: bool = True  # may ComfyUI's settings dialog write it? (roots: never)
+    ui_writable: bool = True  # may the settings editors (dialog, `settings --set`) write it? (roots: never)
+    executable: bool = False  # decides what code runs: set from a shell only, never over HTTP
+    defines_roots: bool = False  # an allowed root itself: stored resolved, checked again at use
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("library", "SD_MODELS_PATH", "path", "the model library folder"),
-    Setting("comfyui_path", "COMFYUI_PATH", "path", "ComfyUI's folder (the CLI links into it)"),
+    Setting("library", "SD_MODELS_PATH", "path", "the model library folder", defines_roots=True),
+    Setting(
+        "comfyui_path", "COMFYUI_PATH", "path", "ComfyUI's folder (the CLI links into it)", defines_roots=True
+    ),
     Setting("a1111_path", "A1111_PATH", "path", "stable-diffusion-webui"),
     Setting("forge_path", "FORGE_PATH", "path", "stable-diffusion-webui-forge"),
-    Setting("kohya_ss_path", "KOHYA_SS_PATH", "path", "a kohya_ss GUI or sd-scripts checkout"),
-    Setting("kohya_python", "KOHYA_PYTHON", "path", "the interpreter that runs sd-scripts"),
+    Setting(
+        "kohya_ss_path", "KOHYA_SS_PATH", "path", "a kohya_ss GUI or sd-scripts checkout", executable=True
+    ),
+    Setting("kohya_python", "KOHYA_PYTHON", "path", "the interpreter that runs sd-scripts", executable=True),
     Setting(
         "kohya_ss_gui_path",
         "KOHYA_SS_GUI_PATH",
         "path",
         "a kohya_ss GUI checkout (its presets/ for the GUI config import)",
+        executable=True,  # its presets choose the trainer's options; kept with the trainer's paths
     ),
     Setting(
         "roots",
@@ -147,14 +155,41 @@ def get(key: str):
     return load().get(BY_KEY[key].key)
 
 
+@contextlib.contextmanager
+def _locked(target: Path):
+    """Hold an exclusive lock on `<settings file>.lock` (shared by every process: ComfyUI's dialog and
+    the command line), so each read-merge-write sees the one before it and no key is lost."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(
+        target.with_name(target.name + ".lock"), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600
+    )
+    try:
+        if os.name == "nt":
+            import msvcrt
+
+            while True:  # LK_LOCK gives up after 10 s; a save takes milliseconds, so keep trying
+                try:
+                    msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                    break
+                except OSError:
+                    continue
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
 def update(changes: dict) -> dict:
-    """Write `changes` into the settings file (ComfyUI's settings dialog); returns the new settings.
+    """Write `changes` into the settings file (the settings dialog and `settings --set`); returns the
+    new settings.
 
     Only keys marked ui_writable may be written: `roots` decides what a workflow may touch, so only
-    the user edits it by hand. A None or "" value removes the key. The file is replaced atomically.
+    the user edits it by hand. A None or "" value removes the key. The file is read, merged and
+    replaced atomically under a lock every process takes, so two writers never lose each other's keys.
     """
-    import tempfile  # only here: importing the pack must stay cheap
-
     path = settings_path()
     for key, value in changes.items():
         setting = BY_KEY.get(key)
@@ -163,14 +198,21 @@ def update(changes: dict) -> dict:
         if not setting.ui_writable:
             raise SettingsError(f"`{key}` can only be changed by editing {path} by hand.")
         check_value(setting, value, path)
-    data = _read_raw(path)
-    for key, value in changes.items():
-        if value is None or value == "":
-            data.pop(key, None)
-        else:
-            data[key] = value
     target = Path(os.path.realpath(path))  # through a symlinked settings file (dotfiles): the link stays
-    target.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(target):
+        data = _read_raw(path)
+        for key, value in changes.items():
+            if value is None or value == "":
+                data.pop(key, None)
+            else:
+                data[key] = value
+        _write(target, data)
+    return load()
+
+
+def _write(target: Path, data: dict) -> None:
+    import tempfile  # only here: importing the pack must stay cheap
+
     fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -182,4 +224,3 @@ def update(changes: dict) -> dict:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return load()

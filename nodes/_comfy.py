@@ -7,6 +7,7 @@ the unit tests can stub ComfyUI in one spot (tests/conftest.py).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from ..lora_workbench import events, paths
@@ -22,23 +23,57 @@ def folder_paths():
     return folder_paths
 
 
+PROJECTS_FOLDER = "lora-projects"  # the sanctioned place for training projects, beside models/
+NOT_MODEL_FOLDERS = ("custom_nodes",)  # folder_names_and_paths entries that hold code, not models
+
+
 def comfy_roots() -> list[Path]:
-    """ComfyUI's own folders: base, models (every configured model folder), input, output, temp."""
+    """ComfyUI's folders a workflow may use: every model folder, input, output and <base>/lora-projects.
+
+    Never ComfyUI's base folder itself, custom_nodes/ or user/: a workflow that could make folders or
+    links there could add code (a custom node) or change the user's settings.
+    """
     fp = folder_paths()
+    base = Path(fp.base_path)
     roots = [
-        Path(fp.base_path),
         Path(fp.models_dir),
         Path(fp.get_output_directory()),
         Path(fp.get_input_directory()),
-        Path(fp.get_temp_directory()),
+        projects_root(create=False),
     ]
-    for _name, (folders, _exts) in list(fp.folder_names_and_paths.items()):
-        roots += [Path(p) for p in folders]
-    return roots
+    for name, (folders, _exts) in list(fp.folder_names_and_paths.items()):
+        if name not in NOT_MODEL_FOLDERS:
+            roots += [Path(p) for p in folders]
+    code = [base / "custom_nodes", base / "user", *(Path(p) for p in _folders_of(fp, "custom_nodes"))]
+    return [r for r in roots if not _holds_code(r, base, code)]
+
+
+def _folders_of(fp, name: str) -> list[str]:
+    try:
+        return list(fp.get_folder_paths(name))
+    except Exception:
+        return []
+
+
+def _holds_code(root: Path, base: Path, code: list[Path]) -> bool:
+    """Is `root` ComfyUI's base folder, a folder above it, or inside custom_nodes/ or user/?"""
+    real = Path(os.path.realpath(root))
+    real_base = Path(os.path.realpath(base))
+    if real_base == real or real in real_base.parents:
+        return True
+    return any(paths.is_within_roots(real, [Path(os.path.realpath(c))]) for c in code)
+
+
+def projects_root(create: bool = True) -> Path:
+    """<ComfyUI base>/lora-projects: an allowed root out of the box, for projects (made on first use)."""
+    root = Path(folder_paths().base_path) / PROJECTS_FOLDER
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
+    return root
 
 
 def register_comfy_roots() -> None:
-    """Allow ComfyUI's own folders for untrusted paths (the guide: they are always allowed)."""
+    """Allow ComfyUI's model, input and output folders and <base>/lora-projects for untrusted paths."""
     try:
         for r in comfy_roots():
             paths.register_root(r)

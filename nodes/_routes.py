@@ -3,7 +3,8 @@
 Handlers are plain aiohttp functions added by `add_routes(routes)`: `register()` puts them on
 PromptServer.instance.routes (ComfyUI mirrors them under /api), the unit tests on a bare app. Every
 path argument goes through `paths.confine` (files are opened first, then checked: `paths.open_file`);
-refusals are 403 with the reason, bad input 400 (over-long paths, numbers like 1e400, JSON nested too
+a request that is not a GET must come from this server's own page (or from no browser) and carry
+`application/json` (`_check_caller`: 403 / 415); refusals are 403 with the reason, bad input 400 (over-long paths, numbers like 1e400, JSON nested too
 deep), a body over 1 MiB 413, and an unexpected failure a one-line 500 (the traceback goes to the
 server log only). The core's working modules (dataset scan, library watch, training runner) are
 imported inside the handlers, not here: ComfyUI imports every pack at start-up, and no route is
@@ -71,12 +72,55 @@ def _error(status: int, message: str):
     return _json_response({"error": message}, status=status)
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _same_origin(origin: str, host: str) -> bool:
+    """Does the Origin header name the server the request reached (its Host)? As ComfyUI's own
+    origin_only_middleware compares them: host and port, a missing port on either side ignored."""
+    from urllib.parse import urlsplit
+
+    try:
+        o, h = urlsplit(origin.strip().lower()), urlsplit("//" + host.strip().lower())
+        o_port, h_port = o.port, h.port
+    except ValueError:  # a port that is not a number
+        return False
+    if o.scheme not in ("http", "https") or not o.hostname or not h.hostname:
+        return False
+    if o.hostname != h.hostname:
+        return False
+    return o_port is None or h_port is None or o_port == h_port
+
+
+def _check_caller(request) -> None:
+    """A state-changing request must come from this server's own page (or no browser at all) and carry
+    JSON: a page elsewhere, a sandboxed iframe or data: page (Origin null) and a plain form post
+    cannot reach it. No Origin header at all is a client that is not a browser (curl, the CLI)."""
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        if not _same_origin(origin, request.headers.get("Host", "")):
+            raise HttpError(
+                403,
+                f"Requests from the page {_shown(origin)} may not change anything here; use ComfyUI's "
+                "own page (a reverse proxy must pass the Host header through).",
+            )
+    if request.content_type != "application/json":
+        raise HttpError(
+            415,
+            f"{request.method} {request.path} takes only Content-Type application/json, "
+            f"not {_shown(request.content_type)}.",
+        )
+
+
 def handler(fn: Callable[..., Awaitable]):
-    """Turn HttpError and user-facing core errors into JSON answers, anything else into a 500 line."""
+    """Turn HttpError and user-facing core errors into JSON answers, anything else into a 500 line.
+    Every request other than GET/HEAD/OPTIONS first passes `_check_caller` (same origin, JSON)."""
 
     @functools.wraps(fn)
     async def wrapped(request):
         try:
+            if request.method not in SAFE_METHODS:
+                _check_caller(request)
             return await fn(request)
         except HttpError as exc:
             return _error(exc.status, exc.message)

@@ -78,7 +78,7 @@ async def train_runs(request):
     """GET ?limit=N (1-200, default 30): the newest runs of the known projects, newest first, each
     with state, steps and last loss; `current` is the live status of this process's latest run."""
     text = request.query.get("limit", "30")
-    if not text.isdigit() or not 1 <= int(text) <= 200:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 200:  # "²".isdigit() too
         raise HttpError(400, f"limit must be a whole number from 1 to 200, not {text!r}.")
     return _json_response(await _in_thread(_list, int(text)))
 

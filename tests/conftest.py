@@ -74,6 +74,7 @@ class StubComfy:
             "controlnet": ([str(base / "models/controlnet")], exts),
             "text_encoders": ([str(base / "models/text_encoders"), str(base / "models/clip")], exts),
             "diffusion_models": ([str(base / "models/unet"), str(base / "models/diffusion_models")], exts),
+            "custom_nodes": ([str(base / "custom_nodes")], set()),  # as in ComfyUI: code, not models
         }
         fp.filename_list_cache = {}
 

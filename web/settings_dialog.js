@@ -2,9 +2,10 @@
 // kohya_ss / sd-scripts and its Python, the kohya_ss GUI (its presets), the tokenizer cache, the UI
 // folders. The values live in the pack's settings file (the command line reads the same file), not
 // in ComfyUI's own settings: each row is our element with a path box and Save; the server checks the
-// value (the folder exists, the Python imports torch, a root-widening folder lies inside the allowed
-// roots) and the verdict is shown under the box. The allowed roots are never offered here (see the
-// README).
+// value (the folder exists, a root-widening folder lies inside the allowed roots) and the verdict is
+// shown under the box. The paths that decide what code runs (kohya_ss / sd-scripts, its Python, the
+// kohya_ss GUI) are shown read-only with the shell command that sets them: the server never takes
+// them from a browser. The allowed roots are never offered here (see the README).
 import { callRoute, el, injectStyle } from "./lw_common.js";
 
 export const CATEGORY = "LoRA Workbench";
@@ -18,21 +19,28 @@ class SettingRow {
   constructor(item) {
     injectStyle();
     this.item = item;
+    const shellOnly = Boolean(item.shell_only);
     this.input = el("input.lw-setting-input", {
       type: "text", spellcheck: false, placeholder: "(not set)", value: item.value || "",
-      "aria-label": item.label, onkeydown: (e) => { if (e.key === "Enter") this.save(); },
+      readOnly: shellOnly, "aria-readonly": shellOnly ? "true" : undefined,
+      "aria-label": item.label, onkeydown: (e) => { if (e.key === "Enter" && !shellOnly) this.save(); },
     });
-    this.button = el("button.lw-btn", { type: "button", onclick: () => this.save() }, "Save");
+    this.button = shellOnly ? null : el("button.lw-btn", { type: "button", onclick: () => this.save() }, "Save");
     this.msg = el("div.lw-setting-msg", { "data-role": "message" });
-    this.root = el("div.lw-setting", { "data-key": item.key, "data-status": "idle" },
+    this.root = el("div.lw-setting", { "data-key": item.key, "data-status": shellOnly ? "read-only" : "idle" },
       el("div.lw-setting-row", {}, this.input, this.button), this.msg);
     this.showSource();
   }
 
-  /** Where the value in effect comes from: an environment variable wins over the file. */
+  /** Where the value in effect comes from: an environment variable wins over the file. A path that
+   * decides what code runs says how to set it from a shell instead. */
   showSource() {
     const it = this.item;
-    if (it.env_value) {
+    if (it.shell_only) {
+      const now = it.env_value ? `${it.env} is set in ComfyUI's environment: ${it.env_value}` : "";
+      this.say("muted", `decides what code runs, so it is set from a shell only: ${it.command}`,
+        `(or ${it.env} in ComfyUI's environment)`, now);
+    } else if (it.env_value) {
       this.say("note", `${it.env} is set in ComfyUI's environment and wins over this value: ${it.env_value}`);
     } else {
       this.say("muted", it.value ? "saved in the settings file" : `not set (${it.env} also works)`);

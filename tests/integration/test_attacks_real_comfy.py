@@ -1,5 +1,6 @@
-"""Attacks against a running real ComfyUI with the pack: the pack's HTTP routes (under / and /api) and
-LinkModelLibrary through /prompt. Every attack gets a 400/403/404/413 with a sentence, the server
+"""Attacks against a running real ComfyUI with the pack: the pack's HTTP routes (under / and /api), who
+may call the ones that change something (Origin, Content-Type, the settings that decide what code runs,
+a library link re-pointed after its save) and LinkModelLibrary through /prompt. Every attack gets a 400/403/404/413 with a sentence, the server
 logs no traceback of ours, and nothing outside the allowed root is read, written or moved."""
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ def attacks(home: Path, outside: Path) -> list[tuple[str, str, bytes | None, tup
         ("sample folder", sample(str(run / "dir.png")), None, (403,)),
         ("sample over-long", sample("x" * 5000 + ".png"), None, (400,)),
         ("sample long name", sample("run/" + "n" * 300 + ".png"), None, (400,)),
+        ("sample ~nouser", sample("~nouser-xq/s.png"), None, (400,)),
+        ("runs limit=²", "/lora_workbench/train/runs?limit=%C2%B2", None, (400,)),
+        ("runs limit=٣", "/lora_workbench/train/runs?limit=%D9%A3", None, (400,)),
         (
             "preview outside",
             "/lora_workbench/dataset/preview",
@@ -327,4 +331,117 @@ def test_a_run_folder_swapped_for_a_link_never_makes_a_real_comfyui_serve_outsid
     finally:
         stop.set()
         swapper.join()
+        stop_comfy(server)
+
+
+# --------------------------------------------------------------------------- who can reach the routes
+def send(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    req = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def planted_trainer(folder: Path) -> tuple[dict[str, str], Path]:
+    """What ComfyUI's own /upload/image can put into input/: a train_network.py and a 'python'."""
+    marker = folder / "RAN"
+    (folder / "sd-scripts").mkdir(parents=True)
+    (folder / "sd-scripts" / "train_network.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    (folder / "presets" / "lora").mkdir(parents=True)
+    py = folder / "venv" / "bin" / "python"
+    py.parent.mkdir(parents=True)
+    py.write_text(f"#!/bin/sh\ntouch {marker}\necho 2.4.1 False 3.11.9\n")
+    py.chmod(0o755)
+    return {"kohya_ss_path": str(folder), "kohya_python": str(py), "kohya_ss_gui_path": str(folder)}, marker
+
+
+def test_only_comfyuis_own_page_may_change_settings_and_never_what_code_runs(
+    comfyui_dir, comfy_python, tmp_path
+):
+    home = tmp_path / "home"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.png").write_bytes(SECRET)
+    values, marker = planted_trainer(home / "input" / "uploaded")
+    lib = home / "lora-projects" / "lib"
+    lib.mkdir(parents=True)
+    settings_file = home / "settings.json"
+    # Only ComfyUI's own folders are roots here: nothing from the environment.
+    env = {"LORA_WORKBENCH_ROOTS": "", "COMFYUI_PATH": "", "SD_MODELS_PATH": "", "KOHYA_SS_PATH": ""}
+    env.update({"KOHYA_PYTHON": "", "KOHYA_SS_GUI_PATH": ""})
+    server = start_comfy(comfyui_dir, comfy_python, home, env, extra_args=("--base-directory", str(home)))
+    try:
+        own = server.url.split("//", 1)[1]
+        results = []
+
+        def post(name: str, route: str, payload: dict | bytes, headers: dict, allowed: tuple[int, ...]):
+            body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+            for prefix in ("", "/api"):
+                status, raw = send(server.url + prefix + route, body, headers)
+                assert status in allowed, (prefix + " " + name, status, raw[:300])
+                results.append((f"{prefix} {name}", status, raw[:160].decode("utf-8", "replace")))
+            return json.loads(raw) if raw else {}
+
+        lib_value = {"values": {"library": str(lib)}}
+        json_from = {"Content-Type": "application/json"}
+        post("Origin null", "/lora_workbench/settings", lib_value, {**json_from, "Origin": "null"}, (403,))
+        post(
+            "foreign Origin",
+            "/lora_workbench/settings",
+            lib_value,
+            {**json_from, "Origin": "http://evil.example"},
+            (403,),
+        )
+        post(
+            "cancel, Origin null", "/lora_workbench/train/cancel", {}, {**json_from, "Origin": "null"}, (403,)
+        )
+        post("text/plain", "/lora_workbench/settings", lib_value, {"Content-Type": "text/plain"}, (415,))
+        post(
+            "form post",
+            "/lora_workbench/train/cancel",
+            b"a=1",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            (415,),
+        )
+        assert not settings_file.exists()
+        same_origin = {**json_from, "Origin": f"http://{own}"}
+        for key, value in values.items():
+            got = post(
+                f"same-origin {key}",
+                "/lora_workbench/settings",
+                {"values": {key: value}},
+                same_origin,
+                (400,),
+            )
+            assert f"lora-workbench settings --set {key}=" in got["error"]
+        assert not marker.exists() and not settings_file.exists()
+
+        # The library: saved resolved from our own page, then re-pointed out of the roots.
+        post("same-origin library", "/lora_workbench/settings", lib_value, same_origin, (200,))
+        assert json.loads(settings_file.read_text())["library"] == os.path.realpath(lib)
+        roots = server.get_json("/lora_workbench/library/status")["roots"]
+        for closed in (home, home / "custom_nodes", home / "user"):
+            assert os.path.realpath(closed) not in roots, (closed, roots)
+        for opened in ("models", "input", "output", "lora-projects"):
+            assert os.path.realpath(home / opened) in roots, (opened, roots)
+        lib.rename(lib.with_name("lib-saved"))
+        lib.symlink_to(outside, target_is_directory=True)
+        sample = "/lora_workbench/train/sample?" + urllib.parse.urlencode(
+            {"path": str(outside / "secret.png")}
+        )
+        status, raw = request(server.url + sample)
+        assert status == 403 and SECRET not in raw, (status, raw[:200])
+        assert os.path.realpath(outside) not in server.get_json("/lora_workbench/library/status")["roots"]
+        assert "not an allowed root" in server.log()
+
+        # A planted record: a settings file that names the library through a link out of the roots.
+        settings_file.write_text(json.dumps({"library": str(home / "input" / "lib")}))
+        (home / "input" / "lib").symlink_to(outside, target_is_directory=True)
+        status, raw = request(server.url + sample)
+        assert status == 403 and SECRET not in raw, (status, raw[:200])
+        print("\n" + "\n".join(f"{status}  {name}: {text}" for name, status, text in results))
+        assert not tracebacks_about_us(server.log()), server.log()[-4000:]
+    finally:
         stop_comfy(server)

@@ -1,7 +1,8 @@
 """The web panels in a real browser: Debian's Chromium (headless, driven by playwright-core) on a real
-ComfyUI with the pack. Opens every node's help page from the selection toolbox; saves the sd-scripts
-Python and the tokenizer cache in ComfyUI's settings dialog (after a refused bad path) and sees the
-next queue use them (ComfyUI gets neither from its environment) and the CLI read them; edits a subset weight in the weights
+ComfyUI with the pack. Opens every node's help page from the selection toolbox; saves the tokenizer
+cache in ComfyUI's settings dialog (after a refused bad path), sees the sd-scripts paths shown
+read-only with the command that set the Python from a shell, and sees the next queue use both
+(ComfyUI gets neither from its environment) and the CLI read them; edits a subset weight in the weights
 editor and sees the repeats and the node's weights value change; builds the short KohyaLoRATrain with
 two chained option nodes, queues a short real training (CPU, random SD1.5, 64x64, 1 epoch) and sees
 the loss chart get points, the progress bar's preview images and the run in the Training tab; runs the
@@ -131,9 +132,16 @@ def web_server(
             encoding="utf-8",
         )
 
-    # The sd-scripts Python and the tokenizer cache come from the settings dialog (test step), not
-    # from the environment: training works only if the dialog's values reach the next queue.
-    env = {"KOHYA_SS_PATH": str(kohya_dir), "KOHYA_PYTHON": "", "LORA_WORKBENCH_TOKENIZER_CACHE": ""}
+    # The sd-scripts Python is set from a shell (the dialog shows it read-only) and the tokenizer cache
+    # from the settings dialog (test step), neither from the environment: training works only if both
+    # reach the next queue. The cache must lie inside the roots to be saved from the browser.
+    set_from_a_shell(home / "settings.json", {"kohya_python": str(kohya_python)})
+    env = {
+        "KOHYA_SS_PATH": str(kohya_dir),
+        "KOHYA_PYTHON": "",
+        "LORA_WORKBENCH_TOKENIZER_CACHE": "",
+        "LORA_WORKBENCH_ROOTS": os.pathsep.join([str(home), str(tokenizer_cache)]),
+    }
     server = start_comfy(
         comfyui_dir,
         comfy_python,
@@ -156,10 +164,7 @@ def web_server(
             project,
             library,
             dataset_node,
-            {
-                "kohya_python": str(kohya_python),
-                "tokenizer_cache_dir": str(tokenizer_cache),
-            },
+            {"tokenizer_cache_dir": str(tokenizer_cache)},
         )
     finally:
         stop_comfy(server)
@@ -185,7 +190,7 @@ def unexpected_failures(result: dict) -> list[dict]:
     ]
 
 
-def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
+def test_panels_work_in_a_real_browser(browser, web_server, kohya_python, tmp_path):
     node, chromium = browser
     server, project, library, dataset_node, dialog_settings = web_server
     out = Path(os.environ.get("LORA_WORKBENCH_SCREENSHOTS") or tmp_path / "screenshots")
@@ -205,6 +210,7 @@ def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
         "dataset_node": dataset_node,
         "help_nodes": [*HELP_NODES, *OPTION_NODES],
         "settings": dialog_settings,
+        "read_only_settings": list(SHELL_ONLY),
         "api_runs": True,
         "thumbnails": [{"name": p.stem, "path": str(p)} for p in EXAMPLES],
         "workflow": str(workflow) if workflow.is_file() and dataset_node == "DatasetSubsetWeights" else None,
@@ -281,8 +287,10 @@ def test_panels_work_in_a_real_browser(browser, web_server, tmp_path):
     assert queued["KohyaSamplingOptions"]["sample_prompts"] == "a photo of subject"
 
     check_help_pages(steps)
-    check_settings_dialog(steps["settings_dialog"], dialog_settings)
-    check_settings_reached_the_run(Path(tr["run_dir"]), dialog_settings)
+    check_settings_dialog(steps["settings_dialog"], dialog_settings, str(kohya_python))
+    check_settings_reached_the_run(
+        Path(tr["run_dir"]), {**dialog_settings, "kohya_python": str(kohya_python)}
+    )
     check_the_cli_reads_the_dialog(server.home / "settings.json", dialog_settings)
     check_preview_and_tab(tr)
     check_api_runs(steps, str(project))
@@ -331,12 +339,29 @@ def check_help_pages(steps: dict) -> None:
     assert "FLUX.1: clip_l, t5xxl and ae" in steps["help_KohyaModelFiles"]["text"]
 
 
-def check_settings_dialog(step: dict, wanted: dict) -> None:
-    assert "does not exist" in step["refused"], step["refused"]
+SHELL_ONLY = ("kohya_ss_path", "kohya_python", "kohya_ss_gui_path")
+
+
+def set_from_a_shell(settings_file: Path, values: dict) -> None:
+    """`lora-workbench settings --set KEY=VALUE` (the only way to set what decides the code that runs)."""
+    env = {**os.environ, "LORA_WORKBENCH_SETTINGS": str(settings_file)}
+    cli = [sys.executable, "-c", "import sys; from lora_workbench.cli import main; sys.exit(main())"]
+    sets = [a for k, v in values.items() for a in ("--set", f"{k}={v}")]
+    done = subprocess.run(
+        [*cli, "settings", *sets], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0 and "torch" in done.stdout, done.stdout + done.stderr[-2000:]
+
+
+def check_settings_dialog(step: dict, wanted: dict, python: str) -> None:
+    assert "outside the allowed roots" in step["refused"], step["refused"]
     for key, value in wanted.items():
         assert step["saved"][key].startswith("saved"), step["saved"]
         assert step["server"][key] == value, step["server"]
-    assert "torch" in step["saved"]["kohya_python"]  # the check ran the interpreter
+    for key, row in step["readOnly"].items():
+        assert row["status"] == "read-only" and row["buttons"] == 0 and not row["editable"], (key, row)
+        assert f"lora-workbench settings --set {key}=" in row["text"], (key, row)
+    assert step["readOnly"]["kohya_python"]["value"] == python
 
 
 def check_settings_reached_the_run(run_dir: Path, wanted: dict) -> None:

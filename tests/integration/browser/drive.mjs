@@ -269,7 +269,7 @@ try {
         await page.waitForSelector(`.lw-setting[data-key="${key}"][data-status="${status}"]`, { timeout: 120000 });
         return (await row(key).locator("[data-role=message]").textContent()) || "";
       };
-      // A Python that does not exist: the dialog says so and nothing is saved.
+      // A folder outside the allowed roots: the dialog says so and nothing is saved.
       const firstKey = Object.keys(cfg.settings)[0];
       result.expected_failures.push("/lora_workbench/settings");
       const refused = await save(firstKey, "/nonexistent/venv/bin/python", "error");
@@ -278,10 +278,23 @@ try {
       for (const [key, value] of Object.entries(cfg.settings)) saved[key] = await save(key, value, "saved");
       await page.waitForTimeout(300);
       await shot("settings_dialog_saved", page.locator(".settings-container"));
+      // The paths that decide what code runs: shown read-only, with the command that sets them.
+      const readOnly = {};
+      for (const key of cfg.read_only_settings || []) {
+        readOnly[key] = {
+          status: await row(key).getAttribute("data-status"),
+          buttons: await row(key).locator("button").count(),
+          editable: await row(key).locator("input").isEditable(),
+          value: await row(key).locator("input").inputValue(),
+          text: (await row(key).locator("[data-role=message]").textContent()) || "",
+        };
+      }
       const server = await page.evaluate(async () => (await fetch("/api/lora_workbench/settings")).json());
       await page.keyboard.press("Escape");
       await page.waitForTimeout(300);
-      return { refused, saved, server: Object.fromEntries(server.settings.map((x) => [x.key, x.value])) };
+      return {
+        refused, saved, readOnly, server: Object.fromEntries(server.settings.map((x) => [x.key, x.value])),
+      };
     });
   }
 

@@ -134,19 +134,55 @@ def test_the_settings_dialog_may_never_write_roots(tmp_path, monkeypatch):
         lw_settings.update({"library": 5})
     got = lw_settings.update({"library": "/new", "forge_path": None})
     assert got["library"] == "/new" and json.loads(f.read_text())["roots"] == ["/data"]
-    assert sorted(os.listdir(tmp_path)) == ["settings.json"]  # no temp file left
+    assert sorted(os.listdir(tmp_path)) == ["settings.json", "settings.json.lock"]  # no temp file left
+
+
+WRITER_KEYS = [s.key for s in lw_settings.SETTINGS if s.ui_writable]
+ROUNDS = 15
+
+
+def _write_own_key(index: int) -> None:
+    for n in range(ROUNDS):
+        lw_settings.update({WRITER_KEYS[index]: f"/writer{index}/round{n}"})
+
+
+@pytest.mark.skipif(os.name == "nt", reason="forked writers")
+def test_writers_in_separate_processes_never_lose_each_others_keys(tmp_path, monkeypatch):
+    # The CLI and ComfyUI's dialog are different processes: each read-merge-write must see the last.
+    import multiprocessing
+
+    f = write_settings(tmp_path, monkeypatch, {"roots": ["/data"]})
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_write_own_key, args=(i,)) for i in range(len(WRITER_KEYS))]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * len(procs)
+    data = json.loads(f.read_text("utf-8"))
+    assert data == {
+        "roots": ["/data"],
+        **{k: f"/writer{i}/round{ROUNDS - 1}" for i, k in enumerate(WRITER_KEYS)},
+    }
 
 
 # --------------------------------------------------------------------------- confine: bad text
 @pytest.mark.parametrize(
     "text",
-    ["a" * 5000, "/x/" + "b" * 300, "x/" * 2100, "\ud800", "proj/\udcff\ud800"],
-    ids=["5000 chars", "300-byte name", "deep", "lone surrogate", "mixed surrogates"],
+    ["a" * 5000, "/x/" + "b" * 300, "x/" * 2100, "\ud800", "proj/\udcff\ud800", "~nouser-xq/x", "~nouser-xq"],
+    ids=["5000 chars", "300-byte name", "deep", "lone surrogate", "mixed surrogates", "~nouser/x", "~nouser"],
 )
 def test_unusable_path_text_is_a_sentence_not_an_os_error(world, text):
     with pytest.raises(ValidationError) as err:
         paths.confine(text, what="project folder")
     assert "project folder" in str(err.value) and len(str(err.value)) < 400
+
+
+@pytest.mark.parametrize("opener", [paths.open_file, paths.open_dir, paths.read_json])
+def test_an_unknown_users_home_is_a_sentence_for_every_opener(world, opener):
+    for confined in (True, False):
+        with pytest.raises(ValidationError, match="a user this machine does not know"):
+            opener("~nouser-xq/x", confined=confined)
 
 
 def _build_tree(root: Path, outside: Path) -> None:

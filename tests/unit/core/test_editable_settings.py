@@ -55,8 +55,12 @@ def test_saving_writes_the_file_the_cli_reads_and_keeps_the_other_keys(settings_
 
 def test_an_empty_value_removes_the_key(settings_file, tmp_path):
     settings_file.parent.mkdir(parents=True)
-    settings_file.write_text(json.dumps({"kohya_python": "/x/python", "library": str(tmp_path)}), "utf-8")
-    editable_settings.save({"kohya_python": ""}, confine=True)
+    settings_file.write_text(
+        json.dumps({"kohya_python": "/x/python", "library": str(tmp_path), "tokenizer_cache_dir": "/t"}),
+        "utf-8",
+    )
+    editable_settings.save({"tokenizer_cache_dir": ""}, confine=True)
+    editable_settings.save({"kohya_python": ""}, confine=False)
     assert json.loads(settings_file.read_text("utf-8")) == {"library": str(tmp_path)}
 
 
@@ -74,7 +78,7 @@ def test_a_missing_folder_is_a_message_and_nothing_is_saved(settings_file, tmp_p
     cache = tmp_path / "tok"
     cache.mkdir()
     checks = editable_settings.save(
-        {"tokenizer_cache_dir": str(cache), "kohya_ss_path": str(tmp_path / "nope")}, confine=True
+        {"tokenizer_cache_dir": str(cache), "kohya_ss_path": str(tmp_path / "nope")}, confine=False
     )
     bad = [c for c in checks if not c.ok]
     assert [c.key for c in bad] == ["kohya_ss_path"] and "does not exist" in bad[0].error
@@ -91,10 +95,10 @@ def test_a_relative_path_or_a_control_character_is_refused(settings_file):
 def test_an_sd_scripts_folder_needs_train_network_py(settings_file, tmp_path):
     gui = tmp_path / "kohya_ss"
     (gui / "sd-scripts").mkdir(parents=True)
-    check = editable_settings.check("kohya_ss_path", str(gui), confine=True)
+    check = editable_settings.check("kohya_ss_path", str(gui), confine=False)
     assert not check.ok and "train_network.py" in check.error
     (gui / "sd-scripts" / "train_network.py").write_text("", encoding="utf-8")
-    check = editable_settings.check("kohya_ss_path", str(gui), confine=True)
+    check = editable_settings.check("kohya_ss_path", str(gui), confine=False)
     assert check.ok and any("sd-scripts found" in n for n in check.notes)
     assert any("no venv" in n for n in check.notes)
 
@@ -104,11 +108,11 @@ def test_a_kohya_gui_folder_needs_its_lora_presets_and_the_node_reads_what_was_s
 
     gui = tmp_path / "kohya_ss"
     gui.mkdir()
-    check = editable_settings.check("kohya_ss_gui_path", str(gui), confine=True)
+    check = editable_settings.check("kohya_ss_gui_path", str(gui), confine=False)
     assert not check.ok and "presets/lora" in check.error
     (gui / "presets" / "lora").mkdir(parents=True)
     (gui / "presets" / "lora" / "SDXL - LoRA prodigy.json").write_text("{}", encoding="utf-8")
-    assert editable_settings.save({"kohya_ss_gui_path": str(gui)}, confine=True)[0].notes == (
+    assert editable_settings.save({"kohya_ss_gui_path": str(gui)}, confine=False)[0].notes == (
         "1 LoRA presets in presets/lora",
     )
     assert paths.kohya_ss_gui_path() == gui  # where the GUI config node lists its presets
@@ -117,7 +121,7 @@ def test_a_kohya_gui_folder_needs_its_lora_presets_and_the_node_reads_what_was_s
 @posix_only
 def test_a_python_that_imports_torch_passes_with_its_versions(settings_file, tmp_path):
     py = fake_python(tmp_path / "venv" / "bin")
-    check = editable_settings.check("kohya_python", str(py), confine=True)
+    check = editable_settings.check("kohya_python", str(py), confine=False)
     assert check.ok, check.error
     assert check.notes == ("Python 3.11.9, torch 2.4.1, no CUDA GPU (CPU only)",)
 
@@ -125,18 +129,18 @@ def test_a_python_that_imports_torch_passes_with_its_versions(settings_file, tmp
 @posix_only
 def test_a_python_that_cannot_import_torch_is_a_message(settings_file, tmp_path):
     py = fake_python(tmp_path / "bin", torch_ok=False, name="python3")
-    check = editable_settings.check("kohya_python", str(py), confine=True)
+    check = editable_settings.check("kohya_python", str(py), confine=False)
     assert not check.ok and "cannot import torch" in check.error and "No module named 'torch'" in check.error
 
 
 @posix_only
 def test_only_an_interpreter_may_be_named_as_the_python(settings_file, tmp_path):
     sh = fake_python(tmp_path / "bin", name="sh")
-    check = editable_settings.check("kohya_python", str(sh), confine=True)
+    check = editable_settings.check("kohya_python", str(sh), confine=False)
     assert not check.ok and "not a Python interpreter" in check.error
     assert (
         "does not exist"
-        in editable_settings.check("kohya_python", str(tmp_path / "python"), confine=True).error
+        in editable_settings.check("kohya_python", str(tmp_path / "python"), confine=False).error
     )
 
 
@@ -195,3 +199,39 @@ def test_describe_says_when_the_environment_wins(settings_file, tmp_path, monkey
         and item["effective"] == "/from/env"
     )
     assert "roots" not in {i["key"] for i in editable_settings.describe()}
+
+
+@posix_only
+def test_twelve_checks_at_once_start_the_interpreter_once(settings_file, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    runs = tmp_path / "runs.log"
+    py = tmp_path / "venv" / "bin" / "python"
+    py.parent.mkdir(parents=True)
+    py.write_text(f'#!/bin/sh\necho run >> {runs}\necho "2.4.1 False 3.11.9"\n', encoding="utf-8")
+    py.chmod(0o755)
+    with ThreadPoolExecutor(12) as pool:
+        checks = list(
+            pool.map(lambda _: editable_settings.check("kohya_python", str(py), confine=False), range(12))
+        )
+    assert all(c.ok for c in checks) and len({c.notes for c in checks}) == 1
+    assert runs.read_text().splitlines() == ["run"]
+
+
+@posix_only
+def test_an_interpreter_changed_on_disk_is_checked_again(settings_file, tmp_path):
+    py = fake_python(tmp_path / "venv2" / "bin")
+    assert editable_settings.check("kohya_python", str(py), confine=False).ok
+    py.write_text("#!/bin/sh\necho no torch >&2; exit 1\n", encoding="utf-8")
+    assert "cannot import torch" in editable_settings.check("kohya_python", str(py), confine=False).error
+
+
+def test_a_root_folder_saved_from_a_shell_is_stored_resolved(settings_file, tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "via").symlink_to(tmp_path / "real", target_is_directory=True)
+    editable_settings.save(
+        {"library": str(tmp_path / "via"), "comfyui_path": str(tmp_path / "real" / ".." / "real")},
+        confine=False,
+    )
+    real = os.path.realpath(tmp_path / "real")
+    assert json.loads(settings_file.read_text("utf-8")) == {"library": real, "comfyui_path": real}

@@ -14,6 +14,7 @@ from aiohttp import web
 SECRET = b"\x89PNG\r\n\x1a\noutside secret"
 PREVIEW = "/lora_workbench/dataset/preview"
 SAMPLE = "/lora_workbench/train/sample"
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
@@ -62,6 +63,7 @@ def preview_paths(roots, outside):
         "300-byte name": ("proj/" + "n" * 300, 400),
         "lone surrogate": ("proj/\ud800", 400),
         "empty": ("   ", 403),
+        "unknown user's home": ("~nouser-xq/proj", 400),
     }
 
 
@@ -78,6 +80,7 @@ def preview_paths(roots, outside):
         "300-byte name",
         "lone surrogate",
         "empty",
+        "unknown user's home",
     ],
 )
 async def test_preview_paths_that_escape_or_break_are_refused(client, world, case):
@@ -175,13 +178,13 @@ async def test_malformed_bodies_are_400_with_a_sentence(client, world, case):
 @pytest.mark.asyncio
 async def test_a_body_over_one_mib_is_413_before_it_is_parsed(client, world):
     big = json.dumps({"project": "proj", "weights": "x" * (2 << 20)})
-    await refused(await client.post(PREVIEW, data=big), 413)
+    await refused(await client.post(PREVIEW, data=big, headers=JSON), 413)
 
     async def chunks():  # no Content-Length: the cap holds while reading
         for _ in range(40):
             yield b"x" * (64 << 10)
 
-    await refused(await client.post(PREVIEW, data=chunks()), 413)
+    await refused(await client.post(PREVIEW, data=chunks(), headers=JSON), 413)
 
 
 # --------------------------------------------------------------------------- sample images
@@ -206,6 +209,7 @@ async def test_sample_paths_that_escape_or_break_are_refused(client, world):
         "": 403,
         "x" * 5000 + ".png": 400,
         "run/" + "n" * 300 + ".png": 400,
+        "~nouser-xq/s.png": 400,
     }
     for path, status in cases.items():
         await refused(await client.get(SAMPLE, params={"path": path}), status)

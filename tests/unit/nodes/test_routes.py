@@ -273,7 +273,7 @@ async def test_cancel_without_a_running_training_says_so(client, monkeypatch):
 
     monkeypatch.setattr(runner, "_current_status", None)
     monkeypatch.setattr(runner, "_current_cancel", None)
-    r = await client.post("/lora_workbench/train/cancel")
+    r = await client.post("/lora_workbench/train/cancel", json={})
     assert r.status == 200
     assert await r.json() == {"cancelled": False, "message": "no training is running"}
 
@@ -287,7 +287,7 @@ async def test_cancel_sets_the_running_trainings_cancel_flag(client, monkeypatch
     flag = threading.Event()
     monkeypatch.setattr(runner, "_current_status", {"run_id": "r2", "state": "running"})
     monkeypatch.setattr(runner, "_current_cancel", flag)
-    body = await (await client.post("/lora_workbench/train/cancel")).json()
+    body = await (await client.post("/lora_workbench/train/cancel", json={})).json()
     assert body["cancelled"] is True
     assert flag.is_set()
 

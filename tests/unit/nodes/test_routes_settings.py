@@ -50,26 +50,42 @@ async def test_get_lists_the_editable_settings_but_never_the_roots(client, setti
 
 
 @pytest.mark.asyncio
-async def test_settings_saved_by_the_dialog_are_read_by_the_cli(client, settings_file, tmp_path, capsys):
+async def test_settings_saved_by_the_dialog_are_read_by_the_cli(client, settings_file, roots, capsys):
+    cache = roots / "tokenizers"
+    cache.mkdir()
+    r = await client.post("/lora_workbench/settings", json={"values": {"tokenizer_cache_dir": str(cache)}})
+    body = await r.json()
+    assert r.status == 200 and body["saved"] is True, body
+    assert json.loads(settings_file.read_text("utf-8")) == {"tokenizer_cache_dir": str(cache)}
+
+    # The command line reads the same file.
+    assert cli.main(["settings", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    entry = next(s for s in shown["settings"] if s["key"] == "tokenizer_cache_dir")
+    assert entry["effective"] == str(cache) and shown["settings_file"] == str(settings_file)
+
+
+def test_the_trainer_set_from_a_shell_is_what_training_finds(settings_file, tmp_path, capsys):
     kohya = sd_scripts(tmp_path / "kohya_ss")
     (kohya / "venv" / "bin").mkdir(parents=True)
     py = kohya / "venv" / "bin" / "python"
     py.write_text("#!/bin/sh\nexit 0\n", encoding="utf-8")
     py.chmod(0o755)
-    r = await client.post("/lora_workbench/settings", json={"values": {"kohya_ss_path": str(kohya)}})
-    body = await r.json()
-    assert r.status == 200 and body["saved"] is True, body
-    assert json.loads(settings_file.read_text("utf-8")) == {"kohya_ss_path": str(kohya)}
-
-    # The command line reads the same file: `settings --json` and the trainer's install lookup.
-    assert cli.main(["settings", "--json"]) == 0
-    shown = json.loads(capsys.readouterr().out)
-    entry = next(s for s in shown["settings"] if s["key"] == "kohya_ss_path")
-    assert entry["effective"] == str(kohya) and shown["settings_file"] == str(settings_file)
+    assert cli.main(["settings", "--set", f"kohya_ss_path={kohya}"]) == 0
     from lora_workbench.training import kohya as kohya_core
 
     install = kohya_core.find_install()
     assert install.scripts_dir == kohya / "sd-scripts" and install.python == py
+
+
+@pytest.mark.asyncio
+async def test_the_dialog_lists_the_trainer_paths_read_only_with_the_command_that_sets_them(client):
+    data = await (await client.get("/lora_workbench/settings")).json()
+    shell_only = {s["key"]: s["command"] for s in data["settings"] if s["shell_only"]}
+    assert shell_only == {
+        k: f"lora-workbench settings --set {k}=/path/to/it"
+        for k in ("kohya_ss_path", "kohya_python", "kohya_ss_gui_path")
+    }
 
 
 @pytest.mark.asyncio

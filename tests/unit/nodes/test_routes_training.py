@@ -121,7 +121,9 @@ async def test_a_folder_without_run_json_is_404(client, mod, roots):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("limit", ["0", "201", "x", "-1"])
+@pytest.mark.parametrize("limit", ["0", "201", "x", "-1", "\u00b2", "\u0663", "\uff11", "1\u00b2"])
 async def test_a_bad_limit_is_400(client, mod, limit):
+    # "²" and the Arabic-Indic "٣" pass str.isdigit() but int() refuses them: a 500 before
     r = await client.get("/lora_workbench/train/runs", params={"limit": limit})
     assert r.status == 400
+    assert "limit must be a whole number" in (await r.json())["error"]
