@@ -16,9 +16,11 @@ from typing import Any
 from ..errors import ValidationError
 from ..modelfiles import families as file_families
 from . import families as recipes
-from . import kvargs
+from . import kvargs, sample_prompts
 from .settings import FAMILIES, SETTINGS, Setting
 
+# Text settings with a check of their own, beyond type and pattern.
+_TEXT_CHECKS: dict[str, Callable[[str], None]] = {"sample_prompts": sample_prompts.check}
 _TYPE_WORDS = {bool: "on or off (a boolean)", int: "a whole number", float: "a number", str: "text"}
 
 
@@ -56,6 +58,8 @@ def check_setting(s: Setting, value: Any) -> None:
         kvargs.network_args(value)
     elif s.kv == "optimizer":
         kvargs.optimizer_args(value)
+    if s.name in _TEXT_CHECKS:
+        _TEXT_CHECKS[s.name](value)
 
 
 # --------------------------------------------------------------------------- cross-field rules
