@@ -83,11 +83,18 @@ def _read(folder: Folder, entry: Entry) -> CaptionCheck:
 
 
 # --------------------------------------------------------------------------- keywords
+def trained_line(text: str) -> str:
+    """The caption sd-scripts trains on: the first line (its universal newlines), stripped; the other
+    lines are never read without enable_wildcard, which the pack does not set."""
+    return _LINES.split(text, 1)[0].strip()
+
+
 def keywords(texts) -> list[tuple[str, int]]:
-    """Distinct comma-separated tags across caption texts with their counts, most frequent first."""
+    """Distinct comma-separated tags across caption texts with their counts, most frequent first: of
+    the line each trains on (trained_line), a byte-order mark aside (reported on its own)."""
     counts: Counter[str] = Counter()
     for text in texts:
-        for tag in re.split(r"[,\n]", text.lstrip("\ufeff")):
+        for tag in trained_line(text.lstrip("\ufeff")).split(","):
             tag = tag.strip()
             if tag:
                 counts[tag] += 1
