@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import settings
+from . import numbers, settings
 from .errors import PathNotAllowed, ValidationError
 
 ROOTS_ENV = "LORA_WORKBENCH_ROOTS"
@@ -374,9 +374,11 @@ def read_json(
             )
         raw = f.read(limit)
     try:
-        return json.loads(raw.decode("utf-8"))
+        return numbers.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ValidationError(f"The {what} {real} is not UTF-8 text.") from None
+    except numbers.OutOfRange as exc:
+        raise ValidationError(f"The {what} {real} holds a number it cannot mean: {exc}.") from None
     except json.JSONDecodeError as exc:
         raise ValidationError(
             f"The {what} {real} is not valid JSON ({exc.msg} at line {exc.lineno})."

@@ -13,6 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
+from .. import numbers
 from ..dataset import dataset_toml
 from ..errors import ValidationError, WorkbenchError
 from ..training import train
@@ -24,6 +25,14 @@ def _help(s) -> str:
     default = ("on" if s.default else "off") if s.type is bool else repr(s.default)
     choices = f" Choices: {', '.join(s.choices)}." if s.choices else ""
     return f"{s.help}{choices} (default: {default})".replace("%", "%%")
+
+
+def _float(text: str) -> float:
+    """A float flag's value (numbers.parse_float): 1e400 and 1e-400 are errors, never inf or 0.0."""
+    try:
+        return numbers.parse_float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +51,12 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
                     help=_help(s),
                 )
                 continue
-            kw: dict = {"dest": s.name, "default": s.default, "type": s.type, "help": _help(s)}
+            kw: dict = {
+                "dest": s.name,
+                "default": s.default,
+                "type": _float if s.type is float else s.type,
+                "help": _help(s),
+            }
             if s.choices:
                 kw.update(choices=list(s.choices), metavar=s.name.upper())
             g.add_argument(*names, **kw)

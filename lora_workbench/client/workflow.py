@@ -9,9 +9,9 @@ frontend-only nodes (Note, MarkdownNote) dropped. Subgraphs (schema 1) are not h
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from .. import numbers
 from ..errors import ValidationError
 
 # Nodes that live only in the browser: never sent to the server.
@@ -280,7 +280,9 @@ def coerce(raw: str, kind: str | None) -> Any:
         if kind == "INT":
             return int(raw)
         if kind == "FLOAT":
-            return float(raw)
+            return numbers.parse_float(raw)
+    except numbers.OutOfRange as exc:
+        raise ValidationError(f"--set value {exc}.") from None
     except ValueError:
         raise ValidationError(f"--set value {raw!r} is not a number ({kind}).") from None
     if kind == "BOOLEAN":
@@ -291,8 +293,10 @@ def coerce(raw: str, kind: str | None) -> Any:
             return False
         raise ValidationError(f"--set value {raw!r} is not a boolean (true/false).")
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
+        return numbers.loads(raw)
+    except numbers.OutOfRange as exc:
+        raise ValidationError(f"--set value {exc}.") from None
+    except (ValueError, RecursionError):
         return raw
 
 
