@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import numbers
+from .. import numbers, terminal
 from ..errors import WorkbenchError
 from . import workflow as wf
 
@@ -137,7 +137,7 @@ class QueueClient:
     def __init__(
         self,
         server: str = "http://127.0.0.1:8188",
-        out: Callable[[str], None] = print,
+        out: Callable[[str], None] = terminal.echo,  # server text may hold escape sequences
         http_timeout: float = 30.0,
         poll_interval: float = 1.0,
     ):

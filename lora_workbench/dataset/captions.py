@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from .. import terminal
 from .confined import Entry, Folder
 
 _LINES = re.compile(r"\r\n|\r|\n")
@@ -103,7 +104,7 @@ def keywords(texts) -> list[tuple[str, int]]:
 
 def format_keywords(found: list[tuple[str, int]], limit: int | None = 40) -> str:
     shown = found if limit is None else found[:limit]
-    text = ", ".join(f"{k} ({n})" for k, n in shown)
+    text = ", ".join(f"{terminal.shown(k)} ({n})" for k, n in shown)
     if limit is not None and len(found) > limit:
         text += f", ... and {len(found) - limit} more"
     return text

@@ -13,6 +13,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
+from .. import terminal
 from .settings import AUTO_FILE, DEFAULTS, GROUP, NONE_FILE, SETTING, Setting, in_group, option_groups
 
 OPTIONS_TYPE = "LORA_TRAIN_OPTIONS"
@@ -280,7 +281,7 @@ def graphs_in(ui: dict) -> list[tuple[dict, str]]:
         subs = defs.get("subgraphs") if isinstance(defs, dict) else None
         for sub in subs if isinstance(subs, list) else []:
             name = (sub.get("name") or sub.get("id") or "?") if isinstance(sub, dict) else "?"
-            todo.append((sub, f' in subgraph "{name}"'))
+            todo.append((sub, f' in subgraph "{terminal.shown(name)}"'))
     return found
 
 
