@@ -93,7 +93,7 @@ def _comment_json(text: str, prefix: str):
     for line in text.splitlines()[:5]:
         if line.startswith(prefix):
             try:
-                return json.loads(line[len(prefix) :])
+                return numbers.loads(line[len(prefix) :])
             except (ValueError, RecursionError):  # JSON nested thousands deep is as unreadable as bad JSON
                 return _UNREADABLE
     return None

@@ -45,13 +45,19 @@ def _check_type(s: Setting, value: Any) -> None:
         raise ValidationError(f"{s.name} must be a finite number, not {value}.")
 
 
+def _short(value: Any) -> str:
+    """A number as a sentence shows it: a 400-digit int as its first digits and its length."""
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
+
+
 def check_setting(s: Setting, value: Any) -> None:
     """The checks the table declares for one setting: type, choices, bounds, pattern."""
     _check_type(s, value)
     if s.choices and value not in s.choices:
         raise ValidationError(f"{s.name} is {value!r}; choose one of: {', '.join(s.choices)}.")
     if s.low is not None and value < s.low or s.high is not None and value > s.high:
-        raise ValidationError(f"{s.name} is {value}; set it between {s.low} and {s.high}.")
+        raise ValidationError(f"{s.name} is {_short(value)}; set it between {s.low} and {s.high}.")
     if s.pattern is not None and value and not s.pattern.fullmatch(value):
         raise ValidationError(f"{s.name} {value!r} {s.pattern_hint}.")
     if s.kv == "network":

@@ -127,3 +127,15 @@ def test_a_dataset_config_with_a_number_that_would_become_zero_is_refused(tmp_pa
     )
     with pytest.raises(WorkbenchError, match=r"dataset config .*dataset.toml.*'1e-400'"):
         dataset_from_toml(toml, tmp_path)
+
+
+def test_a_gui_config_integer_beyond_any_float_is_a_reason_not_an_overflow():
+    result = kohya_gui.import_config({"learning_rate": 10**400, "unet_lr": -(10**400)})
+    reasons = dict(result.skipped)
+    assert reasons["learning_rate"].startswith("learning_rate is 100000000000... (401 digits); set it")
+    assert "unet_lr" in reasons and not result.values
+
+
+def test_an_integer_beyond_any_float_in_the_options_is_refused_by_name():
+    with pytest.raises(ValidationError, match=r"noise_offset is 100000000000\.\.\. \(401 digits\)"):
+        validate(TrainOptions(noise_offset=10**400))
