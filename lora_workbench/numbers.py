@@ -51,3 +51,14 @@ def loads(text: str | bytes, **kwargs: Any) -> Any:
     """json.loads with every number literal read by parse_float (and NaN/Infinity refused): OutOfRange
     (a ValueError, not a JSONDecodeError) names the literal."""
     return json.loads(text, parse_float=parse_float, parse_constant=_constant, **kwargs)
+
+
+def arg_float(text: str) -> float:
+    """An argparse `type` for float flags (parse_float): 1e400 and 1e-400 are usage errors, never inf
+    or 0.0."""
+    import argparse  # the CLI's, not the pack's import
+
+    try:
+        return parse_float(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 
+from .. import numbers
 from ..errors import WorkbenchError
 from ..terminal import echo, shown
 from ..training.node_layout import migrate_workflow
@@ -52,7 +53,7 @@ def add_commands(sub) -> None:
     p.add_argument("--download", metavar="DIR", help="save the output images into DIR")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=numbers.arg_float,
         default=None,
         metavar="S",
         help="give up (and interrupt the run) after S seconds",

@@ -28,14 +28,6 @@ def _help(s) -> str:
     return f"{s.help}{choices} (default: {default})".replace("%", "%%")
 
 
-def _float(text: str) -> float:
-    """A float flag's value (numbers.parse_float): 1e400 and 1e-400 are errors, never inf or 0.0."""
-    try:
-        return numbers.parse_float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per setting, in one argument group per option node."""
     for group in GROUPS:
@@ -55,7 +47,7 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
             kw: dict = {
                 "dest": s.name,
                 "default": s.default,
-                "type": _float if s.type is float else s.type,
+                "type": numbers.arg_float if s.type is float else s.type,
                 "help": _help(s),
             }
             if s.choices:

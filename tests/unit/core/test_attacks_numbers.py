@@ -139,3 +139,11 @@ def test_a_gui_config_integer_beyond_any_float_is_a_reason_not_an_overflow():
 def test_an_integer_beyond_any_float_in_the_options_is_refused_by_name():
     with pytest.raises(ValidationError, match=r"noise_offset is 100000000000\.\.\. \(401 digits\)"):
         validate(TrainOptions(noise_offset=10**400))
+
+
+def test_queue_refuses_a_timeout_that_would_become_zero(tmp_path, capsys):
+    path = tmp_path / "wf.json"
+    path.write_text('{"1": {"class_type": "X", "inputs": {}}}', encoding="utf-8")
+    with pytest.raises(SystemExit) as exc:
+        main(["queue", str(path), "--timeout", "1e-400", "--server", "http://127.0.0.1:9"])
+    assert exc.value.code == 2 and "'1e-400'" in capsys.readouterr().err
