@@ -82,7 +82,10 @@ def _weight(value: object, name: str, lineno: int, raw: str) -> float:
             raise TypeError
         w = numbers.parse_float(value) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
     except numbers.OutOfRange as exc:
-        raise ValidationError(f"Line {lineno} of the weights, {raw!r}: the weight {exc}.") from None
+        raise ValidationError(
+            f"Line {lineno} of the weights, {raw!r}: the weight must be a finite number >= 0 (0 excludes "
+            f"the subset); {exc}."
+        ) from None
     except (TypeError, ValueError, OverflowError):
         raise ValidationError(
             f"Line {lineno} of the weights, {raw!r}: {value!r} is not a number; "
