@@ -43,6 +43,15 @@ def parse_float(text: str) -> float:
     return value
 
 
+def float_or_literal(literal: str) -> float | str:
+    """A json `parse_float` for data read field by field: a literal a float cannot hold stays its text,
+    which the field's own check then refuses by name (parse_float) instead of reading 0.0 or inf."""
+    try:
+        return parse_float(literal)
+    except ValueError:
+        return literal
+
+
 def _constant(name: str) -> float:
     raise OutOfRange(f"{name} is not a finite number")
 

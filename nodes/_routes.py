@@ -127,21 +127,12 @@ def _parse_int(digits: str) -> int | float:
     return -math.inf if digits.startswith("-") else math.inf
 
 
-def _parse_float(literal: str) -> float | str:
-    """JSON numbers with a fraction or exponent; one a float cannot hold (1e-400 would be 0.0, 1e400
-    inf) stays its literal text, which its field refuses by name (numbers.parse_float)."""
-    try:
-        return numbers.parse_float(literal)
-    except ValueError:
-        return literal
-
-
 async def _json_body(request) -> dict:
     text = await _body_text(request)
     if not text.strip():
         raise HttpError(400, "The request body is empty; send a JSON object.")
     try:
-        data = json.loads(text, parse_int=_parse_int, parse_float=_parse_float)
+        data = json.loads(text, parse_int=_parse_int, parse_float=numbers.float_or_literal)
     except json.JSONDecodeError as exc:
         raise HttpError(
             400, f"The request body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})."

@@ -74,11 +74,12 @@ def test_a_gui_resolution_beyond_a_float_is_a_reason_not_a_traceback(value):
     assert "max_resolution" in dict(result.skipped)
 
 
-def test_a_gui_config_file_with_a_json_number_that_would_become_zero_is_refused(tmp_path):
+def test_a_gui_config_file_with_a_json_number_that_would_become_zero_skips_that_key(tmp_path):
     cfg = tmp_path / "preset.json"
     cfg.write_text('{"learning_rate": 1e-400, "epoch": 2}', encoding="utf-8")
-    with pytest.raises(ValidationError, match=r"kohya_ss config .*preset.json.*'1e-400'.*0\.0"):
-        kohya_gui.load_json(cfg)
+    result = kohya_gui.import_file(cfg)
+    assert "learning_rate" not in result.values and result.values["epochs"] == 2
+    assert "'1e-400' is nearer 0 than a float holds" in dict(result.skipped)["learning_rate"]
 
 
 @pytest.mark.parametrize("value", ["1e-400", "1e400"])
