@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import settings
+from . import numbers, settings
 from .errors import PathNotAllowed, ValidationError
 
 ROOTS_ENV = "LORA_WORKBENCH_ROOTS"
@@ -390,7 +390,8 @@ class ConfinedFile:
             )
         raw = self.read(limit)
         try:
-            return json.loads(raw.decode("utf-8"))
+            # 1e-400 stays text, which the reader's check of that value refuses by name (not 0.0)
+            return json.loads(raw.decode("utf-8"), parse_float=numbers.float_or_literal)
         except UnicodeDecodeError:
             raise ValidationError(f"The {what} {self.path} is not UTF-8 text.") from None
         except json.JSONDecodeError as exc:

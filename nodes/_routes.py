@@ -21,7 +21,7 @@ import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from ..lora_workbench import events, paths
+from ..lora_workbench import events, numbers, paths
 from ..lora_workbench.errors import PathNotAllowed, ValidationError, WorkbenchError
 from . import _comfy
 
@@ -176,7 +176,7 @@ async def _json_body(request) -> dict:
     if not text.strip():
         raise HttpError(400, "The request body is empty; send a JSON object.")
     try:
-        data = json.loads(text, parse_int=_parse_int)
+        data = json.loads(text, parse_int=_parse_int, parse_float=numbers.float_or_literal)
     except json.JSONDecodeError as exc:
         raise HttpError(
             400, f"The request body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})."
@@ -208,7 +208,7 @@ def _int(data: dict, key: str, default: int | None, lo: int, hi: int) -> int | N
         number = value
     else:
         try:
-            number = float(value)
+            number = numbers.parse_float(value) if isinstance(value, str) else value
         except ValueError:
             raise wrong from None
         if not math.isfinite(number) or number != int(number):  # 1e400 is inf: refused, not a 500

@@ -22,6 +22,7 @@ import sys
 
 from .. import __version__
 from ..errors import WorkbenchError
+from ..terminal import echo
 from . import dataset as cli_dataset
 from . import library as cli_library
 from . import queue as cli_queue
@@ -48,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except WorkbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        echo(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("cancelled", file=sys.stderr)
+        echo("cancelled", file=sys.stderr)
         return 130
 
 

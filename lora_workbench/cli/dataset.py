@@ -19,6 +19,7 @@ from ..dataset.prepare import DatasetOptions
 from ..dataset.repeats import REPEAT_MODES
 from ..dataset.weights import format_weights, parse_weights
 from ..errors import ValidationError
+from ..terminal import echo, shown
 
 
 def _add_shape(p: argparse.ArgumentParser) -> None:
@@ -183,9 +184,9 @@ def options(args):
 
 def _train_init(args) -> int:
     made = project.init_project(args.project)
-    print(f"{len(made)} folders created in {Path(args.project).expanduser()}")
+    echo(f"{len(made)} folders created in {Path(args.project).expanduser()}")
     for p in made:
-        print(f"  {p.name}/")
+        echo(f"  {p.name}/")
     return 0
 
 
@@ -197,18 +198,18 @@ def _scan(args) -> int:
     if args.json:
         d = scan.to_dict()
         d["keywords"] = [[k, n] for k, n in kws]
-        print(json.dumps(d, indent=2))
+        echo(json.dumps(d, indent=2))
         return 0
-    print(f"Project {scan.project_dir}")
+    echo(f"Project {shown(scan.project_dir)}")
     for s in scan.subsets:
         _print_subset(s)
     for top in scan.missing_folders:
-        print(f"  no {top}/ folder")
+        echo(f"  no {top}/ folder")
     if scan.loose_images:
-        print(f"  {len(scan.loose_images)} image(s) directly in images/ (not trained)")
+        echo(f"  {len(scan.loose_images)} image(s) directly in images/ (not trained)")
     for note in scan.followed_links:
-        print(f"  {note}")
-    print(f"Keywords ({len(kws)} distinct): " + (format_keywords(kws) if kws else "none"))
+        echo(f"  {note}")
+    echo(f"Keywords ({len(kws)} distinct): " + (format_keywords(kws) if kws else "none"))
     return 0
 
 
@@ -216,16 +217,16 @@ def _print_subset(s) -> None:
     kind = "reg " if s.is_reg else ""
     reps = "no N_ prefix" if s.repeats is None else f"repeats {s.repeats}"
     sizes = ", ".join(f"{k} x{n}" for k, n in list(s.size_counts().items())[:4]) or "-"
-    print(f"  {kind}{s.dirname}: {s.image_count} images, {s.captions} captions, {reps}; sizes {sizes}")
+    echo(f"  {kind}{shown(s.dirname)}: {s.image_count} images, {s.captions} captions, {reps}; sizes {sizes}")
     for label, names in (
         ("missing captions", s.missing_captions),
         ("empty captions", s.empty_captions),
         ("not read by sd-scripts", sorted(s.skipped)),
     ):
         if names:
-            print(f"    {label}: {len(names)} (e.g. {names[0]})")
+            echo(f"    {label}: {len(names)} (e.g. {shown(names[0])})")
     for name, why in list(s.corrupt.items())[:5]:
-        print(f"    unreadable: {name} ({why})")
+        echo(f"    unreadable: {shown(name)} ({shown(why)})")
 
 
 def _budget(args):
@@ -235,10 +236,10 @@ def _budget(args):
 def _weights(args) -> int:
     report = prepare.preview(args.project, options(args))
     if args.json:
-        print(json.dumps(report, indent=2))
+        echo(json.dumps(report, indent=2))
     else:
-        print(report["summary"])
-        print("\nWeights:\n" + report["weights_text"], end="")
+        echo(report["summary"])
+        echo("\nWeights:\n" + report["weights_text"], end="")
     return 0 if report["ok"] else 1
 
 
@@ -247,20 +248,20 @@ def _apply(args) -> int:
         args.project, options(args), apply_mode=args.mode, dry_run=args.dry_run
     )
     if args.json:
-        print(json.dumps({"dataset": ds.to_dict(), "summary": text}, indent=2))
+        echo(json.dumps({"dataset": ds.to_dict(), "summary": text}, indent=2))
     else:
-        print(text)
+        echo(text)
     return 0
 
 
 def _keywords(args) -> int:
     scan = dataset.scan_project(args.project, caption_extension=args.caption_extension)
     for tag, n in dataset.caption_keywords(scan, include_reg=args.reg):
-        print(f"{n:6d}  {tag}")
+        echo(f"{n:6d}  {shown(tag)}")
     return 0
 
 
 def _recover(args) -> int:
     report = rename.recover(Path(args.project).expanduser(), "rollback" if args.rollback else "finish")
-    print(report.to_text() if report.found else "No interrupted rename to recover.")
+    echo(report.to_text() if report.found else "No interrupted rename to recover.")
     return 0

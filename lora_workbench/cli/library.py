@@ -13,6 +13,7 @@ from pathlib import Path
 from ..errors import ValidationError
 from ..library import layout, watch
 from ..library import linker as library
+from ..terminal import echo
 
 
 def add_commands(sub) -> None:
@@ -88,8 +89,8 @@ def _ui_dirs(args) -> dict[str, Path]:
 def cmd_init(args) -> int:
     made = layout.init_library(args.library)
     for p in made:
-        print(f"created {p}")
-    print(f"library ready: {args.library.expanduser()} ({len(made)} folders created)")
+        echo(f"created {p}")
+    echo(f"library ready: {args.library.expanduser()} ({len(made)} folders created)")
     return 0
 
 
@@ -101,9 +102,9 @@ def cmd_link(args) -> int:
         )
     uis = _ui_dirs(args)
     if "comfyui" not in uis and not args.no_comfyui:
-        print("note: ComfyUI not linked: set COMFYUI_PATH or pass --comfyui PATH")
+        echo("note: ComfyUI not linked: set COMFYUI_PATH or pass --comfyui PATH")
     report = library.link_library(args.library, uis, dry_run=args.dry_run, categories=args.category)
-    print(report.to_text())
+    echo(report.to_text())
     rc = 0 if report.ok else 1
     if not args.watch or args.dry_run:
         return rc
@@ -112,18 +113,18 @@ def cmd_link(args) -> int:
 
 def _watch(library_dir: Path, uis: dict[str, Path]) -> int:
     def show(report) -> None:
-        print(
+        echo(
             f"{time.strftime('%H:%M:%S')} {', '.join(report.categories) or 'all'}: {report.summary()}",
             flush=True,
         )
 
     watch.ensure_watcher(library_dir, uis, on_report=show)
-    print(f"watching {library_dir} (Ctrl-C to stop)", flush=True)
+    echo(f"watching {library_dir} (Ctrl-C to stop)", flush=True)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
-        print("stopped watching")
+        echo("stopped watching")
         return 0
     finally:
         watch.stop_all()
@@ -131,5 +132,5 @@ def _watch(library_dir: Path, uis: dict[str, Path]) -> int:
 
 def cmd_link_trained(args) -> int:
     report = library.link_trained(args.project, _ui_dirs(args), dry_run=args.dry_run)
-    print(report.to_text())
+    echo(report.to_text())
     return 0 if report.ok else 1

@@ -18,7 +18,9 @@ import json
 import os
 import sys
 
+from .. import numbers
 from ..errors import WorkbenchError
+from ..terminal import echo, shown
 from ..training.node_layout import migrate_workflow
 
 # The queue client is imported inside the command's functions, not here: it brings asyncio, urllib
@@ -51,7 +53,7 @@ def add_commands(sub) -> None:
     p.add_argument("--download", metavar="DIR", help="save the output images into DIR")
     p.add_argument(
         "--timeout",
-        type=float,
+        type=numbers.arg_float,
         default=None,
         metavar="S",
         help="give up (and interrupt the run) after S seconds",
@@ -67,7 +69,7 @@ def _migrated(workflow):
     """A UI-format workflow saved with an older node layout, moved onto today's (as the browser does)."""
     workflow, notes = migrate_workflow(workflow)
     for note in notes:
-        print(f"migrated: {note}", file=sys.stderr)
+        echo(f"migrated: {note}", file=sys.stderr)
     return workflow
 
 
@@ -78,19 +80,19 @@ def run(args) -> int:
     try:
         return _run(args)
     except qc.ServerUnreachable as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        echo(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except qc.PromptRejected as exc:
-        print(f"error: the server rejected the workflow:\n{exc}", file=sys.stderr)
+        echo(f"error: the server rejected the workflow:\n{exc}", file=sys.stderr)
         return EXIT_INVALID
     except qc.BadReply as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        echo(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # a reply shape nobody foresaw: still one line, never a traceback
         first = (str(exc).splitlines() or [""])[0][:300]
-        print(
+        echo(
             f"error: the server's answer could not be handled ({type(exc).__name__}: {first})",
             file=sys.stderr,
         )
@@ -106,14 +108,14 @@ def _run(args) -> int:
         notes: list[str] = []
         prompt = qc.prepare_prompt(workflow, client, args.overrides, notes=notes)
         for note in notes:
-            print(note, file=sys.stderr)
+            echo(note, file=sys.stderr)
     except (qc.ServerUnreachable, qc.BadReply):
         raise
     except WorkbenchError as exc:  # the workflow or a --set is wrong
-        print(f"error: {exc}", file=sys.stderr)
+        echo(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
     if args.print_prompt:
-        print(json.dumps(prompt, indent=2))
+        echo(json.dumps(prompt, indent=2))
         return EXIT_OK
     try:
         result = client.run(
@@ -122,7 +124,7 @@ def _run(args) -> int:
     except (qc.ServerUnreachable, qc.PromptRejected, qc.BadReply):
         raise
     except WorkbenchError as exc:  # e.g. a download refused with HTTP 404
-        print(f"error: {exc}", file=sys.stderr)
+        echo(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return _report(result, args.timeout)
 
@@ -131,13 +133,13 @@ def _report(result, timeout: float | None) -> int:
     from ..client import queue_client as qc
 
     for path in result.images:
-        print(f"saved {path}")
+        echo(f"saved {shown(path)}")
     if result.status == "success":
-        print(f"done in {result.elapsed_s:.1f} s")
+        echo(f"done in {result.elapsed_s:.1f} s")
     elif result.status == "timeout":
-        print(f"error: no result within {timeout:g} s; the run was interrupted", file=sys.stderr)
+        echo(f"error: no result within {timeout:g} s; the run was interrupted", file=sys.stderr)
     elif result.status == "interrupted":
-        print("error: the run was interrupted", file=sys.stderr)
+        echo("error: the run was interrupted", file=sys.stderr)
     else:
-        print(f"error: {qc.format_execution_error(result.error or {})}", file=sys.stderr)
+        echo(f"error: {qc.format_execution_error(result.error or {})}", file=sys.stderr)
     return result.exit_code

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..terminal import echo
+
 
 def add_commands(sub) -> None:
     p = sub.add_parser(
@@ -46,31 +48,31 @@ def run(args: argparse.Namespace) -> int:
         checks = editable_settings.save(updates, confine=False)  # your own shell: not confined
         failed = [c for c in checks if not c.ok]
         for c in checks:
-            print(f"{c.key}: {c.error or 'ok'}" + "".join(f"\n  {n}" for n in c.notes))
+            echo(f"{c.key}: {c.error or 'ok'}" + "".join(f"\n  {n}" for n in c.notes))
         if failed:
             return 1
-        print(f"saved in {paths.settings_path()}")
+        echo(f"saved in {paths.settings_path()}")
     items = editable_settings.describe()
     if args.check:
         for item in items:
             c = editable_settings.check(item["key"], item["effective"], confine=False)
             item["check"] = c.to_dict()
     if args.json:
-        print(json.dumps({"settings_file": str(paths.settings_path()), "settings": items}, indent=2))
+        echo(json.dumps({"settings_file": str(paths.settings_path()), "settings": items}, indent=2))
     else:
         _print_table(items, str(paths.settings_path()))
     return 1 if any(not i.get("check", {}).get("ok", True) for i in items) else 0
 
 
 def _print_table(items: list[dict], settings_file: str) -> None:
-    print(f"settings file: {settings_file}")
+    echo(f"settings file: {settings_file}")
     for item in items:
         source = (
             f"from {item['env']}" if item["env_value"] else ("from the file" if item["value"] else "unset")
         )
-        print(f"{item['key']:<20} {item['effective'] or '-'}  ({source})")
+        echo(f"{item['key']:<20} {item['effective'] or '-'}  ({source})")
         check = item.get("check")
         if check:
-            print(f"{'':<20} {'ok' if check['ok'] else 'ERROR: ' + check['error']}")
+            echo(f"{'':<20} {'ok' if check['ok'] else 'ERROR: ' + check['error']}")
             for note in check["notes"]:
-                print(f"{'':<20} {note}")
+                echo(f"{'':<20} {note}")

@@ -13,8 +13,10 @@ import signal
 import sys
 from pathlib import Path
 
+from .. import numbers
 from ..dataset import dataset_toml
 from ..errors import ValidationError, WorkbenchError
+from ..terminal import echo, safe
 from ..training import train
 from ..training.options import TrainOptions
 from ..training.settings import GROUPS, SETTING, SETTINGS, in_group
@@ -42,7 +44,12 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
                     help=_help(s),
                 )
                 continue
-            kw: dict = {"dest": s.name, "default": s.default, "type": s.type, "help": _help(s)}
+            kw: dict = {
+                "dest": s.name,
+                "default": s.default,
+                "type": numbers.arg_float if s.type is float else s.type,
+                "help": _help(s),
+            }
             if s.choices:
                 kw.update(choices=list(s.choices), metavar=s.name.upper())
             g.add_argument(*names, **kw)
@@ -105,7 +112,7 @@ def _gui_values(path: str) -> dict:
     from ..training import kohya_gui
 
     imported = kohya_gui.import_file(path)
-    print(imported.report())
+    echo(imported.report())
     return imported.values
 
 
@@ -136,28 +143,28 @@ def _load_dataset(args):
 
 def _print_command(opts, dataset, base: str) -> int:
     p = train.plan(opts, dataset, base)
-    print(f"# {p.model.name} base ({p.model.how}); run folder {p.run_dir}")
+    echo(f"# {p.model.name} base ({p.model.how}); run folder {p.run_dir}")
     for w in p.warnings:
-        print(f"# warning: {w}")
-    print(p.command.display())
+        echo(f"# warning: {w}")
+    echo(p.command.display())
     return 0
 
 
 def _report(run) -> int:
     if run.cached:
-        print(f"reused {run.run_dir} (same dataset, settings and base model; use --no-cache to train again)")
+        echo(f"reused {run.run_dir} (same dataset, settings and base model; use --no-cache to train again)")
     if run.resumed_from:
-        print(f"resumed {run.run_dir} from {run.resumed_from}")
-    print(f"LoRA: {run.lora.path}")
+        echo(f"resumed {run.run_dir} from {run.resumed_from}")
+    echo(f"LoRA: {run.lora.path}")
     for p in run.lora.epoch_paths:
-        print(f"  epoch file: {p}")
+        echo(f"  epoch file: {p}")
     if run.loss_curve:
-        print(f"loss curve: {run.loss_curve}")
-    print(f"log: {run.lora.log_path}")
+        echo(f"loss curve: {run.loss_curve}")
+    echo(f"log: {run.lora.log_path}")
     if run.lora.trigger_words:
-        print(f"trigger words: {', '.join(run.lora.trigger_words)}")
+        echo(f"trigger words: {', '.join(run.lora.trigger_words)}")
     for w in run.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        echo(f"warning: {w}", file=sys.stderr)
     return 0
 
 
@@ -175,7 +182,7 @@ class _Terminal:
         sys.stderr.write("\ncancelling (stopping the trainer)...\n")
 
     def on_update(self, status):
-        text = status.text()[:150]
+        text = safe(status.text()[:150])
         sys.stderr.write("\r" + text + " " * max(0, self.width - len(text)))
         sys.stderr.flush()
         self.width = len(text)
@@ -206,7 +213,7 @@ def run_train(args) -> int:
             require_known_state=False,  # the user's own shell may resume any state of the project
         )
     except train.TrainingCancelled as exc:
-        sys.stderr.write(f"\n{exc}\n")
+        sys.stderr.write(f"\n{safe(str(exc))}\n")
         return 130
     except WorkbenchError:
         sys.stderr.write("\n")

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import numbers, terminal
 from ..errors import WorkbenchError
 from . import workflow as wf
 
@@ -136,7 +137,7 @@ class QueueClient:
     def __init__(
         self,
         server: str = "http://127.0.0.1:8188",
-        out: Callable[[str], None] = print,
+        out: Callable[[str], None] = terminal.echo,  # server text may hold escape sequences
         http_timeout: float = 30.0,
         poll_interval: float = 1.0,
     ):
@@ -532,9 +533,11 @@ def _save_new(folder: str, name: str, data: bytes) -> str:
 def load_workflow(path: str) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return numbers.loads(f.read())
     except FileNotFoundError:
         raise WorkbenchError(f"The workflow {path} does not exist.") from None
+    except numbers.OutOfRange as exc:
+        raise WorkbenchError(f"The workflow {path} holds a number a float cannot hold: {exc}.") from None
     except json.JSONDecodeError as exc:
         raise WorkbenchError(f"The workflow {path} is not JSON ({exc}).") from None
     except UnicodeDecodeError:

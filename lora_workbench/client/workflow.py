@@ -9,10 +9,11 @@ frontend-only nodes (Note, MarkdownNote) dropped. Subgraphs (schema 1) are not h
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from .. import numbers, ui_workflow
 from ..errors import ValidationError
+from ..terminal import shown
 
 # Nodes that live only in the browser: never sent to the server.
 FRONTEND_ONLY = {
@@ -121,8 +122,8 @@ class _Graph:
         mode = node.get("mode", 0)
         kind = node.get("type")
         if kind == "PrimitiveNode":
-            values = node.get("widgets_values") or []
-            return ("value", values[0]) if values else None
+            values = node.get("widgets_values")
+            return ("value", values[0]) if isinstance(values, list) and values else None
         if kind == "Reroute":
             inputs = node.get("inputs") or []
             return self.source(inputs[0].get("link"), seen) if inputs else None
@@ -179,11 +180,13 @@ def ui_to_api(ui: dict, object_info: dict) -> Prompt:
 def _check_convertible(ui: dict) -> None:
     if not is_ui_format(ui):
         raise ValidationError("This is not a UI-format workflow (no nodes/links lists).")
-    if ui.get("definitions", {}).get("subgraphs"):
+    defs = ui.get("definitions")
+    if isinstance(defs, dict) and defs.get("subgraphs"):
         raise ValidationError(
             "This workflow uses subgraphs, which the converter does not handle: "
             "export it with Workflow -> Export (API) instead."
         )
+    ui_workflow.checked_graphs(ui)  # a node, link or counter of the wrong shape: a sentence naming it
 
 
 def _is_sent(node: dict) -> bool:
@@ -206,7 +209,13 @@ def _apply_links(graph: _Graph, node: dict, inputs: dict[str, Any]) -> None:
         if inp.get("link") is None:
             continue
         name = inp.get("name")
-        src = graph.source(inp["link"])
+        try:
+            src = graph.source(inp["link"])
+        except RecursionError:
+            raise ValidationError(
+                f"Node {node.get('id')} ({shown(node.get('type'))}): the link into its input {shown(name)!r} "
+                f"passes through too many Reroute or bypassed nodes to follow; shorten the chain."
+            ) from None
         if src is None:
             inputs.pop(name, None)  # from a muted node: as if unconnected
         elif src[0] == "value":
@@ -280,7 +289,9 @@ def coerce(raw: str, kind: str | None) -> Any:
         if kind == "INT":
             return int(raw)
         if kind == "FLOAT":
-            return float(raw)
+            return numbers.parse_float(raw)
+    except numbers.OutOfRange as exc:
+        raise ValidationError(f"--set value {exc}.") from None
     except ValueError:
         raise ValidationError(f"--set value {raw!r} is not a number ({kind}).") from None
     if kind == "BOOLEAN":
@@ -291,8 +302,10 @@ def coerce(raw: str, kind: str | None) -> Any:
             return False
         raise ValidationError(f"--set value {raw!r} is not a boolean (true/false).")
     try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
+        return numbers.loads(raw)
+    except numbers.OutOfRange as exc:
+        raise ValidationError(f"--set value {exc}.") from None
+    except (ValueError, RecursionError):
         return raw
 
 

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
+from .. import terminal
 from .confined import Entry, Folder
 
 _LINES = re.compile(r"\r\n|\r|\n")
@@ -83,11 +84,18 @@ def _read(folder: Folder, entry: Entry) -> CaptionCheck:
 
 
 # --------------------------------------------------------------------------- keywords
+def trained_line(text: str) -> str:
+    """The caption sd-scripts trains on: the first line (its universal newlines), stripped; the other
+    lines are never read without enable_wildcard, which the pack does not set."""
+    return _LINES.split(text, 1)[0].strip()
+
+
 def keywords(texts) -> list[tuple[str, int]]:
-    """Distinct comma-separated tags across caption texts with their counts, most frequent first."""
+    """Distinct comma-separated tags across caption texts with their counts, most frequent first: of
+    the line each trains on (trained_line), a byte-order mark aside (reported on its own)."""
     counts: Counter[str] = Counter()
     for text in texts:
-        for tag in re.split(r"[,\n]", text.lstrip("\ufeff")):
+        for tag in trained_line(text.lstrip("\ufeff")).split(","):
             tag = tag.strip()
             if tag:
                 counts[tag] += 1
@@ -96,7 +104,7 @@ def keywords(texts) -> list[tuple[str, int]]:
 
 def format_keywords(found: list[tuple[str, int]], limit: int | None = 40) -> str:
     shown = found if limit is None else found[:limit]
-    text = ", ".join(f"{k} ({n})" for k, n in shown)
+    text = ", ".join(f"{terminal.shown(k)} ({n})" for k, n in shown)
     if limit is not None and len(found) > limit:
         text += f", ... and {len(found) - limit} more"
     return text

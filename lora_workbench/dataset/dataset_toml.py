@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .. import toml_writer
+from .. import numbers, toml_writer
 from ..datatypes import DatasetSubset, LoraDataset
 from ..errors import PathNotAllowed, ValidationError, WorkbenchError
 from . import limits
@@ -93,7 +93,7 @@ def _comment_json(text: str, prefix: str):
     for line in text.splitlines()[:5]:
         if line.startswith(prefix):
             try:
-                return json.loads(line[len(prefix) :])
+                return numbers.loads(line[len(prefix) :])
             except (ValueError, RecursionError):  # JSON nested thousands deep is as unreadable as bad JSON
                 return _UNREADABLE
     return None
@@ -188,7 +188,11 @@ def _content_hash(toml_path: Path, dirs: list[Path]) -> str:
 def _read_config(path: Path) -> tuple[str, dict]:
     try:
         text = path.read_text(encoding="utf-8")
-        return text, tomllib.loads(text)
+        return text, tomllib.loads(text, parse_float=numbers.parse_float)
+    except numbers.OutOfRange as exc:  # 1e-400 would be 0.0 here and in sd-scripts: never silently
+        raise WorkbenchError(
+            f"The dataset config {path} holds a number a float cannot hold: {exc}."
+        ) from None
     except FileNotFoundError:
         raise WorkbenchError(
             f"No dataset config at {path}; run `lora-workbench dataset apply` on the project "

@@ -5,6 +5,7 @@ One function makes the text for both, so `dataset apply` prints exactly what the
 
 from __future__ import annotations
 
+from .. import terminal
 from .captions import format_keywords
 from .weights import format_weights
 
@@ -76,7 +77,7 @@ def _table(rows: list[dict]) -> list[str]:
         f"{'subset':<{width}}  {'images':>6}  {'weight':>6}  {'repeats':>7}  {'items':>7}  {'share':>6}  {'target':>6}"
     ]
     for r in rows:
-        name = ("reg " if r["is_reg"] else "") + r["name"]
+        name = ("reg " if r["is_reg"] else "") + terminal.shown(r["name"])
         if len(name) > width:
             name = name[: width - 1] + "~"
         weight = "-" if r["weight"] is None else f"{r['weight']:g}"

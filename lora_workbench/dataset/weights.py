@@ -11,6 +11,7 @@ import json
 import math
 import re
 
+from .. import numbers
 from ..errors import ValidationError
 
 _COMMENT = re.compile(r"(^|\s)#.*$")
@@ -44,7 +45,7 @@ def parse_weights(text: str | None) -> dict[str, float]:
 
 def _json_items(text: str) -> list[tuple[str, object, int, str]]:
     try:
-        pairs = json.loads(text, object_pairs_hook=lambda kv: kv)
+        pairs = json.loads(text, object_pairs_hook=lambda kv: kv, parse_float=str)  # _weight reads them
     except json.JSONDecodeError as exc:
         raise ValidationError(
             f"The weights look like JSON but are not valid ({exc.msg} at line "
@@ -79,7 +80,12 @@ def _weight(value: object, name: str, lineno: int, raw: str) -> float:
     try:
         if isinstance(value, bool):
             raise TypeError
-        w = float(value)  # type: ignore[arg-type]
+        w = numbers.parse_float(value) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
+    except numbers.OutOfRange as exc:
+        raise ValidationError(
+            f"Line {lineno} of the weights, {raw!r}: the weight must be a finite number >= 0 (0 excludes "
+            f"the subset); {exc}."
+        ) from None
     except (TypeError, ValueError, OverflowError):
         raise ValidationError(
             f"Line {lineno} of the weights, {raw!r}: {value!r} is not a number; "

@@ -22,7 +22,7 @@ from typing import Any
 from ..datatypes import LoraDataset
 from ..errors import ValidationError
 from ..modelfiles.detect import SCRIPT_FOR_ARCH, ModelInfo
-from . import families, kvargs
+from . import families, kvargs, sample_prompts
 from .kohya import KohyaInstall, default_tokenizer_cache
 from .settings import SETTING, SETTINGS, Where
 from .validation import (
@@ -182,15 +182,14 @@ def _sample_flags(opts, sample: families.SampleSettings | None) -> list[tuple[st
 
 def sample_prompts_text(opts, sample: families.SampleSettings | None = None) -> str:
     """The sd-scripts prompt file: one prompt per line, with size, seed, steps and the family's sample
-    settings (guidance, CFG, negative prompt) appended unless the line gives them."""
+    settings (guidance, CFG, negative prompt) appended unless the line gives them. Each line is checked
+    as written (sample_prompts.check_line): the trigger words show_samples samples come from folder names."""
     lines = []
-    for raw in opts.sample_prompts.splitlines():
-        line = raw.replace("\x00", "").strip()
-        if not line or line.startswith("#"):
-            continue
+    for n, line in enumerate(sample_prompts.lines(opts.sample_prompts), 1):
         for flag, value in _sample_flags(opts, sample):
             if f" {flag} " not in f" {line} ":
                 line += f" {flag} {value}"
+        sample_prompts.check_line(line, f"sample prompt {n}")
         lines.append(line)
     return "\n".join(lines) + ("\n" if lines else "")
 

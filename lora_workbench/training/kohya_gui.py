@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import paths
+from .. import numbers, paths
 from ..errors import ValidationError
 from . import kvargs
 from .options import coerce
@@ -294,7 +294,7 @@ class _Importer:
         self.take("LoRA_type", "network_type", net, mapped=True)
         conv = self.raw("conv_dim")
         if net in kvargs.CONV_TYPES and _number(conv):
-            if net == "dylora" and int(float(conv)) != int(float(self.raw("network_dim") or 0)):
+            if net == "dylora" and int(_float(conv) or 0) != int(_float(self.raw("network_dim")) or 0):
                 self.skip("conv_dim", "DyLoRA needs conv_dim equal to network_dim; left off")
                 self.skip("conv_alpha", "with conv_dim")
             elif self.take("conv_dim", "conv_dim", conv, mapped=True, note="network_args conv_dim"):
@@ -411,7 +411,7 @@ class _Importer:
             self.take(
                 "lr_warmup",
                 "lr_warmup_ratio",
-                float(warmup) / 100,
+                (_float(warmup) or 0) / 100,
                 mapped=True,
                 note=f"{warmup}% of the steps",
             )
@@ -424,7 +424,7 @@ class _Importer:
             step = 8 if _truthy(self.raw("enable_bucket")) else 64
             sizes, notes = {}, []
             for name, text in (("width", w), ("height", h)):
-                value = int(float(text)) if _number(text) else text
+                value = int(_float(text) or 0) if _number(text) else text
                 if isinstance(value, int) and value % step:
                     notes.append(f"{name} {value} rounded down to a multiple of {step}, as sd-scripts needs")
                     value -= value % step
@@ -530,19 +530,22 @@ def _truthy(value: Any) -> bool:
     return value is True or str(value).strip().lower() in ("true", "1", "yes", "on")
 
 
-def _is_zero(value: Any) -> bool:
+def _float(value: Any) -> float | None:
+    """A GUI number (or numeric text) as a float; None for anything else, and for a literal a float
+    does not hold as written (1e400, 1e-400): taking the key then says why (_convert)."""
     try:
-        return float(str(value).strip()) == 0
+        return numbers.parse_float(str(value).strip())
     except ValueError:
-        return False
+        return None
+
+
+def _is_zero(value: Any) -> bool:
+    return _float(value) == 0
 
 
 def _number(value: Any) -> bool:
     """True for a non-zero number (or numeric text); False for 0; None-ish text is False too."""
-    try:
-        return float(str(value).strip()) != 0
-    except ValueError:
-        return False
+    return _float(value) not in (None, 0)
 
 
 def _convert(setting: str, value: Any) -> Any:
@@ -556,7 +559,9 @@ def _convert(setting: str, value: Any) -> Any:
             return text.lower() == "true"
         if kind in (int, float):
             try:
-                value = float(text)
+                value = numbers.parse_float(text)
+            except numbers.OutOfRange as exc:
+                raise ValueError(f"{setting} must be a number a float holds: {exc}") from None
             except ValueError:
                 raise ValueError(f"{setting} must be a number, not {value!r}") from None
         else:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from .. import numbers
 from ..errors import ValidationError
 
 # --------------------------------------------------------------------------- network types
@@ -241,13 +242,17 @@ def split_pairs(text: str, setting: str) -> list[tuple[str, str]]:
 
 
 def _number(text: str, integer: bool) -> float:
+    if not integer:
+        try:
+            return numbers.parse_float(text)
+        except numbers.OutOfRange as exc:
+            raise ValueError(f"a finite number a float holds: {exc}") from None
+        except ValueError:
+            raise ValueError("a number") from None
     try:
-        value = int(text) if integer else float(text)
+        return int(text)
     except ValueError:
-        raise ValueError("a whole number" if integer else "a number") from None
-    if not math.isfinite(value):
-        raise ValueError("a finite number")
-    return value
+        raise ValueError("a whole number") from None
 
 
 def _fmt(value: float) -> str:

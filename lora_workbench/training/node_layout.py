@@ -10,9 +10,12 @@ this one; tests/unit/nodes/test_train_layout.py checks that both give the same r
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Callable
 from typing import Any
 
+from .. import ui_workflow
+from ..errors import ValidationError
 from .settings import AUTO_FILE, DEFAULTS, GROUP, NONE_FILE, SETTING, Setting, in_group, option_groups
 
 OPTIONS_TYPE = "LORA_TRAIN_OPTIONS"
@@ -138,7 +141,9 @@ class _Graph:
 
     def __init__(self, ui: dict):
         self.ui = ui
-        self.links = ui.setdefault("links", [])
+        if ui.get("links") is None:
+            ui["links"] = []
+        self.links = ui["links"]
         self.object_links = ui.get("version") == 1 or any(isinstance(x, dict) for x in self.links)
         self.by_id = {self._link_id(x): x for x in self.links}
 
@@ -218,7 +223,8 @@ def _chain_option_nodes(graph: _Graph, trainer: dict, moved: dict, linked: dict)
     """One option node per group that holds a moved value or a moved linked input, chained in group
     order in a row under the trainer; returns them (the last feeds the trainer)."""
     created: list[dict] = []
-    x, y = trainer.get("pos", [0, 0])[0], trainer.get("pos", [0, 0])[1] + TRAINER_HEIGHT + 60
+    x, y = _xy(trainer.get("pos"))
+    y += TRAINER_HEIGHT + 60
     for spec in layout()["option_nodes"]:
         names = set(spec["widgets"])
         if not names & (set(moved) | set(linked)):
@@ -231,6 +237,18 @@ def _chain_option_nodes(graph: _Graph, trainer: dict, moved: dict, linked: dict)
         graph.ui["nodes"].append(opt)
         created.append(opt)
     return created
+
+
+def _xy(value: Any) -> tuple[float, float]:
+    """A position or size as the frontend saves it ([x, y], or {"0": x, "1": y} from a typed array);
+    (0, 0) for anything else: where the option nodes go is no reason to refuse a workflow."""
+    if isinstance(value, dict):
+        value = [value.get("0"), value.get("1")]
+    if isinstance(value, list) and len(value) >= 2:
+        x, y = value[0], value[1]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (x, y)):
+            return x, y
+    return 0, 0
 
 
 def _connect(graph: _Graph, source: dict, target: dict, slot: int) -> None:
@@ -260,28 +278,20 @@ def _migrate_trainer(graph: _Graph, node: dict, values: list, where: str = "") -
         for slot, inp in enumerate(owner["inputs"]):
             if inp.get("link") is not None:
                 graph.retarget(inp["link"], owner["id"], slot)
-    node.setdefault("properties", {})[LAYOUT_PROPERTY] = LAYOUT_VERSION
-    node["size"] = [max(400, (node.get("size") or [0])[0]), TRAINER_HEIGHT]
+    if not isinstance(node.get("properties"), dict):
+        node["properties"] = {}
+    node["properties"][LAYOUT_PROPERTY] = LAYOUT_VERSION
+    node["size"] = [max(400, _xy(node.get("size"))[0]), TRAINER_HEIGHT]
     kinds = ", ".join(o["type"] for o in created) or "no option node (every moved value was a default)"
     return f"{MAIN_NODE} node {node['id']}{where}: moved to the short layout; {kinds}"
 
 
 def graphs_in(ui: dict) -> list[tuple[dict, str]]:
     """The workflow's graph and each subgraph definition in it (the frontend saves them under
-    `definitions.subgraphs`, nested ones too), with where each is for the notes. A subgraph keeps its
-    own nodes, links and `state` (its node and link ids count on their own)."""
-    found, todo = [], [(ui, "")]
-    while todo:
-        graph, where = todo.pop(0)
-        if not isinstance(graph, dict) or not isinstance(graph.get("nodes"), list):
-            continue
-        found.append((graph, where))
-        defs = graph.get("definitions")
-        subs = defs.get("subgraphs") if isinstance(defs, dict) else None
-        for sub in subs if isinstance(subs, list) else []:
-            name = (sub.get("name") or sub.get("id") or "?") if isinstance(sub, dict) else "?"
-            todo.append((sub, f' in subgraph "{name}"'))
-    return found
+    `definitions.subgraphs`, nested ones too), with where each is for the notes, each checked
+    (ui_workflow.checked_graphs: a malformed one is a sentence). A subgraph keeps its own nodes, links
+    and `state` (its node and link ids count on their own)."""
+    return ui_workflow.checked_graphs(ui)
 
 
 def _migrate_graph(ui: dict, where: str) -> list[str]:
@@ -299,7 +309,13 @@ def migrate_workflow(ui: dict) -> tuple[dict, list[str]]:
     """A copy of a UI-format workflow with every first-layout KohyaLoRATrain (in the graph and in its
     subgraphs) moved onto the short node and option nodes (non-default values kept, links to moved
     widget inputs kept); and what changed."""
-    out = copy.deepcopy(ui)
-    if not isinstance(out, dict) or not isinstance(out.get("nodes"), list):
-        return out, []
+    if not isinstance(ui, dict) or not isinstance(ui.get("nodes"), list):
+        return ui, []
+    graphs_in(ui)  # every graph checked before any is touched: nothing is half-migrated
+    try:
+        out = copy.deepcopy(ui)
+    except RecursionError:
+        raise ValidationError(
+            "The workflow holds values nested too deep to read; export the workflow from ComfyUI again."
+        ) from None
     return out, [note for graph, where in graphs_in(out) for note in _migrate_graph(graph, where)]

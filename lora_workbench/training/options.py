@@ -20,10 +20,11 @@ from .validation import check_setting
 
 
 def coerce(name: str, value: Any) -> Any:
-    """A widget/JSON value as the setting's type where that is lossless (4 -> 4.0, 3.0 -> 3)."""
+    """A widget/JSON value as the setting's type where that is lossless (4 -> 4.0, 3.0 -> 3); an int
+    beyond any float stays an int, which the setting's bounds then refuse by name."""
     kind = SETTING[name].type
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        return float(value) if abs(value) < 2**1023 else value
     if kind is int and isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
     return value

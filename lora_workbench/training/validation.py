@@ -16,9 +16,11 @@ from typing import Any
 from ..errors import ValidationError
 from ..modelfiles import families as file_families
 from . import families as recipes
-from . import kvargs
+from . import kvargs, sample_prompts
 from .settings import FAMILIES, SETTINGS, Setting
 
+# Text settings with a check of their own, beyond type and pattern.
+_TEXT_CHECKS: dict[str, Callable[[str], None]] = {"sample_prompts": sample_prompts.check}
 _TYPE_WORDS = {bool: "on or off (a boolean)", int: "a whole number", float: "a number", str: "text"}
 
 
@@ -43,19 +45,27 @@ def _check_type(s: Setting, value: Any) -> None:
         raise ValidationError(f"{s.name} must be a finite number, not {value}.")
 
 
+def _short(value: Any) -> str:
+    """A number as a sentence shows it: a 400-digit int as its first digits and its length."""
+    text = str(value)
+    return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
+
+
 def check_setting(s: Setting, value: Any) -> None:
     """The checks the table declares for one setting: type, choices, bounds, pattern."""
     _check_type(s, value)
     if s.choices and value not in s.choices:
         raise ValidationError(f"{s.name} is {value!r}; choose one of: {', '.join(s.choices)}.")
     if s.low is not None and value < s.low or s.high is not None and value > s.high:
-        raise ValidationError(f"{s.name} is {value}; set it between {s.low} and {s.high}.")
+        raise ValidationError(f"{s.name} is {_short(value)}; set it between {s.low} and {s.high}.")
     if s.pattern is not None and value and not s.pattern.fullmatch(value):
         raise ValidationError(f"{s.name} {value!r} {s.pattern_hint}.")
     if s.kv == "network":
         kvargs.network_args(value)
     elif s.kv == "optimizer":
         kvargs.optimizer_args(value)
+    if s.name in _TEXT_CHECKS:
+        _TEXT_CHECKS[s.name](value)
 
 
 # --------------------------------------------------------------------------- cross-field rules

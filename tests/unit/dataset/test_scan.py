@@ -197,3 +197,26 @@ def test_keywords_count_distinct_tags(tmp_path):
     (folder / "img0.txt").write_text("A, red hat,  blue sky ,")
     kws = dict(dataset.caption_keywords(dataset.scan_project(root)))
     assert kws == {"A": 3, "red hat": 3, "smiling": 2, "blue sky": 1}
+
+
+@pytest.mark.parametrize(
+    ("caption", "counted"),
+    [
+        (b"red hat, smiling\nhidden, secret", {"red hat", "smiling"}),
+        (b"red hat, smiling\r\nhidden, secret\r\n", {"red hat", "smiling"}),
+        (b"red hat, smiling\rhidden, secret", {"red hat", "smiling"}),
+        (b"\nhidden, secret", set()),
+        (b"  \t \nhidden", set()),
+        (b"\xef\xbb\xbfred hat\nhidden", {"red hat"}),
+        ("red hat\u2028blue, smiling\nhidden".encode(), {"red hat\u2028blue", "smiling"}),
+        (b"red hat\x0bblue\x0c, smiling", {"red hat\x0bblue", "smiling"}),
+    ],
+    ids=["lf", "crlf", "cr", "blank-first", "spaces-first", "bom", "u2028-not-a-break", "vt-ff-not-breaks"],
+)
+def test_keywords_come_from_the_line_sd_scripts_trains_on(tmp_path, caption, counted):
+    """sd-scripts trains on the first line, stripped (readlines() in text mode: only \\n, \\r\\n and \\r
+    end a line); tags on the other lines are never trained and are not counted."""
+    root = tmp_path / "p"
+    folder = make_subset(root, "1_A", 1)
+    (folder / "img0.txt").write_bytes(caption)
+    assert set(dict(dataset.caption_keywords(dataset.scan_project(root)))) == counted

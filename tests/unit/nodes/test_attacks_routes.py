@@ -96,6 +96,8 @@ async def test_preview_paths_that_escape_or_break_are_refused(client, world, cas
 NUMBERS = {
     "1e400": "1e400",
     "-1e400": "-1e400",
+    "1e-400": "1e-400",
+    "string 1e-400": '"1e-400"',
     "string 1e400": '"1e400"',
     "NaN": "NaN",
     "Infinity": "Infinity",
