@@ -218,12 +218,13 @@ def _read_ledger() -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def remember_states(run_dir: Path, name: str, since_ns: int) -> list[str]:
+def remember_states(run_dir: Path, name: str, since_ns: int, skip: set[str] | None = None) -> list[str]:
     """Record the digests of the state folders this run saved (every file in them written since the
-    launch, `since_ns`) as written by this installation, after a run of ours ends, however it ends;
-    returns the names of all the run's state folders."""
+    launch, `since_ns`) as written by this installation, while a run of ours goes (`skip`: the state
+    folders recorded already, added to) and after it ends, however it ends; returns the names of all
+    the run's state folders."""
     states = saved_states(run_dir, name)
-    ours = [s for s in states if written_since(s.path, since_ns)]
+    ours = [s for s in states if str(s.path) not in (skip or ()) and written_since(s.path, since_ns)]
     if not ours:
         return [s.path.name for s in states]
     ledger = _read_ledger()
@@ -232,6 +233,8 @@ def remember_states(run_dir: Path, name: str, since_ns: int) -> list[str]:
             ledger[str(_real(s.path))] = state_digest(s.path)
         except (OSError, ValidationError):
             continue
+        if skip is not None:
+            skip.add(str(s.path))
     path = _ledger_path()
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:

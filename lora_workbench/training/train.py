@@ -773,6 +773,26 @@ def _run(p: Plan, ctl: RunControl) -> TrainRun:
     return _finished(p, ctl, record, result.status, loss_png)
 
 
+class _StateRecorder:
+    """Records the states sd-scripts saves as they appear, not only at the end, so a run whose ComfyUI
+    was killed (no end to record anything) can still be resumed from a workflow. sd-scripts saves an
+    epoch's state before it prints the next `epoch N/M`, so each new epoch records what came before;
+    the `on_update` it wraps is called after."""
+
+    def __init__(self, p: Plan, on_update: Callable[[runner.TrainStatus], None] | None):
+        self.plan, self.on_update = p, on_update
+        self.epoch: int | None = None
+        self.recorded: set[str] = set()  # states digested already (a state is not rewritten)
+
+    def __call__(self, status: runner.TrainStatus) -> None:
+        if status.epoch != self.epoch:
+            self.epoch = status.epoch
+            p = self.plan
+            resume.remember_states(p.run_dir, p.command.output_name, p.launched_ns, skip=self.recorded)
+        if self.on_update is not None:
+            self.on_update(status)
+
+
 def _launch(p: Plan, ctl: RunControl, record: dict):
     """The sd-scripts process, start to end; run.json says cancelled/failed when it raises (with the
     loss curve so far and the states it saved, so the run can be resumed)."""
@@ -786,7 +806,7 @@ def _launch(p: Plan, ctl: RunControl, record: dict):
                 env=ctl.env,
                 log_path=str(run_dir / "train.log"),
                 total_steps=cmd.total_steps,
-                on_update=ctl.on_update,
+                on_update=_StateRecorder(p, ctl.on_update),
                 should_cancel=ctl.should_cancel,
                 run_id=run_dir.name,
                 node_id=ctl.node_id,
