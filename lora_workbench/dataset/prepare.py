@@ -304,12 +304,15 @@ def prepare_dataset(
     dry_run: bool = False,
     guard: Guard | None = None,
     rules: ImageRules | None = None,
+    check_cancel: resize_cache.CancelCheck = None,
 ) -> tuple[LoraDataset, str]:
     """Scan, check, balance and apply: returns the LoraDataset and the summary text.
 
     mode "toml" writes `<project>/dataset.toml` and leaves the folders alone; "rename" renames the
     subset folders to `N_Subject` (journaled, see rename.py) and writes the TOML too. Validation
-    errors raise ValidationError before anything is changed; `dry_run` changes nothing.
+    errors raise ValidationError before anything is changed; `dry_run` changes nothing. The long steps
+    (resized copies) call `check_cancel` before each image; what it raises stops them (ComfyUI's
+    interrupt), with nothing half-written and the dataset TOML not written.
     """
     if apply_mode not in APPLY_MODES:
         raise ValidationError(f"Unknown apply mode {apply_mode!r}; use one of {', '.join(APPLY_MODES)}.")
@@ -325,7 +328,7 @@ def prepare_dataset(
         )
     subsets = [replace(d) for d in a.subsets]
     if a.options.wrong_size == "resize" and not a.enable_bucket:
-        notes += _use_resized_copies(a, subsets, guard, dry_run)
+        notes += _use_resized_copies(a, subsets, guard, dry_run, check_cancel)
     if apply_mode == "rename":
         notes += _rename_folders(root, a, subsets, dry_run)
     toml_path = root / TOML_NAME
@@ -354,7 +357,13 @@ def _finish_interrupted_rename(root: Path, dry_run: bool) -> list[str]:
     return [f"Finished an interrupted rename ({len(done.steps)} folder(s))."]
 
 
-def _use_resized_copies(a: Analysis, subsets: list[DatasetSubset], guard: Guard, dry_run: bool) -> list[str]:
+def _use_resized_copies(
+    a: Analysis,
+    subsets: list[DatasetSubset],
+    guard: Guard,
+    dry_run: bool,
+    check_cancel: resize_cache.CancelCheck = None,
+) -> list[str]:
     needing = [s for s in a.scan.subsets if resize_cache.wrong_size(s, a.options.resolution)]
     if not needing:
         return []
@@ -365,7 +374,11 @@ def _use_resized_copies(a: Analysis, subsets: list[DatasetSubset], guard: Guard,
         ]
     used = {(d.is_reg, d.name) for d in subsets}
     result = resize_cache.build(
-        a.scan, a.options.resolution, guard, [s for s in needing if (s.is_reg, s.name) in used]
+        a.scan,
+        a.options.resolution,
+        guard,
+        [s for s in needing if (s.is_reg, s.name) in used],
+        check_cancel,
     )
     by_dir = {s.image_dir: result.folders.get(s.folder) for s in a.scan.subsets}
     for d in subsets:

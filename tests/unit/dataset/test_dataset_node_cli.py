@@ -298,3 +298,23 @@ def test_preview_matches_what_the_web_route_needs(proj):
     row = r["subsets"][0]
     for key in ("name", "folder", "images", "captions_missing", "weight", "repeats", "share", "target_share"):
         assert key in row
+
+
+def test_cancel_in_comfyui_stops_the_resized_copies(node, comfy, roots, monkeypatch):
+    from lora_workbench.dataset import resize_cache
+
+    root = roots / "big"
+    make_subset(root, "1_Big", 5, size=(128, 64))
+    resized_png = resize_cache._resized_png
+    made = []
+
+    def resize_then_cancel(*args):
+        made.append(1)
+        comfy.interrupt_flag = True  # Cancel pressed while the first image was resized
+        return resized_png(*args)
+
+    monkeypatch.setattr(resize_cache, "_resized_png", resize_then_cancel)
+    with pytest.raises(Exception) as exc:
+        node.prepare(project_folder=str(root), width=64, height=64, wrong_size="resize", unique_id="5")
+    assert type(exc.value).__name__ == "InterruptProcessingException"
+    assert len(made) == 1 and not (root / "dataset.toml").exists()
