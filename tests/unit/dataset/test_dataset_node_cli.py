@@ -318,3 +318,18 @@ def test_cancel_in_comfyui_stops_the_resized_copies(node, comfy, roots, monkeypa
         node.prepare(project_folder=str(root), width=64, height=64, wrong_size="resize", unique_id="5")
     assert type(exc.value).__name__ == "InterruptProcessingException"
     assert len(made) == 1 and not (root / "dataset.toml").exists()
+
+
+def test_a_full_disk_is_one_sentence_and_the_old_dataset_toml_stays(node, proj, monkeypatch):
+    from lora_workbench.errors import DiskFull
+    from tests.unit.full_disk import fill_disk_for, temp_files
+
+    kw = dict(project_folder=str(proj), width=64, height=64, unique_id="5")
+    node.prepare(**kw)
+    before = (proj / "dataset.toml").read_text()
+    fill_disk_for(monkeypatch, "dataset.toml")
+    with pytest.raises(
+        DiskFull, match=r"The disk is full: .*dataset\.toml could not be written .* free there"
+    ):
+        node.prepare(**kw, weights="Cat: 5")
+    assert (proj / "dataset.toml").read_text() == before and temp_files(proj) == []

@@ -175,3 +175,15 @@ def test_cancel_mid_resize_stops_at_the_next_image_and_leaves_no_partial_file(tm
             assert im.size == (64, 64)
     assert not [p for p in cache.rglob("*") if ".tmp" in p.name]
     assert not (root / "dataset.toml").exists()
+
+
+def test_a_full_disk_while_resizing_is_one_sentence_and_no_partial_copy(mixed, monkeypatch):
+    from lora_workbench.errors import DiskFull
+    from tests.unit.full_disk import fill_disk_for, temp_files
+
+    fill_disk_for(monkeypatch, "*.png")
+    with pytest.raises(DiskFull, match=r"The disk is full: .*store/[0-9a-f]+\.png could not be written"):
+        prepare.prepare_dataset(mixed, opts(wrong_size="resize"))
+    store = mixed / "cache" / "resized" / "64x64" / "store"
+    assert list(store.iterdir()) == [] and temp_files(mixed / "cache") == []
+    assert not (mixed / "dataset.toml").exists()
