@@ -123,12 +123,18 @@ def analyse(
     *,
     guard: Guard | None = None,
     rules: ImageRules | None = None,
+    check_cancel: resize_cache.CancelCheck = None,
 ) -> Analysis:
-    """Scan, choose repeats, check, plan the steps; dataset problems become issues, never exceptions."""
+    """Scan, choose repeats, check, plan the steps; dataset problems become issues, never exceptions
+    (`check_cancel`: called before each file of the scan; what it raises stops it)."""
     opts = options.checked()
     guard = guard or Guard()
     scan = scan_project(
-        project_dir, caption_extension=opts.caption_extension, guard=guard, rules=rules or rules_in_use()
+        project_dir,
+        caption_extension=opts.caption_extension,
+        guard=guard,
+        rules=rules or rules_in_use(),
+        check_cancel=check_cancel,
     )
     mode = resolve_mode(opts.repeats, opts.weights_text)
     issues: list[Issue] = []
@@ -311,8 +317,8 @@ def prepare_dataset(
     mode "toml" writes `<project>/dataset.toml` and leaves the folders alone; "rename" renames the
     subset folders to `N_Subject` (journaled, see rename.py) and writes the TOML too. Validation
     errors raise ValidationError before anything is changed; `dry_run` changes nothing. The long steps
-    (resized copies) call `check_cancel` before each image; what it raises stops them (ComfyUI's
-    interrupt), with nothing half-written and the dataset TOML not written.
+    (scanning the folders, resized copies) call `check_cancel` before each file; what it raises stops
+    them (ComfyUI's interrupt), with nothing half-written and the dataset TOML not written.
     """
     if apply_mode not in APPLY_MODES:
         raise ValidationError(f"Unknown apply mode {apply_mode!r}; use one of {', '.join(APPLY_MODES)}.")
@@ -320,7 +326,7 @@ def prepare_dataset(
     with open_project(project_dir, guard) as top:
         root = top.path
     notes = _finish_interrupted_rename(root, dry_run)
-    a = analyse(root, options, guard=guard, rules=rules)
+    a = analyse(root, options, guard=guard, rules=rules, check_cancel=check_cancel)
     if a.errors:
         msgs = "\n".join(f"- {i.message}" for i in a.errors)
         raise ValidationError(
