@@ -21,7 +21,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths
+from .. import disk, paths
 from ..errors import ValidationError, WorkbenchError
 
 LEDGER_FILE = "known-states.json"
@@ -218,11 +218,18 @@ def _read_ledger() -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def remember_states(run_dir: Path, name: str, since_ns: int, skip: set[str] | None = None) -> list[str]:
+def remember_states(
+    run_dir: Path,
+    name: str,
+    since_ns: int,
+    skip: set[str] | None = None,
+    problems: list[str] | None = None,
+) -> list[str]:
     """Record the digests of the state folders this run saved (every file in them written since the
     launch, `since_ns`) as written by this installation, while a run of ours goes (`skip`: the state
     folders recorded already, added to) and after it ends, however it ends; returns the names of all
-    the run's state folders."""
+    the run's state folders. A record that cannot be written (a full disk) never stops a run: the
+    sentence goes to `problems`."""
     states = saved_states(run_dir, name)
     ours = [s for s in states if str(s.path) not in (skip or ()) and written_since(s.path, since_ns)]
     if not ours:
@@ -241,9 +248,23 @@ def remember_states(run_dir: Path, name: str, since_ns: int, skip: set[str] | No
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(ledger, indent=1), encoding="utf-8")
         os.replace(tmp, path)
-    except OSError:
+    except OSError as exc:
         tmp.unlink(missing_ok=True)
+        if problems is not None:
+            problems.append(_unrecorded(path, exc, run_dir))
     return [s.path.name for s in states]
+
+
+def _unrecorded(path: Path, exc: OSError, run_dir: Path) -> str:
+    said = (
+        disk.full_sentence(path, exc.strerror or "")
+        if disk.is_full(exc)
+        else (f"{path} could not be written ({exc.strerror or exc}).")
+    )
+    return (
+        f"{said} The states this run saved are not recorded as this installation's, so a workflow cannot "
+        f"resume them; the command line can: lora-workbench train PROJECT --resume {run_dir.name}."
+    )
 
 
 def check_known(state: SavedState) -> None:

@@ -859,7 +859,7 @@ def _check_outcome(p: Plan, result, record: dict) -> tuple[str, list[str]]:
         returncode=result.returncode,
         losses=[list(x) for x in status.losses],
         loss_curve=loss_png,
-        states=resume.remember_states(run_dir, cmd.output_name, p.launched_ns),
+        states=resume.remember_states(run_dir, cmd.output_name, p.launched_ns, problems=notes),
         total_steps=status.total or cmd.total_steps,
     )
     if ok:
@@ -872,7 +872,7 @@ def _check_outcome(p: Plan, result, record: dict) -> tuple[str, list[str]]:
         _write_record(run_dir, record)
         raise TrainingCancelled(f"Training {run_dir.name} was cancelled; partial files are in {run_dir}.")
     _say_why_it_failed(p, result, final, cut)
-    text = result.error_message() + _removed_note(removed)
+    text = result.error_message() + _removed_note(removed) + "".join(f"\n\n{n}" for n in notes)
     record.update(state="failed", error=text, status=status.to_dict(max_losses=500))
     _write_record(run_dir, record)
     raise WorkbenchError(f"Training {run_dir.name} failed: {text}")

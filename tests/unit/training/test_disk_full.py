@@ -122,3 +122,12 @@ def test_a_run_record_the_disk_had_no_room_for_is_a_sentence_and_no_half_file(se
     run_dir = project / "output" / "p1-001"
     assert refused == [str(run_dir / "run.json")] and not (run_dir / "run.json").exists()
     assert temp_files(run_dir) == []
+
+
+def test_states_the_disk_had_no_room_to_record_as_trusted_are_a_warning(setup, monkeypatch):
+    project, ckpt, _ = setup
+    fill_disk_for(monkeypatch, "known-states.json")
+    run = train.train(spec(save_state=True), dataset(project), ckpt)
+    said = [w for w in run.warnings if "known-states.json could not be written" in w]
+    assert said and said[0].startswith("The disk is full:")
+    assert "a workflow cannot resume them; the command line can" in said[0]
