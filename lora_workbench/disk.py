@@ -20,24 +20,42 @@ from .errors import DiskFull
 FULL_ERRNOS = frozenset(
     e for e in (errno.ENOSPC, getattr(errno, "EDQUOT", None), errno.EFBIG) if e is not None
 )
-# What sd-scripts (Python, torch, safetensors) print when the disk fills while they write.
+# What sd-scripts (Python, numpy, safetensors) print when the disk fills while they write.
 FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "File too large")
+# torch.save (accelerate's states) says only this; with little space left it means a full disk.
+WRITE_FAILED_TEXTS = ("PytorchStreamWriter failed writing file",)
+LOW_SPACE = 256 * 1000 * 1000  # bytes
+
+
+def full_in_log(lines: list[str], folder: str | os.PathLike) -> str:
+    """What a trainer's log lines say about a full disk while it wrote into `folder` ("" if nothing)."""
+    said = next((t for t in FULL_TEXTS for ln in lines if t in ln), "")
+    if said:
+        return said
+    failed = next((t for t in WRITE_FAILED_TEXTS for ln in lines if t in ln), "")
+    free = free_bytes(folder)
+    return f"{failed}: file write failed" if failed and free is not None and free < LOW_SPACE else ""
 
 
 def is_full(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in FULL_ERRNOS
 
 
-def free_text(path: str | os.PathLike) -> str:
-    """How much is free on the file system holding `path` ("1.2 GB free"), or "" when unknown."""
+def free_bytes(path: str | os.PathLike) -> int | None:
+    """The bytes free on the file system holding `path` (its nearest existing folder), or None."""
     p = Path(path)
     for folder in (p, *p.parents):
         try:
-            free = shutil.disk_usage(folder).free
+            return shutil.disk_usage(folder).free
         except OSError:
             continue
-        return f"{_size(free)} free"
-    return ""
+    return None
+
+
+def free_text(path: str | os.PathLike) -> str:
+    """How much is free on the file system holding `path` ("1.2 GB free"), or "" when unknown."""
+    free = free_bytes(path)
+    return "" if free is None else f"{_size(free)} free"
 
 
 def _size(n: int) -> str:

@@ -895,7 +895,7 @@ def _say_why_it_failed(p: Plan, result, final: Path, cut: str) -> None:
     """The status message of a failed run: a full disk as one sentence (sd-scripts' own words in
     it), a run that ended without a whole LoRA as such; published so the UI shows it."""
     status = result.status
-    said = next((t for t in disk.FULL_TEXTS for ln in [status.message, *result.tail] if t in ln), "")
+    said = disk.full_in_log([status.message, *result.tail], p.run_dir)
     if said:
         status.message = disk.full_sentence(p.run_dir, said, writer="sd-scripts")
     elif status.state == "finished":  # exit 0 but no whole file: never report that as a success
