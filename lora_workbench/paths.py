@@ -19,7 +19,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import numbers, settings
+from . import disk, numbers, settings
 from .errors import PathNotAllowed, ValidationError
 
 ROOTS_ENV = "LORA_WORKBENCH_ROOTS"
@@ -627,16 +627,17 @@ class ConfinedDir:
         name = self.name(name)
         raw = data.encode("utf-8") if isinstance(data, str) else data
         tmp = f".{name[:200]}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
-        fd = self.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(raw)
-                f.flush()
-                os.fsync(f.fileno())
-            self.rename(tmp, name, replace=True)
-        except BaseException:
-            self.unlink(tmp, missing_ok=True)
-            raise
+        with disk.said_if_full(self.path / name):  # a full disk is a sentence naming the file
+            fd = self.open_file(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(raw)
+                    f.flush()
+                    os.fsync(f.fileno())
+                self.rename(tmp, name, replace=True)
+            except BaseException:
+                self.unlink(tmp, missing_ok=True)
+                raise
         return self.path / name
 
     def rename(self, src: str, dst: str, replace: bool = False) -> None:

@@ -233,7 +233,11 @@ class DatasetSubsetWeights:
             subset_options=per_subset,
         )
         ds, text = prepare.prepare_dataset(
-            root, options, apply_mode=_MODE_KEYS.get(apply_mode, apply_mode), guard=guard
+            root,
+            options,
+            apply_mode=_MODE_KEYS.get(apply_mode, apply_mode),
+            guard=guard,
+            check_cancel=_comfy.raise_if_interrupted,  # Cancel stops the resized copies between images
         )
         if created:
             text += f"\nCreated the project layout ({len(created)} folders)."

@@ -41,6 +41,18 @@ def _model_label(model) -> str:
     return f"the model ({type(config).__name__})" if config is not None else "the model"
 
 
+def _check_whole(path: str) -> None:
+    """Refuse a LoRA file cut off while it was written (a full disk, a run stopped while saving)."""
+    from ..lora_workbench.modelfiles.safetensors_header import incomplete
+
+    cut = incomplete(path)
+    if cut:
+        raise ValidationError(
+            f"The LoRA file {path} is not whole ({cut}): it was cut off while being written (a full disk, "
+            "or a run stopped while saving). Train it again, or pick another file."
+        )
+
+
 class LoadTrainedLoRA:
     """Apply the LoRA a KohyaLoRATrain node just trained (or one from the loras list) to MODEL and CLIP."""
 
@@ -167,6 +179,7 @@ class LoadTrainedLoRA:
 
         key = _file_key(path)
         if self.inspected is None or self.inspected[0] != key:
+            _check_whole(path)
             self.inspected = (key, lora_file.inspect(path))
         return self.inspected[1]
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from .. import disk
 from ..errors import PathNotAllowed, WorkbenchError
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -262,17 +263,18 @@ class Folder:
         """Write `name` through a fresh temporary file in this folder, then rename it into place
         (`durable`: fsync first, for files a crash must not leave empty; caches skip it)."""
         tmp = f".{name}.tmp-{os.getpid()}-{os.urandom(4).hex()}"
-        fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                if durable:
-                    os.fsync(f.fileno())
-            self.replace(tmp, name)
-        except BaseException:
-            self.unlink(tmp, missing_ok=True)
-            raise
+        with disk.said_if_full(self.path / name):  # a full disk is a sentence naming the file
+            fd = self._open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    if durable:
+                        os.fsync(f.fileno())
+                self.replace(tmp, name)
+            except BaseException:
+                self.unlink(tmp, missing_ok=True)
+                raise
         return self.path / name
 
     def replace(self, src: str, dst: str) -> None:

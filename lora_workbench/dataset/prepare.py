@@ -123,12 +123,18 @@ def analyse(
     *,
     guard: Guard | None = None,
     rules: ImageRules | None = None,
+    check_cancel: resize_cache.CancelCheck = None,
 ) -> Analysis:
-    """Scan, choose repeats, check, plan the steps; dataset problems become issues, never exceptions."""
+    """Scan, choose repeats, check, plan the steps; dataset problems become issues, never exceptions
+    (`check_cancel`: called before each file of the scan; what it raises stops it)."""
     opts = options.checked()
     guard = guard or Guard()
     scan = scan_project(
-        project_dir, caption_extension=opts.caption_extension, guard=guard, rules=rules or rules_in_use()
+        project_dir,
+        caption_extension=opts.caption_extension,
+        guard=guard,
+        rules=rules or rules_in_use(),
+        check_cancel=check_cancel,
     )
     mode = resolve_mode(opts.repeats, opts.weights_text)
     issues: list[Issue] = []
@@ -304,12 +310,15 @@ def prepare_dataset(
     dry_run: bool = False,
     guard: Guard | None = None,
     rules: ImageRules | None = None,
+    check_cancel: resize_cache.CancelCheck = None,
 ) -> tuple[LoraDataset, str]:
     """Scan, check, balance and apply: returns the LoraDataset and the summary text.
 
     mode "toml" writes `<project>/dataset.toml` and leaves the folders alone; "rename" renames the
     subset folders to `N_Subject` (journaled, see rename.py) and writes the TOML too. Validation
-    errors raise ValidationError before anything is changed; `dry_run` changes nothing.
+    errors raise ValidationError before anything is changed; `dry_run` changes nothing. The long steps
+    (scanning the folders, resized copies) call `check_cancel` before each file; what it raises stops
+    them (ComfyUI's interrupt), with nothing half-written and the dataset TOML not written.
     """
     if apply_mode not in APPLY_MODES:
         raise ValidationError(f"Unknown apply mode {apply_mode!r}; use one of {', '.join(APPLY_MODES)}.")
@@ -317,7 +326,7 @@ def prepare_dataset(
     with open_project(project_dir, guard) as top:
         root = top.path
     notes = _finish_interrupted_rename(root, dry_run)
-    a = analyse(root, options, guard=guard, rules=rules)
+    a = analyse(root, options, guard=guard, rules=rules, check_cancel=check_cancel)
     if a.errors:
         msgs = "\n".join(f"- {i.message}" for i in a.errors)
         raise ValidationError(
@@ -325,7 +334,7 @@ def prepare_dataset(
         )
     subsets = [replace(d) for d in a.subsets]
     if a.options.wrong_size == "resize" and not a.enable_bucket:
-        notes += _use_resized_copies(a, subsets, guard, dry_run)
+        notes += _use_resized_copies(a, subsets, guard, dry_run, check_cancel)
     if apply_mode == "rename":
         notes += _rename_folders(root, a, subsets, dry_run)
     toml_path = root / TOML_NAME
@@ -354,7 +363,13 @@ def _finish_interrupted_rename(root: Path, dry_run: bool) -> list[str]:
     return [f"Finished an interrupted rename ({len(done.steps)} folder(s))."]
 
 
-def _use_resized_copies(a: Analysis, subsets: list[DatasetSubset], guard: Guard, dry_run: bool) -> list[str]:
+def _use_resized_copies(
+    a: Analysis,
+    subsets: list[DatasetSubset],
+    guard: Guard,
+    dry_run: bool,
+    check_cancel: resize_cache.CancelCheck = None,
+) -> list[str]:
     needing = [s for s in a.scan.subsets if resize_cache.wrong_size(s, a.options.resolution)]
     if not needing:
         return []
@@ -365,7 +380,11 @@ def _use_resized_copies(a: Analysis, subsets: list[DatasetSubset], guard: Guard,
         ]
     used = {(d.is_reg, d.name) for d in subsets}
     result = resize_cache.build(
-        a.scan, a.options.resolution, guard, [s for s in needing if (s.is_reg, s.name) in used]
+        a.scan,
+        a.options.resolution,
+        guard,
+        [s for s in needing if (s.is_reg, s.name) in used],
+        check_cancel,
     )
     by_dir = {s.image_dir: result.folders.get(s.folder) for s in a.scan.subsets}
     for d in subsets:

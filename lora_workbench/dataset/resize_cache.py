@@ -19,6 +19,7 @@ import hashlib
 import io
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import WorkbenchError
@@ -27,6 +28,7 @@ from .scan import REG_DIR, TRAIN_DIR, ProjectScan, SubsetScan, open_project
 
 CACHE_DIR = "cache"
 _METHOD = "cover-center-lanczos-v1"  # part of the content key: a new method never reuses old copies
+CancelCheck = Callable[[], None] | None  # called before each image; raises to stop (ComfyUI's interrupt)
 
 
 @dataclass
@@ -52,10 +54,17 @@ def wrong_size(s: SubsetScan, resolution: tuple[int, int]) -> list[str]:
 
 
 def build(
-    scan: ProjectScan, resolution: tuple[int, int], guard: Guard, subsets: list[SubsetScan]
+    scan: ProjectScan,
+    resolution: tuple[int, int],
+    guard: Guard,
+    subsets: list[SubsetScan],
+    check_cancel: CancelCheck = None,
 ) -> ResizeReport:
-    """Mirror each subset with wrong-size images into the cache; returns where each one went."""
+    """Mirror each subset with wrong-size images into the cache; returns where each one went.
+    `check_cancel` is called before each image and file: what it raises stops the build there, with
+    every copy made so far whole (each is written to a temporary file and renamed)."""
     report = ResizeReport()
+    check = check_cancel or _no_cancel
     w, h = resolution
     with open_project(scan.project_dir, guard) as top:
         base = _mkdirs(top, (CACHE_DIR, "resized", f"{w}x{h}"))
@@ -64,7 +73,7 @@ def build(
                 if not wrong_size(s, resolution):
                     continue
                 with _mkdirs(base, (REG_DIR if s.is_reg else TRAIN_DIR, s.dirname)) as dest:
-                    _mirror(s, resolution, guard, store, dest, report, scan.caption_extension)
+                    _mirror(s, resolution, guard, (store, dest), report, scan.caption_extension, check)
                 report.folders[s.folder] = str(dest.path)
     return report
 
@@ -77,12 +86,26 @@ def _mkdirs(folder: Folder, parts: tuple[str, ...]) -> Folder:
     return current
 
 
-def _mirror(s, resolution, guard: Guard, store: Folder, dest: Folder, report: ResizeReport, cap_ext: str):
+def _no_cancel() -> None:
+    return None
+
+
+def _mirror(
+    s,
+    resolution,
+    guard: Guard,
+    folders: tuple[Folder, Folder],
+    report: ResizeReport,
+    cap_ext: str,
+    check_cancel: Callable[[], None],
+):
+    store, dest = folders
     bad = set(wrong_size(s, resolution))
     wanted: dict[str, tuple[str, str]] = {}  # name in dest -> ("store"|"orig"|"caption", source name)
     with guard.open_dir(s.image_dir, "subset folder") as src:
         files = {e.name: e for e in src.entries()}
         for name in s.images:
+            check_cancel()
             out_name = _free_name(name, name in bad, wanted)
             if name in bad:
                 key = _store_copy(src, files[name], resolution, store, report)
@@ -93,7 +116,7 @@ def _mirror(s, resolution, guard: Guard, store: Folder, dest: Folder, report: Re
             cap = _caption_of(name, files, cap_ext)
             if cap is not None:
                 wanted[os.path.splitext(out_name)[0] + cap_ext] = ("caption", cap)
-        _sync(dest, wanted, src, store, files)
+        _sync(dest, wanted, src, store, files, check_cancel)
 
 
 def _free_name(name: str, resized: bool, taken: dict) -> str:
@@ -138,11 +161,19 @@ def _resized_png(data: bytes, resolution: tuple[int, int]) -> bytes:
     return out.getvalue()
 
 
-def _sync(dest: Folder, wanted: dict, src: Folder, store: Folder, files: dict[str, Entry]) -> None:
+def _sync(
+    dest: Folder,
+    wanted: dict,
+    src: Folder,
+    store: Folder,
+    files: dict[str, Entry],
+    check_cancel: Callable[[], None] = _no_cancel,
+) -> None:
     """Make `dest` hold exactly the wanted files (sd-scripts' latent caches of unchanged images stay)."""
     present = {e.name: e for e in dest.entries()}
     changed: set[str] = set()
     for name, (kind, source) in wanted.items():
+        check_cancel()
         if kind == "caption":
             data = src.read_bytes(files[source], 1 << 20)
             if name not in present or dest.read_own_text(name) != data.decode("utf-8", "replace"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,6 +150,7 @@ class _Reader:
     rules: ImageRules
     caption_extension: str
     verify: bool
+    check_cancel: Callable[[], None] | None = None  # before each file; raises to stop (ComfyUI's interrupt)
 
 
 def open_project(project_dir: str | os.PathLike, guard: Guard) -> Folder:
@@ -169,13 +171,15 @@ def scan_project(
     caption_extension: str = CAPTION_EXT,
     guard: Guard | None = None,
     rules: ImageRules = DEFAULT_RULES,
+    check_cancel: Callable[[], None] | None = None,
 ) -> ProjectScan:
     """Every subset of images/ and regularization/ with its images, sizes and captions.
 
     `guard` confines every folder and file read to its roots (default: unconfined, links followed and
     listed in `followed_links`). `verify=True` decodes every image fully (slow) instead of its header.
+    `check_cancel` is called before each file; what it raises stops the scan (a large folder).
     """
-    reader = _Reader(guard or Guard(), rules, caption_extension, verify)
+    reader = _Reader(guard or Guard(), rules, caption_extension, verify, check_cancel)
     with open_project(project_dir, reader.guard) as top:
         scan = ProjectScan(str(top.path), [], caption_extension=caption_extension, rules=rules)
         listing = {e.name: e for e in top.entries()}
@@ -219,6 +223,8 @@ def _scan_subset(base: Folder, entry: Entry, is_reg: bool, reader: _Reader) -> S
         with base.subdir(entry, "subset folder") as folder:
             files = {e.name: e for e in folder.entries()}
             for e in files.values():
+                if reader.check_cancel is not None:
+                    reader.check_cancel()
                 _scan_file(folder, e, files, reader, sub)
     except PathNotAllowed as exc:
         sub.error = str(exc)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from .. import events, paths
 from ..errors import PathNotAllowed
+from ..modelfiles.safetensors_header import incomplete
 from .layout import TRAINED_LORA_FOLDERS, UI_NAMES, Target, is_partial_download, targets_for
 
 
@@ -732,7 +733,8 @@ def _trained_sources(project: str, plan: LinkPlan, roots: tuple[str, ...] | None
     """`output*/**/*.safetensors` of a project -> link names: the folder's suffix goes after the stem
     (`output-v2/x.safetensors` -> `x-v2.safetensors`); subfolders are kept (`output/a/x` -> `a/x`).
     With `roots` (a workflow), a file that resolves outside them (an output folder linking out of a
-    shared project) is left out and named in the plan's messages."""
+    shared project) is left out and named in the plan's messages; so is a file that is not a whole
+    safetensors file (cut off while it was written: a full disk, a run stopped while saving)."""
     wanted: dict[str, str] = {}
     try:
         entries = sorted(os.scandir(project), key=lambda e: e.name)
@@ -747,6 +749,10 @@ def _trained_sources(project: str, plan: LinkPlan, roots: tuple[str, ...] | None
         for rel, src in files.items():
             if roots is not None and not any(_is_within(os.path.realpath(src), r) for r in roots):
                 plan.messages.append(f"{src} resolves outside the allowed roots; not linked")
+                continue
+            cut = incomplete(src)
+            if cut:
+                plan.messages.append(f"{src} is not a whole LoRA file ({cut}); not linked")
                 continue
             stem, ext = os.path.splitext(rel)
             wanted[stem + suffix + ext] = src

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 
@@ -52,6 +53,41 @@ def read_header(path: str | os.PathLike) -> SafetensorsHeader:
         raise WorkbenchError(f"{p} is not a safetensors file (its header is not a JSON object).")
     meta = data.pop("__metadata__", None) or {}
     return SafetensorsHeader(path=p, tensors=data, metadata={str(k): str(v) for k, v in meta.items()})
+
+
+def incomplete(path: str | os.PathLike) -> str:
+    """Why a .safetensors file is not whole, "" when it is: its tensors' data must end exactly where
+    the file ends (8 + header length + the largest data_offsets end). A file cut off while it was
+    written (a full disk, a killed run) fails this. A FIFO or other non-file is not waited on."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(os.fspath(path), flags)
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror})"
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return "it is not a regular file"
+        return _cut_off(f, st.st_size)
+
+
+def _cut_off(f, size: int) -> str:
+    raw_len = f.read(8)
+    if len(raw_len) < 8:
+        return f"it holds only {size} bytes"
+    (n,) = struct.unpack("<Q", raw_len)
+    if n <= 1 or n > MAX_HEADER or n > size - 8:
+        return f"its header length {n} runs past the end of the file ({size} bytes)"
+    try:
+        data = json.loads(f.read(n))
+        ends = [t["data_offsets"][1] for k, t in data.items() if k != "__metadata__"]
+        end = max((int(e) for e in ends), default=0)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+        return "its header is not a safetensors header"
+    expected = 8 + n + end
+    if size != expected:
+        return f"it holds {size} bytes where its header needs {expected}"
+    return ""
 
 
 def write_safetensors_header_only(

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import disk
+
 BG = (30, 31, 35)
 GRID = (58, 60, 66)
 AXIS = (120, 122, 130)
@@ -210,8 +212,14 @@ def _draw_last(pen: _Pen, f: _Frame, last_value: float, nan_count: int, title: s
 def render_loss_png(
     losses: list[tuple[int, float]], path, width: int = 640, height: int = 320, title: str = ""
 ) -> str:
-    """Write the curve as a PNG at `path` (folders created); returns the path as a string."""
+    """Write the curve as a PNG at `path` (folders created; written whole or not at all: a full disk
+    is DiskFull, never a 0-byte PNG); returns the path as a string."""
+    import io
+
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    loss_curve_rgb(losses, width, height, title).save(p, format="PNG")
+    with disk.said_if_full(p):
+        p.parent.mkdir(parents=True, exist_ok=True)
+    out = io.BytesIO()
+    loss_curve_rgb(losses, width, height, title).save(out, format="PNG")
+    disk.write_atomic(p, out.getvalue())
     return str(p)

@@ -21,7 +21,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import paths
+from .. import disk, paths
 from ..errors import ValidationError, WorkbenchError
 from . import records
 
@@ -217,12 +217,20 @@ def _read_ledger() -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def remember_states(run_dir: Path, name: str, since_ns: int) -> list[str]:
+def remember_states(
+    run_dir: Path,
+    name: str,
+    since_ns: int,
+    skip: set[str] | None = None,
+    problems: list[str] | None = None,
+) -> list[str]:
     """Record the digests of the state folders this run saved (every file in them written since the
-    launch, `since_ns`) as written by this installation, after a run of ours ends, however it ends;
-    returns the names of all the run's state folders."""
+    launch, `since_ns`) as written by this installation, while a run of ours goes (`skip`: the state
+    folders recorded already, added to) and after it ends, however it ends; returns the names of all
+    the run's state folders. A record that cannot be written (a full disk) never stops a run: the
+    sentence goes to `problems`."""
     states = saved_states(run_dir, name)
-    ours = [s for s in states if written_since(s.path, since_ns)]
+    ours = [s for s in states if str(s.path) not in (skip or ()) and written_since(s.path, since_ns)]
     if not ours:
         return [s.path.name for s in states]
     ledger = _read_ledger()
@@ -231,15 +239,31 @@ def remember_states(run_dir: Path, name: str, since_ns: int) -> list[str]:
             ledger[str(_real(s.path))] = state_digest(s.path)
         except (OSError, ValidationError):
             continue
+        if skip is not None:
+            skip.add(str(s.path))
     path = _ledger_path()
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(ledger, indent=1), encoding="utf-8")
         os.replace(tmp, path)
-    except OSError:
+    except OSError as exc:
         tmp.unlink(missing_ok=True)
+        if problems is not None:
+            problems.append(_unrecorded(path, exc, run_dir))
     return [s.path.name for s in states]
+
+
+def _unrecorded(path: Path, exc: OSError, run_dir: Path) -> str:
+    said = (
+        disk.full_sentence(path, exc.strerror or "")
+        if disk.is_full(exc)
+        else (f"{path} could not be written ({exc.strerror or exc}).")
+    )
+    return (
+        f"{said} The states this run saved are not recorded as this installation's, so a workflow cannot "
+        f"resume them; the command line can: lora-workbench train PROJECT --resume {run_dir.name}."
+    )
 
 
 def check_known(state: SavedState) -> None:

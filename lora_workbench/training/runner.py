@@ -271,10 +271,13 @@ class _ProcessRun:
             self._publish(0.0)
             while not self._round():
                 pass
+            self._read_the_rest()
+            # What the last reads changed is told before the end: a run whose output all came in one
+            # read, together with its exit, is still seen "running" before "finished".
+            self._report(time.monotonic())
         except BaseException as exc:
             self._abort(exc)
             raise
-        self._read_the_rest()
         self._settle()
         publish_status(
             self.status

@@ -15,7 +15,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import stat
 import sys
 import threading
@@ -24,15 +23,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .. import paths, toml_writer
+from .. import disk, paths, toml_writer
 from ..dataset.images import is_image
 from ..dataset.resize_cache import CACHE_DIR
 from ..datatypes import LoraDataset, TrainedLora
-from ..errors import ValidationError, WorkbenchError
+from ..errors import DiskFull, ValidationError, WorkbenchError
 from ..library import layout, linker
 from ..modelfiles import lora_file
 from ..modelfiles.detect import ModelInfo, detect_model
-from ..modelfiles.safetensors_header import read_header
+from ..modelfiles.safetensors_header import incomplete, read_header
 from . import families as recipes
 from . import (
     history,
@@ -220,13 +219,14 @@ def write_dataset_copy(dataset: LoraDataset, patch: dict, dest: Path) -> None:
     """Copy the dataset TOML into the run folder, with `patch` ({level: {key: value}}) applied."""
     src = Path(dataset.toml_path)
     if not patch:
-        shutil.copyfile(src, dest)
+        with paths.open_file(src, what="dataset config", confined=False) as f:  # a FIFO is refused
+            disk.write_atomic(dest, f.read(limit=64 << 20))
         return
     data = tomllib.loads(src.read_text(encoding="utf-8"))
     _apply_patch(data, patch)
     changes = ", ".join(f"{k}={v}" for level in patch.values() for k, v in level.items())
     head = toml_writer.comment(f"Copy of {src} for this run; the trainer set: {changes}")
-    dest.write_text(head + toml_writer.dumps(data), encoding="utf-8")
+    disk.write_atomic(dest, head + toml_writer.dumps(data))
 
 
 # --------------------------------------------------------------------------- planning
@@ -360,6 +360,12 @@ def check_network_weights(opts: TrainOptions, model: ModelInfo) -> None:
     if not path.is_file() or path.suffix.lower() not in (".safetensors", ".sft"):
         raise ValidationError(
             f"network_weights {path} is not a .safetensors file; give the LoRA file to continue from."
+        )
+    cut = incomplete(path)
+    if cut:
+        raise ValidationError(
+            f"network_weights {path} is not a whole LoRA file ({cut}): it was cut off while being written. "
+            f"Continue from another file (an earlier epoch's), or train again."
         )
     info = lora_file.inspect(path)
     lora_file.check_compatible(info, model.arch, f"the base model {Path(model.path).name}")
@@ -581,9 +587,8 @@ def find_cached(dataset: LoraDataset, fp: str) -> TrainRun | None:
 
 # --------------------------------------------------------------------------- running
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    """Whole or not at all (a temporary file renamed into place); DiskFull when the disk is full."""
+    disk.write_atomic(path, json.dumps(data, indent=2, default=str))
 
 
 def _lora_metadata(path: str) -> dict:
@@ -738,18 +743,27 @@ def write_run_files(p: Plan) -> dict:
         f"Run it again with: {cmd.display()}",
     )
     config_path = Path(cmd.argv[cmd.argv.index("--config_file") + 1])
-    config_path.write_text(header + toml_writer.dumps(cmd.config), encoding="utf-8")
+    disk.write_atomic(config_path, header + toml_writer.dumps(cmd.config))
     write_dataset_copy(dataset, cmd.dataset_patch, run_dir / "dataset.toml")
     if cmd.prompts:
-        (run_dir / "prompts.txt").write_text(cmd.prompts, encoding="utf-8")
+        disk.write_atomic(run_dir / "prompts.txt", cmd.prompts)
     line = f"# working directory: {cmd.cwd}\n{cmd.display()}\n"
+    earlier = b""
     if p.resume is not None:
         line = f"# resumed from {p.resume.state.path.name}\n" + line
-    with open(run_dir / "command.txt", "a" if p.resume is not None else "w", encoding="utf-8") as f:
-        f.write(line)
+        earlier = _earlier_commands(run_dir / "command.txt")
+    disk.write_atomic(run_dir / "command.txt", line, append_to=earlier)
     record = _resumed_record(p) if p.resume is not None else _new_record(p)
     _write_json(run_dir / RUN_FILE, record)
     return record
+
+
+def _earlier_commands(path: Path) -> bytes:
+    """A resumed run's command.txt so far (a regular file, not followed if a link), kept in front."""
+    try:
+        return history.read_plain(path)
+    except OSError:
+        return b""
 
 
 def _resumed_record(p: Plan) -> dict:
@@ -810,8 +824,28 @@ def _run(p: Plan, ctl: RunControl) -> TrainRun:
         ctl.before_launch(p.command.device)
     p.launched_ns = time.time_ns() - STATE_CLOCK_SLACK_NS  # the states this run saves are newer
     result = _launch(p, ctl, record)
-    loss_png = _check_outcome(p, result, record)
-    return _finished(p, ctl, record, result.status, loss_png)
+    loss_png, notes = _check_outcome(p, result, record)
+    return _finished(p, ctl, record, result.status, loss_png, notes)
+
+
+class _StateRecorder:
+    """Records the states sd-scripts saves as they appear, not only at the end, so a run whose ComfyUI
+    was killed (no end to record anything) can still be resumed from a workflow. sd-scripts saves an
+    epoch's state before it prints the next `epoch N/M`, so each new epoch records what came before;
+    the `on_update` it wraps is called after."""
+
+    def __init__(self, p: Plan, on_update: Callable[[runner.TrainStatus], None] | None):
+        self.plan, self.on_update = p, on_update
+        self.epoch: int | None = None
+        self.recorded: set[str] = set()  # states digested already (a state is not rewritten)
+
+    def __call__(self, status: runner.TrainStatus) -> None:
+        if status.epoch != self.epoch:
+            self.epoch = status.epoch
+            p = self.plan
+            resume.remember_states(p.run_dir, p.command.output_name, p.launched_ns, skip=self.recorded)
+        if self.on_update is not None:
+            self.on_update(status)
 
 
 def _launch(p: Plan, ctl: RunControl, record: dict):
@@ -827,7 +861,7 @@ def _launch(p: Plan, ctl: RunControl, record: dict):
                 env=ctl.env,
                 log_path=str(run_dir / "train.log"),
                 total_steps=cmd.total_steps,
-                on_update=ctl.on_update,
+                on_update=_StateRecorder(p, ctl.on_update),
                 should_cancel=ctl.should_cancel,
                 run_id=run_dir.name,
                 node_id=ctl.node_id,
@@ -848,44 +882,115 @@ def _launch(p: Plan, ctl: RunControl, record: dict):
         if last.get("run_id") == run_dir.name:
             record["losses"] = [x for x in last.get("losses") or [] if x[1] is not None]
         record["states"] = resume.remember_states(run_dir, cmd.output_name, p.launched_ns)
+        record["removed_cut_off"] = remove_cut_off_loras(run_dir)
         _write_json(run_dir / RUN_FILE, record)
         raise
 
 
-def _check_outcome(p: Plan, result, record: dict) -> str:
-    """The loss curve's path; raises TrainingCancelled or WorkbenchError when no LoRA came out."""
+def _check_outcome(p: Plan, result, record: dict) -> tuple[str, list[str]]:
+    """The loss curve's path and notes for the run's warnings; raises TrainingCancelled or
+    WorkbenchError when no whole LoRA came out (a cut-off one is removed first)."""
     cmd, run_dir, status = p.command, p.run_dir, result.status
     final = Path(cmd.final_path)
-    ok = status.state == "finished" and result.returncode in (0, None) and final.is_file()
-    loss_png = ""
-    if status.losses or ok:
-        loss_png = losscurve.render_loss_png(
-            status.losses, run_dir / "loss.png", title=f"{cmd.output_name} loss"
-        )
+    cut = incomplete(final) if final.is_file() else "it was not written"
+    ok = status.state == "finished" and result.returncode in (0, None) and not cut
+    loss_png, notes = _loss_curve(p, status, ok)
     record.update(
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         returncode=result.returncode,
         losses=[list(x) for x in status.losses],
         loss_curve=loss_png,
-        states=resume.remember_states(run_dir, cmd.output_name, p.launched_ns),
+        states=resume.remember_states(run_dir, cmd.output_name, p.launched_ns, problems=notes),
         total_steps=status.total or cmd.total_steps,
     )
+    if ok:
+        return loss_png, notes
+    removed = remove_cut_off_loras(run_dir)
+    if removed:
+        record["removed_cut_off"] = removed
     if result.cancelled or status.state == "cancelled":
         record.update(state="cancelled", status=status.to_dict(max_losses=500))
-        _write_json(run_dir / RUN_FILE, record)
+        _write_record(run_dir, record)
         raise TrainingCancelled(f"Training {run_dir.name} was cancelled; partial files are in {run_dir}.")
-    if not ok:
-        if status.state == "finished":  # exit 0 but no file: never report that as a success
-            status.state = "failed"
-            status.message = f"sd-scripts ended without writing {final.name}"
-            runner.publish_status(status)
-        record.update(state="failed", error=result.error_message(), status=status.to_dict(max_losses=500))
+    _say_why_it_failed(p, result, final, cut)
+    text = result.error_message() + _removed_note(removed) + "".join(f"\n\n{n}" for n in notes)
+    record.update(state="failed", error=text, status=status.to_dict(max_losses=500))
+    _write_record(run_dir, record)
+    raise WorkbenchError(f"Training {run_dir.name} failed: {text}")
+
+
+def _loss_curve(p: Plan, status: runner.TrainStatus, ok: bool) -> tuple[str, list[str]]:
+    """loss.png beside the LoRA; a full disk leaves none (never a 0-byte one) and says so."""
+    if not (status.losses or ok):
+        return "", []
+    try:
+        png = losscurve.render_loss_png(
+            status.losses, p.run_dir / "loss.png", title=f"{p.command.output_name} loss"
+        )
+    except DiskFull as exc:
+        return "", [f"The loss curve was not saved: {exc}"]
+    return png, []
+
+
+def _say_why_it_failed(p: Plan, result, final: Path, cut: str) -> None:
+    """The status message of a failed run: a full disk as one sentence (sd-scripts' own words in
+    it), a run that ended without a whole LoRA as such; published so the UI shows it."""
+    status = result.status
+    said = disk.full_in_log([status.message, *result.tail], p.run_dir)
+    if said:
+        status.message = disk.full_sentence(p.run_dir, said, writer="sd-scripts")
+    elif status.state == "finished":  # exit 0 but no whole file: never report that as a success
+        status.message = f"sd-scripts ended without writing {final.name} whole ({cut})"
+    else:
+        return
+    status.state = "failed"
+    runner.publish_status(status)
+
+
+def _removed_note(removed: list[str]) -> str:
+    if not removed:
+        return ""
+    return (
+        f"\n\nRemoved {', '.join(removed)}: cut off while being written, so no loader, link or "
+        f"continued run may take it for a whole LoRA."
+    )
+
+
+def _write_record(run_dir: Path, record: dict) -> None:
+    """run.json of a run that did not finish; a full disk says the record could not be updated."""
+    try:
         _write_json(run_dir / RUN_FILE, record)
-        raise WorkbenchError(f"Training {run_dir.name} failed: {result.error_message()}")
-    return loss_png
+    except DiskFull as exc:
+        raise WorkbenchError(
+            f"Training {run_dir.name} {record.get('state')}: {record.get('error') or 'cancelled'}\n\n"
+            f"Its record could not be updated either: {exc}"
+        ) from None
 
 
-def _finished(p: Plan, ctl: RunControl, record: dict, status, loss_png: str) -> TrainRun:
+def remove_cut_off_loras(run_dir: Path) -> list[str]:
+    """Remove the run's LoRA files that were cut off while being written (a full disk, a run stopped
+    while saving): LoadTrainedLoRA's list, link-trained and continuing from network_weights must never
+    take one for a whole LoRA, and a full disk needs the space to record the failure. Returns their names."""
+    removed = []
+    try:
+        entries = list(os.scandir(run_dir))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not entry.name.endswith(".safetensors") or not entry.is_file(follow_symlinks=False):
+            continue
+        if incomplete(entry.path):
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                continue
+            removed.append(entry.name)
+    return sorted(removed)
+
+
+def _finished(
+    p: Plan, ctl: RunControl, record: dict, status, loss_png: str, notes: Sequence[str] = ()
+) -> TrainRun:
     cmd, run_dir, dataset = p.command, p.run_dir, p.prepared.dataset
     name = cmd.output_name
     epoch_paths = sorted(str(f) for f in run_dir.glob(f"{name}-[0-9][0-9][0-9][0-9][0-9][0-9].safetensors"))
@@ -901,7 +1006,7 @@ def _finished(p: Plan, ctl: RunControl, record: dict, status, loss_png: str) -> 
         command_path=str(run_dir / "command.txt"),
         metadata=_lora_metadata(cmd.final_path),
     )
-    warnings = list(p.warnings)
+    warnings = list(p.warnings) + list(notes)
     if p.prepared.options.link_to_library:
         warnings += _link(dataset.project_dir, ctl)
     record.update(

@@ -17,7 +17,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import paths
+from .. import disk, paths
 from ..errors import PathNotAllowed, ValidationError
 
 OUTPUT = "output"
@@ -37,6 +37,8 @@ def _plain_folder(project: paths.ConfinedDir, name: str) -> paths.ConfinedDir:
         return project.mkdir(name)
     except (PathNotAllowed, OSError) as exc:
         where = project.path / name
+        if disk.is_full(exc):
+            raise disk.disk_full(exc, where) from None
         target = f" (it leads to {os.path.realpath(where)})" if os.path.islink(where) else ""
         raise PathNotAllowed(
             f"The project's {name} folder {where} is a link or not a folder{target}; a run from a workflow "
@@ -76,21 +78,22 @@ def _next_name(folder: paths.ConfinedDir, name: str) -> str:
 def make_run_dir(project_dir: str | os.PathLike, name: str, roots: Roots) -> Path:
     """A new run folder PROJECT/output/<name>-NNN (an existing one is never reused). From a workflow
     it is made inside the output folder opened without following links; the command line follows."""
-    if roots is None:
-        output_root = Path(project_dir) / OUTPUT
-        output_root.mkdir(parents=True, exist_ok=True)
-        output = paths.open_dir(output_root, what="output folder", confined=False)
-    else:
-        with _open_project(project_dir, roots) as project:
-            output = _plain_folder(project, OUTPUT)
-    with output:
-        for _ in range(1000):
-            run = _next_name(output, name)
-            try:
-                output.mkdir(run, exist_ok=False).close()
-            except FileExistsError:  # another process took it: take the next number
-                continue
-            return (Path(project_dir) / OUTPUT if roots is None else output.path) / run
+    with disk.said_if_full(Path(project_dir) / OUTPUT):
+        if roots is None:
+            output_root = Path(project_dir) / OUTPUT
+            output_root.mkdir(parents=True, exist_ok=True)
+            output = paths.open_dir(output_root, what="output folder", confined=False)
+        else:
+            with _open_project(project_dir, roots) as project:
+                output = _plain_folder(project, OUTPUT)
+        with output:
+            for _ in range(1000):
+                run = _next_name(output, name)
+                try:
+                    output.mkdir(run, exist_ok=False).close()
+                except FileExistsError:  # another process took it: take the next number
+                    continue
+                return (Path(project_dir) / OUTPUT if roots is None else output.path) / run
     raise ValidationError(f"No free run folder name for {name} in {Path(project_dir) / OUTPUT}.")
 
 

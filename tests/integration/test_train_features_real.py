@@ -18,7 +18,7 @@ import pytest
 from lora_workbench.dataset import dataset_toml
 from lora_workbench.errors import ValidationError
 from lora_workbench.modelfiles.safetensors_header import read_header
-from lora_workbench.training import module_probe, train
+from lora_workbench.training import module_probe, resume, train
 from lora_workbench.training.options import TrainOptions
 
 pytestmark = pytest.mark.integration
@@ -126,10 +126,15 @@ def test_locon_min_snr_captions_and_gradient_accumulation_reach_the_lora(project
 def test_a_run_cancelled_after_its_first_state_resumes_to_the_right_step_count(project, test_checkpoint):
     opts = TrainOptions.from_values({**BASE, "epochs": 3, "save_state": True})
     ds = dataset_toml.load_project_dataset(project)
+    run_dir = project / "output" / "featproj-001"
     seen: list = []
+    trusted_while_running: list[bool] = []
 
     def past_the_first_state() -> bool:  # a step of epoch 2 ran: the epoch-1 state is complete
-        return bool(seen) and seen[-1].epoch >= 2 and seen[-1].step > 4
+        past = bool(seen) and seen[-1].epoch >= 2 and seen[-1].step > 4
+        if past and not trusted_while_running:  # what a workflow could resume if ComfyUI were killed now
+            trusted_while_running.append(_trusted(resume.saved_states(run_dir, "featproj")))
+        return past
 
     with pytest.raises(train.TrainingCancelled):
         train.train(
@@ -139,12 +144,12 @@ def test_a_run_cancelled_after_its_first_state_resumes_to_the_right_step_count(p
             on_update=lambda st: seen.append(st.copy()),
             should_cancel=past_the_first_state,
         )
-    run_dir = project / "output" / "featproj-001"
     first = json.loads((run_dir / "run.json").read_text())
     print(
         f"\ncancelled at step {seen[-1].step}; states {first['states']}; losses {[s for s, _ in first['losses']]}"
     )
     assert first["state"] == "cancelled" and "featproj-000001-state" in first["states"]
+    assert trusted_while_running == [True]  # recorded as saved, not only at the run's end
 
     updates: list = []
     t0 = time.monotonic()
@@ -167,6 +172,15 @@ def test_a_run_cancelled_after_its_first_state_resumes_to_the_right_step_count(p
     assert "load train state from" in (run_dir / "train.log").read_text()
     fresh = train.prepare(opts, ds, test_checkpoint)
     assert train.find_cached(ds, fresh.fingerprint) is None  # never taken for a fresh run
+
+
+def _trusted(states: list) -> bool:
+    try:
+        for state in states:
+            resume.check_known(state)
+    except ValidationError:
+        return False
+    return bool(states)
 
 
 def test_a_run_continued_from_a_lora_file_starts_from_its_weights(project, kohya_python, test_checkpoint):

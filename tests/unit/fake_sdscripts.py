@@ -4,7 +4,8 @@ Reads our config TOML like sd-scripts does, prints sd-scripts' progress format (
 N/M`, `saving checkpoint: PATH`; the tqdm `steps:` bar on stderr) and writes LoRA files with kohya's
 key names and `ss_*` metadata. It trains nothing. Environment switches:
 FAKE_SD_LAUNCHES (append one line per launch to this file), FAKE_SD_FAIL (raise after step 1),
-FAKE_SD_NO_FILE (exit 0 without saving), FAKE_SD_CRASH_AT_EPOCH (exit 1 when that epoch starts), FAKE_SD_SLEEP (seconds per step), FAKE_SD_CHILD_PIDFILE
+FAKE_SD_NO_FILE (exit 0 without saving), FAKE_SD_DISK_FULL (the final LoRA file is cut off and the
+run fails with safetensors' "No space left on device", as sd-scripts does on a full disk), FAKE_SD_CRASH_AT_EPOCH (exit 1 when that epoch starts), FAKE_SD_SLEEP (seconds per step), FAKE_SD_CHILD_PIDFILE
 (start a sleeping grandchild, like accelerate -> trainer), FAKE_SD_PER_EPOCH (batches per epoch, 4).
 Like sd-scripts: `save_state` writes `<name>-NNNNNN-state/` (with train_state.json) beside each
 per-epoch file and `<name>-state/` at the end; `resume` skips the epochs its state finished and counts
@@ -81,6 +82,23 @@ def resumed_epochs(cfg: dict, per_epoch: int) -> int:
         step = json.load(f)["current_step"]
     sys.stderr.write(f"INFO     load train state from {cfg['resume']}: step {step}\n")
     return step // per_epoch
+
+
+def disk_full(path: str, cfg: dict, epoch: int, step: int) -> int:
+    """What sd-scripts leaves when the disk fills while it saves: a cut-off file and this traceback."""
+    save(path, cfg, epoch, step)
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    sys.stderr.write(
+        "\nTraceback (most recent call last):\n"
+        '  File "/opt/sd-scripts/train_network.py", line 1232, in save_model\n'
+        "    unwrapped_nw.save_weights(ckpt_file, save_dtype, metadata_to_save)\n"
+        '  File "/opt/venv/lib/python3.10/site-packages/safetensors/torch.py", line 286, in save_file\n'
+        "    serialize_file(_flatten(tensors), filename, metadata=metadata)\n"
+        "safetensors_rust.SafetensorError: Error while serializing: IoError(Os { code: 28, kind: "
+        'StorageFull, message: "No space left on device" })\n'
+    )
+    return 1
 
 
 def main() -> int:
@@ -166,6 +184,8 @@ def main() -> int:
     if cfg.get("save_state") or cfg.get("save_state_on_train_end"):
         save_state(os.path.join(out_dir, f"{name}-state"), epochs, start * per_epoch + step)
     path = os.path.join(out_dir, f"{name}.safetensors")
+    if os.environ.get("FAKE_SD_DISK_FULL"):
+        return disk_full(path, cfg, epochs, step)
     save(path, cfg, epochs, step)
     out.write(f"\nsaving checkpoint: {path}\n")
     err.write("\n2026-11-25 03:00:00 INFO     model saved.        train_network.py:1729\n")

@@ -298,3 +298,38 @@ def test_preview_matches_what_the_web_route_needs(proj):
     row = r["subsets"][0]
     for key in ("name", "folder", "images", "captions_missing", "weight", "repeats", "share", "target_share"):
         assert key in row
+
+
+def test_cancel_in_comfyui_stops_the_resized_copies(node, comfy, roots, monkeypatch):
+    from lora_workbench.dataset import resize_cache
+
+    root = roots / "big"
+    make_subset(root, "1_Big", 5, size=(128, 64))
+    resized_png = resize_cache._resized_png
+    made = []
+
+    def resize_then_cancel(*args):
+        made.append(1)
+        comfy.interrupt_flag = True  # Cancel pressed while the first image was resized
+        return resized_png(*args)
+
+    monkeypatch.setattr(resize_cache, "_resized_png", resize_then_cancel)
+    with pytest.raises(Exception) as exc:
+        node.prepare(project_folder=str(root), width=64, height=64, wrong_size="resize", unique_id="5")
+    assert type(exc.value).__name__ == "InterruptProcessingException"
+    assert len(made) == 1 and not (root / "dataset.toml").exists()
+
+
+def test_a_full_disk_is_one_sentence_and_the_old_dataset_toml_stays(node, proj, monkeypatch):
+    from lora_workbench.errors import DiskFull
+    from tests.unit.full_disk import fill_disk_for, temp_files
+
+    kw = dict(project_folder=str(proj), width=64, height=64, unique_id="5")
+    node.prepare(**kw)
+    before = (proj / "dataset.toml").read_text()
+    fill_disk_for(monkeypatch, "dataset.toml")
+    with pytest.raises(
+        DiskFull, match=r"The disk is full: .*dataset\.toml could not be written .* free there"
+    ):
+        node.prepare(**kw, weights="Cat: 5")
+    assert (proj / "dataset.toml").read_text() == before and temp_files(proj) == []

@@ -138,3 +138,16 @@ def test_recover_refuses_when_both_names_exist(proj, monkeypatch):
 def test_recover_without_a_journal_does_nothing(tmp_path):
     report = rename.recover(tmp_path)
     assert not report.found and report.steps == []
+
+
+def test_a_full_disk_before_the_rename_journal_is_one_sentence_and_nothing_moves(proj, monkeypatch):
+    from lora_workbench.errors import DiskFull
+    from tests.unit.full_disk import fill_disk_for, temp_files
+
+    before = names(proj)
+    fill_disk_for(monkeypatch, rename.JOURNAL_NAME)
+    with pytest.raises(
+        DiskFull, match=r"The disk is full: .*\.lora-workbench-rename\.json could not be written"
+    ):
+        apply_rename(proj)
+    assert names(proj) == before and not rename.journal_path(proj).exists() and temp_files(proj) == []

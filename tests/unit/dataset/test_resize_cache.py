@@ -146,3 +146,44 @@ def test_resized_copies_refuse_a_trainer_caption_extension_they_do_not_carry(
             train.plan(o, ds, ckpt)
         message = str(exc.value)
         assert "wrong" in message and ".caption" in message and "resized copies" in message
+
+
+class Cancelled(Exception):
+    pass
+
+
+def test_cancel_mid_resize_stops_at_the_next_image_and_leaves_no_partial_file(tmp_path, monkeypatch):
+    from lora_workbench.dataset import resize_cache
+
+    root = tmp_path / "p"
+    make_subset(root, "1_wrong", 6, size=(128, 64))
+    made: list[bytes] = []
+    resized_png = resize_cache._resized_png
+    monkeypatch.setattr(resize_cache, "_resized_png", lambda *a: made.append(b"") or resized_png(*a))
+
+    def cancel_after_two() -> None:
+        if len(made) >= 2:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        prepare.prepare_dataset(root, opts(wrong_size="resize"), check_cancel=cancel_after_two)
+    assert len(made) == 2  # the third image was never started
+    cache = root / "cache" / "resized" / "64x64"
+    assert sorted(p.suffix for p in (cache / "store").iterdir()) == [".png", ".png"]
+    for p in (cache / "store").iterdir():
+        with Image.open(p) as im:
+            assert im.size == (64, 64)
+    assert not [p for p in cache.rglob("*") if ".tmp" in p.name]
+    assert not (root / "dataset.toml").exists()
+
+
+def test_a_full_disk_while_resizing_is_one_sentence_and_no_partial_copy(mixed, monkeypatch):
+    from lora_workbench.errors import DiskFull
+    from tests.unit.full_disk import fill_disk_for, temp_files
+
+    fill_disk_for(monkeypatch, "*.png")
+    with pytest.raises(DiskFull, match=r"The disk is full: .*store/[0-9a-f]+\.png could not be written"):
+        prepare.prepare_dataset(mixed, opts(wrong_size="resize"))
+    store = mixed / "cache" / "resized" / "64x64" / "store"
+    assert list(store.iterdir()) == [] and temp_files(mixed / "cache") == []
+    assert not (mixed / "dataset.toml").exists()

@@ -220,3 +220,23 @@ def test_keywords_come_from_the_line_sd_scripts_trains_on(tmp_path, caption, cou
     folder = make_subset(root, "1_A", 1)
     (folder / "img0.txt").write_bytes(caption)
     assert set(dict(dataset.caption_keywords(dataset.scan_project(root)))) == counted
+
+
+def test_cancel_stops_the_scan_of_a_large_folder_at_the_next_file(tmp_path):
+    class Cancelled(Exception):
+        pass
+
+    folder = tmp_path / "p" / "images" / "1_many"
+    folder.mkdir(parents=True)
+    for i in range(20):
+        Image.new("RGB", (8, 8)).save(folder / f"{i}.png")
+    seen = []
+
+    def cancel_after_five() -> None:
+        seen.append(1)
+        if len(seen) > 5:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        dataset.scan_project(tmp_path / "p", check_cancel=cancel_after_five)
+    assert len(seen) == 6

@@ -10,6 +10,7 @@ from lora_workbench.library import layout
 from lora_workbench.library import linker as library
 from lora_workbench.library.layout import LIBRARY_FOLDERS, init_library
 from lora_workbench.library.linker import link_library, link_trained
+from lora_workbench.modelfiles.safetensors_header import write_safetensors_header_only
 
 
 @pytest.fixture
@@ -30,6 +31,13 @@ def make_ui(tmp_path, ui: str) -> Path:
 def put(path: Path, text: str = "model") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+    return path
+
+
+def put_lora(path: Path) -> Path:
+    """A whole (if tiny) safetensors file: link-trained links only those."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_safetensors_header_only(path, {"lora_unet_x.lora_down.weight": ("F16", [4, 8])})
     return path
 
 
@@ -313,9 +321,9 @@ def test_default_ui_dirs_follow_env_and_seed_defaults(monkeypatch, tmp_path):
 # --------------------------------------------------------------------------- trained LoRAs
 def test_trained_loras_follow_the_output_suffix_rule(tmp_path, comfy_dir):
     project = tmp_path / "project"
-    put(project / "output" / "anna.safetensors")
-    put(project / "output-v2" / "anna.safetensors")
-    put(project / "output-v2" / "anna-000002.safetensors")
+    put_lora(project / "output" / "anna.safetensors")
+    put_lora(project / "output-v2" / "anna.safetensors")
+    put_lora(project / "output-v2" / "anna-000002.safetensors")
     put(project / "output" / "sample" / "img.png")
     put(project / "images" / "x.safetensors")  # not an output folder
     a1111 = make_ui(tmp_path, "a1111")
@@ -333,8 +341,8 @@ def test_trained_loras_follow_the_output_suffix_rule(tmp_path, comfy_dir):
 
 def test_trained_loras_in_run_subfolders_keep_their_subpath(tmp_path, comfy_dir):
     project = tmp_path / "project"
-    put(project / "output" / "run-001" / "x.safetensors")
-    put(project / "output-v3" / "run-001" / "x.safetensors")
+    put_lora(project / "output" / "run-001" / "x.safetensors")
+    put_lora(project / "output-v3" / "run-001" / "x.safetensors")
     link_trained(project, {"comfyui": comfy_dir})
     assert (comfy_dir / "models/loras/run-001/x.safetensors").is_symlink()
     assert (comfy_dir / "models/loras/run-001/x-v3.safetensors").is_symlink()
@@ -344,12 +352,24 @@ def test_link_trained_leaves_library_links_alone_and_cleans_its_own(tmp_path, li
     put(lib / "loras" / "lib.safetensors")
     link_library(lib, {"comfyui": comfy_dir})
     project = tmp_path / "project"
-    epoch = put(project / "output" / "e1.safetensors")
+    epoch = put_lora(project / "output" / "e1.safetensors")
     link_trained(project, {"comfyui": comfy_dir})
     epoch.unlink()
     report = link_trained(project, {"comfyui": comfy_dir})
     assert report.removed == [str(comfy_dir / "models/loras/e1.safetensors")]
     assert (comfy_dir / "models/loras/lib.safetensors").is_symlink()
+
+
+def test_link_trained_never_links_a_cut_off_lora(tmp_path, comfy_dir):
+    project = tmp_path / "project"
+    put_lora(project / "output" / "run-001" / "whole.safetensors")
+    cut = put_lora(project / "output" / "run-001" / "cut.safetensors")
+    os.truncate(cut, cut.stat().st_size - 8)  # the disk filled while it was written
+    put(project / "output" / "run-001" / "empty.safetensors", "")
+    report = link_trained(project, {"comfyui": comfy_dir})
+    assert os.listdir(comfy_dir / "models/loras/run-001") == ["whole.safetensors"]
+    said = " ".join(report.messages)
+    assert f"{cut} is not a whole LoRA file" in said and "empty.safetensors is not a whole LoRA" in said
 
 
 def test_link_trained_on_a_missing_project_changes_nothing(tmp_path, comfy_dir):
@@ -359,6 +379,6 @@ def test_link_trained_on_a_missing_project_changes_nothing(tmp_path, comfy_dir):
 
 def test_link_trained_dry_run_changes_nothing(tmp_path, comfy_dir):
     project = tmp_path / "project"
-    put(project / "output" / "x.safetensors")
+    put_lora(project / "output" / "x.safetensors")
     report = link_trained(project, {"comfyui": comfy_dir}, dry_run=True)
     assert len(report.created) == 1 and os.listdir(comfy_dir / "models/loras") == []

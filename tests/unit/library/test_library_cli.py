@@ -11,6 +11,7 @@ import pytest
 
 from lora_workbench.cli import main
 from lora_workbench.library.layout import LIBRARY_FOLDERS
+from lora_workbench.modelfiles.safetensors_header import write_safetensors_header_only
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -84,7 +85,7 @@ def test_an_unknown_category_is_a_usage_error(setup, capsys):
 def test_link_trained_follows_the_suffix_rule(tmp_path, capsys):
     project = tmp_path / "project"
     (project / "output-v2").mkdir(parents=True)
-    (project / "output-v2" / "x.safetensors").write_text("x")
+    write_safetensors_header_only(project / "output-v2" / "x.safetensors", {"w": ("F16", [2, 2])})
     comfy = tmp_path / "ComfyUI"
     (comfy / "models/loras").mkdir(parents=True)
     assert main(["link-trained", str(project), "--comfyui", str(comfy), "--no-a1111", "--no-forge"]) == 0

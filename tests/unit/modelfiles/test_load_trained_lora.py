@@ -183,6 +183,14 @@ def test_missing_link_or_file_is_a_readable_error(comfy, calls, node_cls):
         node_cls().load(FakePatcher("SD15"), "gone.safetensors", 0, 1.0, 1.0)
 
 
+def test_a_cut_off_lora_file_is_refused_before_comfyui_loads_it(comfy, calls, node_cls):
+    path = lora_in(comfy, "cut.safetensors", SD15_KEYS)
+    os.truncate(path, path.stat().st_size // 2)  # the disk filled while it was written
+    with pytest.raises(ValidationError, match=r"cut\.safetensors is not whole \(it holds \d+ bytes where"):
+        node_cls().load(FakePatcher("SD15"), "cut.safetensors", 0, 1.0, 1.0, clip=FakePatcher())
+    assert calls["load"] == []
+
+
 # --------------------------------------------------------------------------- the other families
 def _family_lora(comfy, name, family):
     from tests.unit import synthetic_models as sm

@@ -4,12 +4,14 @@ stderr: rich-like records and the tqdm `steps:` bar with `\\r` refreshes (two pe
 the previous avr_loss, then set_postfix with the new one), a record glued to the bar, an unlabelled
 bar and a `validation steps:` bar that are not training steps. stdout: the banner with
 `total optimization steps`, `epoch N/M`, `saving checkpoint: PATH`. Options make it fail, report no
-data, spawn a grandchild (like `accelerate launch` -> trainer) or ignore SIGINT.
+data, spawn a grandchild (like `accelerate launch` -> trainer), ignore SIGINT, or write everything at
+once just before exiting (a fast run whose output arrives in one read).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import signal
 import subprocess
@@ -66,8 +68,15 @@ def main() -> int:
         "--replay", metavar="LOG", help="write this captured log to stderr in small chunks and exit"
     )
     ap.add_argument("--exit", type=int, default=0, help="exit code after --replay")
+    ap.add_argument(
+        "--at-once", action="store_true", help="hold all output back, write it in one go and exit"
+    )
     args = ap.parse_args()
     err, out = sys.stderr, sys.stdout
+    if args.at_once:
+        err, out = io.StringIO(), io.StringIO()
+        with open("fake_trainer.pid", "w") as f:  # in the working directory
+            f.write(str(os.getpid()))
     if args.replay:
         data = open(args.replay, "rb").read()
         for i in range(0, len(data), 997):  # odd chunk size: splits records, bars and UTF-8 sequences
@@ -145,6 +154,9 @@ def main() -> int:
     err.write(" " + record("INFO", "model saved."))
     err.write(bar("steps", args.steps, args.steps, time.monotonic() - start, 0.01, loss, args.fast) + "\n")
     err.flush()
+    if args.at_once:
+        sys.stdout.write(out.getvalue())
+        sys.stderr.write(err.getvalue())
     return 0
 
 

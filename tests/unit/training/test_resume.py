@@ -155,6 +155,29 @@ def test_a_workflow_resumes_only_states_this_installation_wrote(setup, monkeypat
     assert run.resumed_from == "p1-000002-state"
 
 
+class ComfyKilled(BaseException):
+    """ComfyUI killed (kill -9) once sd-scripts has exited: nothing of the run's end is recorded."""
+
+
+def test_a_run_whose_comfyui_was_killed_resumes_from_a_workflow(setup, monkeypatch):
+    project, ckpt, _ = setup
+
+    def killed(*_args):
+        raise ComfyKilled
+
+    check_outcome = train._check_outcome
+    monkeypatch.setattr(train, "_check_outcome", killed)
+    monkeypatch.setenv("FAKE_SD_CRASH_AT_EPOCH", "3")
+    with pytest.raises(ComfyKilled):
+        train.train(spec(), dataset_toml.load_project_dataset(project), ckpt)
+    monkeypatch.setattr(train, "_check_outcome", check_outcome)
+    monkeypatch.delenv("FAKE_SD_CRASH_AT_EPOCH")
+    run_dir = project / "output" / "p1-001"
+    assert json.loads((run_dir / "run.json").read_text())["state"] == "running"  # as a kill leaves it
+    run = train.train(spec(resume="latest"), dataset_toml.load_project_dataset(project), ckpt)
+    assert run.resumed_from == "p1-000002-state"
+
+
 def test_a_state_that_is_not_sd_scripts_or_not_complete_is_ignored(setup, monkeypatch):
     project, ckpt, _ = setup
     run_dir = crash_in_epoch_3(project, ckpt, monkeypatch)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sys
 import threading
 import time
@@ -71,6 +72,39 @@ def test_progress_reaches_the_total_with_one_loss_per_step(tmp_path):
     assert any(u["state"] == "running" for u in updates)
     assert runner.current_status()["state"] == "finished"
     assert events.latest(events.TRAIN)["run_id"] == "r1"
+
+
+def _hold_until_the_child_exited(tmp_path):
+    """A TRAIN subscriber that, at the run's first event, waits until the fake trainer has written all
+    its output, both pipe readers have ended and the child has exited: the runner's next read then
+    gets everything at once, with the exit (what a loaded machine does by chance)."""
+
+    def hold(name: str, data: dict) -> None:
+        if name != events.TRAIN or data["state"] != "starting":
+            return
+        for t in threading.enumerate():
+            if t.name.startswith("lora-workbench-std"):
+                t.join(10)
+        pid = int((tmp_path / "fake_trainer.pid").read_text())
+        deadline = time.monotonic() + 10
+        while os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+
+    return events.subscribe(hold)
+
+
+@pytest.mark.skipif(not hasattr(os, "waitid"), reason="needs os.waitid (POSIX)")
+def test_a_run_whose_output_arrives_in_one_read_is_shown_running_before_finished(tmp_path):
+    states: list[str] = []
+    unsubscribe = _hold_until_the_child_exited(tmp_path)
+    try:
+        res = run(tmp_path, "--steps", "6", "--at-once", on_update=lambda st: states.append(st.state))
+    finally:
+        unsubscribe()
+    assert res.status.state == "finished" and res.status.step == 6
+    assert "running" in states and states[-1] == "finished"
+    assert states.index("running") < states.index("finished")
 
 
 def test_sample_images_are_found_while_training(tmp_path):
