@@ -760,9 +760,10 @@ def write_run_files(p: Plan) -> dict:
 
 def _earlier_commands(path: Path) -> bytes:
     """A resumed run's command.txt so far (a regular file, not followed if a link), kept in front."""
-    try:
-        return history.read_plain(path)
-    except OSError:
+    try:  # the run folder was checked by write_places; the file in it is opened without following a link
+        with paths.open_dir(path.parent, what="run folder", confined=False) as folder:
+            return folder.read_bytes(path.name)
+    except (OSError, WorkbenchError):
         return b""
 
 
