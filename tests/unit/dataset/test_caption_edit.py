@@ -195,3 +195,18 @@ def test_an_image_of_too_many_pixels_gets_no_preview_but_a_sentence(project, sub
     thumbnails.clear_cache()
     with pytest.raises(ValidationError, match="pixels"):
         ce.image_thumbnail(project, KEY, "a0.png")
+
+
+def test_a_saved_caption_makes_the_dataset_node_and_the_trainer_see_a_changed_dataset(
+    project, subset, tmp_path
+):
+    # The node's re-run and the finished-run cache key on the captions' sizes and mtimes: an edit of the
+    # same length must still count (the file is new, so its mtime is new).
+    import os
+
+    from lora_workbench.dataset.fingerprint import listing_fingerprint
+
+    os.utime(subset / "a0.txt", (1_000_000, 1_000_000))
+    before = listing_fingerprint(tmp_path / "project")
+    save(project, **{"a0.png": "alice, red pair"})  # as long as "alice, red hair"
+    assert listing_fingerprint(tmp_path / "project") != before
