@@ -350,10 +350,12 @@ def add_routes(routes) -> None:
     routes.get(f"{PREFIX}/train/status")(train_status)
     routes.post(f"{PREFIX}/train/cancel")(train_cancel)
     routes.get(f"{PREFIX}/train/sample")(train_sample)
-    from . import routes_settings, routes_training  # the settings dialog's and the Training tab's
+    # the settings dialog's, the Training tab's and the caption editor's
+    from . import routes_captions, routes_settings, routes_training
 
     routes_settings.add_routes(routes)
     routes_training.add_routes(routes)
+    routes_captions.add_routes(routes)
 
 
 def register() -> bool:

@@ -222,6 +222,30 @@ const CSS = `
 .lw-setting-msg.error { color: #ff8a80; }
 .lw-setting-msg.note { color: #ffd180; }
 .lw-setting-msg.muted { color: var(--descrip-text, #999); }
+/* the caption editor (a dialog over the canvas, the same panel look as the weights editor) */
+.lw-modal { position: fixed; inset: 0; z-index: 3000; display: flex; align-items: center; justify-content: center;
+  background: rgba(0,0,0,.55); }
+.lw-caption-editor { width: min(1280px, 95vw); height: 90vh; display: flex; flex-direction: column; gap: 2px;
+  box-shadow: 0 8px 32px rgba(0,0,0,.6); }
+.lw-caption-editor .lw-where { max-width: 40%; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.lw-cap-select, .lw-cap-input { font: inherit; color: inherit; background: rgba(0,0,0,.3); padding: 1px 4px;
+  border: 1px solid var(--border-color, #555); border-radius: 3px; }
+.lw-cap-input { width: 160px; }
+.lw-btn.lw-primary:not(:disabled) { background: #1565c0; border-color: #1e88e5; color: #fff; }
+.lw-cap-tags { max-height: 64px; overflow: auto; }
+button.lw-chip { font: inherit; font-size: 11px; color: inherit; border: none; cursor: pointer; }
+.lw-cap-grid { flex: 1; min-height: 0; overflow: auto; display: grid; gap: 6px; align-content: start;
+  grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); }
+.lw-cap-card { display: flex; flex-direction: column; gap: 3px; padding: 4px; border-radius: 4px;
+  background: rgba(255,255,255,.04); border: 1px solid transparent; }
+.lw-cap-card.missing { border-color: #b71c1c; }
+.lw-cap-card.dirty { border-color: #ffb74d; }
+.lw-cap-card img { width: 100%; aspect-ratio: 1; object-fit: contain; background: #111; border-radius: 3px; }
+.lw-cap-name { display: flex; gap: 4px; align-items: center; font-size: 11px; min-width: 0; }
+.lw-cap-name > span:first-child { flex: 1; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.lw-cap-text { width: 100%; resize: vertical; font: 12px/1.3 system-ui, sans-serif; color: inherit;
+  background: rgba(0,0,0,.3); border: 1px solid var(--border-color, #555); border-radius: 3px; padding: 2px 4px; }
+.lw-cap-skipped { grid-column: 1 / -1; }
 `;
 
 export function injectStyle() {

@@ -4,6 +4,7 @@
 // (GET /lora_workbench/train/runs and /train/run), so they survive a page reload; the run that is
 // training now is kept current by the runner's "lora_workbench.train" websocket events.
 import { api } from "../../scripts/api.js";
+import { openCaptionEditor } from "./caption_editor.js";
 import { drawLossChart } from "./loss_chart.js";
 import {
   basename, callRoute, debounce, el, formatLoss, formatSeconds, injectStyle, routeUrl,
@@ -50,8 +51,11 @@ class TrainingTab {
     this.refreshBtn = el("button.lw-btn", { type: "button", onclick: () => this.refresh() }, "Refresh");
     this.title = el("span.lw-title", {}, "no run selected");
     this.badge = stateBadge("idle");
-    this.cancelBtn = el("button.lw-btn", { type: "button", disabled: true, onclick: () => this.cancel(),
+    this.cancelBtn = el("button.lw-btn", { type: "button", disabled: true, "data-role": "cancel", onclick: () => this.cancel(),
       title: "Stop the running training (like ComfyUI's Cancel)" }, "Cancel training");
+    this.captionsBtn = el("button.lw-btn", { type: "button", disabled: true, "data-role": "open-captions",
+      onclick: () => this.detail?.project && openCaptionEditor({ project: this.detail.project }),
+      title: "Open the caption editor on this run's project (its images/N_Subject captions)" }, "Captions…");
     this.bar = el("div");
     this.stats = {};
     const stat = (key, label) => (this.stats[key] = el("b", {}, "–"), el("div.lw-stat", {}, `${label} `, this.stats[key]));
@@ -66,7 +70,7 @@ class TrainingTab {
         el("div.lw-head", {}, el("span.lw-title", {}, "Runs"), el("span.lw-spacer"), this.refreshBtn),
         this.list),
       el("div.lw-tab-detail", {},
-        el("div.lw-head", {}, this.title, this.badge, el("span.lw-spacer"), this.cancelBtn),
+        el("div.lw-head", {}, this.title, this.badge, el("span.lw-spacer"), this.cancelBtn, this.captionsBtn),
         this.where,
         el("div.lw-progress", {}, this.bar),
         el("div.lw-stats", {},
@@ -205,6 +209,7 @@ class TrainingTab {
     this.badge.replaceWith(this.badge = stateBadge(state));
     this.where.textContent = d.dir || "";
     this.cancelBtn.disabled = !(d.live && LIVE_STATES.includes(state));
+    this.captionsBtn.disabled = !d.project;
     const total = d.total || 0;
     this.stats.step.textContent = total ? `${d.step ?? 0} / ${total}` : String(d.step ?? "–");
     this.stats.epoch.textContent = d.epochs ? `${d.epoch ?? "–"} / ${d.epochs}` : "–";

@@ -3,6 +3,7 @@
 // POST /lora_workbench/dataset/preview: the Python core is the one place that chooses repeats; this
 // editor only edits `Subject: weight` lines of the node's `weights` widget (which the workflow saves)
 // and, when a slider moves, switches the node's `repeats` widget to `weights`.
+import { openCaptionEditor } from "./caption_editor.js";
 import {
   addPanel, callRoute, debounce, el, fitNode, formatPercent, injectStyle, widget,
 } from "./lw_common.js";
@@ -100,6 +101,9 @@ class WeightsEditor {
     this.result = null;
     this.state = el("span.lw-muted", {}, "");
     this.refreshBtn = el("button.lw-btn", { type: "button", onclick: () => this.preview() }, "Refresh");
+    this.captionsBtn = el("button.lw-btn", { type: "button", "data-role": "open-captions", onclick: () => this.openCaptions(),
+      title: "Open the caption editor on this project: thumbnails with their captions, bulk tag actions, tag frequency" },
+    "Captions…");
     this.body = el("tbody");
     this.table = el("table.lw-table", {},
       el("thead", {}, el("tr", {},
@@ -111,7 +115,7 @@ class WeightsEditor {
     this.issues = el("ul.lw-issues", { "data-role": "issues" });
     this.msg = el("div.lw-msg", { "data-role": "message" });
     this.root = el("div.lw-panel.lw-weights-editor", { "data-node-type": NODE_TYPE },
-      el("div.lw-head", {}, el("span.lw-title", {}, "Subset weights"), this.state, el("span.lw-spacer"), this.refreshBtn),
+      el("div.lw-head", {}, el("span.lw-title", {}, "Subset weights"), this.state, el("span.lw-spacer"), this.captionsBtn, this.refreshBtn),
       this.msg, this.table, this.summary, this.keywords, this.issues);
     this.widget = addPanel(node, "lora_workbench_weights_editor", this.root, { min: 110, max: 480, width: 500 });
     this.schedule = debounce(() => this.preview(), 250);
@@ -162,6 +166,11 @@ class WeightsEditor {
       wrong_size: String(value(n, "wrong_size", "error")),
       caption_extension: String(value(n, "caption_extension", ".txt")),
     };
+  }
+
+  openCaptions() {
+    const req = this.request();
+    openCaptionEditor({ project: req.project, captionExtension: req.caption_extension });
   }
 
   async preview() {

@@ -9,7 +9,10 @@ the loss chart get points, the progress bar's preview images and the run in the 
 library node and sees its status; loads a workflow of the first trainer layout and sees it migrated
 onto option nodes; queues one run through the queue API with no training node on the canvas and
 watches it finish in the Training tab, cancels another from the tab, reloads the page and finds all
-runs again. Screenshots of each.
+runs again. Screenshots of each. A second test runs the caption editor alone (drive.mjs mode "captions"):
+opened from the dataset node, one caption edited, a tag added in bulk, saved, the page reloaded and the
+editor opened from a run in the Training tab, the captions read back from disk; then a caption changed
+on disk meanwhile is refused (409) with the edit kept.
 
 Needs: COMFYUI_PATH (+ KOHYA_SS_PATH for the training), node, Chromium at /usr/bin/chromium (or
 $LORA_WORKBENCH_CHROMIUM) and `npm install` in tests/integration/browser/. Skips with the reason when
@@ -444,3 +447,122 @@ def thumbnail(img, size: tuple[int, int] = (800, 450)):
     canvas = Image.new("RGB", size, img.getpixel((1, 1)))
     canvas.paste(fitted, ((size[0] - fitted.width) // 2, (size[1] - fitted.height) // 2))
     return canvas
+
+
+# --------------------------------------------------------------------------- the caption editor alone
+CAPTION_SUBSET = "images/3_Alice"
+
+
+@pytest.fixture(scope="module")
+def caption_server(comfyui_dir, comfy_python, tmp_path_factory):
+    """A ComfyUI with a project of two subsets (one image without a caption, one caption with a second
+    line) and a finished run of that project, so the Training tab can open its captions. No training."""
+    home = tmp_path_factory.mktemp("captions-home")
+    project = home / "projects" / "captions"
+    alice = project / "images" / "3_Alice"
+    make_images(alice, 4, "alice")
+    (alice / "alice_3.txt").unlink()  # an image without a caption
+    (alice / "alice_1.txt").write_text("alice, a drawing\nnot trained, kept\n", encoding="utf-8")
+    make_images(project / "images" / "1_Bob", 2, "bob")
+    run = project / "output" / "captions-001"
+    run.mkdir(parents=True)
+    record = {"state": "finished", "started_at": "2026-01-01T12:00:00+0000", "losses": [[1, 0.5]]}
+    (run / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    (run / "train.log").write_text("steps: 100%\n", encoding="utf-8")
+    (home / "known-projects.json").write_text(json.dumps({"projects": [str(project)]}), encoding="utf-8")
+    server = start_comfy(comfyui_dir, comfy_python, home, extra_args=("--base-directory", str(home)))
+    try:
+        req = urllib.request.Request(
+            server.url + "/settings",
+            method="POST",
+            data=json.dumps({"Comfy.TutorialCompleted": True}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(req, timeout=30).close()
+        yield server, project
+    finally:
+        stop_comfy(server)
+
+
+def test_the_caption_editor_edits_bulk_adds_saves_and_reloads_in_a_real_browser(
+    browser, caption_server, tmp_path
+):
+    node, chromium = browser
+    server, project = caption_server
+    alice = project / "images" / "3_Alice"
+    out = Path(os.environ.get("LORA_WORKBENCH_SCREENSHOTS") or tmp_path / "screenshots")
+    cfg = {
+        "url": server.url,
+        "out_dir": str(out),
+        "chromium": chromium,
+        "mode": "captions",
+        "project": str(project),
+        "captions": {
+            "subset": CAPTION_SUBSET,
+            "image": "alice_0.png",
+            "caption": "alice, red scarf",
+            "tag": "smiling",
+            "conflict_image": "alice_2.png",
+            "conflict_file": str(alice / "alice_2.txt"),
+        },
+    }
+    cfg_path = tmp_path / "drive.json"
+    cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
+    run = subprocess.run(
+        [node, str(BROWSER_DIR / "drive.mjs"), str(cfg_path)],
+        cwd=BROWSER_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    print(run.stdout[-3000:], run.stderr[-3000:])
+    result = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    steps = result["steps"]
+    failed = {k: v["error"][:1500] for k, v in steps.items() if not v.get("ok")}
+    assert not failed, f"{failed}\n--- ComfyUI log ---\n{server.log()[-3000:]}"
+    assert not our_errors(result["page_errors"]) and not our_errors(result["console_errors"]), result
+    provoked = [
+        r for r in result["failed_responses"] if r["url"].endswith("/captions/save") and r["status"] == 409
+    ]
+    assert len(provoked) == 1, provoked  # the conflict the driver made, and nothing else
+    bad = [r for r in unexpected_failures(result) if r not in provoked]
+    assert not bad, bad
+
+    opened = {c["image"]: c for c in steps["captions_open"]["state"]["cards"]}
+    print("caption editor opened:", json.dumps(steps["captions_open"]["state"])[:1500])
+    assert sorted(steps["captions_open"]["subsets"]) == ["images/1_Bob", CAPTION_SUBSET]
+    assert opened["alice_3.png"]["missing"] and not opened["alice_0.png"]["missing"]
+    assert all(c["thumb"] > 0 for c in opened.values()), "a thumbnail did not load"
+    assert "a drawing (3)" in steps["captions_open"]["state"]["tags"]
+
+    edited = {c["image"]: c for c in steps["captions_edit"]["state"]["cards"]}
+    assert edited["alice_0.png"]["dirty"] and steps["captions_edit"]["state"]["dirty"] == 1
+    bulk = {c["image"]: c["text"] for c in steps["captions_bulk_add"]["state"]["cards"]}
+    assert (
+        bulk["alice_0.png"] == "alice, red scarf, smiling"
+        and bulk["alice_2.png"] == "alice, a drawing, smiling"
+    )
+    assert bulk["alice_3.png"] == "", "an image without a caption got one from a bulk action"
+    assert "smiling (3)" in steps["captions_bulk_add"]["state"]["tags"]
+    assert steps["captions_save"]["state"]["dirty"] == 0
+
+    reloaded = {c["image"]: c["text"] for c in steps["captions_reload"]["state"]["cards"]}
+    print("after the page reload:", reloaded)
+    assert reloaded == {
+        "alice_0.png": "alice, red scarf, smiling",
+        "alice_1.png": "alice, a drawing, smiling",
+        "alice_2.png": "alice, a drawing, smiling",
+        "alice_3.png": "",
+    }
+    assert (alice / "alice_0.txt").read_text(encoding="utf-8") == "alice, red scarf, smiling"
+    assert (alice / "alice_1.txt").read_text(
+        encoding="utf-8"
+    ) == "alice, a drawing, smiling\nnot trained, kept\n"
+    assert not (alice / "alice_3.txt").exists()
+    assert not [p.name for p in alice.iterdir() if p.name.startswith(".")], "a temporary file was left"
+
+    conflict = steps["captions_conflict"]
+    assert "changed on disk" in conflict["state"]["message"] and conflict["state"]["dirty"] == 1, conflict
+    assert conflict["on_disk"] == "changed on disk meanwhile"
+    for name in ("button", "opened", "edited", "bulk_add", "saved", "after_reload", "conflict"):
+        assert (out / f"caption_editor_{name}.png").is_file(), name

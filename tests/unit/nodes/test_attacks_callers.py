@@ -52,6 +52,10 @@ def body_for(route: str, roots) -> dict:
         return {"values": {"tokenizer_cache_dir": str(roots)}}
     if route.endswith("/dataset/preview"):
         return {"project": str(roots)}
+    if route.endswith("/captions/save"):
+        return {"project": str(roots), "subset": "images/1_x", "items": []}
+    if route.endswith("/captions/bulk"):
+        return {"op": "add", "tag": "x", "captions": ["a"]}
     return {}
 
 
@@ -68,6 +72,8 @@ FOREIGN = {
 def test_every_route_that_is_not_a_get_is_checked(pack):
     # The guard sits in the handler decorator; this lists what it protects, so a new route is seen.
     assert state_changing_routes(pack) == [
+        "/lora_workbench/captions/bulk",
+        "/lora_workbench/captions/save",
         "/lora_workbench/dataset/preview",
         "/lora_workbench/settings",
         "/lora_workbench/train/cancel",

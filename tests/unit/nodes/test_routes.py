@@ -396,6 +396,10 @@ def test_register_adds_the_routes_once_and_forwards_events(routes_mod, pack, com
             ("POST", "/lora_workbench/settings"),
             ("GET", "/lora_workbench/train/runs"),
             ("GET", "/lora_workbench/train/run"),
+            ("GET", "/lora_workbench/captions"),
+            ("GET", "/lora_workbench/captions/thumbnail"),
+            ("POST", "/lora_workbench/captions/save"),
+            ("POST", "/lora_workbench/captions/bulk"),
         ]
     )
     assert os.path.realpath(comfy.base / "models" / "loras") in [str(r) for r in paths.allowed_roots()]
