@@ -15,6 +15,10 @@ from .. import paths
 from ..errors import ValidationError
 
 TOKENIZER_CACHE_ENV = "LORA_WORKBENCH_TOKENIZER_CACHE"
+NO_TRAINER_HINT = (
+    "Install sd-scripts with Settings -> LoRA Workbench -> Install sd-scripts in ComfyUI, "
+    "or `lora-workbench trainer install` in a terminal."
+)
 
 
 # --------------------------------------------------------------------------- finding sd-scripts
@@ -33,8 +37,8 @@ def find_sd_scripts(root: Path | None = None) -> Path:
             return candidate
     if not root.exists():
         raise ValidationError(
-            f"No kohya sd-scripts found: KOHYA_SS_PATH={root} does not exist. Install kohya_ss or sd-scripts and "
-            f"set KOHYA_SS_PATH (or kohya_ss_path in {paths.settings_path()}) to its folder."
+            f"No kohya sd-scripts found: KOHYA_SS_PATH={root} does not exist. {NO_TRAINER_HINT} Or set "
+            f"KOHYA_SS_PATH (or kohya_ss_path in {paths.settings_path()}) to your kohya_ss or sd-scripts folder."
         )
     raise ValidationError(
         f"KOHYA_SS_PATH={root} has neither train_network.py nor sd-scripts/train_network.py; set KOHYA_SS_PATH "
@@ -77,8 +81,22 @@ def find_install(root: str | os.PathLike | None = None) -> KohyaInstall:
 
 
 def default_tokenizer_cache() -> str:
-    """$LORA_WORKBENCH_TOKENIZER_CACHE or settings `tokenizer_cache_dir` ("" = sd-scripts downloads)."""
+    """$LORA_WORKBENCH_TOKENIZER_CACHE, settings `tokenizer_cache_dir`, the managed trainer's tokenizers
+    when it is in use ("" = sd-scripts downloads)."""
     if os.environ.get(TOKENIZER_CACHE_ENV):
         return str(Path(os.environ[TOKENIZER_CACHE_ENV]).expanduser())
     value = paths.load_settings().get("tokenizer_cache_dir")
-    return str(Path(value).expanduser()) if value else ""
+    if value:
+        return str(Path(value).expanduser())
+    return _managed_tokenizers()
+
+
+def _managed_tokenizers() -> str:
+    """The managed trainer's tokenizer folder (filled from ComfyUI's files) when that trainer is the
+    one in use; a KOHYA_SS_PATH install keeps sd-scripts' own behaviour."""
+    if os.environ.get("KOHYA_SS_PATH") or paths.load_settings().get("kohya_ss_path"):
+        return ""
+    managed = paths.managed_trainer()
+    if managed is None or not managed.tokenizers.is_dir():
+        return ""
+    return str(managed.tokenizers)

@@ -27,7 +27,10 @@ def test_finds_sd_scripts_inside_a_kohya_ss_checkout(tmp_path, monkeypatch):
 def test_missing_kohya_and_python_are_sentences(tmp_path, monkeypatch):
     monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
     monkeypatch.setenv("KOHYA_SS_PATH", str(tmp_path / "nowhere"))
-    with pytest.raises(ValidationError, match="does not exist. Install kohya_ss"):
+    with pytest.raises(
+        ValidationError,
+        match="does not exist. Install sd-scripts with Settings -> LoRA Workbench -> Install sd-scripts",
+    ):
         kohya.find_install()
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("KOHYA_SS_PATH", str(tmp_path / "empty"))
