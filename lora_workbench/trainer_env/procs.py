@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import queue
-import signal
 import subprocess
 import threading
 from collections import deque
@@ -67,8 +66,7 @@ def run(
             text=True,
             errors="replace",
             env={**os.environ, "PYTHONUNBUFFERED": "1"},  # pip's lines as it prints them, not in blocks
-            start_new_session=os.name != "nt",  # its own group: cancel stops pip's children too
-        )
+        )  # in our process group: a Ctrl-C in the terminal stops pip with us
     except OSError as exc:
         return RunResult(127, [f"{argv[0]}: {exc.strerror or exc}"])
     lines: queue.Queue = queue.Queue()
@@ -78,6 +76,9 @@ def run(
     sink = open(log, "a", encoding="utf-8") if log else None  # noqa: SIM115 - closed below
     try:
         _pump(proc, lines, tail, sink, on_line, cancel)
+    except BaseException:
+        _stop(proc)  # cancelled, interrupted or a failing callback: never leave pip running alone
+        raise
     finally:
         if sink:
             sink.close()
@@ -94,7 +95,6 @@ def _read(proc: subprocess.Popen, lines: queue.Queue) -> None:
 def _pump(proc, lines: queue.Queue, tail: deque, sink, on_line, cancel) -> None:
     while True:
         if cancel is not None and cancel.is_set():
-            _stop(proc)
             raise InstallCancelled("The install was cancelled; run it again to continue where it stopped.")
         try:
             line = lines.get(timeout=0.2)
@@ -110,17 +110,11 @@ def _pump(proc, lines: queue.Queue, tail: deque, sink, on_line, cancel) -> None:
 
 
 def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
     try:
-        if os.name != "nt":
-            os.killpg(proc.pid, signal.SIGTERM)
-        else:
-            proc.terminate()
         proc.wait(timeout=10)
-    except (ProcessLookupError, PermissionError):
-        pass
     except subprocess.TimeoutExpired:
-        if os.name != "nt":
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            proc.kill()
+        proc.kill()
         proc.wait()

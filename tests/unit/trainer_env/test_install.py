@@ -277,3 +277,18 @@ def test_remove_deletes_the_builds_the_record_and_the_tokenizers(layout, repo, t
     assert "current.json" in removed and "tokenizers" in removed
     assert read_current(layout) is None and paths.kohya_ss_path() == Path.home() / "kohya_ss"
     assert [p.name for p in layout.trainer_dir.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_cancel_stops_a_running_tool_at_once(tmp_path):
+    import sys
+
+    from lora_workbench.trainer_env import procs
+
+    cancel = threading.Event()
+    timer = threading.Timer(0.5, cancel.set)
+    timer.start()
+    code = "import time\nfor i in range(600):\n    print(i, flush=True)\n    time.sleep(0.1)\n"
+    with pytest.raises(procs.InstallCancelled):
+        procs.run([sys.executable, "-c", code], log=tmp_path / "log", cancel=cancel)
+    log = (tmp_path / "log").read_text()
+    assert log.startswith("0\n") and "599" not in log  # stopped, not run to its end
