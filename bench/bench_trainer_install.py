@@ -94,6 +94,7 @@ def second_install(args) -> None:
             args.torch_spec,
             *args.install_args,
         ]
+        install += ["--comfyui", args.comfyui] if args.comfyui else []
         cli(home, *install)
         base = [cli(home, "--version") for _ in range(args.repeat)]
         again = [cli(home, *install) for _ in range(args.repeat)]
