@@ -8,6 +8,7 @@ Pure: nothing here starts a process or imports torch. What a run's settings beco
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,3 +101,32 @@ def _managed_tokenizers() -> str:
     if managed is None or not managed.tokenizers.is_dir():
         return ""
     return str(managed.tokenizers)
+
+
+_OFFLINE_RE = re.compile(
+    r"OfflineModeIsEnabled|LocalEntryNotFoundError|couldn't connect to 'https://huggingface\.co'"
+    r"|outgoing traffic has been disabled|Cannot reach https://huggingface\.co"
+)
+_REPO_ID_RE = re.compile(r"['\"]([A-Za-z0-9][\w.-]*/[\w.-]+)['\"]")
+
+
+def offline_tokenizer_hint(lines: list[str], cache_dir: str) -> str:
+    """A sentence naming the folder to fill when sd-scripts failed for want of Hub files while offline
+    (a family whose tokenizers ComfyUI does not ship); "" when the log shows no such failure."""
+    text = "\n".join(lines)
+    if not _OFFLINE_RE.search(text):
+        return ""
+    ids = [i for i in _REPO_ID_RE.findall(text) if not i.startswith("huggingface.co")]
+    if not cache_dir:
+        return (
+            "sd-scripts needed files from the Hugging Face Hub while offline: set LORA_WORKBENCH_TOKENIZER_CACHE "
+            f"(or tokenizer_cache_dir in {paths.settings_path()}) to a folder holding its tokenizers, or allow "
+            "Hub access once."
+        )
+    if not ids:
+        return f"sd-scripts needed files from the Hugging Face Hub while offline: put its tokenizers in {cache_dir}."
+    folder = Path(cache_dir) / ids[-1].replace("/", "_")
+    return (
+        f"sd-scripts needed the tokenizer {ids[-1]} from the Hugging Face Hub while offline: put its files in "
+        f"{folder}, or allow Hub access once (sd-scripts then saves it there)."
+    )

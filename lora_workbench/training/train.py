@@ -840,8 +840,18 @@ def _check_outcome(p: Plan, result, record: dict) -> str:
             runner.publish_status(status)
         record.update(state="failed", error=result.error_message(), status=status.to_dict(max_losses=500))
         _write_json(run_dir / RUN_FILE, record)
-        raise WorkbenchError(f"Training {run_dir.name} failed: {result.error_message()}")
+        hint = kohya.offline_tokenizer_hint(result.tail, _tokenizer_cache_of(cmd))
+        raise WorkbenchError(
+            f"Training {run_dir.name} failed: {hint + ' ' if hint else ''}{result.error_message()}"
+        )
     return loss_png
+
+
+def _tokenizer_cache_of(cmd) -> str:
+    for section in cmd.config.values():
+        if isinstance(section, dict) and section.get("tokenizer_cache_dir"):
+            return str(section["tokenizer_cache_dir"])
+    return ""
 
 
 def _finished(p: Plan, ctl: RunControl, record: dict, status, loss_png: str) -> TrainRun:
