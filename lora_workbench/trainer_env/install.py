@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -325,9 +324,12 @@ class _Install:
         except ValueError:
             before = None
         record = dict(_read_ready(self.build))
-        record["previous"] = before.build.name if before and before.build.name != self.build.name else None
-        if before is not None and before.build.name == self.build.name:
+        if before is None:
+            record["previous"] = None
+        elif before.build.name == self.build.name:  # recorded again: the one before stays the one before
             record["previous"] = before.record.get("previous")
+        else:
+            record["previous"] = before.build.name
         write_json_atomic(self.layout.current, record)
         prune(self.layout, keep={self.build.name, record["previous"]})
 
@@ -487,10 +489,3 @@ def _current_or_error(layout: Layout):
             f"No managed sd-scripts in {layout.trainer_dir}; run `lora-workbench trainer install` first."
         )
     return current
-
-
-def git_available() -> bool:
-    try:
-        return subprocess.run(["git", "--version"], capture_output=True).returncode == 0
-    except OSError:
-        return False
