@@ -279,6 +279,15 @@ class _Install:
             )
 
     def _pip(self) -> None:
+        started = self.build.work / "pip.started"
+        if started.exists():  # a pip was killed or failed here: its half-written packages go with the venv
+            self._say("a previous pip stopped half-way; making the venv again")
+            self._venv()
+        started.touch()
+        self._pip_install()
+        started.unlink()
+
+    def _pip_install(self) -> None:
         original = (self.build.src / "requirements.txt").read_text(encoding="utf-8", errors="replace")
         self.plan.requirements.write_text(requirements_text(original, self.build.src), encoding="utf-8")
         self.plan.constraints.write_text("".join(f"{p}\n" for p in self.request.torch.pins), encoding="utf-8")

@@ -99,6 +99,15 @@ def test_a_kill_after_pip_does_not_repeat_the_clone_or_the_venv(layout, repo):
     assert tools.kinds() == ["check", "help"]
 
 
+def test_a_pip_that_stopped_half_way_is_run_again_in_a_fresh_venv(layout, repo):
+    src, commit = repo
+    with pytest.raises(Killed):
+        inst.install(request(src, commit), layout=layout, runner=FakeTools(kill="pip-after"))
+    tools = FakeTools()
+    inst.install(request(src, commit), layout=layout, runner=tools)
+    assert tools.kinds() == ["venv", "pip", "check", "help"]
+
+
 def test_a_broken_requirement_is_a_sentence_quoting_pip_and_keeps_the_trainer_in_use(layout, repo):
     src, commit = repo
     first = inst.install(request(src, commit), layout=layout, runner=FakeTools())
@@ -184,7 +193,7 @@ def test_cancel_stops_the_install_and_a_new_one_continues(layout, repo):
         )
     tools = FakeTools()
     inst.install(request(src, commit), layout=layout, runner=tools)
-    assert tools.kinds()[0] == "pip" and read_current(layout) is not None
+    assert tools.kinds() == ["venv", "pip", "check", "help"] and read_current(layout) is not None
 
 
 def test_a_second_install_while_one_runs_is_refused(layout, repo):
