@@ -173,11 +173,11 @@ class _Install:
             return self._report(changed=False, ran=[])
         self.build.work.mkdir(parents=True, exist_ok=True)
         (self.build.root / MARKER).touch()
-        ran = []
+        ran: list[str] = []
         for step in self.plan.steps:
             self.step = step
-            if step.name != "switch" and self._stamped(step):
-                continue
+            if not ran and step.name != "switch" and self._stamped(step):
+                continue  # once a step ran, every later one runs: its result may rest on the old one
             self._say("")
             getattr(self, f"_{step.name}")()
             self._stamp(step)

@@ -108,6 +108,16 @@ def test_a_pip_that_stopped_half_way_is_run_again_in_a_fresh_venv(layout, repo):
     assert tools.kinds() == ["venv", "pip", "check", "help"]
 
 
+def test_a_step_done_again_makes_every_later_step_run_again(layout, repo):
+    src, commit = repo
+    report = inst.install(request(src, commit), layout=layout, runner=FakeTools())
+    (Path(report.src).parent / "build" / "venv.stamp").unlink()
+    tools = FakeTools()
+    again = inst.install(request(src, commit), layout=layout, runner=tools)
+    assert tools.kinds() == ["venv", "pip", "check", "help"]
+    assert again.steps_run == ["venv", "pip", "tokenizers", "check", "switch"]
+
+
 def test_a_broken_requirement_is_a_sentence_quoting_pip_and_keeps_the_trainer_in_use(layout, repo):
     src, commit = repo
     first = inst.install(request(src, commit), layout=layout, runner=FakeTools())
