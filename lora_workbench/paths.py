@@ -85,13 +85,30 @@ def forge_path() -> Path:
 
 
 def kohya_ss_path() -> Path:
-    """A kohya_ss or sd-scripts checkout: $KOHYA_SS_PATH, settings, or the seed's default $HOME/kohya_ss."""
-    return _setting_or_env("KOHYA_SS_PATH", "kohya_ss_path", Path.home() / "kohya_ss")
+    """A kohya_ss or sd-scripts checkout: $KOHYA_SS_PATH, settings, the managed trainer when one is
+    recorded (`lora-workbench trainer install`), or the seed's default $HOME/kohya_ss."""
+    explicit = _setting_or_env("KOHYA_SS_PATH", "kohya_ss_path")
+    if explicit is not None:
+        return explicit
+    managed = managed_trainer()
+    return managed.src if managed is not None else Path.home() / "kohya_ss"
 
 
 def kohya_python() -> Path | None:
-    """An explicit interpreter for sd-scripts: $KOHYA_PYTHON or settings `kohya_python` (None: find one)."""
-    return _setting_or_env("KOHYA_PYTHON", "kohya_python")
+    """An explicit interpreter for sd-scripts: $KOHYA_PYTHON or settings `kohya_python`; the managed
+    trainer's when it is the checkout in use (no KOHYA_SS_PATH); else None (find one in the checkout)."""
+    explicit = _setting_or_env("KOHYA_PYTHON", "kohya_python")
+    if explicit is not None or _setting_or_env("KOHYA_SS_PATH", "kohya_ss_path") is not None:
+        return explicit
+    managed = managed_trainer()
+    return managed.python if managed is not None else None
+
+
+def managed_trainer():
+    """The sd-scripts the pack installed and checked (trainer_env.layout.InUse), or None."""
+    from .trainer_env import layout  # the record is read only when a kohya path is asked for
+
+    return layout.in_use()
 
 
 def kohya_ss_gui_path() -> Path | None:

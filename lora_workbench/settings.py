@@ -70,6 +70,13 @@ SETTINGS: tuple[Setting, ...] = (
         "path",
         "sd-scripts --tokenizer_cache_dir (offline tokenizers)",
     ),
+    Setting(
+        "home",
+        "LORA_WORKBENCH_HOME",
+        "path",
+        "the pack's data folder (the managed sd-scripts: trainers/sd-scripts/)",
+        ui_writable=False,  # where installs write and `trainer remove` deletes: only the user sets it
+    ),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 

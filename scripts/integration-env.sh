@@ -6,21 +6,25 @@
 #
 # DIR: --home, else $LORA_WORKBENCH_INTEGRATION_HOME, else .integration/ in this repository.
 # It holds, when the script is done:
-#   ComfyUI/  sd-scripts/          checkouts of the pinned commits below
-#   venv-comfy/  venv-sdscripts/   one virtual environment each (their pins differ); the pack's own
-#                                  requirements are in venv-comfy, as a user's ComfyUI has them
-#   tokenizer_cache/               offline CLIP tokenizers for sd-scripts (made from ComfyUI's files)
+#   ComfyUI/  venv-comfy/          ComfyUI at the pinned commit below and its venv, with the pack's own
+#                                  requirements, as a user's ComfyUI has them
+#   workbench-home/                LORA_WORKBENCH_HOME: sd-scripts installed by the pack's own
+#                                  `lora-workbench trainer install` (its checkout, its venv and the
+#                                  offline CLIP tokenizers made from ComfyUI's files, in
+#                                  trainers/sd-scripts/); KOHYA_SS_PATH and KOHYA_PYTHON point into it
 #   models/checkpoints/random_sd15.safetensors   a full-size SD1.5 with random weights (2 GiB),
 #                                  made with sd-scripts' own model code; random_sdxl.safetensors
 #                                  too with --sdxl (6.5 GiB, about 15 GiB of memory for a minute)
 #   datasets/smoke/                4 PNGs with captions in images/2_testsubject, and dataset.toml
 #   env                            the variables below, to source
 # Running it again changes nothing: every step checks its result first (a venv keeps a stamp of
-# what was installed into it; a changed requirement list or TORCH_SPEC reinstalls).
+# what was installed into it; a changed requirement list or TORCH_SPEC reinstalls; the trainer
+# install is a no-op when nothing changed).
 #
 # Overrides (environment):
 #   COMFYUI_GIT, SD_SCRIPTS_GIT    where to clone from: a URL, or a local clone or mirror (offline)
-#   COMFYUI_REF, SD_SCRIPTS_REF    the commits (defaults: the versions the tier is checked against)
+#   COMFYUI_REF, SD_SCRIPTS_REF    the commits (defaults: the versions the tier is checked against;
+#                                  sd-scripts': the pack's pin, `lora-workbench trainer pins`)
 #   PYTHON                         the interpreter the venvs are made from (python3.11, else python3)
 #   TORCH_SPEC                     the torch pins for both venvs ("torch==2.14.1 torchvision==0.29.1")
 # Disk: about 15 GB (two torch venvs and the checkpoint), 22 GB with --sdxl.
@@ -31,7 +35,7 @@ HERE="$REPO/scripts/integration"
 : "${COMFYUI_GIT:=https://github.com/Comfy-Org/ComfyUI.git}"
 : "${SD_SCRIPTS_GIT:=https://github.com/kohya-ss/sd-scripts.git}"
 : "${COMFYUI_REF:=a125cd84b054a57729b5eecab930ca9408719832}"     # ComfyUI v0.3.64
-: "${SD_SCRIPTS_REF:=48d368fa557731ad0488c07304dfeba8c07910eb}"  # sd-scripts main, Feb 2026
+: "${SD_SCRIPTS_REF:=}"  # empty: lora_workbench/trainer_env/pins.py REF, the one pinned commit
 : "${TORCH_SPEC:=torch==2.14.1 torchvision==0.29.1}"
 if [ -z "${PYTHON:-}" ]; then
   PYTHON=python3
@@ -58,10 +62,8 @@ HOME_DIR="$(cd "$HOME_DIR" && pwd)"
 BUILD="$HOME_DIR/build"   # generated requirement lists and logs
 mkdir -p "$BUILD"
 COMFYUI="$HOME_DIR/ComfyUI"
-SD_SCRIPTS="$HOME_DIR/sd-scripts"
 COMFY_VENV="$HOME_DIR/venv-comfy"
-SDS_VENV="$HOME_DIR/venv-sdscripts"
-TOKENIZERS="$HOME_DIR/tokenizer_cache"
+TRAINER_HOME="$HOME_DIR/workbench-home"
 CKPT="$HOME_DIR/models/checkpoints/random_sd15.safetensors"
 SDXL_CKPT="$HOME_DIR/models/checkpoints/random_sdxl.safetensors"
 DATASET="$HOME_DIR/datasets/smoke"
@@ -119,7 +121,6 @@ checkout() {  # checkout NAME SOURCE COMMIT DEST
 }
 
 checkout comfyui "$COMFYUI_GIT" "$COMFYUI_REF" "$COMFYUI"
-checkout sd_scripts "$SD_SCRIPTS_GIT" "$SD_SCRIPTS_REF" "$SD_SCRIPTS"
 
 # ------------------------------------------------------------------ virtual environments
 # Generated files are written aside first and replace the real ones only when they differ, so a
@@ -171,27 +172,37 @@ settle "$BUILD/comfy-requirements.txt"
 settle "$BUILD/comfy-constraints.txt"
 venv comfy "$COMFY_VENV" "$BUILD/comfy-requirements.txt" "$BUILD/comfy-constraints.txt"
 
-# sd-scripts: its requirements without bitsandbytes (8-bit CUDA optimizers), with its own package
-# (`-e .`) installed from the checkout.
-sed -E -e '/^\s*bitsandbytes\s*([<>=!~].*)?$/d' -e "s#^-e \\.\$#-e $SD_SCRIPTS#" \
-  "$SD_SCRIPTS/requirements.txt" > "$SCRATCH/sds-requirements.txt"
-settle "$BUILD/sds-requirements.txt"
-venv sd-scripts "$SDS_VENV" "$BUILD/sds-requirements.txt" "$BUILD/torch-constraints.txt"
+# sd-scripts: installed the way a user installs it, by the pack (one way, not two): its checkout,
+# a venv with TORCH_SPEC as a constraint on pip, the tokenizers from ComfyUI's files, checked.
+trainer() {  # the pack's CLI, run by ComfyUI's interpreter as a user runs it
+  (cd "$REPO" && LORA_WORKBENCH_HOME="$TRAINER_HOME" "$COMFY_VENV/bin/python" -m lora_workbench trainer "$@")
+}
+ref_arg=()
+if [ -n "$SD_SCRIPTS_REF" ]; then ref_arg=(--ref "$SD_SCRIPTS_REF"); fi
+log "sd-scripts: lora-workbench trainer install (log: $TRAINER_HOME/trainers/sd-scripts/<build>/build/)"
+trainer install --source "$SD_SCRIPTS_GIT" "${ref_arg[@]}" --torch "$TORCH_SPEC" --python "$PYTHON" \
+  --comfyui "$COMFYUI" >&2 || die "sd-scripts: lora-workbench trainer install failed"
+trainer status --json > "$SCRATCH/trainer.json"
+field() { "$COMFY_VENV/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["managed"][sys.argv[2]])' "$SCRATCH/trainer.json" "$1"; }
+SD_SCRIPTS="$(field src)"
+SDS_PYTHON="$(field python)"
+SD_SCRIPTS_COMMIT="$(field commit)"
+TOKENIZERS="$TRAINER_HOME/trainers/sd-scripts/tokenizers"
 
 # ------------------------------------------------------------------ test material
-"$SDS_VENV/bin/python" "$HERE/make_tokenizer_cache.py" --comfyui "$COMFYUI" --out "$TOKENIZERS" >&2
-"$SDS_VENV/bin/python" "$HERE/make_random_sd15.py" --sd-scripts "$SD_SCRIPTS" --out "$CKPT" >&2
+"$SDS_PYTHON" "$HERE/make_random_sd15.py" --sd-scripts "$SD_SCRIPTS" --out "$CKPT" >&2
 if [ "$WITH_SDXL" = 1 ]; then
-  "$SDS_VENV/bin/python" "$HERE/make_random_sdxl.py" --sd-scripts "$SD_SCRIPTS" --out "$SDXL_CKPT" >&2
+  "$SDS_PYTHON" "$HERE/make_random_sdxl.py" --sd-scripts "$SD_SCRIPTS" --out "$SDXL_CKPT" >&2
 fi
-"$SDS_VENV/bin/python" "$HERE/make_dataset.py" --root "$DATASET" >&2
+"$SDS_PYTHON" "$HERE/make_dataset.py" --root "$DATASET" >&2
 
 # ------------------------------------------------------------------ the variables
 {
   echo "# The integration tier's environment, written by scripts/integration-env.sh: source it."
   printf 'export LORA_WORKBENCH_INTEGRATION_HOME=%q\n' "$HOME_DIR"
   printf 'export COMFYUI_PATH=%q COMFYUI_PYTHON=%q\n' "$COMFYUI" "$COMFY_VENV/bin/python"
-  printf 'export KOHYA_SS_PATH=%q KOHYA_PYTHON=%q\n' "$SD_SCRIPTS" "$SDS_VENV/bin/python"
+  printf 'export LORA_WORKBENCH_HOME=%q\n' "$TRAINER_HOME"
+  printf 'export KOHYA_SS_PATH=%q KOHYA_PYTHON=%q\n' "$SD_SCRIPTS" "$SDS_PYTHON"
   printf 'export LORA_WORKBENCH_TEST_CKPT=%q\n' "$CKPT"
   if [ -f "$SDXL_CKPT" ]; then printf 'export LORA_WORKBENCH_TEST_SDXL_CKPT=%q\n' "$SDXL_CKPT"; fi
   printf 'export LORA_WORKBENCH_TOKENIZER_CACHE=%q\n' "$TOKENIZERS"
@@ -199,6 +210,6 @@ fi
   echo 'export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1'
 } > "$SCRATCH/env"
 settle "$HOME_DIR/env"
-log "done: ComfyUI ${COMFYUI_REF:0:12}, sd-scripts ${SD_SCRIPTS_REF:0:12} in $HOME_DIR"
+log "done: ComfyUI ${COMFYUI_REF:0:12}, sd-scripts ${SD_SCRIPTS_COMMIT:0:12} in $HOME_DIR"
 echo "# source it:  . $(printf '%q' "$HOME_DIR/env")" >&2
 cat "$HOME_DIR/env"

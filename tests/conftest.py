@@ -275,6 +275,19 @@ def _private_cache_dir(tmp_path_factory):
         os.environ[paths.CACHE_ENV] = before
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_home(tmp_path_factory):
+    """The managed trainer (LORA_WORKBENCH_HOME) of this session is empty: a developer's own install
+    never becomes the sd-scripts a test finds."""
+    before = os.environ.get("LORA_WORKBENCH_HOME")
+    os.environ["LORA_WORKBENCH_HOME"] = str(tmp_path_factory.mktemp("lora-workbench-home"))
+    yield
+    if before is None:
+        os.environ.pop("LORA_WORKBENCH_HOME", None)
+    else:
+        os.environ["LORA_WORKBENCH_HOME"] = before
+
+
 @pytest.fixture(autouse=True)
 def _own_settings_file(tmp_path_factory, monkeypatch):
     """No test reads or writes the developer's own settings (or the run index beside them)."""

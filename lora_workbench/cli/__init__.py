@@ -8,8 +8,9 @@
     lora-workbench train PROJECT --base CKPT [...]
     lora-workbench queue WORKFLOW [--set NODE.INPUT=VALUE ...]
     lora-workbench settings [--check] [--set KEY=VALUE ...]
+    lora-workbench trainer install|status|check|update|remove|pins [...]
 
-Each area adds its own subcommands (cli_library, cli_dataset, cli_train, cli_queue, cli_settings); their modules
+Each area adds its own subcommands (cli_library, cli_dataset, cli_train, cli_queue, cli_settings, cli_trainer); their modules
 import nothing heavy at import time, so `--help` is instant.
 Exit codes: 0 success, 1 the job failed (bad input, collisions, training error), 2 usage,
 130 cancelled with Ctrl-C.
@@ -28,6 +29,7 @@ from . import library as cli_library
 from . import queue as cli_queue
 from . import settings as cli_settings
 from . import train as cli_train
+from . import trainer as cli_trainer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in (cli_library, cli_dataset, cli_train, cli_queue, cli_settings):
+    for module in (cli_library, cli_dataset, cli_train, cli_queue, cli_settings, cli_trainer):
         module.add_commands(sub)
     return parser
 

@@ -8,6 +8,7 @@ Pure: nothing here starts a process or imports torch. What a run's settings beco
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from .. import paths
 from ..errors import ValidationError
 
 TOKENIZER_CACHE_ENV = "LORA_WORKBENCH_TOKENIZER_CACHE"
+NO_TRAINER_HINT = (
+    "Install sd-scripts with Settings -> LoRA Workbench -> Install sd-scripts in ComfyUI, "
+    "or `lora-workbench trainer install` in a terminal."
+)
 
 
 # --------------------------------------------------------------------------- finding sd-scripts
@@ -33,8 +38,8 @@ def find_sd_scripts(root: Path | None = None) -> Path:
             return candidate
     if not root.exists():
         raise ValidationError(
-            f"No kohya sd-scripts found: KOHYA_SS_PATH={root} does not exist. Install kohya_ss or sd-scripts and "
-            f"set KOHYA_SS_PATH (or kohya_ss_path in {paths.settings_path()}) to its folder."
+            f"No kohya sd-scripts found: KOHYA_SS_PATH={root} does not exist. {NO_TRAINER_HINT} Or set "
+            f"KOHYA_SS_PATH (or kohya_ss_path in {paths.settings_path()}) to your kohya_ss or sd-scripts folder."
         )
     raise ValidationError(
         f"KOHYA_SS_PATH={root} has neither train_network.py nor sd-scripts/train_network.py; set KOHYA_SS_PATH "
@@ -77,8 +82,51 @@ def find_install(root: str | os.PathLike | None = None) -> KohyaInstall:
 
 
 def default_tokenizer_cache() -> str:
-    """$LORA_WORKBENCH_TOKENIZER_CACHE or settings `tokenizer_cache_dir` ("" = sd-scripts downloads)."""
+    """$LORA_WORKBENCH_TOKENIZER_CACHE, settings `tokenizer_cache_dir`, the managed trainer's tokenizers
+    when it is in use ("" = sd-scripts downloads)."""
     if os.environ.get(TOKENIZER_CACHE_ENV):
         return str(Path(os.environ[TOKENIZER_CACHE_ENV]).expanduser())
     value = paths.load_settings().get("tokenizer_cache_dir")
-    return str(Path(value).expanduser()) if value else ""
+    if value:
+        return str(Path(value).expanduser())
+    return _managed_tokenizers()
+
+
+def _managed_tokenizers() -> str:
+    """The managed trainer's tokenizer folder (filled from ComfyUI's files) when that trainer is the
+    one in use; a KOHYA_SS_PATH install keeps sd-scripts' own behaviour."""
+    if os.environ.get("KOHYA_SS_PATH") or paths.load_settings().get("kohya_ss_path"):
+        return ""
+    managed = paths.managed_trainer()
+    if managed is None or not managed.tokenizers.is_dir():
+        return ""
+    return str(managed.tokenizers)
+
+
+_OFFLINE_RE = re.compile(
+    r"OfflineModeIsEnabled|LocalEntryNotFoundError|couldn't connect to 'https://huggingface\.co'"
+    r"|outgoing traffic has been disabled|Cannot reach https://huggingface\.co"
+)
+_REPO_ID_RE = re.compile(r"['\"]([A-Za-z0-9][\w.-]*/[\w.-]+)['\"]")
+
+
+def offline_tokenizer_hint(lines: list[str], cache_dir: str) -> str:
+    """A sentence naming the folder to fill when sd-scripts failed for want of Hub files while offline
+    (a family whose tokenizers ComfyUI does not ship); "" when the log shows no such failure."""
+    text = "\n".join(lines)
+    if not _OFFLINE_RE.search(text):
+        return ""
+    ids = [i for i in _REPO_ID_RE.findall(text) if not i.startswith("huggingface.co")]
+    if not cache_dir:
+        return (
+            "sd-scripts needed files from the Hugging Face Hub while offline: set LORA_WORKBENCH_TOKENIZER_CACHE "
+            f"(or tokenizer_cache_dir in {paths.settings_path()}) to a folder holding its tokenizers, or allow "
+            "Hub access once."
+        )
+    if not ids:
+        return f"sd-scripts needed files from the Hugging Face Hub while offline: put its tokenizers in {cache_dir}."
+    folder = Path(cache_dir) / ids[-1].replace("/", "_")
+    return (
+        f"sd-scripts needed the tokenizer {ids[-1]} from the Hugging Face Hub while offline: put its files in "
+        f"{folder}, or allow Hub access once (sd-scripts then saves it there)."
+    )

@@ -914,7 +914,13 @@ def _check_outcome(p: Plan, result, record: dict) -> tuple[str, list[str]]:
         _write_record(run_dir, record)
         raise TrainingCancelled(f"Training {run_dir.name} was cancelled; partial files are in {run_dir}.")
     _say_why_it_failed(p, result, final, cut)
-    text = result.error_message() + _removed_note(removed) + "".join(f"\n\n{n}" for n in notes)
+    hint = kohya.offline_tokenizer_hint(result.tail, _tokenizer_cache_of(cmd))
+    text = (
+        (hint + " " if hint else "")
+        + result.error_message()
+        + _removed_note(removed)
+        + "".join(f"\n\n{n}" for n in notes)
+    )
     record.update(state="failed", error=text, status=status.to_dict(max_losses=500))
     _write_record(run_dir, record)
     raise WorkbenchError(f"Training {run_dir.name} failed: {text}")
@@ -987,6 +993,13 @@ def remove_cut_off_loras(run_dir: Path) -> list[str]:
                 continue
             removed.append(entry.name)
     return sorted(removed)
+
+
+def _tokenizer_cache_of(cmd) -> str:
+    for section in cmd.config.values():
+        if isinstance(section, dict) and section.get("tokenizer_cache_dir"):
+            return str(section["tokenizer_cache_dir"])
+    return ""
 
 
 def _finished(

@@ -10,7 +10,8 @@
   LORA_WORKBENCH_TOKENIZER_CACHE   sd-scripts --tokenizer_cache_dir (default: the folder's)
   LORA_WORKBENCH_TEST_DATASET      a small dataset with images/2_testsubject (default: the folder's)
 The integration folder: $LORA_WORKBENCH_INTEGRATION_HOME, else the one holding the KOHYA_SS_PATH
-checkout when it has the script's layout, else .integration/ in this repository.
+checkout when it has the script's layout (sd-scripts installed by `lora-workbench trainer install`
+into its workbench-home/), else .integration/ in this repository.
 """
 
 from __future__ import annotations
@@ -40,8 +41,12 @@ def integration_home() -> Path:
     if os.environ.get("LORA_WORKBENCH_INTEGRATION_HOME"):
         return Path(os.environ["LORA_WORKBENCH_INTEGRATION_HOME"]).expanduser()
     kohya = os.environ.get("KOHYA_SS_PATH")
-    if kohya and (Path(kohya).expanduser().parent / "models").is_dir():
-        return Path(kohya).expanduser().parent
+    if kohya:
+        path = Path(kohya).expanduser()
+        # a checkout beside models/, or the one `trainer install` put in <home>/workbench-home/...
+        for home in (path.parent, *(p.parent for p in path.parents if p.name == "workbench-home")):
+            if (home / "models").is_dir():
+                return home
     return REPO / ".integration"
 
 

@@ -27,7 +27,10 @@ def test_finds_sd_scripts_inside_a_kohya_ss_checkout(tmp_path, monkeypatch):
 def test_missing_kohya_and_python_are_sentences(tmp_path, monkeypatch):
     monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
     monkeypatch.setenv("KOHYA_SS_PATH", str(tmp_path / "nowhere"))
-    with pytest.raises(ValidationError, match="does not exist. Install kohya_ss"):
+    with pytest.raises(
+        ValidationError,
+        match="does not exist. Install sd-scripts with Settings -> LoRA Workbench -> Install sd-scripts",
+    ):
         kohya.find_install()
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("KOHYA_SS_PATH", str(tmp_path / "empty"))
@@ -59,3 +62,27 @@ def test_toml_writer_round_trips_nested_tables_and_escapes():
         ],
     }
     assert tomllib.loads(toml_writer.dumps(data)) == data
+
+
+OFFLINE_LOG = [
+    "Traceback (most recent call last):",
+    "huggingface_hub.errors.OfflineModeIsEnabled: Cannot reach https://huggingface.co/api/models/google/t5-v1_1-xxl: "
+    "offline mode is enabled. To disable it, please unset the `HF_HUB_OFFLINE` environment variable.",
+    "OSError: We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them in the "
+    "cached files. Check your internet connection or see how to run the library in offline mode. "
+    "Can't load tokenizer for 'google/t5-v1_1-xxl'.",
+]
+
+
+def test_an_offline_tokenizer_failure_names_the_folder_to_fill(tmp_path):
+    hint = kohya.offline_tokenizer_hint(OFFLINE_LOG, str(tmp_path / "tok"))
+    assert f"put its files in {tmp_path / 'tok' / 'google_t5-v1_1-xxl'}" in hint
+    assert "google/t5-v1_1-xxl from the Hugging Face Hub while offline" in hint
+
+
+def test_an_offline_failure_without_a_tokenizer_folder_says_what_to_set():
+    assert "set LORA_WORKBENCH_TOKENIZER_CACHE" in kohya.offline_tokenizer_hint(OFFLINE_LOG, "")
+
+
+def test_other_failures_get_no_tokenizer_hint():
+    assert kohya.offline_tokenizer_hint(["RuntimeError: CUDA out of memory"], "/tok") == ""
