@@ -222,7 +222,7 @@ async def dataset_preview(request):
         max_items_per_epoch=number("max_items_per_epoch", 0) or None,
         repeats=None if repeats in (None, "") else _str(data, "repeats"),
         target_steps=number("target_steps", 0),
-        wrong_size=_str(data, "wrong_size", "error"),
+        wrong_size=_str(data, "wrong_size", "bucket"),
         caption_extension=_str(data, "caption_extension", ".txt"),
     )
     if not project.is_dir():

@@ -68,8 +68,9 @@ class DatasetSubsetWeights:
                         "default": 512,
                         **widget_range("width"),
                         "step": 64,
-                        "tooltip": "Training resolution width. With buckets off every image must be "
-                        "exactly width x height.",
+                        "tooltip": "Training resolution width (the trainer uses it unless its own width is "
+                        "set). With buckets on, images larger than width x height are scaled down to its "
+                        "area; with buckets off every image must be exactly width x height.",
                     },
                 ),
                 "height": (
@@ -78,15 +79,18 @@ class DatasetSubsetWeights:
                         "default": 512,
                         **widget_range("height"),
                         "step": 64,
-                        "tooltip": "Training resolution height.",
+                        "tooltip": "Training resolution height (the trainer uses it unless its own height "
+                        "is set).",
                     },
                 ),
                 "enable_bucket": (
                     "BOOLEAN",
                     {
-                        "default": False,
-                        "tooltip": "Aspect-ratio buckets: images of different sizes are allowed (kohya groups them). "
-                        "Off: every image must match the resolution.",
+                        "default": True,
+                        "tooltip": "Aspect-ratio buckets (on by default): photos of any size and shape train as "
+                        "they are, grouped by aspect ratio; larger ones are scaled down, smaller ones train at "
+                        "their own size (never upscaled). Off: every image must match the resolution (see "
+                        "wrong_size).",
                     },
                 ),
                 "apply_mode": (
@@ -103,7 +107,8 @@ class DatasetSubsetWeights:
                     {
                         "default": 1,
                         **widget_range("batch_size"),
-                        "tooltip": "Images per training step (for the TOML and the step math).",
+                        "tooltip": "Images per training step (for the TOML and the step math); the trainer "
+                        "uses it unless its own batch_size is set.",
                     },
                 ),
                 "epochs": (
@@ -111,8 +116,8 @@ class DatasetSubsetWeights:
                     {
                         "default": 3,
                         **widget_range("epochs"),
-                        "tooltip": "Epochs for the step math shown here (the trainer uses its own) - unless "
-                        "target_steps is set: then the node picks the epochs and the trainer uses them.",
+                        "tooltip": "Passes over the dataset: the step math shown here, and the trainer's epochs "
+                        "unless its own epochs is set. With target_steps the node picks the epochs instead.",
                     },
                 ),
                 "max_items_per_epoch": (
@@ -151,10 +156,11 @@ class DatasetSubsetWeights:
                 "wrong_size": (
                     list(WRONG_SIZE_MODES),
                     {
-                        "default": WRONG_SIZE_MODES[0],
-                        "tooltip": "With buckets off, images that are not width x height: error (stop and list "
-                        "them), resize (train on resized, center-cropped copies in <project>/cache/, made once "
-                        "per image and reused; the originals are untouched) or bucket (turn buckets on).",
+                        "default": "bucket",
+                        "tooltip": "With buckets off, images that are not width x height: bucket (turn buckets "
+                        "on, never upscaling; the default), error (stop and list them) or resize (train on "
+                        "resized, center-cropped copies in <project>/cache/, made once per image and reused; "
+                        "the originals are untouched).",
                     },
                 ),
                 "caption_extension": (
@@ -197,14 +203,14 @@ class DatasetSubsetWeights:
         weights: str = "",
         width: int = 512,
         height: int = 512,
-        enable_bucket: bool = False,
+        enable_bucket: bool = True,
         apply_mode: str = APPLY_MODES[0],
         batch_size: int = 1,
         epochs: int = 3,
         max_items_per_epoch: int = 0,
         repeats: str | None = None,  # missing in workflows saved before the modes: see resolve_mode
         target_steps: int = 0,
-        wrong_size: str = "error",
+        wrong_size: str = "bucket",  # missing in workflows saved before it: buckets, never an error
         caption_extension: str | None = None,  # None: the core's default (.txt)
         unique_id=None,
         caption_options=None,

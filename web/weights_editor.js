@@ -153,13 +153,13 @@ class WeightsEditor {
       weights: String(value(n, WEIGHTS, "") ?? ""),
       width: Number(width),
       height: Number(value(n, "height", width)),
-      enable_bucket: Boolean(value(n, "enable_bucket", false)),
+      enable_bucket: Boolean(value(n, "enable_bucket", true)),
       batch_size: Number(value(n, "batch_size", 1)),
       epochs: Number(value(n, "epochs", 1)),
       max_items_per_epoch: Number(value(n, "max_items_per_epoch", 0)) || null,
       repeats: value(n, REPEATS, null),
       target_steps: Number(value(n, "target_steps", 0)) || 0,
-      wrong_size: String(value(n, "wrong_size", "error")),
+      wrong_size: String(value(n, "wrong_size", "bucket")),
       caption_extension: String(value(n, "caption_extension", ".txt")),
     };
   }

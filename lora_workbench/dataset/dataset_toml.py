@@ -58,6 +58,9 @@ def build_config(
         lo = min(256, (min(w, h) // BUCKET_STEP) * BUCKET_STEP or BUCKET_STEP)
         hi = max(1024, int(math.ceil(max(w, h) / BUCKET_STEP)) * BUCKET_STEP)
         ds.update(min_bucket_reso=lo, max_bucket_reso=hi, bucket_reso_steps=BUCKET_STEP)
+        # An image smaller than the resolution trains at its own size instead of being upscaled
+        # (blurred) into a bucket; larger ones are scaled down to the resolution's area as before.
+        ds["bucket_no_upscale"] = True
     ds["subsets"] = [
         {
             "image_dir": s.image_dir,

@@ -32,13 +32,15 @@ class DatasetOptions:
 
     weights_text: str = ""
     resolution: tuple[int, int] = (512, 512)
-    enable_bucket: bool = False
+    # Buckets on by default: a folder of phone photos (mixed sizes and shapes) trains as it is, each
+    # image at its own aspect ratio and never upscaled (dataset_toml writes bucket_no_upscale).
+    enable_bucket: bool = True
     batch_size: int = 1
     epochs: int = 1  # for the step math; a target_steps plan chooses its own
     max_items_per_epoch: int | None = None  # the step budget for balancing (None: the default)
     repeats: str | None = None  # folders | equal | weights; None: weights if typed in, else folders
     target_steps: int = 0  # 0: no plan
-    wrong_size: str = "error"  # error | resize | bucket (buckets off, an image not at the resolution)
+    wrong_size: str = "bucket"  # error | resize | bucket (buckets off, an image not at the resolution)
     caption_extension: str = CAPTION_EXT
     # sd-scripts' caption/augmentation keys written into every subset (shuffle_caption, keep_tokens,
     # flip_aug, ...): the node's caption_options input, made sd-scripts' keys by the training area
