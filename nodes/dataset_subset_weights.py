@@ -17,7 +17,7 @@ class DatasetSubsetWeights:
 
     DESCRIPTION = (
         "Reads a training project (images/N_Subject/ folders with .txt captions, optionally "
-        "regularization/), checks it the way sd-scripts will read it (captions, unreadable images, "
+        "regularization/; or a plain folder of images, read as one subset named after it), checks it the way sd-scripts will read it (captions, unreadable images, "
         "sizes, file names it skips), sets each subset's repeats from the folder names, equal shares "
         "or your weights, optionally plans the epochs for a total number of steps, and writes kohya's "
         "dataset config (dataset.toml) - or renames the folders to N_Subject like the seed script. "
@@ -46,9 +46,11 @@ class DatasetSubsetWeights:
                     "STRING",
                     {
                         "default": "",
-                        "tooltip": "The training project folder (images/N_Subject/, regularization/, output/, logs/). "
-                        "A new folder gets that layout. Must lie inside an allowed root "
-                        "($LORA_WORKBENCH_ROOTS or `roots` in the settings).",
+                        "tooltip": "The training project folder: a plain folder of images (trained as one "
+                        "subset named after it, nothing moved), or images/N_Subject/ folders. dataset.toml, "
+                        "output/ and logs/ go into it; a new, empty folder gets the full layout. Must lie "
+                        "inside an allowed root: ComfyUI's lora-projects folder (beside input/), or "
+                        "$LORA_WORKBENCH_ROOTS / `roots` in the settings.",
                     },
                 ),
                 "weights": (
@@ -171,6 +173,18 @@ class DatasetSubsetWeights:
                         "dataset.toml for every subset, so the check here and sd-scripts read the same files.",
                     },
                 ),
+                # appended last: workflows saved before it keep their widget positions (default 1)
+                "folder_repeats": (
+                    "INT",
+                    {
+                        "default": 1,
+                        **widget_range("folder_repeats"),
+                        "tooltip": "Repeats of a plain folder of images: the images right in the project "
+                        "folder (or right in its images/, no N_Subject folders) are one subset named after "
+                        "the folder, seen this many times per epoch. Nothing in the folder is moved or "
+                        "renamed. Subset folders take their repeats from their N_ prefix instead.",
+                    },
+                ),
                 "caption_options": (
                     "LORA_TRAIN_OPTIONS",
                     {
@@ -214,6 +228,7 @@ class DatasetSubsetWeights:
         caption_extension: str | None = None,  # None: the core's default (.txt)
         unique_id=None,
         caption_options=None,
+        folder_repeats: int = 1,
     ):
         from ..lora_workbench.dataset import prepare, project
         from ..lora_workbench.dataset.confined import Guard
@@ -236,6 +251,7 @@ class DatasetSubsetWeights:
             target_steps=target_steps,
             wrong_size=wrong_size,
             caption_extension=CAPTION_EXT if caption_extension is None else caption_extension,
+            folder_repeats=folder_repeats,
             subset_options=per_subset,
         )
         ds, text = prepare.prepare_dataset(

@@ -59,6 +59,13 @@ def _add_shape(p: argparse.ArgumentParser) -> None:
         help="aspect-ratio buckets: images of any size train as they are, never upscaled (default: on; "
         "--no-enable-bucket: every image must be WIDTHxHEIGHT, see --wrong-size)",
     )
+    p.add_argument(
+        "--folder-repeats",
+        type=int,
+        default=1,
+        metavar="N",
+        help="repeats of a plain folder of images (no images/N_Subject/ folders; read as one subset)",
+    )
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--epochs", type=int, default=3, help="epochs, for the step math (unless --target-steps)")
     p.add_argument(
@@ -182,6 +189,7 @@ def options(args):
         target_steps=args.target_steps,
         wrong_size=args.wrong_size,
         caption_extension=args.caption_extension,
+        folder_repeats=args.folder_repeats,
     )
 
 

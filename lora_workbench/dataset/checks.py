@@ -79,8 +79,8 @@ def _layout(scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
             Issue(
                 "error",
                 train_dir,
-                f"The project has no {TRAIN_DIR}/ folder; run `lora-workbench train-init {scan.project_dir}` "
-                f"and put each subject's images in {TRAIN_DIR}/N_Subject/.",
+                f"The project folder {scan.project_dir} holds no images; put your images (with captions "
+                f"beside them, optional) right in it, or each subject's in {TRAIN_DIR}/N_Subject/ folders.",
                 "layout",
             )
         )
@@ -347,6 +347,17 @@ def _captions(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]
                 "warning",
                 s.folder,
                 f"{len(s.missing_captions)} regularization image(s) in {d} {why}.",
+                "caption-missing",
+            )
+        )
+    elif s.flat and s.missing_captions:  # sd-scripts trains them on the class token: the folder's name
+        out.append(
+            Issue(
+                "warning",
+                s.folder,
+                f"{len(s.missing_captions)} image(s) in {d} have no caption (e.g. {s.missing_captions[0]}); "
+                f"they train with the folder's name {s.name!r} as their caption. Add a {ext} file beside "
+                f"an image to caption it.",
                 "caption-missing",
             )
         )

@@ -20,6 +20,7 @@ LIMITS: dict[str, tuple[int, int]] = {
     "epochs": _trainers("epochs"),
     "max_items_per_epoch": (0, 10_000_000),
     "target_steps": (0, 10_000_000),
+    "folder_repeats": (1, 10_000),
 }
 
 

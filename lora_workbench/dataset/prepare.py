@@ -42,6 +42,7 @@ class DatasetOptions:
     target_steps: int = 0  # 0: no plan
     wrong_size: str = "bucket"  # error | resize | bucket (buckets off, an image not at the resolution)
     caption_extension: str = CAPTION_EXT
+    folder_repeats: int = 1  # a plain folder of images (no N_Subject folders): its repeats
     # sd-scripts' caption/augmentation keys written into every subset (shuffle_caption, keep_tokens,
     # flip_aug, ...): the node's caption_options input, made sd-scripts' keys by the training area
     subset_options: dict = field(default_factory=dict)
@@ -67,6 +68,7 @@ class DatasetOptions:
                 ("epochs", self.epochs),
                 ("max_items_per_epoch", self.max_items_per_epoch or 0),
                 ("target_steps", self.target_steps),
+                ("folder_repeats", self.folder_repeats),
             )
         }
         return replace(
@@ -78,6 +80,7 @@ class DatasetOptions:
             epochs=numbers["epochs"],
             max_items_per_epoch=numbers["max_items_per_epoch"] or None,
             target_steps=numbers["target_steps"],
+            folder_repeats=numbers["folder_repeats"],
             caption_extension=ext,
             subset_options=dict(self.subset_options or {}),
         )
@@ -132,6 +135,9 @@ def analyse(
     scan = scan_project(
         project_dir, caption_extension=opts.caption_extension, guard=guard, rules=rules or rules_in_use()
     )
+    for s in scan.train:
+        if s.flat:  # a plain folder has no N_ prefix: the folder_repeats option is its prefix
+            s.repeats = opts.folder_repeats
     mode = resolve_mode(opts.repeats, opts.weights_text)
     issues: list[Issue] = []
     plan, weights = _repeats(scan, mode, opts, issues)
@@ -381,6 +387,8 @@ def _rename_folders(root: Path, a: Analysis, subsets: list[DatasetSubset], dry_r
     moves: list[tuple[str, str]] = []
     for s in a.scan.train:
         d = by_dir.get(s.image_dir)
+        if s.flat:  # the user's own folder of images (maybe the project folder itself): never renamed
+            continue
         if d is not None:
             target = f"{d.repeats}_{s.name}"
         elif s.image_count and s.name in excluded:
@@ -398,6 +406,8 @@ def _rename_folders(root: Path, a: Analysis, subsets: list[DatasetSubset], dry_r
             if s.image_dir == d.image_dir and s.folder in moved and s.link is None:
                 d.image_dir = moved[s.folder]
     if not plan.moves:
+        if any(s.flat for s in a.scan.train):
+            return ["A plain folder of images is never renamed; its repeats are in dataset.toml."]
         return ["Folder names already match the repeats; nothing renamed."]
     verb = "Would rename" if dry_run else "Renamed"
     return [

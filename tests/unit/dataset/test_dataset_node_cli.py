@@ -131,8 +131,8 @@ def test_node_initialises_a_new_project_then_asks_for_subsets(node, roots):
 def test_node_does_not_scaffold_into_an_unrelated_folder(node, roots):
     other = roots / "holiday photos"
     other.mkdir()
-    (other / "beach.jpg").write_bytes(b"x")
-    with pytest.raises(ValidationError, match="has no images/ folder"):
+    (other / "beach.jpg").write_bytes(b"x")  # read as a plain folder of images: no layout added
+    with pytest.raises(ValidationError, match="holiday photos/beach.jpg cannot be read as an image"):
         node.prepare(
             project_folder=str(other),
             weights="",
