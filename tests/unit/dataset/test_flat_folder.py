@@ -111,3 +111,15 @@ def test_folder_repeats_out_of_range_is_refused_naming_the_value(tmp_path, value
         Exception, match=f"folder_repeats must be a whole number from 1 to 10000, not {value}"
     ):
         prepare.prepare_dataset(root, default_options(folder_repeats=value))
+
+
+@pytest.mark.parametrize("inside", ["", "images"])
+def test_editing_a_plain_folders_image_makes_the_node_run_again(tmp_path, inside):
+    from lora_workbench.dataset import fingerprint
+
+    root = tmp_path / "mochi"
+    folder = photos(root / inside if inside else root)
+    before = fingerprint.listing_fingerprint(root)
+    Image.new("RGB", (300, 200)).save(folder / "IMG_0001.jpg", "JPEG")
+    os.utime(folder / "IMG_0001.jpg", ns=(1, 1))
+    assert fingerprint.listing_fingerprint(root) != before
