@@ -432,7 +432,7 @@ def _toml_text(a: Analysis, subsets: list[DatasetSubset]) -> str:
         else None
     )
     weights = {s.name: a.plan.weights.get(s.name, 1.0) for s in a.scan.train} if a.mode != FOLDERS else None
-    return dataset_toml.dumps(config, weights=weights, plan=plan)
+    return dataset_toml.dumps(config, weights=weights, plan=plan, epochs=a.options.epochs)
 
 
 def _lora_dataset(
@@ -452,6 +452,7 @@ def _lora_dataset(
         warnings=[i.message for i in a.warnings],
         planned_epochs=a.steps.epochs if a.steps.planned else 0,
         target_steps=a.steps.target_steps,
+        epochs=a.options.epochs,
     )
 
 

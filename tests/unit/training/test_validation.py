@@ -21,7 +21,7 @@ def opts(**kw) -> TrainOptions:
         ({"width": 500}, "width is 500; sd-scripts needs a multiple of 64"),
         ({"height": 520, "buckets": "on"}, None),
         ({"height": 522, "buckets": "on"}, "multiple of 8"),
-        ({"epochs": 0}, "epochs is 0; set it between 1"),
+        ({"epochs": -1}, "epochs is -1; set it between 0"),
         ({"network_dim": 5000}, "network_dim is 5000"),
         ({"learning_rate": float("nan")}, "finite"),
         ({"output_name": "../evil"}, "output_name '../evil' may only hold"),
