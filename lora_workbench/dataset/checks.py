@@ -89,8 +89,8 @@ def _layout(scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
             Issue(
                 "error",
                 train_dir,
-                f"{TRAIN_DIR}/ has no subset folders; put each subject's images (with captions) in "
-                f"{TRAIN_DIR}/N_Subject/ (e.g. {TRAIN_DIR}/1_Subject).",
+                f"{TRAIN_DIR}/ has no subset folders and no images; put your images right in {TRAIN_DIR}/ "
+                f"(one subset) or each subject's in {TRAIN_DIR}/N_Subject/ (e.g. {TRAIN_DIR}/1_Subject).",
                 "layout",
             )
         )
