@@ -16,7 +16,7 @@ from lora_workbench.modelfiles.detect import detect_model
 from lora_workbench.training import kohya, train
 from lora_workbench.training.command import Target, build_command, effective_options, kv_argv
 from lora_workbench.training.options import TrainOptions
-from lora_workbench.training.settings import SETTINGS, Where
+from lora_workbench.training.settings import SETTING, SETTINGS, Where
 from lora_workbench.training.validation import validate
 from tests.unit import train_fakes as fakes
 
@@ -196,4 +196,5 @@ def test_a_misspelled_option_is_caught(tmp_path, kohya_dir, kohya_python, monkey
     (res,) = argcheck.check(kohya_python, install.scripts_dir, [case])
     found = argcheck.problems(case, res)
     assert any("no option 'network_dimm'" in p for p in found), found
-    assert any("network_dim parsed as 128" in p for p in found), found
+    dim = SETTING["network_dim"].default
+    assert any(f"network_dim parsed as {dim}" in p for p in found), found
