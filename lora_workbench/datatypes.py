@@ -59,6 +59,9 @@ class LoraDataset:
     # steps_per_epoch x planned_epochs lands closest to target_steps. 0 = no plan: the trainer's epochs.
     planned_epochs: int = 0
     target_steps: int = 0
+    # The dataset node's epochs: what the trainer trains when its own epochs is 0 (0 = not recorded,
+    # a dataset.toml written before it: the trainer's old default then).
+    epochs: int = 0
 
     @property
     def class_tokens(self) -> list[str]:

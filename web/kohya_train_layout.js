@@ -237,12 +237,12 @@ export const LAYOUT = {
     }
   ],
   "defaults": {
-    "epochs": 3,
-    "width": 512,
-    "height": 512,
+    "epochs": 0,
+    "width": 0,
+    "height": 0,
     "seed": 12345,
-    "network_dim": 128,
-    "network_alpha": 128.0,
+    "network_dim": 32,
+    "network_alpha": 16.0,
     "learning_rate": 0.0001,
     "unet_lr": 0.0001,
     "text_encoder_lr": 5e-05,

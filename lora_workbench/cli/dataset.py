@@ -54,7 +54,18 @@ def _add_shape(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--height", type=int, default=512)
     p.add_argument(
-        "--enable-bucket", action="store_true", help="aspect-ratio buckets (images may differ in size)"
+        "--enable-bucket",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="aspect-ratio buckets: images of any size train as they are, never upscaled (default: on; "
+        "--no-enable-bucket: every image must be WIDTHxHEIGHT, see --wrong-size)",
+    )
+    p.add_argument(
+        "--folder-repeats",
+        type=int,
+        default=1,
+        metavar="N",
+        help="repeats of a plain folder of images (no images/N_Subject/ folders; read as one subset)",
     )
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--epochs", type=int, default=3, help="epochs, for the step math (unless --target-steps)")
@@ -69,9 +80,9 @@ def _add_shape(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wrong-size",
         choices=WRONG_SIZE_MODES,
-        default=WRONG_SIZE_MODES[0],
-        help="buckets off and an image is not WIDTHxHEIGHT: error (default), resize (train on resized "
-        "copies in PROJECT/cache, originals untouched) or bucket (turn buckets on)",
+        default="bucket",
+        help="buckets off and an image is not WIDTHxHEIGHT: error, resize (train on resized "
+        "copies in PROJECT/cache, originals untouched) or bucket (turn buckets on; the default)",
     )
     p.add_argument(
         "--caption-extension", default=dataset.CAPTION_EXT, help="the caption file beside each image"
@@ -179,6 +190,7 @@ def options(args):
         target_steps=args.target_steps,
         wrong_size=args.wrong_size,
         caption_extension=args.caption_extension,
+        folder_repeats=args.folder_repeats,
     )
 
 

@@ -13,11 +13,11 @@ import signal
 import sys
 from pathlib import Path
 
-from .. import numbers
+from .. import numbers, paths
 from ..dataset import dataset_toml
 from ..errors import ValidationError, WorkbenchError
 from ..terminal import echo, safe
-from ..training import train
+from ..training import model_files, train
 from ..training.options import TrainOptions
 from ..training.settings import GROUPS, SETTING, SETTINGS, in_group
 
@@ -66,8 +66,9 @@ def add_commands(sub) -> None:
     p.add_argument("project", help="the training project folder")
     p.add_argument(
         "--base",
-        help="the base model: a checkpoint or a diffusion model .safetensors of any family (docs/families.md); "
-        "with --resume, the resumed run's",
+        help="the base model: a checkpoint or a diffusion model .safetensors of any family (docs/families.md), "
+        "as a path or as a name in ComfyUI's checkpoints or diffusion_models folders (COMFYUI_PATH, and its "
+        "extra_model_paths.yaml); with --resume, the resumed run's",
     )
     p.add_argument(
         "--kohya-json",
@@ -196,7 +197,7 @@ def run_train(args) -> int:
     dataset = _load_dataset(args)
     if not (args.base or recorded_base):
         raise ValidationError("--base is required: the base checkpoint to train on.")
-    base = str(Path(args.base or recorded_base).expanduser().resolve())
+    base = model_files.find_base_model(args.base or recorded_base, paths.comfyui_path())
     if args.print_command:
         return _print_command(opts, dataset, base)
     term = _Terminal()

@@ -32,6 +32,7 @@ toml_string = toml_writer.toml_string  # kept for callers of the old name
 HEADER = "# Dataset config written by lora-workbench (kohya sd-scripts --dataset_config)."
 _WEIGHTS_PREFIX = "# lora-workbench weights = "
 _PLAN_PREFIX = "# lora-workbench plan = "  # {"target_steps": T, "epochs": E, "total_steps": S}
+_EPOCHS_PREFIX = "# lora-workbench epochs = "  # the dataset node's epochs (the trainer's when its own is 0)
 BUCKET_STEP = 64
 
 
@@ -58,6 +59,9 @@ def build_config(
         lo = min(256, (min(w, h) // BUCKET_STEP) * BUCKET_STEP or BUCKET_STEP)
         hi = max(1024, int(math.ceil(max(w, h) / BUCKET_STEP)) * BUCKET_STEP)
         ds.update(min_bucket_reso=lo, max_bucket_reso=hi, bucket_reso_steps=BUCKET_STEP)
+        # An image smaller than the resolution trains at its own size instead of being upscaled
+        # (blurred) into a bucket; larger ones are scaled down to the resolution's area as before.
+        ds["bucket_no_upscale"] = True
     ds["subsets"] = [
         {
             "image_dir": s.image_dir,
@@ -78,14 +82,18 @@ def build_config(
     return {"general": general, "datasets": [ds]}
 
 
-def dumps(config: dict, weights: dict[str, float] | None = None, plan: dict | None = None) -> str:
-    """TOML text for build_config()'s structure, with our header and the weights and step plan as
-    comments (toml_writer.comment: nothing can break out of a comment line)."""
+def dumps(
+    config: dict, weights: dict[str, float] | None = None, plan: dict | None = None, epochs: int = 0
+) -> str:
+    """TOML text for build_config()'s structure, with our header and the weights, step plan and epochs
+    as comments (toml_writer.comment: nothing can break out of a comment line)."""
     lines = [HEADER[2:]]
     if weights is not None:
         lines.append(_WEIGHTS_PREFIX[2:] + json.dumps(weights, ensure_ascii=True))
     if plan:
         lines.append(_PLAN_PREFIX[2:] + json.dumps(plan, ensure_ascii=True))
+    if epochs:
+        lines.append(_EPOCHS_PREFIX[2:] + str(int(epochs)))
     return toml_writer.comment(*lines) + "\n" + toml_writer.dumps(config)
 
 
@@ -130,6 +138,23 @@ def read_plan(text: str, where: str = "the dataset config") -> dict | None:
             raise ValidationError(
                 f"The step plan in {where} asks for {key} = {data[key]}; it must be from {low} to {high}: {fix}."
             )
+    return data
+
+
+def read_epochs(text: str, where: str = "the dataset config") -> int:
+    """The dataset node's epochs recorded in a TOML we wrote (0 when it records none); a value the
+    trainer would refuse is a ValidationError naming `where` and the value."""
+    data = _comment_json(text, _EPOCHS_PREFIX)
+    if data is None:
+        return 0
+    low, high = limits.LIMITS["epochs"]
+    if type(data) is not int or not low <= data <= high:
+        shown = "unreadable" if data is _UNREADABLE else repr(data)
+        raise ValidationError(
+            f"The epochs in {where} (its `{_EPOCHS_PREFIX[2:].strip()}` line) are {shown}; they must be a "
+            f"whole number from {low} to {high}: write it again with `lora-workbench dataset apply` (or "
+            f"DatasetSubsetWeights)."
+        )
     return data
 
 
@@ -263,6 +288,7 @@ def dataset_from_toml(
         fingerprint=_content_hash(path, [Path(s.image_dir) for s in subsets]),
         planned_epochs=int(plan.get("epochs", 0)),
         target_steps=int(plan.get("target_steps", 0)),
+        epochs=read_epochs(text, str(path)),
     )
 
 

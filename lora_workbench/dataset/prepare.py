@@ -32,14 +32,17 @@ class DatasetOptions:
 
     weights_text: str = ""
     resolution: tuple[int, int] = (512, 512)
-    enable_bucket: bool = False
+    # Buckets on by default: a folder of phone photos (mixed sizes and shapes) trains as it is, each
+    # image at its own aspect ratio and never upscaled (dataset_toml writes bucket_no_upscale).
+    enable_bucket: bool = True
     batch_size: int = 1
     epochs: int = 1  # for the step math; a target_steps plan chooses its own
     max_items_per_epoch: int | None = None  # the step budget for balancing (None: the default)
     repeats: str | None = None  # folders | equal | weights; None: weights if typed in, else folders
     target_steps: int = 0  # 0: no plan
-    wrong_size: str = "error"  # error | resize | bucket (buckets off, an image not at the resolution)
+    wrong_size: str = "bucket"  # error | resize | bucket (buckets off, an image not at the resolution)
     caption_extension: str = CAPTION_EXT
+    folder_repeats: int = 1  # a plain folder of images (no N_Subject folders): its repeats
     # sd-scripts' caption/augmentation keys written into every subset (shuffle_caption, keep_tokens,
     # flip_aug, ...): the node's caption_options input, made sd-scripts' keys by the training area
     subset_options: dict = field(default_factory=dict)
@@ -65,6 +68,7 @@ class DatasetOptions:
                 ("epochs", self.epochs),
                 ("max_items_per_epoch", self.max_items_per_epoch or 0),
                 ("target_steps", self.target_steps),
+                ("folder_repeats", self.folder_repeats),
             )
         }
         return replace(
@@ -76,6 +80,7 @@ class DatasetOptions:
             epochs=numbers["epochs"],
             max_items_per_epoch=numbers["max_items_per_epoch"] or None,
             target_steps=numbers["target_steps"],
+            folder_repeats=numbers["folder_repeats"],
             caption_extension=ext,
             subset_options=dict(self.subset_options or {}),
         )
@@ -136,6 +141,9 @@ def analyse(
         rules=rules or rules_in_use(),
         check_cancel=check_cancel,
     )
+    for s in scan.train:
+        if s.flat:  # a plain folder has no N_ prefix: the folder_repeats option is its prefix
+            s.repeats = opts.folder_repeats
     mode = resolve_mode(opts.repeats, opts.weights_text)
     issues: list[Issue] = []
     plan, weights = _repeats(scan, mode, opts, issues)
@@ -398,6 +406,8 @@ def _rename_folders(root: Path, a: Analysis, subsets: list[DatasetSubset], dry_r
     moves: list[tuple[str, str]] = []
     for s in a.scan.train:
         d = by_dir.get(s.image_dir)
+        if s.flat:  # the user's own folder of images (maybe the project folder itself): never renamed
+            continue
         if d is not None:
             target = f"{d.repeats}_{s.name}"
         elif s.image_count and s.name in excluded:
@@ -415,6 +425,8 @@ def _rename_folders(root: Path, a: Analysis, subsets: list[DatasetSubset], dry_r
             if s.image_dir == d.image_dir and s.folder in moved and s.link is None:
                 d.image_dir = moved[s.folder]
     if not plan.moves:
+        if any(s.flat for s in a.scan.train):
+            return ["A plain folder of images is never renamed; its repeats are in dataset.toml."]
         return ["Folder names already match the repeats; nothing renamed."]
     verb = "Would rename" if dry_run else "Renamed"
     return [
@@ -439,7 +451,7 @@ def _toml_text(a: Analysis, subsets: list[DatasetSubset]) -> str:
         else None
     )
     weights = {s.name: a.plan.weights.get(s.name, 1.0) for s in a.scan.train} if a.mode != FOLDERS else None
-    return dataset_toml.dumps(config, weights=weights, plan=plan)
+    return dataset_toml.dumps(config, weights=weights, plan=plan, epochs=a.options.epochs)
 
 
 def _lora_dataset(
@@ -459,6 +471,7 @@ def _lora_dataset(
         warnings=[i.message for i in a.warnings],
         planned_epochs=a.steps.epochs if a.steps.planned else 0,
         target_steps=a.steps.target_steps,
+        epochs=a.options.epochs,
     )
 
 

@@ -102,6 +102,24 @@ def _bucket_sides(o) -> None:
         raise ValidationError(
             f"min_bucket_reso {o.min_bucket_reso} is above max_bucket_reso {o.max_bucket_reso}; swap them."
         )
+    if o.width and o.height:  # 0 until the dataset's resolution is known (train.plan checks again)
+        _buckets_around_the_resolution(o)
+
+
+def _buckets_around_the_resolution(o) -> None:
+    """sd-scripts asserts min_bucket_reso <= the resolution's shorter side and max_bucket_reso >= its
+    longer one; say so before the run (the resolution may come from the dataset)."""
+    short, long = min(o.width, o.height), max(o.width, o.height)
+    if o.min_bucket_reso > short:
+        raise ValidationError(
+            f"min_bucket_reso {o.min_bucket_reso} is above the training resolution {o.width}x{o.height}; "
+            f"set it to at most {max(64, short // 64 * 64)} or train at a larger resolution."
+        )
+    if o.max_bucket_reso < long:
+        raise ValidationError(
+            f"max_bucket_reso {o.max_bucket_reso} is below the training resolution {o.width}x{o.height}; "
+            f"set it to at least {-(-long // 64) * 64}."
+        )
 
 
 def _alpha_above_dim(o) -> str | None:
