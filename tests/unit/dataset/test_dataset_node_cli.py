@@ -323,7 +323,14 @@ def test_cancel_in_comfyui_stops_the_resized_copies(node, comfy, roots, monkeypa
 
     monkeypatch.setattr(resize_cache, "_resized_png", resize_then_cancel)
     with pytest.raises(Exception) as exc:
-        node.prepare(project_folder=str(root), width=64, height=64, wrong_size="resize", unique_id="5")
+        node.prepare(
+            project_folder=str(root),
+            width=64,
+            height=64,
+            enable_bucket=False,
+            wrong_size="resize",
+            unique_id="5",
+        )
     assert type(exc.value).__name__ == "InterruptProcessingException"
     assert len(made) == 1 and not (root / "dataset.toml").exists()
 
