@@ -37,6 +37,7 @@ class DatasetSubsetWeights:
     def INPUT_TYPES(cls):
         from ..lora_workbench.dataset.checks import WRONG_SIZE_MODES
         from ..lora_workbench.dataset.limits import widget_range
+        from ..lora_workbench.dataset.prepare import MISSING_CAPTION_MODES
         from ..lora_workbench.dataset.repeats import REPEAT_MODES
         from ..lora_workbench.dataset.scan import CAPTION_EXT
 
@@ -173,6 +174,16 @@ class DatasetSubsetWeights:
                         "into every subset of the dataset TOML; they win over the trainer's run-wide ones.",
                     },
                 ),
+                # last: workflows saved before it keep their widget positions and get "error", as before
+                "missing_caption": (
+                    list(MISSING_CAPTION_MODES),
+                    {
+                        "default": MISSING_CAPTION_MODES[0],
+                        "tooltip": "A training image without a caption file: error (stop and list them), "
+                        "class_tokens (train it on the folder's subject, e.g. `Cat` for 3_Cat, as sd-scripts "
+                        "does) or empty (train it with an empty caption).",
+                    },
+                ),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
@@ -208,6 +219,7 @@ class DatasetSubsetWeights:
         caption_extension: str | None = None,  # None: the core's default (.txt)
         unique_id=None,
         caption_options=None,
+        missing_caption: str = "error",
     ):
         from ..lora_workbench.dataset import prepare, project
         from ..lora_workbench.dataset.confined import Guard
@@ -231,6 +243,7 @@ class DatasetSubsetWeights:
             wrong_size=wrong_size,
             caption_extension=CAPTION_EXT if caption_extension is None else caption_extension,
             subset_options=per_subset,
+            missing_caption=missing_caption,
         )
         ds, text = prepare.prepare_dataset(
             root, options, apply_mode=_MODE_KEYS.get(apply_mode, apply_mode), guard=guard

@@ -75,6 +75,13 @@ def _add_shape(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--caption-extension", default=dataset.CAPTION_EXT, help="the caption file beside each image"
     )
+    p.add_argument(
+        "--missing-caption",
+        choices=prepare.MISSING_CAPTION_MODES,
+        default="error",
+        help="a training image without a caption file: error (default), class_tokens (train it on the "
+        "folder's subject, as sd-scripts does) or empty (an empty caption)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
 
@@ -178,6 +185,7 @@ def options(args):
         target_steps=args.target_steps,
         wrong_size=args.wrong_size,
         caption_extension=args.caption_extension,
+        missing_caption=args.missing_caption,
     )
 
 

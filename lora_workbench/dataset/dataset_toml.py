@@ -43,9 +43,12 @@ def build_config(
     enable_bucket: bool,
     caption_extension: str = ".txt",
     subset_options: Mapping[str, Any] | None = None,
+    missing_caption: str = "error",
 ) -> dict:
     """The [general] / [[datasets]] / [[datasets.subsets]] structure as plain dicts and lists.
-    `subset_options`: caption/augmentation keys written into every subset (see the hook below)."""
+    `subset_options`: caption/augmentation keys written into every subset (see the hook below).
+    `missing_caption` "empty" leaves class_tokens out of the training subsets: sd-scripts then trains an
+    image without a caption file on an empty caption instead of the class tokens."""
     w, h = int(resolution[0]), int(resolution[1])
     general = {"caption_extension": caption_extension, "enable_bucket": bool(enable_bucket)}
     ds: dict = {
@@ -58,16 +61,7 @@ def build_config(
         lo = min(256, (min(w, h) // BUCKET_STEP) * BUCKET_STEP or BUCKET_STEP)
         hi = max(1024, int(math.ceil(max(w, h) / BUCKET_STEP)) * BUCKET_STEP)
         ds.update(min_bucket_reso=lo, max_bucket_reso=hi, bucket_reso_steps=BUCKET_STEP)
-    ds["subsets"] = [
-        {
-            "image_dir": s.image_dir,
-            "num_repeats": int(s.repeats),
-            "class_tokens": s.class_tokens or s.name,
-            "caption_extension": caption_extension,
-            "is_reg": bool(s.is_reg),
-        }
-        for s in subsets
-    ]
+    ds["subsets"] = [_subset_table(s, caption_extension, missing_caption) for s in subsets]
     # --- hook (features): per-subset caption and augmentation keys from the trainer's caption settings
     # (KohyaCaptionOptions -> DatasetSubsetWeights.caption_options, made sd-scripts' keys by
     # training.command.subset_caption_keys: shuffle_caption, keep_tokens, caption_dropout_rate,
@@ -76,6 +70,21 @@ def build_config(
     for sub in ds["subsets"]:
         sub.update(subset_options or {})
     return {"general": general, "datasets": [ds]}
+
+
+def _subset_table(s: DatasetSubset, caption_extension: str, missing_caption: str) -> dict:
+    table = {
+        "image_dir": s.image_dir,
+        "num_repeats": int(s.repeats),
+        "class_tokens": s.class_tokens or s.name,
+        "caption_extension": caption_extension,
+        "is_reg": bool(s.is_reg),
+    }
+    if missing_caption == "empty" and not s.is_reg:
+        del table["class_tokens"]
+    if s.alpha_mask:
+        table["alpha_mask"] = True  # the PNGs' alpha masks the loss (Save Training Images' masks)
+    return table
 
 
 def dumps(config: dict, weights: dict[str, float] | None = None, plan: dict | None = None) -> str:
@@ -218,6 +227,7 @@ def _subsets_of(datasets: list[dict]) -> list[DatasetSubset]:
                     repeats=repeats,
                     class_tokens=str(s.get("class_tokens", "")),
                     is_reg=bool(s.get("is_reg", False)),
+                    alpha_mask=s.get("alpha_mask") is True,
                 )
             )
     train = sum(s.items for s in subsets if not s.is_reg) or 1
