@@ -12,7 +12,7 @@ const WEIGHTS = "weights";
 const REPEATS = "repeats";
 // Widgets whose change alters the preview (missing ones are skipped).
 const INPUTS = ["project_folder", "project", "project_dir", "width", "height", "resolution", "enable_bucket", "batch_size", "epochs",
-  "max_items_per_epoch", REPEATS, "target_steps", "wrong_size", "caption_extension"];
+  "max_items_per_epoch", REPEATS, "target_steps", "wrong_size", "caption_extension", "missing_caption"];
 const SLIDER_MAX = 4;
 const editors = new Set();
 
@@ -161,6 +161,7 @@ class WeightsEditor {
       target_steps: Number(value(n, "target_steps", 0)) || 0,
       wrong_size: String(value(n, "wrong_size", "error")),
       caption_extension: String(value(n, "caption_extension", ".txt")),
+      missing_caption: String(value(n, "missing_caption", "error")),
     };
   }
 
