@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ..errors import PathNotAllowed, ValidationError, WorkbenchError
 from . import captions_merge, pictures, project
-from .confined import Folder, Guard
+from .confined import Entry, Folder, Guard
 from .pictures import Picture
 from .scan import ALPHA_MASK_MARKER, CAPTION_EXT, TRAIN_DIR, parse_subset_dirname
 
@@ -230,14 +230,17 @@ def _write(sub: Folder, name: str, data: bytes) -> None:
 
 
 def _own_caption(sub: Folder, name: str) -> str | None:
-    """The caption file's text when it is a regular file of ours; a link or a FIFO counts as none
-    (it is replaced by the write, never read through)."""
-    if not _is_file(sub, name):
-        return None
+    """The caption file's text when what is opened (no-follow) is a regular file with one name; a link,
+    a FIFO or a hard link to a file elsewhere counts as none: it is replaced by the write, never read."""
     try:
-        return sub.read_own_text(name, captions_merge.MAX_CAPTION_CHARS * 4)
+        fd = sub.open_fd(Entry(name, "file"))
     except (OSError, WorkbenchError):
         return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            return None
+        return f.read(captions_merge.MAX_CAPTION_CHARS * 4).decode("utf-8", errors="replace")
 
 
 def _is_file(sub: Folder, name: str) -> bool:

@@ -210,3 +210,11 @@ def test_a_folder_planted_under_the_image_name_is_a_sentence_and_the_rest_stays(
     with pytest.raises(ValidationError, match="is a folder"):
         confined_add(proj, [p])
     assert snapshot(folder) == before
+
+
+def test_a_hard_link_planted_as_the_caption_name_is_not_read_into_the_dataset(proj, outside):
+    folder, p = planted_subset(proj), pic()
+    caption = folder / (stored_name(p)[:-4] + ".txt")
+    os.link(outside / "secret.txt", caption)
+    confined_add(proj, [p], caption_mode="append")
+    assert caption.read_text() == "a cat\n" and (outside / "secret.txt").read_text() == "secret\n"
