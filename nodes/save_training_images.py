@@ -10,8 +10,7 @@ from __future__ import annotations
 from ..lora_workbench import paths
 from . import _comfy
 
-CAPTION_MODES = ["replace", "append", "keep existing"]  # = dataset.captions_merge.CAPTION_MODES
-FIT_MODES = ["none", "crop", "pad"]  # = dataset.pictures.FIT_MODES
+# The dataset core is imported inside INPUT_TYPES and save(), not here: ComfyUI's start-up pays nothing.
 
 
 class SaveTrainingImages:
@@ -37,7 +36,9 @@ class SaveTrainingImages:
 
     @classmethod
     def INPUT_TYPES(cls):
+        from ..lora_workbench.dataset.captions_merge import CAPTION_MODES
         from ..lora_workbench.dataset.limits import widget_range
+        from ..lora_workbench.dataset.pictures import FIT_MODES
 
         return {
             "required": {
@@ -96,7 +97,7 @@ class SaveTrainingImages:
                     },
                 ),
                 "caption_mode": (
-                    CAPTION_MODES,
+                    list(CAPTION_MODES),
                     {
                         "default": CAPTION_MODES[0],
                         "tooltip": "For an image that already has a caption: replace it, append the new tags it "
@@ -104,7 +105,7 @@ class SaveTrainingImages:
                     },
                 ),
                 "fit": (
-                    FIT_MODES,
+                    list(FIT_MODES),
                     {
                         "default": FIT_MODES[0],
                         "tooltip": "none: save as they are. crop: scale down to cover width x height and cut the "
@@ -146,8 +147,8 @@ class SaveTrainingImages:
             repeats=_first(repeats),
             captions=optional.get("captions"),
             trigger_word=one.get("trigger_word") or "",
-            caption_mode=one.get("caption_mode") or CAPTION_MODES[0],
-            fit=one.get("fit") or FIT_MODES[0],
+            caption_mode=one.get("caption_mode") or AddSpec.caption_mode,
+            fit=one.get("fit") or AddSpec.fit,
             resolution=(one.get("width") or 512, one.get("height") or 512),
         )
         report = add_images(spec, to_pictures(images, optional.get("masks")), Guard(paths.allowed_roots()))
