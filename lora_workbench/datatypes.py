@@ -27,6 +27,7 @@ class DatasetSubset:
     is_reg: bool = False  # regularization subset
     share: float = 0.0  # achieved share of the epoch's non-reg items (images x repeats / total)
     target_share: float = 0.0  # the share the weight asked for
+    alpha_mask: bool = False  # its PNGs carry masks as alpha (Save Training Images): sd-scripts' alpha_mask
 
     @property
     def items(self) -> int:

@@ -9,6 +9,7 @@ from . import (
     kohya_train_options,
     link_model_library,
     load_trained_lora,
+    save_training_images,
 )
 
 NODE_CLASS_MAPPINGS: dict = {}
@@ -16,6 +17,7 @@ NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 
 for _module in (
     link_model_library,
+    save_training_images,
     dataset_subset_weights,
     kohya_lora_train,
     kohya_train_options,

@@ -37,6 +37,7 @@ class DatasetSubsetWeights:
     def INPUT_TYPES(cls):
         from ..lora_workbench.dataset.checks import WRONG_SIZE_MODES
         from ..lora_workbench.dataset.limits import widget_range
+        from ..lora_workbench.dataset.prepare import MISSING_CAPTION_MODES
         from ..lora_workbench.dataset.repeats import REPEAT_MODES
         from ..lora_workbench.dataset.scan import CAPTION_EXT
 
@@ -193,6 +194,16 @@ class DatasetSubsetWeights:
                         "into every subset of the dataset TOML; they win over the trainer's run-wide ones.",
                     },
                 ),
+                # last: workflows saved before it keep their widget positions and get "error", as before
+                "missing_caption": (
+                    list(MISSING_CAPTION_MODES),
+                    {
+                        "default": MISSING_CAPTION_MODES[0],
+                        "tooltip": "A training image without a caption file: error (stop and list them), "
+                        "class_tokens (train it on the folder's subject, e.g. `Cat` for 3_Cat, as sd-scripts "
+                        "does) or empty (train it with an empty caption).",
+                    },
+                ),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
@@ -229,6 +240,7 @@ class DatasetSubsetWeights:
         unique_id=None,
         caption_options=None,
         folder_repeats: int = 1,
+        missing_caption: str = "error",
     ):
         from ..lora_workbench.dataset import prepare, project
         from ..lora_workbench.dataset.confined import Guard
@@ -253,6 +265,7 @@ class DatasetSubsetWeights:
             caption_extension=CAPTION_EXT if caption_extension is None else caption_extension,
             folder_repeats=folder_repeats,
             subset_options=per_subset,
+            missing_caption=missing_caption,
         )
         ds, text = prepare.prepare_dataset(
             root,

@@ -13,7 +13,8 @@ const WEIGHTS = "weights";
 const REPEATS = "repeats";
 // Widgets whose change alters the preview (missing ones are skipped).
 const INPUTS = ["project_folder", "project", "project_dir", "width", "height", "resolution", "enable_bucket", "batch_size", "epochs",
-  "max_items_per_epoch", REPEATS, "target_steps", "wrong_size", "caption_extension", "folder_repeats"];
+  "max_items_per_epoch", REPEATS, "target_steps", "wrong_size", "caption_extension", "folder_repeats",
+  "missing_caption"];
 const SLIDER_MAX = 4;
 const editors = new Set();
 
@@ -166,6 +167,7 @@ class WeightsEditor {
       wrong_size: String(value(n, "wrong_size", "bucket")),
       caption_extension: String(value(n, "caption_extension", ".txt")),
       folder_repeats: Number(value(n, "folder_repeats", 1)) || 1,
+      missing_caption: String(value(n, "missing_caption", "error")),
     };
   }
 

@@ -46,6 +46,7 @@ class CheckInput:
     excluded: set[str] = field(default_factory=set)  # training subsets left out (0 repeats / weight 0)
     wrong_size: str = "error"
     cache_dir: str = ""  # where resized copies go (wrong_size "resize")
+    missing_caption: str = "error"  # error | class_tokens | empty (prepare.MISSING_CAPTION_MODES)
 
 
 def validate(scan: ProjectScan, ci: CheckInput) -> list[Issue]:
@@ -329,7 +330,10 @@ def _captions(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]
     d, ext = s.dirname, scan.caption_extension
 
     def add(n: str) -> str:
-        return f"{d}/{n} has no caption: add {os.path.splitext(n)[0]}{ext} beside it."
+        return (
+            f"{d}/{n} has no caption: add {os.path.splitext(n)[0]}{ext} beside it, or set missing_caption "
+            f"to class_tokens or empty."
+        )
 
     def empty(n: str) -> str:
         return (
@@ -350,6 +354,8 @@ def _captions(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]
                 "caption-missing",
             )
         )
+    elif s.missing_captions and ci.missing_caption != "error":
+        out.append(Issue("warning", s.folder, _fallback(s, ci.missing_caption), "caption-missing"))
     elif s.flat and s.missing_captions:  # sd-scripts trains them on the class token: the folder's name
         out.append(
             Issue(
@@ -366,6 +372,14 @@ def _captions(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]
     _listed(s, s.empty_captions, "error", "caption-empty", empty, out)
     _listed(s, sorted(s.bad_captions), "error", "caption-unreadable", bad, out)
     _surprising_captions(s, out)
+
+
+def _fallback(s: SubsetScan, mode: str) -> str:
+    what = f"the class tokens {s.name.strip()!r}" if mode == "class_tokens" else "an empty caption"
+    return (
+        f"{len(s.missing_captions)} image(s) in {s.dirname} have no caption (e.g. {s.missing_captions[0]}); "
+        f"they train on {what} (missing_caption = {mode})."
+    )
 
 
 def _surprising_captions(s: SubsetScan, out: list[Issue]) -> None:

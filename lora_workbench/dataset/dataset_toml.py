@@ -44,9 +44,12 @@ def build_config(
     enable_bucket: bool,
     caption_extension: str = ".txt",
     subset_options: Mapping[str, Any] | None = None,
+    missing_caption: str = "error",
 ) -> dict:
     """The [general] / [[datasets]] / [[datasets.subsets]] structure as plain dicts and lists.
-    `subset_options`: caption/augmentation keys written into every subset (see the hook below)."""
+    `subset_options`: caption/augmentation keys written into every subset (see the hook below).
+    `missing_caption` "empty" leaves class_tokens out of the training subsets: sd-scripts then trains an
+    image without a caption file on an empty caption instead of the class tokens."""
     w, h = int(resolution[0]), int(resolution[1])
     general = {"caption_extension": caption_extension, "enable_bucket": bool(enable_bucket)}
     ds: dict = {
@@ -62,16 +65,7 @@ def build_config(
         # An image smaller than the resolution trains at its own size instead of being upscaled
         # (blurred) into a bucket; larger ones are scaled down to the resolution's area as before.
         ds["bucket_no_upscale"] = True
-    ds["subsets"] = [
-        {
-            "image_dir": s.image_dir,
-            "num_repeats": int(s.repeats),
-            "class_tokens": s.class_tokens or s.name,
-            "caption_extension": caption_extension,
-            "is_reg": bool(s.is_reg),
-        }
-        for s in subsets
-    ]
+    ds["subsets"] = [_subset_table(s, caption_extension, missing_caption) for s in subsets]
     # --- hook (features): per-subset caption and augmentation keys from the trainer's caption settings
     # (KohyaCaptionOptions -> DatasetSubsetWeights.caption_options, made sd-scripts' keys by
     # training.command.subset_caption_keys: shuffle_caption, keep_tokens, caption_dropout_rate,
@@ -80,6 +74,21 @@ def build_config(
     for sub in ds["subsets"]:
         sub.update(subset_options or {})
     return {"general": general, "datasets": [ds]}
+
+
+def _subset_table(s: DatasetSubset, caption_extension: str, missing_caption: str) -> dict:
+    table = {
+        "image_dir": s.image_dir,
+        "num_repeats": int(s.repeats),
+        "class_tokens": s.class_tokens or s.name,
+        "caption_extension": caption_extension,
+        "is_reg": bool(s.is_reg),
+    }
+    if missing_caption == "empty" and not s.is_reg:
+        del table["class_tokens"]
+    if s.alpha_mask:
+        table["alpha_mask"] = True  # the PNGs' alpha masks the loss (Save Training Images' masks)
+    return table
 
 
 def dumps(
@@ -247,6 +256,7 @@ def _subsets_of(datasets: list[dict]) -> list[DatasetSubset]:
                     repeats=repeats,
                     class_tokens=str(s.get("class_tokens", "")),
                     is_reg=bool(s.get("is_reg", False)),
+                    alpha_mask=s.get("alpha_mask") is True,
                 )
             )
     train = sum(s.items for s in subsets if not s.is_reg) or 1

@@ -23,6 +23,9 @@ from .scan import CAPTION_EXT, ProjectScan, caption_keywords, open_project, scan
 from .weights import parse_weights
 
 TOML_NAME = "dataset.toml"
+# A training image without a caption file: stop (error), train on the folder's class tokens (what
+# sd-scripts does when the subset has class_tokens), or train an empty caption (no class_tokens).
+MISSING_CAPTION_MODES = ("error", "class_tokens", "empty")
 APPLY_MODES = ("toml", "rename")
 
 
@@ -46,6 +49,7 @@ class DatasetOptions:
     # sd-scripts' caption/augmentation keys written into every subset (shuffle_caption, keep_tokens,
     # flip_aug, ...): the node's caption_options input, made sd-scripts' keys by the training area
     subset_options: dict = field(default_factory=dict)
+    missing_caption: str = "error"  # one of MISSING_CAPTION_MODES
 
     def checked(self) -> DatasetOptions:
         """A copy with normalised values; ValidationError names a bad one."""
@@ -55,6 +59,10 @@ class DatasetOptions:
         if self.wrong_size not in WRONG_SIZE_MODES:
             raise ValidationError(
                 f"wrong_size must be one of {', '.join(WRONG_SIZE_MODES)}, not {self.wrong_size!r}."
+            )
+        if self.missing_caption not in MISSING_CAPTION_MODES:
+            raise ValidationError(
+                f"missing_caption must be one of {', '.join(MISSING_CAPTION_MODES)}, not {self.missing_caption!r}."
             )
         ext = str(self.caption_extension or "")
         if not ext.startswith(".") or len(ext) > 32 or any(c in ext for c in "/\\\0\n\r") or ext == ".":
@@ -157,6 +165,7 @@ def analyse(
         _excluded(scan, plan),
         opts.wrong_size,
         resize_cache.cache_path(scan.project_dir, opts.resolution),
+        opts.missing_caption,
     )
     issues += validate(scan, ci)
     notes = []
@@ -278,6 +287,7 @@ def _dataset_subsets(scan: ProjectScan, plan: RepeatsPlan) -> list[DatasetSubset
                 False,
                 b.share,
                 b.target_share,
+                s.alpha_mask,
             )
         )
     for s in scan.reg:
@@ -285,7 +295,14 @@ def _dataset_subsets(scan: ProjectScan, plan: RepeatsPlan) -> list[DatasetSubset
             # kohya cycles regularization images to match the training items: their repeats barely matter
             out.append(
                 DatasetSubset(
-                    s.name, s.image_dir, s.image_count, max(1, s.repeats or 1), 0.0, s.name.strip(), True
+                    s.name,
+                    s.image_dir,
+                    s.image_count,
+                    max(1, s.repeats or 1),
+                    0.0,
+                    s.name.strip(),
+                    True,
+                    alpha_mask=s.alpha_mask,
                 )
             )
     return out
@@ -443,6 +460,7 @@ def _toml_text(a: Analysis, subsets: list[DatasetSubset]) -> str:
         enable_bucket=a.enable_bucket,
         caption_extension=a.options.caption_extension,
         subset_options=a.options.subset_options,
+        missing_caption=a.options.missing_caption,
     )
     st = a.steps
     plan = (

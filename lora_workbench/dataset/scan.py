@@ -26,6 +26,9 @@ from .images import DEFAULT_RULES, IMAGE, ImageRules, image_size, image_size_dec
 CAPTION_EXT = ".txt"
 TRAIN_DIR = "images"
 REG_DIR = "regularization"
+# Save Training Images leaves this file in a subset whose PNGs carry masks as alpha: the dataset step
+# then writes `alpha_mask = true` for that subset, and sd-scripts masks the loss with it.
+ALPHA_MASK_MARKER = ".lora-workbench-alpha-mask"
 _SUBSET_RE = re.compile(r"^(\d+)_(.+)$", re.S)
 
 
@@ -70,6 +73,7 @@ class SubsetScan:
     caption_texts: dict[str, str] = field(default_factory=dict)  # caption name -> text (keywords)
     error: str = ""  # the folder itself could not be read (or is refused)
     flat: bool = False  # a plain folder of images read as the one subset (never renamed)
+    alpha_mask: bool = False  # the folder holds Save Training Images' marker: masks are the PNGs' alpha
 
     @property
     def image_dir(self) -> str:
@@ -259,6 +263,8 @@ def _scan_subset(base: Folder, entry: Entry, is_reg: bool, reader: _Reader) -> S
 
 def _scan_files(folder: Folder, reader: _Reader, sub: SubsetScan) -> None:
     files = {e.name: e for e in folder.entries()}
+    marker = files.get(ALPHA_MASK_MARKER)
+    sub.alpha_mask = marker is not None and marker.kind == "file" and marker.link is None
     for e in files.values():
         if reader.check_cancel is not None:
             reader.check_cancel()

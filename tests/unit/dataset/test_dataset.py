@@ -60,7 +60,10 @@ def test_validation_names_each_problem_file(tmp_path):
         )
         for m in errors
     )
-    assert "1_A/nocap.png has no caption: add nocap.txt beside it." in errors
+    assert (
+        "1_A/nocap.png has no caption: add nocap.txt beside it, or set missing_caption to class_tokens or empty."
+        in errors
+    )
     assert any(m.startswith("1_A/bad.jpg cannot be read as an image") for m in errors)
     assert any(m.startswith("1_A/blank.txt is empty or has no text on its first line") for m in errors)
     assert any("2_Empty has no images" in m for m in _messages(r, "warning"))
