@@ -84,7 +84,7 @@ def test_a_workflow_saved_before_the_widget_still_stops_on_a_missing_caption(pac
     assert "missing_caption" not in entry["inputs"]
     with pytest.raises(ValidationError, match="has no caption"):
         node.prepare(**entry["inputs"])
-    data["nodes"][0]["widgets_values"] += ["class_tokens"]
+    data["nodes"][0]["widgets_values"] += [1, "class_tokens"]  # folder_repeats, then missing_caption
     (entry,) = wf.ui_to_api(data, object_info(type(node))).values()
     assert entry["inputs"]["missing_caption"] == "class_tokens"
     ds, _ = node.prepare(**entry["inputs"])["result"]
