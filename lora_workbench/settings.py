@@ -62,6 +62,12 @@ SETTINGS: tuple[Setting, ...] = (
         "path",
         "sd-scripts --tokenizer_cache_dir (offline tokenizers)",
     ),
+    Setting(
+        "wd14_tagger_dir",
+        "LORA_WORKBENCH_WD14_DIR",
+        "path",
+        "the WD14 tagger models (default: ComfyUI's models/wd14_tagger)",
+    ),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import (
+    caption_dataset_wd14,
     dataset_subset_weights,
     kohya_gui_config,
     kohya_lora_train,
@@ -17,6 +18,7 @@ NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 for _module in (
     link_model_library,
     dataset_subset_weights,
+    caption_dataset_wd14,
     kohya_lora_train,
     kohya_train_options,
     kohya_gui_config,

@@ -1,4 +1,4 @@
-"""CLI for the dataset area: train-init, dataset scan|weights|apply|keywords|recover.
+"""CLI for the dataset area: train-init, dataset scan|weights|apply|keywords|recover|caption (caption.py).
 
 Same core calls (and the same summary text) as the DatasetSubsetWeights node.
 """
@@ -19,6 +19,7 @@ from ..dataset.prepare import DatasetOptions
 from ..dataset.repeats import REPEAT_MODES
 from ..dataset.weights import format_weights, parse_weights
 from ..errors import ValidationError
+from . import caption
 
 
 def _add_shape(p: argparse.ArgumentParser) -> None:
@@ -137,6 +138,8 @@ def add_commands(sub) -> None:
     p.add_argument("project")
     p.add_argument("--rollback", action="store_true", help="undo the renames instead of finishing them")
     p.set_defaults(func=_recover)
+
+    caption.add_dataset_command(dsub)
 
 
 def weights_text(args) -> str:
