@@ -130,7 +130,14 @@ def run(
     return Outcome(tree.popen.returncode, cancelled, list(parser.lines))
 
 
-def _watch(tree, chunks, parser, on_progress, should_cancel, grace_seconds) -> bool:
+def _watch(
+    tree: ProcessTree,
+    chunks: queue.Queue,
+    parser: BarParser,
+    on_progress: Callable[[Progress], None] | None,
+    should_cancel: Callable[[], bool] | None,
+    grace_seconds: float,
+) -> bool:
     """Rounds of read / cancel? / report until both pipes close (or the child is gone 3 s while a
     left-over holds them); True when cancelled."""
     open_pipes, exited_at = 2, None

@@ -48,7 +48,7 @@ def test_the_node_reads_the_model_from_comfyuis_models_without_a_setting(pack, c
 
 
 def test_cancel_in_comfyui_interrupts_the_prompt_and_changes_no_caption(pack, comfy, env, monkeypatch):
-    monkeypatch.setenv("FAKE_WD14_SLEEP", "0.3")
+    monkeypatch.setenv("FAKE_WD14_SLEEP", "2")
     comfy.interrupt_flag = True
     node = pack.NODE_CLASS_MAPPINGS["CaptionDatasetWD14"]()
     with pytest.raises(Exception) as err:

@@ -129,7 +129,7 @@ def test_a_bar_split_across_chunks_is_read_once_whole():
 def test_cancel_stops_the_tagger_and_its_children_and_changes_no_caption(env, tmp_path, monkeypatch):
     pidfile = tmp_path / "child.pid"
     monkeypatch.setenv("FAKE_WD14_CHILD_PIDFILE", str(pidfile))
-    monkeypatch.setenv("FAKE_WD14_SLEEP", "0.3")
+    monkeypatch.setenv("FAKE_WD14_SLEEP", "2")
     (env.subset / "img0.txt").write_text("old\n")
     seen = []
     hooks = Hooks(on_progress=seen.append, should_cancel=lambda: bool(seen), grace_seconds=1.0)
@@ -147,7 +147,7 @@ def test_an_exception_from_the_progress_callback_stops_the_tagger(env, monkeypat
     def interrupt(_progress):
         raise InterruptProcessingException()
 
-    monkeypatch.setenv("FAKE_WD14_SLEEP", "0.2")
+    monkeypatch.setenv("FAKE_WD14_SLEEP", "2")
     with pytest.raises(InterruptProcessingException):
         run(env, Hooks(on_progress=interrupt))
     assert captions(env) == {}
