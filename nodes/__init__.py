@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from . import (
+    caption_dataset_wd14,
     dataset_subset_weights,
     kohya_gui_config,
     kohya_lora_train,
@@ -19,6 +20,7 @@ for _module in (
     link_model_library,
     save_training_images,
     dataset_subset_weights,
+    caption_dataset_wd14,
     kohya_lora_train,
     kohya_train_options,
     kohya_gui_config,

@@ -1,4 +1,5 @@
-"""CLI for the dataset area: train-init, dataset scan|weights|apply|keywords|recover|add-images.
+"""CLI for the dataset area: train-init, dataset scan|weights|apply|keywords|recover|add-images|caption
+(caption.py).
 
 Same core calls (and the same summary text) as the DatasetSubsetWeights node.
 """
@@ -25,6 +26,7 @@ from ..dataset.repeats import REPEAT_MODES
 from ..dataset.weights import format_weights, parse_weights
 from ..errors import ValidationError
 from ..terminal import echo, shown
+from . import caption
 
 
 def _add_shape(p: argparse.ArgumentParser) -> None:
@@ -164,6 +166,8 @@ def add_commands(sub) -> None:
     p.add_argument("--rollback", action="store_true", help="undo the renames instead of finishing them")
     p.set_defaults(func=_recover)
 
+    caption.add_dataset_command(dsub)
+
 
 def _add_images_command(dsub) -> None:
     p = dsub.add_parser(
@@ -214,7 +218,7 @@ def _add_images(args) -> int:
     add_plan(spec, len(args.files))  # a bad subject or caption count stops before any image is read
     check_sizes([(1, 1)] * len(args.files), "files")
     pics = [Picture(open_image(f), None, f) for f in args.files]
-    print(add_images(spec, pics).summary())
+    echo(add_images(spec, pics).summary())
     return 0
 
 

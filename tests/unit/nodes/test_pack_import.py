@@ -81,6 +81,7 @@ def test_every_node_input_has_a_tooltip_and_the_pack_category(pack):
         "DatasetSubsetWeights",
         "KohyaLoRATrain",
         "LoadTrainedLoRA",
+        "CaptionDatasetWD14",
     }
     known |= {g.node for g in option_groups()} | {"KohyaGuiConfigOptions"}
     assert set(pack.NODE_CLASS_MAPPINGS) <= known
@@ -109,6 +110,9 @@ RUN_TIME_ONLY = (
     "training.validation",
     "training.train",
     "dataset.",
+    "captioning.tag",
+    "captioning.staging",
+    "captioning.process",
 )
 
 
