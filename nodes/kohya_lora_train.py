@@ -42,7 +42,10 @@ def collect_options(widgets: dict, options: OptionSet | None, unique_id) -> Trai
     chain = options if isinstance(options, OptionSet) else OptionSet()
     if legacy:
         chain = chain.add(legacy, f"Kohya LoRA Train (node {unique_id}, inputs of the first layout)")
-    opts = TrainOptions.from_values({**main, **chain.settings()})
+    # A widget always holds a value: one moved off its default is the user's word and wins over a
+    # kohya_ss config; one at its default gives way to the config (docs: README "kohya_ss configs").
+    changed = {k: f"Kohya LoRA Train's {k} widget" for k, v in main.items() if v != SETTING[k].default}
+    opts = TrainOptions.from_values(chain.resolved(main, changed))
     return confine_paths(opts)
 
 

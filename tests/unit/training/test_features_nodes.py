@@ -97,9 +97,10 @@ def test_the_gui_config_node_imports_a_file_and_reports_every_key(node_env, pack
     options, report = out["result"]
     assert options.base["network_type"] == "locon" and options.base["conv_dim"] == 8
     assert options.base["optimizer_args"] == "decouple=True weight_decay=0.01"
-    assert "skipped output_dir: a path in the config is never followed" in report
+    assert "skipped    output_dir: a path in the config is never followed" in report
     assert out["ui"]["text"] == [report] and report.startswith("kohya_ss config gui.json: ")
-    # The config's settings replace the trainer's widgets; an option node in the chain wins over them.
+    # The config's settings replace the trainer's widgets at their defaults (network_dim 128); a widget
+    # moved off its default (epochs 1) and an option node in the chain win over them.
     chained = options.add({"keep_tokens": 1}, "captions node")
     lora = run_node(node, ds, network_dim=128, options=chained)["result"][0]
     run_dir = Path(lora.output_dir)
@@ -107,7 +108,7 @@ def test_the_gui_config_node_imports_a_file_and_reports_every_key(node_env, pack
     assert cfg["network"]["network_dim"] == 16 and "network_args" not in cfg["network"]
     command_line = (run_dir / "command.txt").read_text()
     assert "--network_args conv_dim=8" in command_line  # key=value args travel on the argv
-    assert cfg["optimizer"]["optimizer_type"] == "Prodigy" and cfg["training"]["max_train_steps"] == 8
+    assert cfg["optimizer"]["optimizer_type"] == "Prodigy" and cfg["training"]["max_train_steps"] == 4
     copy = tomllib.loads((run_dir / "dataset.toml").read_text())
     assert copy["general"]["shuffle_caption"] is True and copy["general"]["keep_tokens"] == 1
     override = OptionSet().with_base({"optimizer": "Lion"}, "cfg").add({"optimizer": "AdamW"}, "node")
@@ -145,7 +146,7 @@ def test_the_gui_config_node_lists_the_presets_of_the_configured_gui(
     cls = pack.NODE_CLASS_MAPPINGS["KohyaGuiConfigOptions"]
     assert cls.INPUT_TYPES()["required"]["preset"][0] == ["(none)", "mine", "user_presets/theirs"]
     options, report = cls().collect(preset="mine", unique_id="3")["result"]
-    assert options.base["epochs"] == 2 and "mapped  LoRA_type: network_type = 'locon'" in report
+    assert options.base["epochs"] == 2 and "mapped     LoRA_type: network_type = 'locon'" in report
     with pytest.raises(ValidationError, match="not in"):
         cls().collect(preset="../../etc/passwd", unique_id="3")
 
