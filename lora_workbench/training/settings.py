@@ -658,7 +658,8 @@ SETTINGS: tuple[Setting, ...] = (
       where=Where.DATASET, section="datasets", sd_name="bucket_no_upscale"),
     S("bucket_reso_steps", int, 64, "captions", "Bucket sides step by this many pixels (buckets on): a "
       "multiple of 64 for SD 1.x/2.x, 32 for SDXL, FLUX, SD3 and HunyuanImage, 16 for Lumina and Anima.",
-      low=8, high=1024, step=8, example=128, example_with={"buckets": "on"}, where=Where.DATASET,
+      low=8, high=1024, step=8, example=128, example_with={"buckets": "on", "bucket_no_upscale": False},
+      where=Where.DATASET,
       section="datasets", sd_name="bucket_reso_steps"),
     S("full_bf16", bool, False, "precision", "Keep the gradients in bf16 too (less memory; needs "
       "mixed_precision bf16).", example_with={"mixed_precision": "bf16"}, section="training",
