@@ -70,6 +70,8 @@ FAMILY_KEYS = {
         "timestep_sampling", "model_prediction_type", "blocks_to_swap", "fp8_base",
     )
 }  # fmt: skip
+# A setting the config writes for another one of its settings: given explicitly, the leader takes it too.
+FOLLOWS = {"optimizer_args": "optimizer"}
 # GUI LoRA_type of the FLUX.1 page -> network_module ("auto": the family's own LoRA, networks.lora_flux).
 FLUX_TYPES = {"Flux1": "auto", "Flux1 OFT": "networks.oft_flux"}
 FULL_MATRIX_DIM = 100000  # LyCORIS' (and the GUI presets') way to say "full rank" for LoKr
@@ -270,9 +272,18 @@ class GuiImport:
     def _explicit_of(self, key: str, explicit: Mapping[str, str]) -> list[str]:
         return [name for name in self.gives.get(key, ()) if name in explicit]
 
+    def widened(self, explicit: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The explicit settings, plus those that go with one of them: the config's optimizer args
+        were written for its optimizer, so another optimizer given explicitly takes them out too."""
+        out = dict(explicit or {})
+        for setting, leader in FOLLOWS.items():
+            if leader in out and setting not in out:
+                out[setting] = f"{out[leader]} (the config's {setting} were for its {leader})"
+        return out
+
     def open_refusals(self, explicit: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
         """The refused keys no explicit setting settles."""
-        explicit = explicit or {}
+        explicit = self.widened(explicit)
         return [
             (key, why)
             for key, why in self.refused
@@ -281,12 +292,13 @@ class GuiImport:
 
     def settings(self, explicit: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The config's settings without those given explicitly (those win)."""
-        return {k: v for k, v in self.values.items() if k not in (explicit or {})}
+        explicit = self.widened(explicit)
+        return {k: v for k, v in self.values.items() if k not in explicit}
 
     def report(self, explicit: Mapping[str, str] | None = None) -> str:
         """What the import did, one line per key, and which side won where a setting was also given
         explicitly (`explicit`: setting -> who gave it): for the node's text output and the CLI."""
-        explicit = explicit or {}
+        explicit = self.widened(explicit)
         over = []
         for key, _what in [*self.used, *self.mapped, *self.refused]:
             names = self._explicit_of(key, explicit)

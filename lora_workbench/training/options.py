@@ -111,6 +111,7 @@ class OptionSet:
         explicit = self.explicit(explicit_widgets)
         if self.base_import is not None:
             self.base_import.check(explicit, self.ignore_unsupported)
+            explicit = self.base_import.widened(explicit)
         base = {k: v for k, v in self.base.items() if k not in explicit}
         return {**widgets, **base, **self.values}
 

@@ -178,3 +178,17 @@ def test_dataset_subset_weights_writes_caption_options_into_every_subset(pack, c
     (wrong,) = optimizer.collect(optimizer="Lion", unique_id="8")
     with pytest.raises(ValidationError, match="optimizer is not a caption or augmentation setting"):
         node.prepare(str(roots / "proj"), "", 64, 64, caption_options=wrong, unique_id="6")
+
+
+def test_the_trainers_text_names_the_config_keys_its_explicit_settings_won_over(node_env, pack, roots):
+    node, ds = node_env
+    path = roots / "gui.json"
+    path.write_text(json.dumps(GUI_CONFIG))
+    gui = pack.NODE_CLASS_MAPPINGS["KohyaGuiConfigOptions"]()
+    options, _report = gui.collect(config_file=str(path), options=cpu_chain(pack), unique_id="3")["result"]
+    chained = options.add({"optimizer": "AdamW"}, "Kohya Optimizer Options (node 5)")
+    text = run_node(node, ds, options=chained)["ui"]["text"]
+    assert "kohya_ss config overridden epoch: epochs from Kohya LoRA Train's epochs widget wins" in text
+    assert (
+        "kohya_ss config overridden optimizer: optimizer from Kohya Optimizer Options (node 5) wins" in text
+    )

@@ -316,3 +316,17 @@ def test_a_gui_config_with_trailing_commas_is_a_sentence_naming_the_file_and_imp
     path.write_text('{"optimizer": "Prodigy", "optimizer_args": "betas=(0.9,0.99)", "epoch": 2,}\n')
     with pytest.raises(ValidationError, match=r"The kohya_ss config .*guide\.json is not valid JSON"):
         kohya_gui.import_file(path)
+
+
+def test_another_optimizer_given_explicitly_takes_the_configs_optimizer_args_out_too(tmp_path, capsys):
+    config = tmp_path / "prodigy.json"
+    config.write_text(
+        json.dumps({"optimizer": "Prodigy", "optimizer_args": "decouple=True d_coef=2", "epoch": 2}),
+        encoding="utf-8",
+    )
+    opts = start(["--kohya-json", str(config), "--optimizer", "AdamW"])
+    assert (opts.optimizer, opts.optimizer_args, opts.epochs) == ("AdamW", "", 2)
+    validate(opts)
+    assert (
+        "overridden optimizer_args: optimizer_args from --optimizer (the config's" in capsys.readouterr().out
+    )
