@@ -365,11 +365,17 @@ def _dataset(o, t: Target, r: Resolved) -> dict:
             enable_bucket=True,
             min_bucket_reso=o.min_bucket_reso,
             max_bucket_reso=o.max_bucket_reso,
-            bucket_no_upscale=True,
+            **bucket_shape(o),
         )
     elif o.buckets == "dataset" and ds.enable_bucket:
-        sec["bucket_no_upscale"] = True
+        sec.update(bucket_shape(o))
     return sec
+
+
+def bucket_shape(o, changed_only: bool = False) -> dict:
+    """How buckets are cut: bucket_no_upscale and bucket_reso_steps (all, or those not at default)."""
+    keys = {"bucket_no_upscale": o.bucket_no_upscale, "bucket_reso_steps": o.bucket_reso_steps}
+    return {k: v for k, v in keys.items() if not changed_only or v != SETTING[k].default}
 
 
 def network_args(o) -> list[str]:
@@ -508,10 +514,12 @@ def dataset_patch(opts, dataset: LoraDataset) -> dict:
             enable_bucket=True,
             min_bucket_reso=opts.min_bucket_reso,
             max_bucket_reso=opts.max_bucket_reso,
-            bucket_no_upscale=True,
+            **bucket_shape(opts),
         )
     elif opts.buckets == "off" and dataset.enable_bucket:
         per_dataset["enable_bucket"] = False
+    elif opts.buckets == "dataset" and dataset.enable_bucket:
+        per_dataset.update(bucket_shape(opts, changed_only=True))
     general = direct(opts, Where.DATASET, "general")
     if opts.caption_extension and opts.caption_extension != dataset.caption_extension:
         general["caption_extension"] = opts.caption_extension

@@ -24,11 +24,11 @@ def opts(**kw) -> TrainOptions:
         ({"epochs": -1}, "epochs is -1; set it between 0"),
         (
             {"buckets": "on", "width": 128, "height": 192},
-            "min_bucket_reso 256 is above the training resolution 128x192; set it to at most 128",
+            "min_bucket_reso 256 is above the training size 128x192.*set min_bucket_reso to 128 or less",
         ),
         (
             {"buckets": "on", "width": 1024, "height": 1088},
-            "max_bucket_reso 1024 is below the training resolution 1024x1088; set it to at least 1088",
+            "max_bucket_reso 1024 is below the training size 1024x1088.*set max_bucket_reso to 1088 or more",
         ),
         ({"network_dim": 5000}, "network_dim is 5000"),
         ({"learning_rate": float("nan")}, "finite"),
