@@ -99,10 +99,10 @@ def test_the_gui_config_node_imports_a_file_and_reports_every_key(node_env, pack
     assert options.base["optimizer_args"] == "decouple=True weight_decay=0.01"
     assert "skipped    output_dir: a path in the config is never followed" in report
     assert out["ui"]["text"] == [report] and report.startswith("kohya_ss config gui.json: ")
-    # The config's settings replace the trainer's widgets at their defaults (network_dim 128); a widget
+    # The config's settings replace the trainer's widgets at their defaults (network_dim 32); a widget
     # moved off its default (epochs 1) and an option node in the chain win over them.
     chained = options.add({"keep_tokens": 1}, "captions node")
-    lora = run_node(node, ds, network_dim=128, options=chained)["result"][0]
+    lora = run_node(node, ds, network_dim=32, options=chained)["result"][0]
     run_dir = Path(lora.output_dir)
     cfg = tomllib.loads((run_dir / "config.toml").read_text())
     assert cfg["network"]["network_dim"] == 16 and "network_args" not in cfg["network"]

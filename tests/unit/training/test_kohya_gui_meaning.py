@@ -280,7 +280,7 @@ def test_option_nodes_and_changed_widgets_win_over_the_gui_config_node(pack, com
     chain, _text = gui.collect(config_file=str(config), unique_id="2")["result"]
     (chain,) = optimizer.collect(options=chain, unique_id="3", optimizer="AdamW")
     collect = pack.nodes.kohya_lora_train.collect_options
-    opts = collect({"epochs": 5, "network_dim": 128}, chain, "4")
+    opts = collect({"epochs": 5, "network_dim": 32}, chain, "4")
     # the option node's AdamW (its default) wins; the epochs widget moved off its default wins; the
     # network_dim widget at its default gives way to the config
     assert (opts.optimizer, opts.epochs, opts.network_dim) == ("AdamW", 5, 64)
