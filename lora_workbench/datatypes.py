@@ -27,6 +27,7 @@ class DatasetSubset:
     is_reg: bool = False  # regularization subset
     share: float = 0.0  # achieved share of the epoch's non-reg items (images x repeats / total)
     target_share: float = 0.0  # the share the weight asked for
+    alpha_mask: bool = False  # its PNGs carry masks as alpha (Save Training Images): sd-scripts' alpha_mask
 
     @property
     def items(self) -> int:
@@ -59,6 +60,9 @@ class LoraDataset:
     # steps_per_epoch x planned_epochs lands closest to target_steps. 0 = no plan: the trainer's epochs.
     planned_epochs: int = 0
     target_steps: int = 0
+    # The dataset node's epochs: what the trainer trains when its own epochs is 0 (0 = not recorded,
+    # a dataset.toml written before it: the trainer's old default then).
+    epochs: int = 0
 
     @property
     def class_tokens(self) -> list[str]:

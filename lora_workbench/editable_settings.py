@@ -90,6 +90,16 @@ EDITABLE: tuple[EditableSetting, ...] = (
         group="Training (sd-scripts)",
     ),
     EditableSetting(
+        "wd14_tagger_dir",
+        "WD14 tagger models folder",
+        "folder",
+        "Where Caption Dataset (WD14) finds (and, when allowed, downloads) the tagger: one folder per "
+        "model, e.g. SmilingWolf_wd-v1-4-convnext-tagger-v2/ with model.onnx and selected_tags.csv; "
+        "empty = ComfyUI's models/wd14_tagger. Must lie inside an allowed root.",
+        confined=True,
+        group="Training (sd-scripts)",
+    ),
+    EditableSetting(
         "comfyui_path",
         "ComfyUI folder (for the command line)",
         "folder",

@@ -279,14 +279,39 @@ def confine(
             f"The {what} {shown(text)} changed while it was resolved ({exc.strerror})."
         ) from None
     if not is_within_roots(resolved, roots):
-        listed = ", ".join(str(r) for r in roots)
-        raise PathNotAllowed(
-            f"The {what} {shown(text)} resolves to {resolved}, outside the allowed roots ({listed}). "
-            f"Add its folder to {ROOTS_ENV} or to `roots` in {settings_path()}."
-        )
+        raise PathNotAllowed(outside_roots_message(what, text, resolved, roots))
     if must_exist and not os.path.lexists(resolved):
         raise PathNotAllowed(f"The {what} {resolved} does not exist.")
     return resolved
+
+
+PROJECTS_FOLDER = "lora-projects"  # beside ComfyUI's input folder: a root out of the box
+_ROOTS_NAMED = 5
+
+
+def top_roots(roots: Iterable[Path]) -> list[Path]:
+    """The roots that lie inside no other root (ComfyUI's models/input/output fold into ComfyUI)."""
+    roots = list(roots)
+    return [r for r in roots if not any(o != r and _is_within(r, o) for o in roots)]
+
+
+def outside_roots_message(what: str, text: str, resolved: Path, roots: Iterable[Path]) -> str:
+    """The refusal of a path outside the roots: the top-level roots (at most five named), the one
+    line that allows it and where it goes, and the folder that is a root out of the box."""
+    top = top_roots(roots)
+    listed = ", ".join(str(r) for r in top[:_ROOTS_NAMED])
+    if len(top) > _ROOTS_NAMED:
+        listed += f" and {len(top) - _ROOTS_NAMED} more"
+    comfy = comfyui_path()
+    projects = (
+        comfy / PROJECTS_FOLDER if comfy else f"ComfyUI's {PROJECTS_FOLDER} folder (beside its input folder)"
+    )
+    line = json.dumps({"roots": [str(resolved)]}, ensure_ascii=False)[1:-1]
+    return (
+        f"The {what} {shown(text)} resolves to {resolved}, outside the allowed roots ({listed}). "
+        f"Put it in {projects}, or allow it with the line `{line}` in {settings_path()} "
+        f"(or add it to {ROOTS_ENV})."
+    )
 
 
 # --------------------------------------------------------------------------- open, then check

@@ -77,6 +77,12 @@ SETTINGS: tuple[Setting, ...] = (
         "the pack's data folder (the managed sd-scripts: trainers/sd-scripts/)",
         ui_writable=False,  # where installs write and `trainer remove` deletes: only the user sets it
     ),
+    Setting(
+        "wd14_tagger_dir",
+        "LORA_WORKBENCH_WD14_DIR",
+        "path",
+        "the WD14 tagger models (default: ComfyUI's models/wd14_tagger)",
+    ),
 )
 BY_KEY = {s.key: s for s in SETTINGS}
 

@@ -243,7 +243,8 @@ def _str(data: dict, key: str, default: str | None = None) -> str:
 @handler
 async def dataset_preview(request):
     """POST {project, weights, width, height, enable_bucket, batch_size, epochs, max_items_per_epoch,
-    repeats, target_steps, wrong_size, caption_extension}: the subsets with image counts and the
+    repeats, target_steps, wrong_size, caption_extension, folder_repeats,
+    missing_caption}: the subsets with image counts and the
     repeats/shares they get, computed by the core, which reads only inside the allowed roots."""
     data = await _json_body(request)
     project = paths.confine(_str(data, "project"), what="project folder")
@@ -266,8 +267,10 @@ async def dataset_preview(request):
         max_items_per_epoch=number("max_items_per_epoch", 0) or None,
         repeats=None if repeats in (None, "") else _str(data, "repeats"),
         target_steps=number("target_steps", 0),
-        wrong_size=_str(data, "wrong_size", "error"),
+        wrong_size=_str(data, "wrong_size", "bucket"),
         caption_extension=_str(data, "caption_extension", ".txt"),
+        folder_repeats=number("folder_repeats", 1),
+        missing_caption=_str(data, "missing_caption", "error"),
     )
     if not project.is_dir():
         raise HttpError(404, f"The project folder {project} does not exist; create it or pick another one.")

@@ -17,7 +17,7 @@ class DatasetSubsetWeights:
 
     DESCRIPTION = (
         "Reads a training project (images/N_Subject/ folders with .txt captions, optionally "
-        "regularization/), checks it the way sd-scripts will read it (captions, unreadable images, "
+        "regularization/; or a plain folder of images, read as one subset named after it), checks it the way sd-scripts will read it (captions, unreadable images, "
         "sizes, file names it skips), sets each subset's repeats from the folder names, equal shares "
         "or your weights, optionally plans the epochs for a total number of steps, and writes kohya's "
         "dataset config (dataset.toml) - or renames the folders to N_Subject like the seed script. "
@@ -37,6 +37,7 @@ class DatasetSubsetWeights:
     def INPUT_TYPES(cls):
         from ..lora_workbench.dataset.checks import WRONG_SIZE_MODES
         from ..lora_workbench.dataset.limits import widget_range
+        from ..lora_workbench.dataset.prepare import MISSING_CAPTION_MODES
         from ..lora_workbench.dataset.repeats import REPEAT_MODES
         from ..lora_workbench.dataset.scan import CAPTION_EXT
 
@@ -46,9 +47,11 @@ class DatasetSubsetWeights:
                     "STRING",
                     {
                         "default": "",
-                        "tooltip": "The training project folder (images/N_Subject/, regularization/, output/, logs/). "
-                        "A new folder gets that layout. Must lie inside an allowed root "
-                        "($LORA_WORKBENCH_ROOTS or `roots` in the settings).",
+                        "tooltip": "The training project folder: a plain folder of images (trained as one "
+                        "subset named after it, nothing moved), or images/N_Subject/ folders. dataset.toml, "
+                        "output/ and logs/ go into it; a new, empty folder gets the full layout. Must lie "
+                        "inside an allowed root: ComfyUI's lora-projects folder (beside input/), or "
+                        "$LORA_WORKBENCH_ROOTS / `roots` in the settings.",
                     },
                 ),
                 "weights": (
@@ -68,8 +71,9 @@ class DatasetSubsetWeights:
                         "default": 512,
                         **widget_range("width"),
                         "step": 64,
-                        "tooltip": "Training resolution width. With buckets off every image must be "
-                        "exactly width x height.",
+                        "tooltip": "Training resolution width (the trainer uses it unless its own width is "
+                        "set). With buckets on, images larger than width x height are scaled down to its "
+                        "area; with buckets off every image must be exactly width x height.",
                     },
                 ),
                 "height": (
@@ -78,15 +82,18 @@ class DatasetSubsetWeights:
                         "default": 512,
                         **widget_range("height"),
                         "step": 64,
-                        "tooltip": "Training resolution height.",
+                        "tooltip": "Training resolution height (the trainer uses it unless its own height "
+                        "is set).",
                     },
                 ),
                 "enable_bucket": (
                     "BOOLEAN",
                     {
-                        "default": False,
-                        "tooltip": "Aspect-ratio buckets: images of different sizes are allowed (kohya groups them). "
-                        "Off: every image must match the resolution.",
+                        "default": True,
+                        "tooltip": "Aspect-ratio buckets (on by default): photos of any size and shape train as "
+                        "they are, grouped by aspect ratio; larger ones are scaled down, smaller ones train at "
+                        "their own size (never upscaled). Off: every image must match the resolution (see "
+                        "wrong_size).",
                     },
                 ),
                 "apply_mode": (
@@ -103,7 +110,8 @@ class DatasetSubsetWeights:
                     {
                         "default": 1,
                         **widget_range("batch_size"),
-                        "tooltip": "Images per training step (for the TOML and the step math).",
+                        "tooltip": "Images per training step (for the TOML and the step math); the trainer "
+                        "uses it unless its own batch_size is set.",
                     },
                 ),
                 "epochs": (
@@ -111,8 +119,8 @@ class DatasetSubsetWeights:
                     {
                         "default": 3,
                         **widget_range("epochs"),
-                        "tooltip": "Epochs for the step math shown here (the trainer uses its own) - unless "
-                        "target_steps is set: then the node picks the epochs and the trainer uses them.",
+                        "tooltip": "Passes over the dataset: the step math shown here, and the trainer's epochs "
+                        "unless its own epochs is set. With target_steps the node picks the epochs instead.",
                     },
                 ),
                 "max_items_per_epoch": (
@@ -151,10 +159,11 @@ class DatasetSubsetWeights:
                 "wrong_size": (
                     list(WRONG_SIZE_MODES),
                     {
-                        "default": WRONG_SIZE_MODES[0],
-                        "tooltip": "With buckets off, images that are not width x height: error (stop and list "
-                        "them), resize (train on resized, center-cropped copies in <project>/cache/, made once "
-                        "per image and reused; the originals are untouched) or bucket (turn buckets on).",
+                        "default": "bucket",
+                        "tooltip": "With buckets off, images that are not width x height: bucket (turn buckets "
+                        "on, never upscaling; the default), error (stop and list them) or resize (train on "
+                        "resized, center-cropped copies in <project>/cache/, made once per image and reused; "
+                        "the originals are untouched).",
                     },
                 ),
                 "caption_extension": (
@@ -165,12 +174,34 @@ class DatasetSubsetWeights:
                         "dataset.toml for every subset, so the check here and sd-scripts read the same files.",
                     },
                 ),
+                # appended last: workflows saved before it keep their widget positions (default 1)
+                "folder_repeats": (
+                    "INT",
+                    {
+                        "default": 1,
+                        **widget_range("folder_repeats"),
+                        "tooltip": "Repeats of a plain folder of images: the images right in the project "
+                        "folder (or right in its images/, no N_Subject folders) are one subset named after "
+                        "the folder, seen this many times per epoch. Nothing in the folder is moved or "
+                        "renamed. Subset folders take their repeats from their N_ prefix instead.",
+                    },
+                ),
                 "caption_options": (
                     "LORA_TRAIN_OPTIONS",
                     {
                         "tooltip": "Caption and augmentation settings from a Kohya Caption Options node "
                         "(shuffle, keep tokens, caption/tag dropout, flip, color aug, random crop), written "
                         "into every subset of the dataset TOML; they win over the trainer's run-wide ones.",
+                    },
+                ),
+                # last: workflows saved before it keep their widget positions and get "error", as before
+                "missing_caption": (
+                    list(MISSING_CAPTION_MODES),
+                    {
+                        "default": MISSING_CAPTION_MODES[0],
+                        "tooltip": "A training image without a caption file: error (stop and list them), "
+                        "class_tokens (train it on the folder's subject, e.g. `Cat` for 3_Cat, as sd-scripts "
+                        "does) or empty (train it with an empty caption).",
                     },
                 ),
             },
@@ -197,17 +228,19 @@ class DatasetSubsetWeights:
         weights: str = "",
         width: int = 512,
         height: int = 512,
-        enable_bucket: bool = False,
+        enable_bucket: bool = True,
         apply_mode: str = APPLY_MODES[0],
         batch_size: int = 1,
         epochs: int = 3,
         max_items_per_epoch: int = 0,
         repeats: str | None = None,  # missing in workflows saved before the modes: see resolve_mode
         target_steps: int = 0,
-        wrong_size: str = "error",
+        wrong_size: str = "bucket",  # missing in workflows saved before it: buckets, never an error
         caption_extension: str | None = None,  # None: the core's default (.txt)
         unique_id=None,
         caption_options=None,
+        folder_repeats: int = 1,
+        missing_caption: str = "error",
     ):
         from ..lora_workbench.dataset import prepare, project
         from ..lora_workbench.dataset.confined import Guard
@@ -230,7 +263,9 @@ class DatasetSubsetWeights:
             target_steps=target_steps,
             wrong_size=wrong_size,
             caption_extension=CAPTION_EXT if caption_extension is None else caption_extension,
+            folder_repeats=folder_repeats,
             subset_options=per_subset,
+            missing_caption=missing_caption,
         )
         ds, text = prepare.prepare_dataset(
             root,

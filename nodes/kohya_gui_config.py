@@ -3,8 +3,10 @@
 Thin adapter over training/kohya_gui.py: the preset list comes from the configured kohya_ss GUI
 checkout (KOHYA_SS_GUI_PATH, or KOHYA_SS_PATH when it is one); a config file named by the workflow
 must lie inside the allowed roots. Its settings become the chain's base: they replace the trainer's
-own widgets, and option nodes in the chain win over them. The text output lists every key as used,
-mapped or skipped (with the reason).
+widgets left at their defaults; option nodes anywhere in the chain and widgets moved off their
+defaults win over them (kohya_lora_train.collect_options). The text output lists every key as used,
+mapped, overridden, refused or skipped (with the reason); a refused key stops the run at the trainer
+unless an explicit setting settles it or ignore_unsupported_keys is on.
 """
 
 from __future__ import annotations
@@ -61,8 +63,10 @@ class KohyaGuiConfigOptions:
 
     DESCRIPTION = (
         "Imports a kohya_ss GUI LoRA preset (from your kohya_ss folder) or a saved GUI config (.json): "
-        "its settings replace Kohya LoRA Train's widgets, option nodes in the chain win over them, and "
-        "the text lists every key as used, mapped or skipped with the reason."
+        "its settings replace Kohya LoRA Train's widgets left at their defaults; option nodes in the "
+        "chain and widgets you changed win over them. The text lists every key as used, mapped, "
+        "overridden, refused (it changes training and cannot be given as meant: the run stops unless "
+        "you set it or turn on ignore_unsupported_keys) or skipped (it changes nothing), with the reason."
     )
     CATEGORY = f"{_comfy.CATEGORY}/training/options"
     FUNCTION = "collect"
@@ -95,6 +99,16 @@ class KohyaGuiConfigOptions:
                         "GUI saved beside a run.",
                     },
                 ),
+                # Appended last: a saved workflow's two values still fill preset and config_file.
+                "ignore_unsupported_keys": (
+                    "BOOLEAN",
+                    {
+                        "default": False,
+                        "tooltip": "Train without the config's keys this pack cannot give as meant (listed as "
+                        "refused) instead of stopping on them. Off: set those settings on an option node, "
+                        "or change the config.",
+                    },
+                ),
             },
             "optional": {
                 node_layout.OPTIONS_INPUT: (
@@ -119,15 +133,25 @@ class KohyaGuiConfigOptions:
         except Exception:
             return ""
 
-    def collect(self, preset=NO_PRESET, config_file="", options=None, unique_id=None):
+    def collect(
+        self, preset=NO_PRESET, config_file="", ignore_unsupported_keys=False, options=None, unique_id=None
+    ):
         from ..lora_workbench.training.options import OptionSet
 
         imported = load(preset, config_file)
         received = options if isinstance(options, OptionSet) else OptionSet()
         source = f"kohya_ss config {imported.source} (node {unique_id})"
-        chained = received.with_base(imported.values, source)
-        text = imported.report()
+        chained = received.with_base(imported.values, source, imported, bool(ignore_unsupported_keys))
+        text = imported.report(received.explicit()) + "\n" + _LATER
+        if imported.open_refusals(received.explicit()) and ignore_unsupported_keys:
+            text += "\n  ignore_unsupported_keys is on: training goes on without the refused keys."
         return {"ui": {"text": [text]}, "result": (chained, text)}
+
+
+_LATER = (
+    "  (option nodes chained after this one, and Kohya LoRA Train's widgets moved off their defaults, "
+    "win over the config too; a refused key stops the run unless one of them sets it)"
+)
 
 
 NODE_CLASS_MAPPINGS = {"KohyaGuiConfigOptions": KohyaGuiConfigOptions}

@@ -42,8 +42,25 @@ def collect_options(widgets: dict, options: OptionSet | None, unique_id) -> Trai
     chain = options if isinstance(options, OptionSet) else OptionSet()
     if legacy:
         chain = chain.add(legacy, f"Kohya LoRA Train (node {unique_id}, inputs of the first layout)")
-    opts = TrainOptions.from_values({**main, **chain.settings()})
+    opts = TrainOptions.from_values(chain.resolved(main, _changed_widgets(main)))
     return confine_paths(opts)
+
+
+def _changed_widgets(main: dict) -> dict[str, str]:
+    # A widget always holds a value: one moved off its default is the user's word and wins over a
+    # kohya_ss config; one at its default gives way to the config (README "kohya_ss GUI configs").
+    return {k: f"Kohya LoRA Train's {k} widget" for k, v in main.items() if v != SETTING[k].default}
+
+
+def config_overrides(widgets: dict, options: OptionSet | None) -> list[str]:
+    """The kohya_ss config keys this run's explicit settings won over (for the node's text): the GUI
+    config node cannot know the option nodes chained after it, nor the trainer's widgets."""
+    base_import = getattr(options, "base_import", None)
+    if base_import is None:
+        return []
+    main = {k: v for k, v in widgets.items() if k in _MAIN}
+    report = base_import.report(options.explicit(_changed_widgets(main)))
+    return [f"kohya_ss config {line.strip()}" for line in report.splitlines() if "overridden " in line[:14]]
 
 
 def confine_paths(opts: TrainOptions) -> TrainOptions:
@@ -159,6 +176,7 @@ class KohyaLoRATrain:
                 f"folders; pick one from the list (refresh with R after adding files)."
             )
         opts = collect_options(widgets, options, node_id)
+        overrides = config_overrides(widgets, options)
         pbar = _comfy.progress_bar(1, node_id)
         previews = PreviewPicker()
 
@@ -193,7 +211,7 @@ class KohyaLoRATrain:
             )
         if opts.link_to_library:
             _comfy.invalidate_filename_cache("loras")
-        return _outputs(run, opts.show_samples)
+        return _outputs(run, opts.show_samples, overrides)
 
 
 def comfy_file_source() -> FileSource:
@@ -221,13 +239,13 @@ def _ui_dirs() -> dict:
     return ui_dirs
 
 
-def _outputs(run, show_samples: bool) -> dict:
+def _outputs(run, show_samples: bool, notes: list[str] = ()) -> dict:
     images = []
     if run.loss_curve and Path(run.loss_curve).is_file():
         images.append(_ui_image(run.loss_curve))
     if show_samples:
         images += [_ui_image(s) for s in run.samples[-8:]]
-    text = [f"{run.lora.path}" + (" (reused)" if run.cached else "")] + run.warnings
+    text = [f"{run.lora.path}" + (" (reused)" if run.cached else ""), *run.warnings, *notes]
     tensor = _image_tensor(run.loss_curve, run.losses)
     return {
         "ui": {"images": images, "text": text},

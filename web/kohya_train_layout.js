@@ -121,7 +121,12 @@ export const LAYOUT = {
         "min_snr_gamma",
         "scale_weight_norms",
         "multires_noise_iterations",
-        "multires_noise_discount"
+        "multires_noise_discount",
+        "debiased_estimation_loss",
+        "min_timestep",
+        "max_timestep",
+        "adaptive_noise_scale",
+        "noise_offset_random_strength"
       ]
     },
     {
@@ -139,7 +144,10 @@ export const LAYOUT = {
         "caption_tag_dropout_rate",
         "flip_aug",
         "color_aug",
-        "random_crop"
+        "random_crop",
+        "max_token_length",
+        "bucket_no_upscale",
+        "bucket_reso_steps"
       ]
     },
     {
@@ -179,7 +187,9 @@ export const LAYOUT = {
         "cache_latents_to_disk",
         "lowram",
         "attention",
-        "data_loader_workers"
+        "data_loader_workers",
+        "full_bf16",
+        "full_fp16"
       ]
     },
     {
@@ -237,12 +247,12 @@ export const LAYOUT = {
     }
   ],
   "defaults": {
-    "epochs": 3,
-    "width": 512,
-    "height": 512,
+    "epochs": 0,
+    "width": 0,
+    "height": 0,
     "seed": 12345,
-    "network_dim": 128,
-    "network_alpha": 128.0,
+    "network_dim": 32,
+    "network_alpha": 16.0,
     "learning_rate": 0.0001,
     "unet_lr": 0.0001,
     "text_encoder_lr": 5e-05,
@@ -346,7 +356,17 @@ export const LAYOUT = {
     "system_prompt": "You are an assistant designed to generate high-quality images based on user prompts.",
     "gemma2_max_token_length": 256,
     "text_encoder_cpu": false,
-    "vae_chunk_size": 0
+    "vae_chunk_size": 0,
+    "debiased_estimation_loss": false,
+    "min_timestep": 0,
+    "max_timestep": 1000,
+    "adaptive_noise_scale": 0.0,
+    "noise_offset_random_strength": false,
+    "max_token_length": 75,
+    "bucket_no_upscale": true,
+    "bucket_reso_steps": 64,
+    "full_bf16": false,
+    "full_fp16": false
   },
   "trainer_height": 900
 };

@@ -13,7 +13,8 @@ const WEIGHTS = "weights";
 const REPEATS = "repeats";
 // Widgets whose change alters the preview (missing ones are skipped).
 const INPUTS = ["project_folder", "project", "project_dir", "width", "height", "resolution", "enable_bucket", "batch_size", "epochs",
-  "max_items_per_epoch", REPEATS, "target_steps", "wrong_size", "caption_extension"];
+  "max_items_per_epoch", REPEATS, "target_steps", "wrong_size", "caption_extension", "folder_repeats",
+  "missing_caption"];
 const SLIDER_MAX = 4;
 const editors = new Set();
 
@@ -157,14 +158,16 @@ class WeightsEditor {
       weights: String(value(n, WEIGHTS, "") ?? ""),
       width: Number(width),
       height: Number(value(n, "height", width)),
-      enable_bucket: Boolean(value(n, "enable_bucket", false)),
+      enable_bucket: Boolean(value(n, "enable_bucket", true)),
       batch_size: Number(value(n, "batch_size", 1)),
       epochs: Number(value(n, "epochs", 1)),
       max_items_per_epoch: Number(value(n, "max_items_per_epoch", 0)) || null,
       repeats: value(n, REPEATS, null),
       target_steps: Number(value(n, "target_steps", 0)) || 0,
-      wrong_size: String(value(n, "wrong_size", "error")),
+      wrong_size: String(value(n, "wrong_size", "bucket")),
       caption_extension: String(value(n, "caption_extension", ".txt")),
+      folder_repeats: Number(value(n, "folder_repeats", 1)) || 1,
+      missing_caption: String(value(n, "missing_caption", "error")),
     };
   }
 

@@ -1,4 +1,5 @@
-"""CLI for the dataset area: train-init, dataset scan|weights|apply|keywords|recover.
+"""CLI for the dataset area: train-init, dataset scan|weights|apply|keywords|recover|add-images|caption
+(caption.py).
 
 Same core calls (and the same summary text) as the DatasetSubsetWeights node.
 """
@@ -12,14 +13,20 @@ from pathlib import Path
 
 from ..dataset import prepare, project, rename
 from ..dataset import scan as dataset
+from ..dataset.add_images import AddSpec, add_images
+from ..dataset.add_images import plan as add_plan
 from ..dataset.captions import format_keywords
+from ..dataset.captions_merge import CAPTION_MODES
 from ..dataset.checks import WRONG_SIZE_MODES
 from ..dataset.images import rules_in_use
+from ..dataset.pictures import FIT_MODES, Picture, check_sizes
+from ..dataset.pictures import open_file as open_image
 from ..dataset.prepare import DatasetOptions
 from ..dataset.repeats import REPEAT_MODES
 from ..dataset.weights import format_weights, parse_weights
 from ..errors import ValidationError
 from ..terminal import echo, shown
+from . import caption
 
 
 def _add_shape(p: argparse.ArgumentParser) -> None:
@@ -54,7 +61,18 @@ def _add_shape(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=512)
     p.add_argument("--height", type=int, default=512)
     p.add_argument(
-        "--enable-bucket", action="store_true", help="aspect-ratio buckets (images may differ in size)"
+        "--enable-bucket",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="aspect-ratio buckets: images of any size train as they are, never upscaled (default: on; "
+        "--no-enable-bucket: every image must be WIDTHxHEIGHT, see --wrong-size)",
+    )
+    p.add_argument(
+        "--folder-repeats",
+        type=int,
+        default=1,
+        metavar="N",
+        help="repeats of a plain folder of images (no images/N_Subject/ folders; read as one subset)",
     )
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--epochs", type=int, default=3, help="epochs, for the step math (unless --target-steps)")
@@ -69,12 +87,19 @@ def _add_shape(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--wrong-size",
         choices=WRONG_SIZE_MODES,
-        default=WRONG_SIZE_MODES[0],
-        help="buckets off and an image is not WIDTHxHEIGHT: error (default), resize (train on resized "
-        "copies in PROJECT/cache, originals untouched) or bucket (turn buckets on)",
+        default="bucket",
+        help="buckets off and an image is not WIDTHxHEIGHT: error, resize (train on resized "
+        "copies in PROJECT/cache, originals untouched) or bucket (turn buckets on; the default)",
     )
     p.add_argument(
         "--caption-extension", default=dataset.CAPTION_EXT, help="the caption file beside each image"
+    )
+    p.add_argument(
+        "--missing-caption",
+        choices=prepare.MISSING_CAPTION_MODES,
+        default="error",
+        help="a training image without a caption file: error (default), class_tokens (train it on the "
+        "folder's subject, as sd-scripts does) or empty (an empty caption)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
 
@@ -134,10 +159,67 @@ def add_commands(sub) -> None:
     )
     p.set_defaults(func=_keywords)
 
+    _add_images_command(dsub)
+
     p = dsub.add_parser("recover", help="finish (or --rollback) an interrupted folder rename")
     p.add_argument("project")
     p.add_argument("--rollback", action="store_true", help="undo the renames instead of finishing them")
     p.set_defaults(func=_recover)
+
+    caption.add_dataset_command(dsub)
+
+
+def _add_images_command(dsub) -> None:
+    p = dsub.add_parser(
+        "add-images",
+        help="copy image files into images/N_SUBJECT/ as <content hash>.png with captions (Save Training Images)",
+        description="Store image files in PROJECT/images/<repeats>_<subject>/, named by a hash of their "
+        "pixels (the same image is one file; running again adds nothing), with a caption file beside each.",
+    )
+    p.add_argument("project")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--subject", required=True, help="the subset's name (a folder name)")
+    p.add_argument("--repeats", type=int, default=1, help="the folder's N_ prefix (default 1)")
+    text = p.add_mutually_exclusive_group()
+    text.add_argument("--caption", default="", help="one caption for every image")
+    text.add_argument("--captions-file", metavar="F", help="a UTF-8 file with one caption line per image")
+    p.add_argument("--trigger-word", default="", help="put first in every caption, once")
+    p.add_argument("--caption-mode", choices=CAPTION_MODES, default=CAPTION_MODES[0])
+    p.add_argument(
+        "--fit",
+        choices=FIT_MODES,
+        default="none",
+        help="none, crop or pad to --width x --height (never enlarges)",
+    )
+    p.add_argument("--width", type=int, default=512)
+    p.add_argument("--height", type=int, default=512)
+    p.add_argument(
+        "--caption-extension", default=dataset.CAPTION_EXT, help="the caption file beside each image"
+    )
+    p.set_defaults(func=_add_images)
+
+
+def _add_images(args) -> int:
+    captions = args.caption
+    if args.captions_file:
+        captions = _read_text_file(Path(os.path.expanduser(args.captions_file)), "captions file")
+        captions = [line for line in captions.splitlines() if line.strip()]
+    spec = AddSpec(
+        project_dir=args.project,
+        subject=args.subject,
+        repeats=args.repeats,
+        captions=captions,
+        trigger_word=args.trigger_word,
+        caption_mode=args.caption_mode,
+        fit=args.fit,
+        resolution=(args.width, args.height),
+        caption_extension=args.caption_extension,
+    )
+    add_plan(spec, len(args.files))  # a bad subject or caption count stops before any image is read
+    check_sizes([(1, 1)] * len(args.files), "files")
+    pics = [Picture(open_image(f), None, f) for f in args.files]
+    echo(add_images(spec, pics).summary())
+    return 0
 
 
 def weights_text(args) -> str:
@@ -156,12 +238,16 @@ def weights_text(args) -> str:
 
 
 def _read_weights_file(path: Path) -> str:
+    return _read_text_file(path, "weights file")
+
+
+def _read_text_file(path: Path, what: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise ValidationError(f"The weights file {path} is not UTF-8 text; save it as UTF-8.") from None
+        raise ValidationError(f"The {what} {path} is not UTF-8 text; save it as UTF-8.") from None
     except OSError as exc:
-        raise ValidationError(f"The weights file {path} cannot be read ({exc.strerror}).") from None
+        raise ValidationError(f"The {what} {path} cannot be read ({exc.strerror}).") from None
 
 
 def options(args):
@@ -179,6 +265,8 @@ def options(args):
         target_steps=args.target_steps,
         wrong_size=args.wrong_size,
         caption_extension=args.caption_extension,
+        folder_repeats=args.folder_repeats,
+        missing_caption=args.missing_caption,
     )
 
 

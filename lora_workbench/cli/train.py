@@ -13,11 +13,11 @@ import signal
 import sys
 from pathlib import Path
 
-from .. import numbers
+from .. import numbers, paths
 from ..dataset import dataset_toml
 from ..errors import ValidationError, WorkbenchError
 from ..terminal import echo, safe
-from ..training import train
+from ..training import model_files, train
 from ..training.options import TrainOptions
 from ..training.settings import GROUPS, SETTING, SETTINGS, in_group
 
@@ -28,6 +28,31 @@ def _help(s) -> str:
     return f"{s.help}{choices} (default: {default})".replace("%", "%%")
 
 
+GIVEN = "given_settings"  # the namespace attribute holding {setting: the flag typed}
+
+
+def _mark(namespace, dest: str, option: str | None) -> None:
+    given = dict(getattr(namespace, GIVEN, None) or {})
+    given[dest] = option or dest
+    setattr(namespace, GIVEN, given)
+
+
+class _Typed(argparse.Action):
+    """Stores the value and remembers that the flag was typed: a flag equal to the default is still
+    the user's word, and wins over a kohya_ss config or a resumed run (argparse's own default cannot
+    tell "typed" from "left out")."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        _mark(namespace, self.dest, option_string)
+
+
+class _TypedBool(argparse.BooleanOptionalAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        super().__call__(parser, namespace, values, option_string)
+        _mark(namespace, self.dest, option_string)
+
+
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per setting, in one argument group per option node."""
     for group in GROUPS:
@@ -36,17 +61,12 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
         for s in in_group(group.key):
             names = [s.flag, *s.flags]
             if s.type is bool:
-                g.add_argument(
-                    *names,
-                    dest=s.name,
-                    action=argparse.BooleanOptionalAction,
-                    default=s.default,
-                    help=_help(s),
-                )
+                g.add_argument(*names, dest=s.name, action=_TypedBool, default=s.default, help=_help(s))
                 continue
             kw: dict = {
                 "dest": s.name,
                 "default": s.default,
+                "action": _Typed,
                 "type": numbers.arg_float if s.type is float else s.type,
                 "help": _help(s),
             }
@@ -66,14 +86,21 @@ def add_commands(sub) -> None:
     p.add_argument("project", help="the training project folder")
     p.add_argument(
         "--base",
-        help="the base model: a checkpoint or a diffusion model .safetensors of any family (docs/families.md); "
-        "with --resume, the resumed run's",
+        help="the base model: a checkpoint or a diffusion model .safetensors of any family (docs/families.md), "
+        "as a path or as a name in ComfyUI's checkpoints or diffusion_models folders (COMFYUI_PATH, and its "
+        "extra_model_paths.yaml); with --resume, the resumed run's",
     )
     p.add_argument(
         "--kohya-json",
         metavar="FILE",
-        help="start from a kohya_ss GUI config or preset (JSON): prints which keys were used, mapped and "
-        "skipped; flags you give win over it",
+        help="start from a kohya_ss GUI config or preset (JSON): prints which keys were used, mapped, "
+        "overridden, refused and skipped; every flag you type wins over it (even at its default value)",
+    )
+    p.add_argument(
+        "--ignore-unsupported-keys",
+        action="store_true",
+        help="with --kohya-json: train without the config's keys that this pack cannot give as meant "
+        "(listed as refused) instead of stopping on them",
     )
     p.add_argument("--dataset-toml", help="the kohya dataset TOML (default: PROJECT/dataset.toml)")
     p.add_argument(
@@ -85,8 +112,13 @@ def add_commands(sub) -> None:
 
 
 def given_flags(args) -> dict:
-    """The settings given on the command line: those not at their default."""
-    return {s.name: getattr(args, s.name) for s in SETTINGS if getattr(args, s.name) != s.default}
+    """The settings whose flags were typed on the command line (at their default value or not)."""
+    return {name: getattr(args, name) for name in explicit_flags(args)}
+
+
+def explicit_flags(args) -> dict[str, str]:
+    """{setting: the flag typed for it}."""
+    return dict(getattr(args, GIVEN, None) or {})
 
 
 def resumed_record(args) -> dict:
@@ -108,12 +140,16 @@ def options_from_args(args, base: dict | None = None):
     return TrainOptions.from_values({**kept, **given_flags(args)})
 
 
-def _gui_values(path: str) -> dict:
+def _gui_values(args) -> dict:
+    """The config's settings; the report says which typed flag won over which key, and the import
+    stops on a key it cannot give as meant unless a flag settles it or --ignore-unsupported-keys."""
     from ..training import kohya_gui
 
-    imported = kohya_gui.import_file(path)
-    echo(imported.report())
-    return imported.values
+    imported = kohya_gui.import_file(args.kohya_json)
+    explicit = explicit_flags(args)
+    echo(imported.report(explicit))
+    imported.check(explicit, args.ignore_unsupported_keys)
+    return imported.settings(explicit)
 
 
 def _start_values(args) -> tuple[dict | None, str | None]:
@@ -130,7 +166,7 @@ def _start_values(args) -> tuple[dict | None, str | None]:
             )
         return {**spec, "resume": args.resume}, base
     if args.kohya_json:
-        return _gui_values(args.kohya_json), None
+        return _gui_values(args), None
     return None, None
 
 
@@ -196,7 +232,7 @@ def run_train(args) -> int:
     dataset = _load_dataset(args)
     if not (args.base or recorded_base):
         raise ValidationError("--base is required: the base checkpoint to train on.")
-    base = str(Path(args.base or recorded_base).expanduser().resolve())
+    base = model_files.find_base_model(args.base or recorded_base, paths.comfyui_path())
     if args.print_command:
         return _print_command(opts, dataset, base)
     term = _Terminal()

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from . import images
+from .dataset_toml import BUCKET_STEP
 from .repeats import FOLDERS, WEIGHTS
 from .scan import REG_DIR, TRAIN_DIR, ProjectScan, SubsetScan, is_utf8
 from .weights import subject_key
@@ -45,6 +46,7 @@ class CheckInput:
     excluded: set[str] = field(default_factory=set)  # training subsets left out (0 repeats / weight 0)
     wrong_size: str = "error"
     cache_dir: str = ""  # where resized copies go (wrong_size "resize")
+    missing_caption: str = "error"  # error | class_tokens | empty (prepare.MISSING_CAPTION_MODES)
 
 
 def validate(scan: ProjectScan, ci: CheckInput) -> list[Issue]:
@@ -78,8 +80,8 @@ def _layout(scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
             Issue(
                 "error",
                 train_dir,
-                f"The project has no {TRAIN_DIR}/ folder; run `lora-workbench train-init {scan.project_dir}` "
-                f"and put each subject's images in {TRAIN_DIR}/N_Subject/.",
+                f"The project folder {scan.project_dir} holds no images; put your images (with captions "
+                f"beside them, optional) right in it, or each subject's in {TRAIN_DIR}/N_Subject/ folders.",
                 "layout",
             )
         )
@@ -88,8 +90,8 @@ def _layout(scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
             Issue(
                 "error",
                 train_dir,
-                f"{TRAIN_DIR}/ has no subset folders; put each subject's images (with captions) in "
-                f"{TRAIN_DIR}/N_Subject/ (e.g. {TRAIN_DIR}/1_Subject).",
+                f"{TRAIN_DIR}/ has no subset folders and no images; put your images right in {TRAIN_DIR}/ "
+                f"(one subset) or each subject's in {TRAIN_DIR}/N_Subject/ (e.g. {TRAIN_DIR}/1_Subject).",
                 "layout",
             )
         )
@@ -328,7 +330,10 @@ def _captions(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]
     d, ext = s.dirname, scan.caption_extension
 
     def add(n: str) -> str:
-        return f"{d}/{n} has no caption: add {os.path.splitext(n)[0]}{ext} beside it."
+        return (
+            f"{d}/{n} has no caption: add {os.path.splitext(n)[0]}{ext} beside it, or set missing_caption "
+            f"to class_tokens or empty."
+        )
 
     def empty(n: str) -> str:
         return (
@@ -349,11 +354,32 @@ def _captions(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]
                 "caption-missing",
             )
         )
+    elif s.missing_captions and ci.missing_caption != "error":
+        out.append(Issue("warning", s.folder, _fallback(s, ci.missing_caption), "caption-missing"))
+    elif s.flat and s.missing_captions:  # sd-scripts trains them on the class token: the folder's name
+        out.append(
+            Issue(
+                "warning",
+                s.folder,
+                f"{len(s.missing_captions)} image(s) in {d} have no caption (e.g. {s.missing_captions[0]}); "
+                f"they train with the folder's name {s.name!r} as their caption. Add a {ext} file beside "
+                f"an image to caption it.",
+                "caption-missing",
+            )
+        )
     elif s.missing_captions:
         _listed(s, s.missing_captions, "error", "caption-missing", add, out)
     _listed(s, s.empty_captions, "error", "caption-empty", empty, out)
     _listed(s, sorted(s.bad_captions), "error", "caption-unreadable", bad, out)
     _surprising_captions(s, out)
+
+
+def _fallback(s: SubsetScan, mode: str) -> str:
+    what = f"the class tokens {s.name.strip()!r}" if mode == "class_tokens" else "an empty caption"
+    return (
+        f"{len(s.missing_captions)} image(s) in {s.dirname} have no caption (e.g. {s.missing_captions[0]}); "
+        f"they train on {what} (missing_caption = {mode})."
+    )
 
 
 def _surprising_captions(s: SubsetScan, out: list[Issue]) -> None:
@@ -408,14 +434,35 @@ def _sizes(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -
                 )
             )
         return
-    small = [n for n, (w, h) in s.sizes.items() if (w < w_res or h < h_res) and w * h < w_res * h_res]
+    _bucket_sizes(s, ci, out)
+
+
+def _bucket_sizes(s: SubsetScan, ci: CheckInput, out: list[Issue]) -> None:
+    """Buckets never upscale (bucket_no_upscale): a small image trains at its own size, said once per
+    subset; a side under one bucket step would make sd-scripts' bucket 0 pixels wide, an error."""
+    w_res, h_res = ci.resolution
+    d, step = s.dirname, BUCKET_STEP
+    tiny = sorted(n for n, (w, h) in s.sizes.items() if w < step or h < step)
     _listed(
         s,
-        small,
-        "warning",
-        "size-small",
+        tiny,
+        "error",
+        "size-tiny",
         lambda n: (
-            f"{d}/{n} is {s.sizes[n][0]}x{s.sizes[n][1]}, smaller than {w_res}x{h_res}; it will be upscaled (blurry)."
+            f"{d}/{n} is {s.sizes[n][0]}x{s.sizes[n][1]}; buckets need at least {step} pixels on each side "
+            f"(images are never upscaled): remove it or replace it with a larger image."
         ),
         out,
     )
+    small = sorted(n for n, (w, h) in s.sizes.items() if w * h < w_res * h_res and n not in tiny)
+    if small:
+        out.append(
+            Issue(
+                "warning",
+                s.folder,
+                f"{len(small)} image(s) in {d} are smaller than {w_res}x{h_res} (e.g. {small[0]} is "
+                f"{s.sizes[small[0]][0]}x{s.sizes[small[0]][1]}); they train at their own size, never "
+                f"upscaled, so they carry less detail than the others.",
+                "size-small",
+            )
+        )

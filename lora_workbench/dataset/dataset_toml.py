@@ -32,6 +32,7 @@ toml_string = toml_writer.toml_string  # kept for callers of the old name
 HEADER = "# Dataset config written by lora-workbench (kohya sd-scripts --dataset_config)."
 _WEIGHTS_PREFIX = "# lora-workbench weights = "
 _PLAN_PREFIX = "# lora-workbench plan = "  # {"target_steps": T, "epochs": E, "total_steps": S}
+_EPOCHS_PREFIX = "# lora-workbench epochs = "  # the dataset node's epochs (the trainer's when its own is 0)
 BUCKET_STEP = 64
 
 
@@ -43,9 +44,12 @@ def build_config(
     enable_bucket: bool,
     caption_extension: str = ".txt",
     subset_options: Mapping[str, Any] | None = None,
+    missing_caption: str = "error",
 ) -> dict:
     """The [general] / [[datasets]] / [[datasets.subsets]] structure as plain dicts and lists.
-    `subset_options`: caption/augmentation keys written into every subset (see the hook below)."""
+    `subset_options`: caption/augmentation keys written into every subset (see the hook below).
+    `missing_caption` "empty" leaves class_tokens out of the training subsets: sd-scripts then trains an
+    image without a caption file on an empty caption instead of the class tokens."""
     w, h = int(resolution[0]), int(resolution[1])
     general = {"caption_extension": caption_extension, "enable_bucket": bool(enable_bucket)}
     ds: dict = {
@@ -58,16 +62,10 @@ def build_config(
         lo = min(256, (min(w, h) // BUCKET_STEP) * BUCKET_STEP or BUCKET_STEP)
         hi = max(1024, int(math.ceil(max(w, h) / BUCKET_STEP)) * BUCKET_STEP)
         ds.update(min_bucket_reso=lo, max_bucket_reso=hi, bucket_reso_steps=BUCKET_STEP)
-    ds["subsets"] = [
-        {
-            "image_dir": s.image_dir,
-            "num_repeats": int(s.repeats),
-            "class_tokens": s.class_tokens or s.name,
-            "caption_extension": caption_extension,
-            "is_reg": bool(s.is_reg),
-        }
-        for s in subsets
-    ]
+        # An image smaller than the resolution trains at its own size instead of being upscaled
+        # (blurred) into a bucket; larger ones are scaled down to the resolution's area as before.
+        ds["bucket_no_upscale"] = True
+    ds["subsets"] = [_subset_table(s, caption_extension, missing_caption) for s in subsets]
     # --- hook (features): per-subset caption and augmentation keys from the trainer's caption settings
     # (KohyaCaptionOptions -> DatasetSubsetWeights.caption_options, made sd-scripts' keys by
     # training.command.subset_caption_keys: shuffle_caption, keep_tokens, caption_dropout_rate,
@@ -78,14 +76,33 @@ def build_config(
     return {"general": general, "datasets": [ds]}
 
 
-def dumps(config: dict, weights: dict[str, float] | None = None, plan: dict | None = None) -> str:
-    """TOML text for build_config()'s structure, with our header and the weights and step plan as
-    comments (toml_writer.comment: nothing can break out of a comment line)."""
+def _subset_table(s: DatasetSubset, caption_extension: str, missing_caption: str) -> dict:
+    table = {
+        "image_dir": s.image_dir,
+        "num_repeats": int(s.repeats),
+        "class_tokens": s.class_tokens or s.name,
+        "caption_extension": caption_extension,
+        "is_reg": bool(s.is_reg),
+    }
+    if missing_caption == "empty" and not s.is_reg:
+        del table["class_tokens"]
+    if s.alpha_mask:
+        table["alpha_mask"] = True  # the PNGs' alpha masks the loss (Save Training Images' masks)
+    return table
+
+
+def dumps(
+    config: dict, weights: dict[str, float] | None = None, plan: dict | None = None, epochs: int = 0
+) -> str:
+    """TOML text for build_config()'s structure, with our header and the weights, step plan and epochs
+    as comments (toml_writer.comment: nothing can break out of a comment line)."""
     lines = [HEADER[2:]]
     if weights is not None:
         lines.append(_WEIGHTS_PREFIX[2:] + json.dumps(weights, ensure_ascii=True))
     if plan:
         lines.append(_PLAN_PREFIX[2:] + json.dumps(plan, ensure_ascii=True))
+    if epochs:
+        lines.append(_EPOCHS_PREFIX[2:] + str(int(epochs)))
     return toml_writer.comment(*lines) + "\n" + toml_writer.dumps(config)
 
 
@@ -130,6 +147,23 @@ def read_plan(text: str, where: str = "the dataset config") -> dict | None:
             raise ValidationError(
                 f"The step plan in {where} asks for {key} = {data[key]}; it must be from {low} to {high}: {fix}."
             )
+    return data
+
+
+def read_epochs(text: str, where: str = "the dataset config") -> int:
+    """The dataset node's epochs recorded in a TOML we wrote (0 when it records none); a value the
+    trainer would refuse is a ValidationError naming `where` and the value."""
+    data = _comment_json(text, _EPOCHS_PREFIX)
+    if data is None:
+        return 0
+    low, high = limits.LIMITS["epochs"]
+    if type(data) is not int or not low <= data <= high:
+        shown = "unreadable" if data is _UNREADABLE else repr(data)
+        raise ValidationError(
+            f"The epochs in {where} (its `{_EPOCHS_PREFIX[2:].strip()}` line) are {shown}; they must be a "
+            f"whole number from {low} to {high}: write it again with `lora-workbench dataset apply` (or "
+            f"DatasetSubsetWeights)."
+        )
     return data
 
 
@@ -222,6 +256,7 @@ def _subsets_of(datasets: list[dict]) -> list[DatasetSubset]:
                     repeats=repeats,
                     class_tokens=str(s.get("class_tokens", "")),
                     is_reg=bool(s.get("is_reg", False)),
+                    alpha_mask=s.get("alpha_mask") is True,
                 )
             )
     train = sum(s.items for s in subsets if not s.is_reg) or 1
@@ -263,6 +298,7 @@ def dataset_from_toml(
         fingerprint=_content_hash(path, [Path(s.image_dir) for s in subsets]),
         planned_epochs=int(plan.get("epochs", 0)),
         target_steps=int(plan.get("target_steps", 0)),
+        epochs=read_epochs(text, str(path)),
     )
 
 

@@ -35,12 +35,14 @@ def listing_fingerprint(
     h = hashlib.sha256()
     with guard.open_dir(project_dir, "project folder") as top:
         listing = {e.name: e for e in top.entries()}
+        _hash_folder(h, top, ".", DEFAULT_RULES, caption_extension)  # a plain folder of images
         for sub in (TRAIN_DIR, REG_DIR):
             entry = listing.get(sub)
             if entry is None or entry.kind != "dir":
                 h.update(f"{sub}:{entry.kind if entry else 'missing'}\n".encode())
                 continue
             with top.subdir(entry) as base:
+                _hash_folder(h, base, sub, DEFAULT_RULES, caption_extension)  # images/ without subsets
                 for d in base.entries():
                     h.update(f"{sub}/{d.name}\0{d.kind}\0{d.link}\n".encode("utf-8", "surrogateescape"))
                     if d.kind == "dir" and not d.name.startswith("."):

@@ -7,19 +7,21 @@ from ..errors import ValidationError
 from ..training.settings import SETTING
 
 
-def _trainers(name: str) -> tuple[int, int]:
-    return int(SETTING[name].low), int(SETTING[name].high)
+def _trainers(name: str, low: int) -> tuple[int, int]:
+    """The trainer's highest value; the lowest is the dataset's own (the trainer's 0 means 'the dataset's')."""
+    return low, int(SETTING[name].high)
 
 
 # name: (lowest, highest). Epochs and the resolution are the trainer's settings' own ranges: a
 # target-steps plan hands its epochs to the trainer. max_items_per_epoch 0 means the default budget.
 LIMITS: dict[str, tuple[int, int]] = {
-    "width": _trainers("width"),
-    "height": _trainers("height"),
+    "width": _trainers("width", 64),
+    "height": _trainers("height", 64),
     "batch_size": (1, 256),
-    "epochs": _trainers("epochs"),
+    "epochs": _trainers("epochs", 1),
     "max_items_per_epoch": (0, 10_000_000),
     "target_steps": (0, 10_000_000),
+    "folder_repeats": (1, 10_000),
 }
 
 

@@ -23,6 +23,9 @@ from .scan import CAPTION_EXT, ProjectScan, caption_keywords, open_project, scan
 from .weights import parse_weights
 
 TOML_NAME = "dataset.toml"
+# A training image without a caption file: stop (error), train on the folder's class tokens (what
+# sd-scripts does when the subset has class_tokens), or train an empty caption (no class_tokens).
+MISSING_CAPTION_MODES = ("error", "class_tokens", "empty")
 APPLY_MODES = ("toml", "rename")
 
 
@@ -32,17 +35,21 @@ class DatasetOptions:
 
     weights_text: str = ""
     resolution: tuple[int, int] = (512, 512)
-    enable_bucket: bool = False
+    # Buckets on by default: a folder of phone photos (mixed sizes and shapes) trains as it is, each
+    # image at its own aspect ratio and never upscaled (dataset_toml writes bucket_no_upscale).
+    enable_bucket: bool = True
     batch_size: int = 1
     epochs: int = 1  # for the step math; a target_steps plan chooses its own
     max_items_per_epoch: int | None = None  # the step budget for balancing (None: the default)
     repeats: str | None = None  # folders | equal | weights; None: weights if typed in, else folders
     target_steps: int = 0  # 0: no plan
-    wrong_size: str = "error"  # error | resize | bucket (buckets off, an image not at the resolution)
+    wrong_size: str = "bucket"  # error | resize | bucket (buckets off, an image not at the resolution)
     caption_extension: str = CAPTION_EXT
+    folder_repeats: int = 1  # a plain folder of images (no N_Subject folders): its repeats
     # sd-scripts' caption/augmentation keys written into every subset (shuffle_caption, keep_tokens,
     # flip_aug, ...): the node's caption_options input, made sd-scripts' keys by the training area
     subset_options: dict = field(default_factory=dict)
+    missing_caption: str = "error"  # one of MISSING_CAPTION_MODES
 
     def checked(self) -> DatasetOptions:
         """A copy with normalised values; ValidationError names a bad one."""
@@ -52,6 +59,10 @@ class DatasetOptions:
         if self.wrong_size not in WRONG_SIZE_MODES:
             raise ValidationError(
                 f"wrong_size must be one of {', '.join(WRONG_SIZE_MODES)}, not {self.wrong_size!r}."
+            )
+        if self.missing_caption not in MISSING_CAPTION_MODES:
+            raise ValidationError(
+                f"missing_caption must be one of {', '.join(MISSING_CAPTION_MODES)}, not {self.missing_caption!r}."
             )
         ext = str(self.caption_extension or "")
         if not ext.startswith(".") or len(ext) > 32 or any(c in ext for c in "/\\\0\n\r") or ext == ".":
@@ -65,6 +76,7 @@ class DatasetOptions:
                 ("epochs", self.epochs),
                 ("max_items_per_epoch", self.max_items_per_epoch or 0),
                 ("target_steps", self.target_steps),
+                ("folder_repeats", self.folder_repeats),
             )
         }
         return replace(
@@ -76,6 +88,7 @@ class DatasetOptions:
             epochs=numbers["epochs"],
             max_items_per_epoch=numbers["max_items_per_epoch"] or None,
             target_steps=numbers["target_steps"],
+            folder_repeats=numbers["folder_repeats"],
             caption_extension=ext,
             subset_options=dict(self.subset_options or {}),
         )
@@ -136,6 +149,9 @@ def analyse(
         rules=rules or rules_in_use(),
         check_cancel=check_cancel,
     )
+    for s in scan.train:
+        if s.flat:  # a plain folder has no N_ prefix: the folder_repeats option is its prefix
+            s.repeats = opts.folder_repeats
     mode = resolve_mode(opts.repeats, opts.weights_text)
     issues: list[Issue] = []
     plan, weights = _repeats(scan, mode, opts, issues)
@@ -149,6 +165,7 @@ def analyse(
         _excluded(scan, plan),
         opts.wrong_size,
         resize_cache.cache_path(scan.project_dir, opts.resolution),
+        opts.missing_caption,
     )
     issues += validate(scan, ci)
     notes = []
@@ -270,6 +287,7 @@ def _dataset_subsets(scan: ProjectScan, plan: RepeatsPlan) -> list[DatasetSubset
                 False,
                 b.share,
                 b.target_share,
+                s.alpha_mask,
             )
         )
     for s in scan.reg:
@@ -277,7 +295,14 @@ def _dataset_subsets(scan: ProjectScan, plan: RepeatsPlan) -> list[DatasetSubset
             # kohya cycles regularization images to match the training items: their repeats barely matter
             out.append(
                 DatasetSubset(
-                    s.name, s.image_dir, s.image_count, max(1, s.repeats or 1), 0.0, s.name.strip(), True
+                    s.name,
+                    s.image_dir,
+                    s.image_count,
+                    max(1, s.repeats or 1),
+                    0.0,
+                    s.name.strip(),
+                    True,
+                    alpha_mask=s.alpha_mask,
                 )
             )
     return out
@@ -398,6 +423,8 @@ def _rename_folders(root: Path, a: Analysis, subsets: list[DatasetSubset], dry_r
     moves: list[tuple[str, str]] = []
     for s in a.scan.train:
         d = by_dir.get(s.image_dir)
+        if s.flat:  # the user's own folder of images (maybe the project folder itself): never renamed
+            continue
         if d is not None:
             target = f"{d.repeats}_{s.name}"
         elif s.image_count and s.name in excluded:
@@ -415,6 +442,8 @@ def _rename_folders(root: Path, a: Analysis, subsets: list[DatasetSubset], dry_r
             if s.image_dir == d.image_dir and s.folder in moved and s.link is None:
                 d.image_dir = moved[s.folder]
     if not plan.moves:
+        if any(s.flat for s in a.scan.train):
+            return ["A plain folder of images is never renamed; its repeats are in dataset.toml."]
         return ["Folder names already match the repeats; nothing renamed."]
     verb = "Would rename" if dry_run else "Renamed"
     return [
@@ -431,6 +460,7 @@ def _toml_text(a: Analysis, subsets: list[DatasetSubset]) -> str:
         enable_bucket=a.enable_bucket,
         caption_extension=a.options.caption_extension,
         subset_options=a.options.subset_options,
+        missing_caption=a.options.missing_caption,
     )
     st = a.steps
     plan = (
@@ -439,7 +469,7 @@ def _toml_text(a: Analysis, subsets: list[DatasetSubset]) -> str:
         else None
     )
     weights = {s.name: a.plan.weights.get(s.name, 1.0) for s in a.scan.train} if a.mode != FOLDERS else None
-    return dataset_toml.dumps(config, weights=weights, plan=plan)
+    return dataset_toml.dumps(config, weights=weights, plan=plan, epochs=a.options.epochs)
 
 
 def _lora_dataset(
@@ -459,6 +489,7 @@ def _lora_dataset(
         warnings=[i.message for i in a.warnings],
         planned_epochs=a.steps.epochs if a.steps.planned else 0,
         target_steps=a.steps.target_steps,
+        epochs=a.options.epochs,
     )
 
 

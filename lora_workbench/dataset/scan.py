@@ -1,7 +1,9 @@
 """Scan a training project: its subset folders, the images sd-scripts will read, their sizes and captions.
 
 A project (see project.py) keeps its subsets as `images/N_Subject/` folders (and optionally
-`regularization/N_Subject/`), each image with a caption beside it. `scan_project` reads the folders
+`regularization/N_Subject/`), each image with a caption beside it. A plain folder of images (the
+images right in the project folder, or right in its images/ with no subset folders) is read as one
+subset named after the project folder: the first thing most people try, taken as it is. `scan_project` reads the folders
 through a `Guard` (confined.py), so a workflow's project can never make it read outside the allowed
 roots, and counts images and captions by sd-scripts' own rules (images.py, captions.py). It judges
 nothing: checks.py turns a scan into errors and warnings.
@@ -24,6 +26,9 @@ from .images import DEFAULT_RULES, IMAGE, ImageRules, image_size, image_size_dec
 CAPTION_EXT = ".txt"
 TRAIN_DIR = "images"
 REG_DIR = "regularization"
+# Save Training Images leaves this file in a subset whose PNGs carry masks as alpha: the dataset step
+# then writes `alpha_mask = true` for that subset, and sd-scripts masks the loss with it.
+ALPHA_MASK_MARKER = ".lora-workbench-alpha-mask"
 _SUBSET_RE = re.compile(r"^(\d+)_(.+)$", re.S)
 
 
@@ -67,6 +72,8 @@ class SubsetScan:
     bom_captions: list[str] = field(default_factory=list)
     caption_texts: dict[str, str] = field(default_factory=dict)  # caption name -> text (keywords)
     error: str = ""  # the folder itself could not be read (or is refused)
+    flat: bool = False  # a plain folder of images read as the one subset (never renamed)
+    alpha_mask: bool = False  # the folder holds Save Training Images' marker: masks are the PNGs' alpha
 
     @property
     def image_dir(self) -> str:
@@ -104,6 +111,7 @@ class SubsetScan:
             "skipped": dict(self.skipped),
             "sizes": self.size_counts(),
             "error": self.error,
+            "flat": self.flat,
         }
 
 
@@ -158,8 +166,8 @@ def open_project(project_dir: str | os.PathLike, guard: Guard) -> Folder:
     root = Path(project_dir).expanduser()
     if not root.is_dir():
         raise WorkbenchError(
-            f"The project folder {root} does not exist; create it with "
-            f"`lora-workbench train-init {root}` or pick another folder."
+            f"The project folder {root} does not exist; pick a folder of images (a new, empty folder "
+            f"gets the project layout from the dataset node)."
         )
     return guard.open_dir(root, "project folder")
 
@@ -185,6 +193,9 @@ def scan_project(
         listing = {e.name: e for e in top.entries()}
         for sub, is_reg in ((TRAIN_DIR, False), (REG_DIR, True)):
             _scan_top(top, listing.get(sub), sub, is_reg, reader, scan)
+        if not scan.train and any(_is_image_file(e, reader) for e in listing.values()):
+            scan.subsets.insert(0, _flat_subset(top, scan, reader))
+            scan.missing_folders = [m for m in scan.missing_folders if m != TRAIN_DIR]
     scan.followed_links = list(reader.guard.followed)
     return scan
 
@@ -200,6 +211,27 @@ def _scan_top(top: Folder, entry: Entry | None, sub: str, is_reg: bool, reader: 
     with top.subdir(entry, f"{sub} folder") as base:
         for e in base.entries():
             _scan_entry(base, e, is_reg, reader, scan)
+        if not is_reg and not scan.train and scan.loose_images:  # images/ holds images, no subsets
+            scan.subsets.insert(0, _flat_subset(base, scan, reader, link=entry.link))
+            scan.loose_images = []
+
+
+def _is_image_file(e: Entry, reader: _Reader) -> bool:
+    """An entry of the project folder that makes it a plain folder of images (links out count too:
+    the scan then refuses them by name)."""
+    return not e.name.startswith(".") and e.kind != "dir" and reader.rules.classify(e.name) == IMAGE
+
+
+def _flat_subset(folder: Folder, scan: ProjectScan, reader: _Reader, link: str | None = None) -> SubsetScan:
+    """A plain folder of images as the one training subset, named after the project folder; its
+    repeats come from the dataset options (prepare.analyse), nothing in it is moved or renamed."""
+    name = Path(scan.project_dir).name or "subject"
+    sub = SubsetScan(str(folder.path), folder.path.name, name, None, False, link=link, flat=True)
+    try:
+        _scan_files(folder, reader, sub)
+    except (OSError, WorkbenchError) as exc:
+        sub.error = getattr(exc, "strerror", None) or str(exc)
+    return sub
 
 
 def _scan_entry(base: Folder, e: Entry, is_reg: bool, reader: _Reader, scan: ProjectScan) -> None:
@@ -221,16 +253,22 @@ def _scan_subset(base: Folder, entry: Entry, is_reg: bool, reader: _Reader) -> S
     sub = SubsetScan(str(base.path / entry.name), entry.name, name, repeats, is_reg, link=entry.link)
     try:
         with base.subdir(entry, "subset folder") as folder:
-            files = {e.name: e for e in folder.entries()}
-            for e in files.values():
-                if reader.check_cancel is not None:
-                    reader.check_cancel()
-                _scan_file(folder, e, files, reader, sub)
+            _scan_files(folder, reader, sub)
     except PathNotAllowed as exc:
         sub.error = str(exc)
     except (OSError, WorkbenchError) as exc:
         sub.error = getattr(exc, "strerror", None) or str(exc)
     return sub
+
+
+def _scan_files(folder: Folder, reader: _Reader, sub: SubsetScan) -> None:
+    files = {e.name: e for e in folder.entries()}
+    marker = files.get(ALPHA_MASK_MARKER)
+    sub.alpha_mask = marker is not None and marker.kind == "file" and marker.link is None
+    for e in files.values():
+        if reader.check_cancel is not None:
+            reader.check_cancel()
+        _scan_file(folder, e, files, reader, sub)
 
 
 def _scan_file(folder: Folder, e: Entry, files: dict[str, Entry], reader: _Reader, sub: SubsetScan) -> None:

@@ -109,20 +109,61 @@ class Command:
 
 
 # --------------------------------------------------------------------------- resolving
+UNRECORDED_EPOCHS = 3  # a dataset that records no epochs (written before it did): the old default
+
+
 def planned_epochs_note(opts, dataset: LoraDataset) -> list[str]:
     """A warning when the dataset's step plan (DatasetSubsetWeights target_steps) overrides the epochs
     setting, so training runs exactly the total the dataset node showed."""
     if not dataset.planned_epochs or opts.max_train_steps or dataset.planned_epochs == opts.epochs:
         return []
+    ignored = f"; the epochs setting ({opts.epochs}) is not used" if opts.epochs else ""
     return [
-        f"{dataset.planned_epochs} epochs from the dataset's step plan (target {dataset.target_steps} steps); "
-        f"the epochs setting ({opts.epochs}) is not used."
+        f"{dataset.planned_epochs} epochs from the dataset's step plan (target {dataset.target_steps} "
+        f"steps){ignored}."
     ]
 
 
+def dataset_settings_note(opts, dataset: LoraDataset) -> list[str]:
+    """Which of resolution, batch size and epochs the run takes from the dataset (0 on the trainer):
+    each knob lives on the dataset node unless the trainer sets it, and the run says which it used."""
+    taken = []
+    if not opts.width and not opts.height:
+        taken.append(f"resolution {dataset.resolution[0]}x{dataset.resolution[1]}")
+    elif not opts.width or not opts.height:
+        name, value = (
+            ("width", dataset.resolution[0]) if not opts.width else ("height", dataset.resolution[1])
+        )
+        taken.append(f"{name} {value}")
+    if not opts.batch_size:
+        taken.append(f"batch size {dataset.batch_size or 1}")
+    if not opts.epochs and not opts.max_train_steps and not dataset.planned_epochs:
+        taken.append(
+            f"{dataset.epochs} epochs"
+            if dataset.epochs
+            else f"{UNRECORDED_EPOCHS} epochs (the dataset records none; prepare it again to set them there)"
+        )
+    if not taken:
+        return []
+    return [f"From the dataset: {', '.join(taken)} (set them on the trainer to override)."]
+
+
+def _from_dataset(opts, dataset: LoraDataset):
+    """The trainer's 0 (the dataset's) for width, height and epochs replaced by the dataset's value."""
+    changes = {}
+    if not opts.width:
+        changes["width"] = int(dataset.resolution[0])
+    if not opts.height:
+        changes["height"] = int(dataset.resolution[1])
+    if not opts.epochs:
+        changes["epochs"] = dataset.epochs or UNRECORDED_EPOCHS
+    return opts.replace(**changes) if changes else opts
+
+
 def effective_options(opts, dataset: LoraDataset):
-    """The options as they will train: the dataset's step plan sets the epochs; show_samples with no
-    prompts samples the trigger words."""
+    """The options as they will train: 0 for width, height or epochs means the dataset's; the
+    dataset's step plan sets the epochs; show_samples with no prompts samples the trigger words."""
+    opts = _from_dataset(opts, dataset)
     if dataset.planned_epochs and not opts.max_train_steps:  # dataset step plan (issue 13)
         _check_planned_epochs(dataset)
         opts = opts.replace(epochs=dataset.planned_epochs)
@@ -324,11 +365,17 @@ def _dataset(o, t: Target, r: Resolved) -> dict:
             enable_bucket=True,
             min_bucket_reso=o.min_bucket_reso,
             max_bucket_reso=o.max_bucket_reso,
-            bucket_no_upscale=True,
+            **bucket_shape(o),
         )
     elif o.buckets == "dataset" and ds.enable_bucket:
-        sec["bucket_no_upscale"] = True
+        sec.update(bucket_shape(o))
     return sec
+
+
+def bucket_shape(o, changed_only: bool = False) -> dict:
+    """How buckets are cut: bucket_no_upscale and bucket_reso_steps (all, or those not at default)."""
+    keys = {"bucket_no_upscale": o.bucket_no_upscale, "bucket_reso_steps": o.bucket_reso_steps}
+    return {k: v for k, v in keys.items() if not changed_only or v != SETTING[k].default}
 
 
 def network_args(o) -> list[str]:
@@ -467,10 +514,12 @@ def dataset_patch(opts, dataset: LoraDataset) -> dict:
             enable_bucket=True,
             min_bucket_reso=opts.min_bucket_reso,
             max_bucket_reso=opts.max_bucket_reso,
-            bucket_no_upscale=True,
+            **bucket_shape(opts),
         )
     elif opts.buckets == "off" and dataset.enable_bucket:
         per_dataset["enable_bucket"] = False
+    elif opts.buckets == "dataset" and dataset.enable_bucket:
+        per_dataset.update(bucket_shape(opts, changed_only=True))
     general = direct(opts, Where.DATASET, "general")
     if opts.caption_extension and opts.caption_extension != dataset.caption_extension:
         general["caption_extension"] = opts.caption_extension
@@ -558,6 +607,7 @@ def check_script(opts, model: ModelInfo) -> None:
 
 def build_command(opts, t: Target, warnings: list[str] | None = None) -> Command:
     """The command for validated options (train.plan validates): config, dataset patch, prompts, argv."""
+    opts = _from_dataset(opts, t.dataset)  # train.plan did this already; a direct call gets it too
     check_device(opts, t.device)
     check_family(opts, t.model.arch, t.model.variant)
     check_script(opts, t.model)

@@ -22,9 +22,10 @@ from typing import Any
 
 from .. import numbers, paths
 from ..errors import ValidationError
+from ..modelfiles import families as file_families
 from . import kvargs
 from .options import coerce
-from .settings import SETTING
+from .settings import SETTING, SETTINGS, Where
 from .validation import check_setting
 
 MAX_BYTES = 1 << 20
@@ -57,8 +58,23 @@ SAME_NAME = (
     "save_state_on_train_end", "save_last_n_epochs", "save_last_n_epochs_state", "dim_from_weights",
     "output_name", "num_processes", "num_machines", "gpu_ids", "main_process_port", "lowram",
     "lr_scheduler_num_cycles", "lr_scheduler_power", "lr_warmup_steps", "clip_skip",
-    "multires_noise_iterations", "multires_noise_discount",
+    "multires_noise_iterations", "multires_noise_discount", "debiased_estimation_loss", "min_timestep",
+    "max_timestep", "adaptive_noise_scale", "noise_offset_random_strength", "max_token_length",
+    "bucket_no_upscale", "bucket_reso_steps", "full_bf16", "full_fp16",
 )  # fmt: skip
+# The family options (FLUX.1, SD3): GUI key -> setting, taken when the config is for a family that reads it.
+FAMILY_KEYS = {
+    key: key
+    for key in (
+        "t5xxl_max_token_length", "apply_t5_attn_mask", "guidance_scale", "discrete_flow_shift",
+        "timestep_sampling", "model_prediction_type", "blocks_to_swap", "fp8_base",
+    )
+}  # fmt: skip
+# A setting the config writes for another one of its settings: given explicitly, the leader takes it too.
+FOLLOWS = {"optimizer_args": "optimizer"}
+# GUI LoRA_type of the FLUX.1 page -> network_module ("auto": the family's own LoRA, networks.lora_flux).
+FLUX_TYPES = {"Flux1": "auto", "Flux1 OFT": "networks.oft_flux"}
+FULL_MATRIX_DIM = 100000  # LyCORIS' (and the GUI presets') way to say "full rank" for LoKr
 # LyCORIS options the GUI keeps as its own widgets -> network_args keys (and LyCORIS' defaults).
 LYCORIS_OPTIONS = {
     "use_tucker": ("use_tucker", "False"),
@@ -79,7 +95,6 @@ BLOCK_ARGS = (
     "up_lr_weight", "block_lr_zero_threshold",
 )  # fmt: skip
 _PATH = "a path in the config is never followed; the workflow (or the CLI) gives files and folders"
-_FAMILY = "FLUX.1/SD3/other families are not trained by this pack yet"
 # Known GUI keys that have no setting here, and why.
 SKIP_REASONS: dict[str, str] = {
     **dict.fromkeys(
@@ -103,39 +118,24 @@ SKIP_REASONS: dict[str, str] = {
         _PATH,
     ),
     **dict.fromkeys(
-        (
-            "flux1_checkbox",
-            "flux1_cache_text_encoder_outputs",
-            "flux1_cache_text_encoder_outputs_to_disk",
-            "t5xxl_max_token_length",
-            "apply_t5_attn_mask",
-            "guidance_scale",
-            "discrete_flow_shift",
-            "timestep_sampling",
-            "model_prediction_type",
-            "split_mode",
-            "train_blocks",
-            "fp8_base",
-            "fp8_base_unet",
-            "mem_eff_save",
-            "sd3_checkbox",
-            "blocks_to_swap",
-        ),
-        _FAMILY,
+        ("flux1_checkbox", "sd3_checkbox"),
+        "the base model decides the family and script (read from the file)",
     ),
+    "flux1_cache_text_encoder_outputs_to_disk": "where the cache is kept; changes nothing",
+    "flux1_cache_text_encoder_outputs": "a FLUX.1 option, read when the config is for FLUX.1",
+    "sdxl_cache_text_encoder_outputs": "an SDXL option, read when the config is for SDXL",
+    "mem_eff_save": "memory while saving only; changes nothing",
+    "vae_batch_size": "speed of latent caching only; changes nothing",
+    "huber_c": "read only with loss_type huber or smooth_l1",
+    "huber_schedule": "read only with loss_type huber or smooth_l1",
     "sdxl": "the base model decides the family and script (read from the checkpoint)",
     "v2": "the base model decides SD 2.x (read from the checkpoint)",
     "model_list": "the workflow picks the base model",
     "sdxl_no_half_vae": "set automatically for SDXL in fp16",
-    "sdxl_cache_text_encoder_outputs": "text-encoder output caching is not a setting here yet",
-    "bucket_no_upscale": "always on with buckets here",
-    "bucket_reso_steps": "buckets step by 64 here",
     "persistent_data_loader_workers": "set automatically when data_loader_workers > 0",
     "multi_gpu": "follows from num_processes > 1 on a GPU",
     "save_model_as": "always safetensors here",
     "mem_eff_attn": "use attention sdpa (the default) instead",
-    "full_fp16": "not offered here (use mixed_precision)",
-    "full_bf16": "not offered here (use mixed_precision)",
     "training_comment": "metadata text is not a setting here",
     "log_with": "TensorBoard logs go to PROJECT/logs (the tensorboard setting); wandb is not offered",
     "wandb_api_key": "wandb is not offered (TensorBoard logs go to PROJECT/logs)",
@@ -149,8 +149,6 @@ SKIP_REASONS: dict[str, str] = {
     "resume_from_huggingface": "uploads are not done by this pack",
     "async_upload": "uploads are not done by this pack",
     "save_as_bool": "GUI-only",
-    "stop_text_encoder_training": "not offered here",
-    "stop_text_encoder_training_pct": "not offered here",
     "rank_dropout_scale": "LyCORIS 4 does not read it",
     "train_on_input": "LyCORIS 4 does not read it (its ia3 preset sets it)",
     "unit": "only DyLoRA reads it",
@@ -160,14 +158,91 @@ SKIP_REASONS: dict[str, str] = {
     "dynamo_mode": "accelerate runs with dynamo off here",
     "dynamo_use_dynamic": "accelerate runs with dynamo off here",
     "dynamo_use_fullgraph": "accelerate runs with dynamo off here",
-    "extra_accelerate_launch_args": "free command-line text is never passed to accelerate",
-    "lr_scheduler_args": "free scheduler arguments are not offered",
-    "lr_scheduler_type": "custom scheduler classes are not offered",
     "epoch": "max_train_epochs gives the epochs",
     "noise_offset_type": "decides between noise_offset and multires noise (see those keys)",
     "highvram": "not offered here",
     "lowvram": "not offered here",
     "sample_every_n_steps": "samples are made every N epochs here",
+}
+_OFF = "; set it off in the config, or train without it"
+_FLUX_ARGS = "FLUX LoRA network arguments are not offered here" + _OFF
+# Keys with no setting here that change training when on: refused unless off (their off values beside
+# the usual empty/0/false ones), with what to do.
+UNSUPPORTED: dict[str, tuple[tuple[str, ...], str]] = {
+    "loss_type": (("l2",), "is a loss this pack does not offer (it trains with l2)" + _OFF),
+    "ip_noise_gamma": ((), "is input-perturbation noise, not a setting here" + _OFF),
+    "ip_noise_gamma_random_strength": ((), "is input-perturbation noise, not a setting here" + _OFF),
+    "masked_loss": ((), "needs mask images, which this pack's datasets do not have" + _OFF),
+    "prior_loss_weight": (("1", "1.0"), "weights regularization images and only 1 is offered here" + _OFF),
+    "scale_v_pred_loss_like_noise_pred": ((), "is not a setting here" + _OFF),
+    "v_pred_like_loss": ((), "is not a setting here" + _OFF),
+    "weighted_captions": ((), "caption weighting is not a setting here" + _OFF),
+    "no_token_padding": ((), "is not a setting here" + _OFF),
+    "stop_text_encoder_training": ((), "stopping the text encoder early is not a setting here" + _OFF),
+    "stop_text_encoder_training_pct": ((), "stopping the text encoder early is not a setting here" + _OFF),
+    "lr_scheduler_type": ((), "custom scheduler classes are not offered (pick lr_scheduler)" + _OFF),
+    "lr_scheduler_args": ((), "scheduler arguments are not offered here" + _OFF),
+    "split_mode": ((), "FLUX split mode is not offered here" + _OFF),
+    "train_blocks": (("all",), "FLUX block selection is not offered here" + _OFF),
+    "fp8_base_unet": ((), "is not offered here (fp8_base is)" + _OFF),
+    "extra_accelerate_launch_args": ((), "free command-line text is never passed to accelerate" + _OFF),
+    **dict.fromkeys(
+        (
+            "split_qkv",
+            "train_t5xxl",
+            "enable_all_linear",
+            "img_attn_dim",
+            "img_mlp_dim",
+            "img_mod_dim",
+            "single_dim",
+            "txt_attn_dim",
+            "txt_mlp_dim",
+            "txt_mod_dim",
+            "single_mod_dim",
+            "in_dims",
+            "train_double_block_indices",
+            "train_single_block_indices",
+            "ggpo_beta",
+            "ggpo_sigma",
+        ),
+        ((), _FLUX_ARGS),
+    ),  # fmt: skip
+}
+# additional_parameters: sd-scripts options that change nothing the pack keeps, and options that are
+# settings here by their sd-scripts name.
+ARG_SKIPS = {
+    "log_prefix": "names the logs only (TensorBoard runs are named after the run folder)",
+    "log_with": SKIP_REASONS["log_with"],
+    "log_tracker_name": SKIP_REASONS["log_tracker_name"],
+    "console_log_level": "terminal output only",
+    "console_log_simple": "terminal output only",
+    "logging_dir": _PATH,
+    "output_dir": _PATH,
+    "vae_batch_size": SKIP_REASONS["vae_batch_size"],
+    "persistent_data_loader_workers": SKIP_REASONS["persistent_data_loader_workers"],
+}
+ARG_SETTINGS = {
+    **{
+        s.sd_name: s.name
+        for s in SETTINGS
+        if s.sd_name and s.emit != "custom" and s.where in (Where.CONFIG, Where.DATASET)
+    },
+    **{
+        name: name
+        for name in (
+            "text_encoder_lr",
+            "min_bucket_reso",
+            "max_bucket_reso",
+            "caption_extension",
+            "optimizer_args",
+            "network_args",
+            "bucket_no_upscale",
+            "bucket_reso_steps",
+        )
+    },  # fmt: skip
+    "train_batch_size": "batch_size",
+    "max_data_loader_n_workers": "data_loader_workers",
+    "optimizer_type": "optimizer",
 }
 _PREFIX_SKIPS = (
     ("huggingface_", "uploads are not done by this pack"),
@@ -177,27 +252,86 @@ _PREFIX_SKIPS = (
 
 @dataclass
 class GuiImport:
-    """Settings from one GUI config and what became of each of its keys."""
+    """Settings from one GUI config and what became of each of its keys. `gives` names the settings a
+    used, mapped or refused key sets (or would set): a setting the user gives explicitly (a flag, an
+    option node) overrides the key, and settles a refusal."""
 
     source: str
     values: dict[str, Any] = field(default_factory=dict)
     used: list[tuple[str, str]] = field(default_factory=list)  # (gui key, "setting = value")
     mapped: list[tuple[str, str]] = field(default_factory=list)  # (gui key, "setting = value ...")
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (gui key, why)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (gui key, why): changes nothing
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (gui key, why): changes training
     notes: list[str] = field(default_factory=list)  # about the config as a whole
+    gives: dict[str, tuple[str, ...]] = field(default_factory=dict)  # gui key -> settings
+    family: str = ""  # the model family the config says it is for ("" = SD 1.x or not said)
 
     def counts(self) -> tuple[int, int, int]:
         return len(self.used), len(self.mapped), len(self.skipped)
 
-    def report(self) -> str:
-        """What the import did, one line per key: for the node's text output and the CLI."""
-        used, mapped, skipped = self.counts()
-        lines = [f"kohya_ss config {self.source}: {used} used, {mapped} mapped, {skipped} skipped"]
+    def _explicit_of(self, key: str, explicit: Mapping[str, str]) -> list[str]:
+        return [name for name in self.gives.get(key, ()) if name in explicit]
+
+    def widened(self, explicit: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The explicit settings, plus those that go with one of them: the config's optimizer args
+        were written for its optimizer, so another optimizer given explicitly takes them out too."""
+        out = dict(explicit or {})
+        for setting, leader in FOLLOWS.items():
+            if leader in out and setting not in out:
+                out[setting] = f"{out[leader]} (the config's {setting} were for its {leader})"
+        return out
+
+    def open_refusals(self, explicit: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+        """The refused keys no explicit setting settles."""
+        explicit = self.widened(explicit)
+        return [
+            (key, why)
+            for key, why in self.refused
+            if not (self.gives.get(key) and len(self._explicit_of(key, explicit)) == len(self.gives[key]))
+        ]
+
+    def settings(self, explicit: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The config's settings without those given explicitly (those win)."""
+        explicit = self.widened(explicit)
+        return {k: v for k, v in self.values.items() if k not in explicit}
+
+    def report(self, explicit: Mapping[str, str] | None = None) -> str:
+        """What the import did, one line per key, and which side won where a setting was also given
+        explicitly (`explicit`: setting -> who gave it): for the node's text output and the CLI."""
+        explicit = self.widened(explicit)
+        over = []
+        for key, _what in [*self.used, *self.mapped, *self.refused]:
+            names = self._explicit_of(key, explicit)
+            if names:
+                over.append((key, "; ".join(f"{n} from {explicit[n]} wins" for n in names)))
+        overridden = {k for k, _ in over}
+        open_refused = self.open_refusals(explicit)
+        used = [(k, w) for k, w in self.used if k not in overridden]
+        mapped = [(k, w) for k, w in self.mapped if k not in overridden]
+        lines = [
+            f"kohya_ss config {self.source}: {len(used)} used, {len(mapped)} mapped, {len(over)} overridden, "
+            f"{len(open_refused)} refused, {len(self.skipped)} skipped"
+        ]
         lines += [f"  note: {n}" for n in self.notes]
-        lines += [f"  used    {key}: {what}" for key, what in self.used]
-        lines += [f"  mapped  {key}: {what}" for key, what in self.mapped]
-        lines += [f"  skipped {key}: {why}" for key, why in self.skipped]
+        lines += [f"  used       {key}: {what}" for key, what in used]
+        lines += [f"  mapped     {key}: {what}" for key, what in mapped]
+        lines += [f"  overridden {key}: {what}" for key, what in over]
+        lines += [f"  refused    {key}: {why}" for key, why in open_refused]
+        lines += [f"  skipped    {key}: {why}" for key, why in self.skipped]
         return "\n".join(lines)
+
+    def check(self, explicit: Mapping[str, str] | None = None, ignore_unsupported: bool = False) -> None:
+        """Stop (a sentence per key) when the config asks for training this pack cannot give as meant,
+        unless each such key is settled by an explicit setting or the user said to go on without them."""
+        open_refused = self.open_refusals(explicit)
+        if not open_refused or ignore_unsupported:
+            return
+        items = "; ".join(f"{key}: {why}" for key, why in open_refused)
+        raise ValidationError(
+            f"The kohya_ss config {self.source} asks for training this pack would not give as meant: "
+            f"{items}. Set those settings yourself (a flag or an option node), or train without these keys "
+            f"with --ignore-unsupported-keys (the GUI config node's ignore_unsupported_keys)."
+        )
 
 
 class _Importer:
@@ -205,7 +339,7 @@ class _Importer:
 
     def __init__(self, data: Mapping[str, Any], source: str):
         self.data = dict(data)
-        self.out = GuiImport(source)
+        self.out = GuiImport(source, family=_config_family(self.data))
         self.done: set[str] = set()
 
     # ---------------------------------------------------------------- helpers
@@ -217,8 +351,17 @@ class _Importer:
             self.done.add(key)
             self.out.skipped.append((key, why))
 
+    def refuse(self, key: str, why: str, settings: tuple[str, ...] = ()) -> None:
+        """A key that changes training and cannot be given as meant: the import stops on it unless a
+        setting of `settings` is given explicitly or the user goes on without it."""
+        if key not in self.done:
+            self.done.add(key)
+            self.out.refused.append((key, why))
+            if settings:
+                self.out.gives[key] = settings
+
     def take(self, key: str, setting: str, value: Any, *, mapped: bool = False, note: str = "") -> bool:
-        """Give `setting` the value of GUI `key` if its checks pass (else skip the key, saying why)."""
+        """Give `setting` the value of GUI `key` if its checks pass (else refuse the key, saying why)."""
         return self.take_all(key, {setting: value}, mapped=mapped, note=note)
 
     def take_all(self, key: str, values: Mapping[str, Any], *, mapped: bool = True, note: str = "") -> bool:
@@ -228,11 +371,12 @@ class _Importer:
             for name, v in converted.items():
                 check_setting(SETTING[name], v)
         except (ValueError, ValidationError) as exc:
-            self.skip(key, str(exc))
+            self.refuse(key, f"{str(exc).rstrip('.')} (the config has {self.raw(key)!r})", tuple(values))
             return False
         self.out.values.update(converted)
         if key not in self.done:
             self.done.add(key)
+            self.out.gives[key] = tuple(converted)
             what = ", ".join(f"{name} = {v!r}" for name, v in converted.items())
             (self.out.mapped if mapped else self.out.used).append(
                 (key, what + (f" ({note})" if note else ""))
@@ -262,10 +406,13 @@ class _Importer:
             self.noise,
             self.text_encoder,
             self.runtime,
+            self.family_keys,
             self.additional_parameters,
+            self.unsupported,
             self.same_name,
         ):
             step()
+        self.not_read_by_family()
         for key in self.data:
             self.skip(key, self._reason(key))
         return self.out
@@ -276,24 +423,40 @@ class _Importer:
         for prefix, why in _PREFIX_SKIPS:
             if key.startswith(prefix):
                 return why
+        if _is_off(self.raw(key)):
+            return "no setting of this name here; off or empty in the config"
         return "no setting of this name here"
 
     def network(self) -> None:
         kind = self.raw("LoRA_type")
         if kind is None:
             return
+        if str(kind) in FLUX_TYPES:
+            module = FLUX_TYPES[str(kind)]
+            if module == "auto":
+                self.done.add("LoRA_type")
+                self.out.mapped.append(
+                    ("LoRA_type", "network_module auto (networks.lora_flux on a FLUX base)")
+                )
+            else:
+                self.take("LoRA_type", "network_module", module, mapped=True)
+            for key in ("conv_dim", "conv_alpha"):
+                self.skip(key, "FLUX's LoRA has no conv layers")
+            return
         net = LORA_TYPES.get(str(kind))
         if net is None:
-            self.skip(
-                "LoRA_type", f"{kind} is not trained by this pack (LoRA, LoCon, DyLoRA and LyCORIS are)"
-            )
-            self.out.notes.append(
-                f"this config is for {kind} training; only the settings that also apply here were taken"
+            self.refuse(
+                "LoRA_type",
+                f"{kind} is not trained by this pack (LoRA, LoCon, DyLoRA, LyCORIS and FLUX.1 LoRA/OFT are); "
+                f"set network_type",
+                ("network_type",),
             )
             return
         self.take("LoRA_type", "network_type", net, mapped=True)
+        if net == "lycoris_lokr":
+            self.full_matrix()
         conv = self.raw("conv_dim")
-        if net in kvargs.CONV_TYPES and _number(conv):
+        if net in kvargs.CONV_TYPES and _number(conv) and "conv_dim" not in self.done:
             if net == "dylora" and int(_float(conv) or 0) != int(_float(self.raw("network_dim")) or 0):
                 self.skip("conv_dim", "DyLoRA needs conv_dim equal to network_dim; left off")
                 self.skip("conv_alpha", "with conv_dim")
@@ -305,8 +468,6 @@ class _Importer:
                     mapped=True,
                     note="network_args conv_alpha",
                 )
-            else:
-                self.skip("conv_alpha", "with conv_dim, which was skipped")
         for key in ("conv_dim", "conv_alpha"):
             self.skip(
                 key, f"{kind} does not train conv layers" if net not in kvargs.CONV_TYPES else "0 = off"
@@ -314,29 +475,49 @@ class _Importer:
         if net in kvargs.DYLORA_TYPES and _number(self.raw("unit")):
             self.take("unit", "dylora_unit", self.raw("unit"), mapped=True)
 
+    def full_matrix(self) -> None:
+        """LyCORIS reads a dim of 100000 (any dim at least half a layer's side) as "full matrix": no
+        low-rank factor and no alpha/dim scale. Passed as LyCORIS' own full_matrix=True, with the dims at
+        the largest this pack takes (never below half a LoKr factor's side)."""
+        dims = {k: _float(self.raw(k)) or 0 for k in ("network_dim", "conv_dim")}
+        if dims["network_dim"] < FULL_MATRIX_DIM:
+            if dims["conv_dim"] >= FULL_MATRIX_DIM:
+                self.refuse(
+                    "conv_dim",
+                    f"{self.raw('conv_dim')} is LyCORIS' full-matrix conv with a low-rank network_dim "
+                    f"{self.raw('network_dim')}, which LyCORIS' full_matrix cannot split; set conv_dim",
+                    ("conv_dim",),
+                )
+            return
+        full = SETTING["network_dim"].high
+        note = "LyCORIS' full matrix: network_args full_matrix=True; alpha is unused"
+        self.take("network_dim", "network_dim", full, mapped=True, note=note)
+        self.done.add("network_alpha")
+        self.out.mapped.append(("network_alpha", "unused with full matrices (LyCORIS scales by 1)"))
+        if dims["conv_dim"] >= FULL_MATRIX_DIM:
+            self.take("conv_dim", "conv_dim", full, mapped=True, note=note)
+            self.done.add("conv_alpha")
+            self.out.mapped.append(("conv_alpha", "unused with full matrices (LyCORIS scales by 1)"))
+        self._add_network_args([("LoRA_type full matrix", "full_matrix=True")])
+
     def lycoris_options(self) -> None:
         net = self.out.values.get("network_type", "lora")
         pairs = []
         for key, (arg, default) in LYCORIS_OPTIONS.items():
             if key not in self.data or self.empty(key):
                 continue
-            applies = kvargs.NETWORK_ARGS[arg].applies
-            if net not in applies:
-                readers = (
-                    "the LyCORIS network types" if applies == kvargs.LYCORIS_TYPES else "/".join(applies)
-                )
-                self.skip(key, f"only {readers} read it (network_type is {net})")
-                continue
             try:
                 value = kvargs.canonical(kvargs.NETWORK_ARGS[arg], str(self.raw(key)))
             except ValueError as exc:
-                self.skip(key, f"{arg} must be {exc}")
+                self.refuse(key, f"{arg} must be {exc}, not {self.raw(key)!r}", ("network_args",))
                 continue
-            if value == default:
-                self.done.add(key)
-                self.out.mapped.append(
-                    (key, f"network_args {arg}={value} (LyCORIS' default; nothing written)")
+            applies = kvargs.NETWORK_ARGS[arg].applies
+            if value == default or net not in applies:
+                readers = (
+                    "the LyCORIS network types" if applies == kvargs.LYCORIS_TYPES else "/".join(applies)
                 )
+                why = "LyCORIS' default" if value == default else f"only {readers} read it"
+                self.skip(key, f"{why} (network_type is {net}); nothing written")
             else:
                 pairs.append((key, f"{arg}={value}"))
         self._add_network_args(pairs)
@@ -351,7 +532,7 @@ class _Importer:
                 self.skip(key, "0 = off")
                 continue
             if net not in kvargs.NETWORK_ARGS[key].applies:
-                self.skip(key, f"network_type {net} does not read it")
+                self.refuse(key, f"network_type {net} does not read it; remove it or set network_type", ())
                 continue
             pairs.append((key, f"{key}={str(self.raw(key)).replace(' ', '')}"))
         self._add_network_args(pairs)
@@ -364,10 +545,11 @@ class _Importer:
             try:
                 kvargs.network_args(text, net)
             except ValidationError as exc:
-                self.skip(key, str(exc))
+                self.refuse(key, str(exc).rstrip("."), ("network_args",))
                 continue
             current = text
             self.done.add(key)
+            self.out.gives[key] = ("network_args",)
             self.out.mapped.append((key, f"network_args {pair}"))
         if current:
             self.values_set("network_args", current)
@@ -379,22 +561,12 @@ class _Importer:
             return
         if "optimizer_args" not in self.data or self.empty("optimizer_args"):
             return
-        opt = self.out.values["optimizer"]
-        kept, dropped = [], []
-        try:
-            pairs = kvargs.split_pairs(str(self.raw("optimizer_args")), "optimizer_args")
-        except ValidationError as exc:
-            self.skip("optimizer_args", str(exc))
-            return
-        for key, value in pairs:
-            try:
-                kept += kvargs.optimizer_args(f"{key}={value}", opt)
-            except ValidationError as exc:
-                dropped.append(f"{key}={value} ({exc})")
+        kept, odd, notes = optimizer_pairs(str(self.raw("optimizer_args")), self.out.values["optimizer"])
         if kept:
-            self.take("optimizer_args", "optimizer_args", " ".join(kept))
-        for item in dropped:
-            self.out.skipped.append(("optimizer_args", f"dropped {item}"))
+            self.take("optimizer_args", "optimizer_args", " ".join(kept), note="; ".join(notes))
+        for item in odd:
+            self.out.refused.append(("optimizer_args", item))
+            self.out.gives["optimizer_args"] = ("optimizer_args",)
         self.done.add("optimizer_args")
 
     def schedule(self) -> None:
@@ -406,7 +578,7 @@ class _Importer:
         if not _number(warmup):
             self.skip("lr_warmup", "0 = no warmup")
         elif self.out.values.get("lr_scheduler") == "constant":
-            self.skip("lr_warmup", "the constant scheduler takes no warmup (sd-scripts would refuse it)")
+            self.skip("lr_warmup", "the constant scheduler takes no warmup (the GUI leaves it out too)")
         else:
             self.take(
                 "lr_warmup",
@@ -440,16 +612,24 @@ class _Importer:
             self.take(
                 "enable_bucket", "buckets", "on" if _truthy(self.raw("enable_bucket")) else "off", mapped=True
             )
+        if not _truthy(self.raw("enable_bucket")):
+            for key in ("bucket_no_upscale", "bucket_reso_steps", "min_bucket_reso", "max_bucket_reso"):
+                self.skip(key, "buckets are off in the config")
 
     def noise(self) -> None:
         kind = str(self.raw("noise_offset_type") or "Original")
         if kind == "Multires":
-            self.skip("noise_offset", "noise_offset_type is Multires")
+            for key in ("noise_offset", "adaptive_noise_scale", "noise_offset_random_strength"):
+                self.skip(key, "noise_offset_type is Multires")
         else:
             for key in ("multires_noise_iterations", "multires_noise_discount"):
                 self.skip(key, "noise_offset_type is Original")
         if "noise_offset" in self.data and kind != "Multires" and not self.empty("noise_offset"):
             self.take("noise_offset", "noise_offset", self.raw("noise_offset"))
+        if not self.out.values.get("noise_offset"):
+            for key in ("adaptive_noise_scale", "noise_offset_random_strength"):
+                if _is_off(self.raw(key)):
+                    self.skip(key, "off, and noise_offset is 0")
         if kind == "Multires" and not _number(self.raw("multires_noise_iterations")):
             self.skip("multires_noise_discount", "no multires iterations")
 
@@ -459,10 +639,12 @@ class _Importer:
             self.take("text_encoder_lr", "train_text_encoder", False, mapped=True, note="text_encoder_lr 0")
         clip = self.raw("clip_skip")
         if clip is not None and not self.empty("clip_skip"):
-            if _truthy(self.raw("sdxl")):
-                self.skip("clip_skip", "SDXL does not use clip_skip")
+            if self.out.family not in ("", "sd1", "sd2"):
+                self.skip("clip_skip", f"{_family_name(self.out.family)} does not use clip_skip")
             elif str(clip).strip() in ("0", "1"):
                 self.skip("clip_skip", "1 = the last layer, sd-scripts' default (clip_skip 0 here)")
+        if str(self.raw("max_token_length")).strip() in ("75", "75.0"):
+            self.skip("max_token_length", "75 = sd-scripts' default")
 
     def runtime(self) -> None:
         attn = self.raw("xformers")
@@ -475,31 +657,86 @@ class _Importer:
         ):
             if gui in self.data and not self.empty(gui):
                 self.take(gui, ours, self.raw(gui), mapped=True)
+        if _is_zero(self.raw("sample_every_n_epochs")):
+            self.skip("sample_every_n_epochs", "0 = no samples by epoch (samples do not change the LoRA)")
+            if _float(self.raw("sample_every_n_steps")) in (None, 0):
+                self.skip("sample_prompts", "the config makes no samples (every 0 epochs and 0 steps)")
+
+    def family_keys(self) -> None:
+        """The family options (FLUX, SD3): taken when the config is for a family that reads them."""
+        cache = self.raw(f"{self.out.family}_cache_text_encoder_outputs")
+        if (
+            self.out.family in ("sdxl", "flux1")
+            and cache is not None
+            and not self.empty(f"{self.out.family}_cache_text_encoder_outputs")
+        ):
+            self.take(
+                f"{self.out.family}_cache_text_encoder_outputs",
+                "cache_text_encoder_outputs",
+                "on" if _truthy(cache) else ("off" if self.out.family == "flux1" else "auto"),
+                mapped=True,
+            )
+        for key, setting in FAMILY_KEYS.items():
+            if key not in self.data or self.empty(key):
+                continue
+            if _family_id(self.out.family) not in SETTING[setting].families:
+                self.skip(key, f"a {_families_named(setting)} option and this config is not for one")
+            else:
+                self.take(key, setting, self.raw(key), mapped=key != setting)
 
     def additional_parameters(self) -> None:
         text = self.raw("additional_parameters")
         if text is None or self.empty("additional_parameters"):
             return
-        try:
+        try:  # the GUI drops double quotes and splits on spaces; shlex reads both forms alike
             words = shlex.split(str(text))
         except ValueError as exc:
-            self.skip("additional_parameters", f"not readable ({exc}); free text is never passed on")
+            self.refuse("additional_parameters", f"not readable ({exc}); free text is never passed on")
             return
         self.done.add("additional_parameters")
         for flag, value in _flags(words):
-            where = f"additional_parameters {flag}"
-            if flag == "network_train_unet_only":
-                self._take_flag(where, "train_text_encoder", False)
-            elif flag in ("max_grad_norm", "min_snr_gamma", "scale_weight_norms", "clip_skip", "keep_tokens"):
-                self._take_flag(where, flag, value)
-            else:
-                self.out.skipped.append(
-                    (where, "free command-line text is never passed on; no setting of this name")
-                )
+            where = f"additional_parameters --{flag}" if flag else "additional_parameters"
+            self.data[where] = value
+            self.argument(where, flag, value)
 
-    def _take_flag(self, where: str, setting: str, value: Any) -> None:
-        self.data[where] = value
-        self.take(where, setting, value, mapped=True)
+    def argument(self, where: str, flag: str, value: Any) -> None:
+        """One option of `additional_parameters`: a setting of ours by its sd-scripts name, or refused."""
+        if flag in ARG_SKIPS:
+            self.skip(where, ARG_SKIPS[flag])
+        elif flag == "network_train_unet_only":
+            self.take(where, "train_text_encoder", False, mapped=True)
+        elif flag in ARG_SETTINGS:
+            setting = ARG_SETTINGS[flag]
+            self.take(where, setting, value if not isinstance(value, list) else " ".join(value), mapped=True)
+        elif not flag:
+            self.refuse(where, f"{value!r} is no --option; free text is never passed to sd-scripts")
+        else:
+            shown = "" if value is True else f" {' '.join(value) if isinstance(value, list) else value}"
+            self.refuse(
+                where,
+                f"--{flag}{shown} would change the training and is not a setting here (free text is never "
+                f"passed to sd-scripts); train without it or with sd-scripts directly",
+            )
+
+    def unsupported(self) -> None:
+        """Keys with no setting here: refused when they ask for something, skipped when off."""
+        for key, (off, what) in UNSUPPORTED.items():
+            if key not in self.data or key in self.done:
+                continue
+            value = self.raw(key)
+            if _is_off(value) or str(value).strip().lower() in off:
+                self.skip(key, "off in the config; changes nothing here")
+            else:
+                self.refuse(key, f"{value!r} {what}")
+        ext = str(self.raw("caption_extension") or "")
+        if ext.strip() == ".none-use-foldername":
+            self.refuse(
+                "caption_extension",
+                "'.none-use-foldername' is the GUI's 'use the folder name as caption', and this pack trains "
+                "on the dataset's caption files (a subset without them trains on its folder's class "
+                "tokens); set caption_extension to your captions' extension",
+                ("caption_extension",),
+            )
 
     def same_name(self) -> None:
         if _truthy(self.raw("dim_from_weights")):
@@ -508,22 +745,116 @@ class _Importer:
             if key in self.data and key not in self.done and not self.empty(key):
                 self.take(key, key, self.raw(key))
 
+    def not_read_by_family(self) -> None:
+        """A value the config's own family's trainer never reads changes nothing: skipped, not kept
+        (FLUX's trainer ignores min_snr_gamma; taking it would fail the plan on a FLUX base)."""
+        family = _family_id(self.out.family)
+        if not self.out.family:
+            return
+        for bucket in (self.out.used, self.out.mapped):
+            for key, what in list(bucket):
+                names = self.out.gives.get(key, ())
+                if names and all(family not in SETTING[n].families for n in names):
+                    bucket.remove((key, what))
+                    for n in names:
+                        self.out.values.pop(n, None)
+                    del self.out.gives[key]
+                    self.out.skipped.append(
+                        (key, f"{_family_name(self.out.family)}'s trainer does not read it (changes nothing)")
+                    )
+
+
+def optimizer_pairs(text: str, optimizer: str) -> tuple[list[str], list[str], list[str]]:
+    """(kept pairs, refused items with why, notes) of the GUI's optimizer_args, one pair at a time, as
+    sd-scripts reads them (the GUI drops double quotes and splits on spaces; sd-scripts splits each
+    at "=" and literal_evals the value): one odd pair never costs the others."""
+    kept, odd, notes = [], [], []
+    tokens = str(text).replace('"', " ").split()
+    if tokens and tokens[0] == "--optimizer_args":
+        tokens = tokens[1:]
+        notes.append("the leading --optimizer_args, a pasted flag name, left out")
+    seen: set[str] = set()
+    for token in _joined_brackets(tokens):
+        key = token.partition("=")[0]
+        try:
+            if " " in token:
+                raise ValidationError(
+                    f"the GUI and sd-scripts split the args at spaces, so sd-scripts would stop on it; write "
+                    f"it without spaces ({token.replace(' ', '')})"
+                )
+            if key in seen:
+                raise ValidationError(f"{key} is given twice (sd-scripts would keep the last); keep one.")
+            kept += kvargs.optimizer_args(token, optimizer)
+            seen.add(key)
+        except ValidationError as exc:
+            odd.append(f"{token!r}: {str(exc).removeprefix('optimizer_args: ').rstrip('.')}")
+    return kept, odd, notes
+
+
+def _joined_brackets(tokens: list[str]) -> list[str]:
+    """Tokens, with a tuple written with spaces (betas=(0.9, 0.99)) put back together to be named."""
+    out: list[str] = []
+    for token in tokens:
+        if out and out[-1].count("(") + out[-1].count("[") > out[-1].count(")") + out[-1].count("]"):
+            out[-1] += " " + token
+        else:
+            out.append(token)
+    return out
+
 
 def _flags(words: list[str]) -> list[tuple[str, Any]]:
-    """(option, value or True) pairs of a command-line word list."""
-    out, i = [], 0
+    """(option, value) pairs of a command-line word list: True for a bare flag, the text after "=" or
+    the one word after it, a list of the words when several follow (--lr_scheduler_args a=1 b=2); a
+    word before any option comes as ("", word)."""
+    out: list[tuple[str, Any]] = []
+    i = 0
     while i < len(words):
         word = words[i]
         if not word.startswith("--"):
-            out.append((word, True))
+            out.append(("", word))
             i += 1
             continue
         name, eq, value = word[2:].partition("=")
-        if not eq and i + 1 < len(words) and not words[i + 1].startswith("--"):
-            value, i = words[i + 1], i + 1
-        out.append((name, value if (eq or value) else True))
         i += 1
+        if eq:
+            out.append((name, value))
+            continue
+        values = []
+        while i < len(words) and not words[i].startswith("--"):
+            values.append(words[i])
+            i += 1
+        out.append((name, True if not values else values[0] if len(values) == 1 else values))
     return out
+
+
+def _is_off(value: Any) -> bool:
+    """Empty, 0 or false: how the GUI says a key is not used."""
+    if value is None or value is False:
+        return True
+    text = str(value).strip().lower()
+    return text in ("", "false", "none", "no", "off") or _float(text) == 0
+
+
+def _config_family(data: Mapping[str, Any]) -> str:
+    """The family a GUI config says it is for, by its own switches ("" = SD 1.x or not said)."""
+    if _truthy(data.get("flux1_checkbox")) or str(data.get("LoRA_type", "")).startswith("Flux1"):
+        return "flux1"
+    for key, family in (("sd3_checkbox", "sd3"), ("sdxl", "sdxl"), ("v2", "sd2")):
+        if _truthy(data.get(key)):
+            return family
+    return ""
+
+
+def _family_id(config_family: str) -> str:
+    return {"flux1": "flux", "": "sd1"}.get(config_family, config_family)
+
+
+def _family_name(config_family: str) -> str:
+    return file_families.name(_family_id(config_family))
+
+
+def _families_named(setting: str) -> str:
+    return "/".join(file_families.name(f) for f in SETTING[setting].families)
 
 
 def _truthy(value: Any) -> bool:

@@ -215,15 +215,28 @@ _FALSE = {"false", "0", "no", "off"}
 
 
 # --------------------------------------------------------------------------- parsing
+def unwrap(value: str) -> str:
+    """A value as sd-scripts' `ast.literal_eval` reads it, without the Python dress: quotes around it
+    ('0.95,0.98') and a tuple's or list's brackets ((0.9,0.99), [0.9,0.99,]) come off, so the value
+    is checked like the bare form and written back as `0.9,0.99` (which literal_eval makes a tuple)."""
+    v = value.strip()
+    if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+        v = v[1:-1].strip()
+    if len(v) >= 2 and (v[0], v[-1]) in (("(", ")"), ("[", "]")):
+        v = v[1:-1].strip().rstrip(",")
+    return v
+
+
 def split_pairs(text: str, setting: str) -> list[tuple[str, str]]:
     """`key=value` pairs from text, separated by spaces or new lines; a pair or a value may be in
-    double quotes (as the kohya_ss GUI writes them). Syntax only: keys are checked by `normalize`."""
+    double quotes (as the kohya_ss GUI writes them), a value in single quotes or a tuple's brackets
+    (as sd-scripts' literal_eval takes them). Syntax only: keys are checked by `normalize`."""
     pairs: list[tuple[str, str]] = []
     seen: set[str] = set()
     for token in str(text).split():
         token = token.strip('"')
         key, sep, value = token.partition("=")
-        value = value.strip('"')
+        value = unwrap(value.strip('"'))
         if not sep or not _KEY_RE.fullmatch(key):
             raise ValidationError(
                 f"{setting}: {token!r} is not a key=value pair; write pairs like 'weight_decay=0.01', "

@@ -180,3 +180,81 @@ def path_source(comfyui_dir: str | os.PathLike | None) -> FileSource:
         return None
 
     return FileSource({folder: names(folder) for folder in COMFY_SUBFOLDERS}, resolve)
+
+
+# --------------------------------------------------------------------------- the base model by name (CLI)
+# ComfyUI's folder_paths names for base models -> their folders under models/ (unet is the old name).
+BASE_MODEL_FOLDERS = {"checkpoints": ("checkpoints",), "diffusion_models": ("diffusion_models", "unet")}
+DIFFUSION_PREFIX = "diffusion_models/"  # how the node lists a diffusion model (nodes/_comfy.py)
+EXTRA_PATHS_FILE = "extra_model_paths.yaml"
+
+
+def base_model_dirs(comfyui_dir: str | os.PathLike | None) -> list[tuple[str, str]]:
+    """(folder_paths name, folder) where ComfyUI finds base models: models/checkpoints, models/
+    diffusion_models and models/unet, then the folders its extra_model_paths.yaml adds (read as ComfyUI's
+    utils/extra_config.py does; skipped without PyYAML, which ComfyUI itself brings)."""
+    if not comfyui_dir:
+        return []
+    out = [
+        (kind, os.path.join(comfyui_dir, "models", sub))
+        for kind, subs in BASE_MODEL_FOLDERS.items()
+        for sub in subs
+    ]
+    return out + _extra_model_dirs(os.path.join(comfyui_dir, EXTRA_PATHS_FILE))
+
+
+def _extra_model_dirs(yaml_path: str) -> list[tuple[str, str]]:
+    try:
+        import yaml
+
+        with open(yaml_path, encoding="utf-8") as stream:
+            config = yaml.safe_load(stream)
+    except Exception:  # no PyYAML, no file, or not YAML: ComfyUI's own folders still count
+        return []
+    out = []
+    base_dir = os.path.dirname(os.path.abspath(yaml_path))
+    for conf in (config or {}).values() if isinstance(config, dict) else ():
+        if not isinstance(conf, dict):
+            continue
+        base = conf.get("base_path")
+        base = (
+            os.path.join(base_dir, os.path.expandvars(os.path.expanduser(base)))
+            if isinstance(base, str)
+            else ""
+        )
+        for key, value in conf.items():
+            kind = "diffusion_models" if key == "unet" else key
+            if kind in BASE_MODEL_FOLDERS and isinstance(value, str):
+                out += [
+                    (kind, os.path.normpath(os.path.join(base or base_dir, p)))
+                    for p in value.split("\n")
+                    if p
+                ]
+    return out
+
+
+def find_base_model(value: str, comfyui_dir: str | os.PathLike | None) -> str:
+    """`--base`: a path to the file, else a name in ComfyUI's checkpoints or diffusion-model folders
+    (`diffusion_models/NAME` as the node lists it also works); a sentence naming where it looked."""
+    path = os.path.expanduser(value)
+    if os.path.isfile(path):
+        return os.path.realpath(path)
+    kinds = tuple(BASE_MODEL_FOLDERS)
+    name = value
+    if value.startswith(DIFFUSION_PREFIX):
+        kinds, name = ("diffusion_models",), value[len(DIFFUSION_PREFIX) :]
+    dirs = [folder for kind, folder in base_model_dirs(comfyui_dir) if kind in kinds]
+    if not os.path.isabs(name) and ".." not in name.replace("\\", "/").split("/"):
+        for folder in dirs:
+            candidate = os.path.join(folder, name)
+            if os.path.isfile(candidate):
+                return os.path.realpath(candidate)
+    where = (
+        f"nor in {', '.join(dirs)}"
+        if dirs
+        else "and COMFYUI_PATH is not set, so ComfyUI's models were not searched"
+    )
+    raise ValidationError(
+        f"The base model {value!r} is not a file {where}; give the path of the .safetensors file or "
+        f"the name of a file in ComfyUI's checkpoints or diffusion_models folder."
+    )

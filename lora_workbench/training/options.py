@@ -96,12 +96,32 @@ class OptionSet:
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
     base: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     base_source: str = ""
+    base_import: Any = None  # the kohya_gui.GuiImport the base came from (its refused keys, its report)
+    ignore_unsupported: bool = False  # train without the config's refused keys instead of stopping
+
+    def explicit(self, main: Mapping[str, str] | None = None) -> dict[str, str]:
+        """{setting: who gave it} of what the user set explicitly: every option node's settings (and
+        `main`, the trainer's own widgets that count as set)."""
+        return {**(main or {}), **self.sources}
+
+    def resolved(self, widgets: Mapping[str, Any], explicit_widgets: Mapping[str, str]) -> dict:
+        """The trainer's widgets, the config's settings and the option nodes' in order of precedence:
+        option node (anywhere in the chain) > a widget counted as set > config > widget at its default.
+        Stops on a config key refused and not settled by an explicit setting (unless ignored)."""
+        explicit = self.explicit(explicit_widgets)
+        if self.base_import is not None:
+            self.base_import.check(explicit, self.ignore_unsupported)
+            explicit = self.base_import.widened(explicit)
+        base = {k: v for k, v in self.base.items() if k not in explicit}
+        return {**widgets, **base, **self.values}
 
     def settings(self) -> dict:
         """What the chain sets: the imported config's settings, then the option nodes' (which win)."""
         return {**self.base, **self.values}
 
-    def with_base(self, values: Mapping[str, Any], source: str) -> OptionSet:
+    def with_base(
+        self, values: Mapping[str, Any], source: str, imported: Any = None, ignore_unsupported: bool = False
+    ) -> OptionSet:
         """A new set with an imported config's settings as its base; one config per chain."""
         if self.base_source:
             raise ValidationError(
@@ -113,7 +133,13 @@ class OptionSet:
                 raise ValidationError(f"{source}: unknown training setting {name!r}.")
             checked[name] = coerce(name, value)
             check_setting(SETTING[name], checked[name])
-        return dataclasses.replace(self, base=checked, base_source=source)
+        return dataclasses.replace(
+            self,
+            base=checked,
+            base_source=source,
+            base_import=imported,
+            ignore_unsupported=ignore_unsupported,
+        )
 
     def add(self, values: Mapping[str, Any], source: str) -> OptionSet:
         """A new set with `values` from `source`, each checked; a setting already set is an error."""

@@ -284,31 +284,40 @@ _LR = {"step": 0.00001, "widget": {"round": False}}
 # fmt: off
 SETTINGS: tuple[Setting, ...] = (
     # ------------------------------------------------------------------ main: the seed's questions
-    S("epochs", int, 3, "main", "Passes over the dataset (each image x its repeats once per epoch).",
-      low=1, high=10000, required=True, section="training", sd_name="max_train_epochs",
+    # epochs, width and height: 0 = the dataset node's (one place per knob); the trainer says which it
+    # used (command.dataset_settings_note). Saved workflows keep the values they hold.
+    S("epochs", int, 0, "main", "Passes over the dataset (each image x its repeats once per epoch); "
+      "0 = the dataset's epochs (or its step plan's).", low=0, high=10000, example=5, required=True,
+      section="training", sd_name="max_train_epochs",
       doc_target="`max_train_steps` (epochs x steps per epoch) or `max_train_epochs` (step_rule=epochs)"),
-    S("width", int, 512, "main", "Training width in pixels: a multiple of 64 (8 with buckets on).",
-      low=64, high=8192, step=8, example=576, required=True, where=Where.DATASET, section="datasets",
+    S("width", int, 0, "main", "Training width in pixels: a multiple of 64 (8 with buckets on); 0 = the "
+      "dataset's.", low=0, high=8192, step=8, example=576, required=True, where=Where.DATASET,
+      section="datasets",
       sd_name="resolution", doc_target='`resolution = [W, H]` per dataset; config `resolution = "W,H"`'),
-    S("height", int, 512, "main", "Training height in pixels: a multiple of 64 (8 with buckets on).",
-      low=64, high=8192, step=8, example=576, required=True, where=Where.DATASET, section="datasets",
+    S("height", int, 0, "main", "Training height in pixels: a multiple of 64 (8 with buckets on); 0 = "
+      "the dataset's.", low=0, high=8192, step=8, example=576, required=True, where=Where.DATASET,
+      section="datasets",
       sd_name="resolution", doc_target='`resolution = [W, H]` per dataset; config `resolution = "W,H"`'),
     S("seed", int, 12345, "main", "Training seed; the same seed and inputs give the same LoRA (and "
       "reuse the earlier run instead of training again).", low=0, high=2**32 - 1, required=True,
       section="training", sd_name="seed", emit="value", widget={"control_after_generate": False}),
-    S("network_dim", int, 128, "main", "LoRA rank: capacity and file size (128 is the seed's choice; "
-      "8-32 is often enough for one subject).", low=1, high=1024, required=True, section="network",
+    # 32/16 (was the seed's 128/128): a person, pet or style fits in rank 32 on every family (kohya_ss
+    # GUI presets and sd-scripts' docs use 4-32 for LoRA), at a quarter of the file size and VRAM for the
+    # LoRA; alpha at half the rank keeps the update scale (alpha/dim) 0.5. Saved workflows keep theirs.
+    S("network_dim", int, 32, "main", "LoRA rank: capacity and file size (32 fits one person, pet or "
+      "style; 64-128 for many concepts).", low=1, high=1024, required=True, section="network",
       sd_name="network_dim", emit="value"),
-    S("network_alpha", float, 128.0, "main", "Scales the update by alpha/dim; keep alpha <= dim.",
-      low=0.0, high=1024.0, step=1.0, example=64.0, required=True, section="network",
+    S("network_alpha", float, 16.0, "main", "Scales the update by alpha/dim (16/32 = 0.5); keep alpha <= "
+      "dim.", low=0.0, high=1024.0, step=1.0, example=64.0, required=True, section="network",
       sd_name="network_alpha", emit="value"),
     S("learning_rate", float, 1e-4, "main", "Base learning rate (used where the U-Net and "
-      "text-encoder rates are not set).", low=0.0, high=1.0, example=2e-4, required=True,
+      "text-encoder rates are not set; Prodigy and DAdapt* take about 1: they find the step size).",
+      low=0.0, high=100.0, example=2e-4, required=True,
       section="optimizer", sd_name="learning_rate", emit="value", **_LR),
-    S("unet_lr", float, 1e-4, "main", "Learning rate of the U-Net LoRA.", low=0.0, high=1.0,
+    S("unet_lr", float, 1e-4, "main", "Learning rate of the U-Net LoRA.", low=0.0, high=100.0,
       example=2e-4, required=True, section="optimizer", sd_name="unet_lr", emit="value", **_LR),
     S("text_encoder_lr", float, 5e-5, "main", "Learning rate of the text-encoder LoRA (not written "
-      "when the text encoder is not trained).", low=0.0, high=1.0, example=1e-5, required=True,
+      "when the text encoder is not trained).", low=0.0, high=100.0, example=1e-5, required=True,
       section="optimizer", sd_name="text_encoder_lr", **_LR),
     S("noise_offset", float, 0.0, "main", "Noise offset (0.05-0.1 helps very dark/bright images; "
       "0 = off).", low=0.0, high=1.0, step=0.01, example=0.05, required=True, section="training",
@@ -631,6 +640,42 @@ SETTINGS: tuple[Setting, ...] = (
     S("vae_chunk_size", int, 0, "family", "HunyuanImage, Anima: VAE works in chunks of this size (less "
       "memory); 0 = the family's (Anima 64) or none.", low=0, high=1024, section="training",
       sd_name="vae_chunk_size", emit="family", families=("hunyuan_image", "anima"), example=16),
+    # ------------------------------------------------------------------ added later: appended to their
+    # option nodes (a saved workflow's widget values fill a node's widgets in order, so new ones go last)
+    S("debiased_estimation_loss", bool, False, "optimizer", "Debiased estimation loss: weights each "
+      "noise level by 1/sqrt(SNR) (SD 1.x/2.x/SDXL; the flow-matching trainers ignore it).",
+      section="training", sd_name="debiased_estimation_loss", emit="flag", families=SD_FAMILIES),
+    S("min_timestep", int, 0, "optimizer", "Lowest noise timestep trained (0 = all).", low=0, high=999,
+      example=100, section="training", sd_name="min_timestep", emit="non_default",
+      families=(*SD_FAMILIES, "sd3")),
+    S("max_timestep", int, 1000, "optimizer", "Highest noise timestep trained, exclusive (1000 = all).",
+      low=1, high=1000, example=900, section="training", sd_name="max_timestep", emit="non_default",
+      families=(*SD_FAMILIES, "sd3")),
+    S("adaptive_noise_scale", float, 0.0, "optimizer", "Adds the latent's mean times this to the noise "
+      "offset (needs noise_offset; 0 = off).", low=-1.0, high=1.0, step=0.001, example=0.005,
+      example_with={"noise_offset": 0.05}, section="training", sd_name="adaptive_noise_scale",
+      emit="if_set", families=SD_FAMILIES),
+    S("noise_offset_random_strength", bool, False, "optimizer", "Draw the noise offset between 0 and "
+      "noise_offset each step (needs noise_offset).", example_with={"noise_offset": 0.05},
+      section="training", sd_name="noise_offset_random_strength", emit="flag", families=SD_FAMILIES),
+    S("max_token_length", int, 75, "captions", "Caption length in CLIP tokens: 75, 150 or 225 (longer "
+      "captions are cut).", low=75, high=225, step=75, example=225, section="training",
+      sd_name="max_token_length", emit="non_default", families=SD_FAMILIES),
+    S("bucket_no_upscale", bool, True, "captions", "Buckets never enlarge an image (small images get a "
+      "smaller bucket); off = every image is scaled to the training area.", example_with={"buckets": "on"},
+      where=Where.DATASET, section="datasets", sd_name="bucket_no_upscale"),
+    S("bucket_reso_steps", int, 64, "captions", "Bucket sides step by this many pixels (buckets on): a "
+      "multiple of 64 for SD 1.x/2.x, 32 for SDXL, FLUX, SD3 and HunyuanImage, 16 for Lumina and Anima.",
+      low=8, high=1024, step=8, example=128, example_with={"buckets": "on", "bucket_no_upscale": False},
+      where=Where.DATASET,
+      section="datasets", sd_name="bucket_reso_steps"),
+    S("full_bf16", bool, False, "precision", "Keep the gradients in bf16 too (less memory; needs "
+      "mixed_precision bf16).", example_with={"mixed_precision": "bf16"}, section="training",
+      sd_name="full_bf16", emit="flag"),
+    S("full_fp16", bool, False, "precision", "Keep the gradients in fp16 too (less memory, less stable; "
+      "needs mixed_precision fp16 and a GPU).", gpu_only=True, gpu_why="fp16 needs a GPU",
+      example_with={"mixed_precision": "fp16", "device": "gpu"}, section="training", sd_name="full_fp16",
+      emit="flag"),
 )
 # fmt: on
 

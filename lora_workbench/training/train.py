@@ -55,6 +55,7 @@ from .command import (
     cache_text_encoder_outputs,
     caption_variation,
     check_script,
+    dataset_settings_note,
     effective_options,
     output_name_for,
     planned_epochs_note,
@@ -399,7 +400,7 @@ def prepare(
     """Validate everything once (settings, device, family, files, dataset, the LyCORIS package, the LoRA
     file to continue from) and find what the run needs. `files` says where the extra model files come
     from (the node: ComfyUI's folders; default: paths, or names in $COMFYUI_PATH/models)."""
-    notes = planned_epochs_note(opts, dataset)
+    notes = dataset_settings_note(opts, dataset) + planned_epochs_note(opts, dataset)
     opts = effective_options(opts, dataset)
     warnings = validate(opts) + notes  # the options as they will train: the plan's epochs included
     base = str(Path(base_model).expanduser())

@@ -93,15 +93,82 @@ def _resolution_steps(o) -> None:
 def _bucket_sides(o) -> None:
     if o.buckets != "on":
         return
+    steps = o.bucket_reso_steps
     for name in ("min_bucket_reso", "max_bucket_reso"):
-        if getattr(o, name) % 64:
+        if getattr(o, name) % steps:
             raise ValidationError(
-                f"{name} is {getattr(o, name)}; buckets step by 64, so set a multiple of 64."
+                f"{name} is {getattr(o, name)}; buckets step by {steps} (bucket_reso_steps), so set a "
+                f"multiple of {steps}."
             )
     if o.min_bucket_reso > o.max_bucket_reso:
         raise ValidationError(
             f"min_bucket_reso {o.min_bucket_reso} is above max_bucket_reso {o.max_bucket_reso}; swap them."
         )
+    if o.width and o.height:  # 0 until the dataset's resolution is known (train.plan checks again)
+        check_bucket_range(o.width, o.height, o.min_bucket_reso, o.max_bucket_reso)
+
+
+def check_bucket_range(width: int, height: int, low: int, high: int) -> None:
+    """sd-scripts asserts min(resolution) >= min_bucket_reso and max(resolution) <= max_bucket_reso
+    (BaseDataset.adjust_min_max_bucket_reso_by_steps) after loading the models; say it before."""
+    if min(width, height) < low:
+        raise ValidationError(
+            f"min_bucket_reso {low} is above the training size {width}x{height} (sd-scripts asserts it "
+            f"is at most the smaller side); set min_bucket_reso to {min(width, height)} or less, or train "
+            f"larger."
+        )
+    if max(width, height) > high:
+        raise ValidationError(
+            f"max_bucket_reso {high} is below the training size {width}x{height} (sd-scripts asserts it "
+            f"is at least the larger side); set max_bucket_reso to {max(width, height)} or more."
+        )
+
+
+def _timesteps(o) -> None:
+    if o.min_timestep >= o.max_timestep:
+        raise ValidationError(
+            f"min_timestep {o.min_timestep} is not below max_timestep {o.max_timestep}; nothing would be "
+            f"trained: set min_timestep lower than max_timestep."
+        )
+
+
+def _token_length(o) -> None:
+    if o.max_token_length not in (75, 150, 225):
+        raise ValidationError(
+            f"max_token_length is {o.max_token_length}; sd-scripts takes 75, 150 or 225: set one of them."
+        )
+
+
+def _noise_offset_needed(o) -> None:
+    for name in ("adaptive_noise_scale", "noise_offset_random_strength"):
+        if getattr(o, name) and not o.noise_offset:
+            raise ValidationError(
+                f"{name} works on the noise offset and noise_offset is 0 (sd-scripts refuses "
+                f"adaptive_noise_scale without it); set noise_offset (e.g. 0.05) or turn {name} off."
+            )
+
+
+def _full_precision(o) -> None:
+    for name, precision in (("full_bf16", "bf16"), ("full_fp16", "fp16")):
+        if getattr(o, name) and o.mixed_precision != precision:
+            raise ValidationError(
+                f"{name} keeps the gradients in {precision} and mixed_precision is {o.mixed_precision} "
+                f"(sd-scripts asserts they match); set mixed_precision to {precision} or turn {name} off."
+            )
+
+
+_ADAPTIVE = ("Prodigy", "DAdaptation", "DAdaptAdaGrad", "DAdaptAdam", "DAdaptAdan", "DAdaptAdanIP",
+             "DAdaptLion", "DAdaptSGD", "Adafactor")  # fmt: skip
+
+
+def _learning_rate_size(o) -> str | None:
+    high = max(o.learning_rate, o.unet_lr, o.text_encoder_lr)
+    if high > 1 and o.optimizer not in _ADAPTIVE:
+        return (
+            f"a learning rate of {high:g} with {o.optimizer} will most likely diverge; rates above 1 are "
+            f"for Prodigy and the DAdapt optimizers (which find their own step size)."
+        )
+    return None
 
 
 def _alpha_above_dim(o) -> str | None:
@@ -239,6 +306,11 @@ RULES: tuple[Callable[[Any], str | None], ...] = (
     _warmup_once,
     _resume_or_weights,
     _multires_discount,
+    _timesteps,
+    _token_length,
+    _noise_offset_needed,
+    _full_precision,
+    _learning_rate_size,
 )
 
 
@@ -357,7 +429,19 @@ def _network_args_read_by_module(o, fam: recipes.TrainingFamily, _variant: str) 
         )
 
 
+def _bucket_reso_steps(o, fam: recipes.TrainingFamily, _variant: str) -> None:
+    """sd-scripts' trainers assert bucket_reso_steps divides by their VAE's step (verify_bucket_reso_steps:
+    64 for SD 1.x/2.x, 32 for SDXL, FLUX, SD3, HunyuanImage, 16 for Lumina and Anima)."""
+    if o.buckets != "off" and o.bucket_reso_steps % fam.bucket_step:
+        low = max(fam.bucket_step, o.bucket_reso_steps - o.bucket_reso_steps % fam.bucket_step)
+        raise ValidationError(
+            f"bucket_reso_steps is {o.bucket_reso_steps}; sd-scripts' {fam.name} trainer needs a multiple "
+            f"of {fam.bucket_step} (it asserts it): set {low}."
+        )
+
+
 FAMILY_RULES: tuple[Callable[[Any, recipes.TrainingFamily, str], None], ...] = (
+    _bucket_reso_steps,
     _network_module,
     _network_type_or_module,
     _network_args_read_by_module,

@@ -153,3 +153,36 @@ def test_target_steps_train_exactly_what_the_node_showed(
     assert epochs and int(epochs.group(1)) == ds.planned_epochs
     assert items and int(items.group(1)) == sum(s.items for s in ds.subsets)
     assert Path(run.lora.path).is_file()
+
+
+def test_a_plain_folder_of_mixed_size_photos_trains_in_sd_scripts_without_upscaling(
+    tmp_path, kohya_dir, kohya_python, test_checkpoint, tokenizer_cache
+):
+    """Issue 19: a folder of photos of mixed sizes and no captions, with the node's defaults (buckets
+    on, wrong_size bucket): one subset named after the folder, the count sd-scripts finds, and the
+    small portrait bucketed at its own size (bucket_no_upscale), where buckets that upscale would put
+    it in a larger one. The dataset.toml and output/ sd-scripts writes into the folder are not images."""
+    root = tmp_path / "mochi"
+    root.mkdir()
+    for name, size in (("wide.jpg", (192, 128)), ("portrait.jpg", (64, 128)), ("square.png", (128, 128))):
+        Image.new("RGB", size, (90, 120, 30)).save(root / name)
+    ds, text = prepare.prepare_dataset(root, DatasetOptions(resolution=(128, 128)))
+    print("\n" + text)
+    assert [(s.name, s.images, s.repeats) for s in ds.subsets] == [("mochi", 3, 1)] and ds.enable_bucket
+    log = run_sd_scripts(
+        kohya_dir, kohya_python, test_checkpoint, tokenizer_cache, ds.toml_path, root / "output"
+    )
+    found = re.findall(r"found directory (\S+) contains (\d+) image files", log)
+    buckets = re.findall(r"bucket \d+: resolution \((\d+), (\d+)\), count: (\d+)", log)
+    print(f"sd-scripts: {found}; buckets {buckets}")
+    assert found == [(str(root), "3")]
+    assert ("64", "128", "1") in buckets  # its own size: never upscaled
+    assert all(int(w) * int(h) <= 128 * 128 for w, h, _n in buckets)
+    assert sorted(os.listdir(root)) == [
+        "dataset.toml",
+        "output",
+        "portrait.jpg",
+        "sd-scripts.log",
+        "square.png",
+        "wide.jpg",
+    ]

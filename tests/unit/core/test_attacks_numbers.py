@@ -62,24 +62,24 @@ def test_network_args_take_zero_written_any_way(zero):
     ("key", "value"),
     [("learning_rate", "1e-400"), ("noise_offset", "1e-400"), ("unet_lr", "1e400"), ("min_snr_gamma", "nan")],
 )
-def test_a_gui_config_number_a_float_cannot_hold_is_skipped_with_the_reason(key, value):
+def test_a_gui_config_number_a_float_cannot_hold_is_refused_with_the_reason(key, value):
     result = kohya_gui.import_config({key: value})
     assert key not in result.values
-    assert repr(value) in dict(result.skipped)[key]
+    assert repr(value) in dict(result.refused)[key]
 
 
 @pytest.mark.parametrize("value", ["1e400", "1e999,512"])
 def test_a_gui_resolution_beyond_a_float_is_a_reason_not_a_traceback(value):
     result = kohya_gui.import_config({"max_resolution": value})
-    assert "max_resolution" in dict(result.skipped)
+    assert "max_resolution" in dict(result.refused)
 
 
-def test_a_gui_config_file_with_a_json_number_that_would_become_zero_skips_that_key(tmp_path):
+def test_a_gui_config_file_with_a_json_number_that_would_become_zero_refuses_that_key(tmp_path):
     cfg = tmp_path / "preset.json"
     cfg.write_text('{"learning_rate": 1e-400, "epoch": 2}', encoding="utf-8")
     result = kohya_gui.import_file(cfg)
     assert "learning_rate" not in result.values and result.values["epochs"] == 2
-    assert "'1e-400' is nearer 0 than a float holds" in dict(result.skipped)["learning_rate"]
+    assert "'1e-400' is nearer 0 than a float holds" in dict(result.refused)["learning_rate"]
 
 
 @pytest.mark.parametrize("value", ["1e-400", "1e400"])
@@ -132,7 +132,7 @@ def test_a_dataset_config_with_a_number_that_would_become_zero_is_refused(tmp_pa
 
 def test_a_gui_config_integer_beyond_any_float_is_a_reason_not_an_overflow():
     result = kohya_gui.import_config({"learning_rate": 10**400, "unet_lr": -(10**400)})
-    reasons = dict(result.skipped)
+    reasons = dict(result.refused)
     assert reasons["learning_rate"].startswith("learning_rate is 100000000000... (401 digits); set it")
     assert "unet_lr" in reasons and not result.values
 

@@ -28,6 +28,34 @@ def test_confine_refuses_an_absolute_path_outside_the_roots(roots):
         paths.confine("/etc/passwd", what="project folder")
 
 
+def test_the_roots_refusal_names_only_top_level_roots(roots, monkeypatch):
+    comfy = roots / "ComfyUI"
+    for sub in ("models", "input", "output"):
+        paths.register_root(comfy / sub)
+    monkeypatch.setenv("COMFYUI_PATH", str(comfy))
+    with pytest.raises(PathNotAllowed) as exc:
+        paths.confine("/etc/x", what="project folder")
+    listed = str(exc.value).split("allowed roots (", 1)[1].split(")", 1)[0]
+    assert listed == str(roots.resolve())
+
+
+def test_the_roots_refusal_names_five_roots_then_counts_the_rest(roots, monkeypatch):
+    many = [roots / f"r{i}" for i in range(8)]
+    monkeypatch.setenv("LORA_WORKBENCH_ROOTS", os.pathsep.join(str(m) for m in many))
+    with pytest.raises(PathNotAllowed) as exc:
+        paths.confine("/etc/x", what="project folder")
+    assert "r4 and 3 more)" in str(exc.value) and "r5" not in str(exc.value)
+
+
+def test_the_roots_refusal_gives_the_settings_line_and_the_projects_folder(roots, monkeypatch):
+    monkeypatch.setenv("COMFYUI_PATH", str(roots / "ComfyUI"))
+    with pytest.raises(PathNotAllowed) as exc:
+        paths.confine("/etc/x", what="project folder")
+    msg = str(exc.value)
+    assert '`"roots": ["/etc/x"]`' in msg and str(paths.settings_path()) in msg
+    assert f"Put it in {roots / 'ComfyUI' / 'lora-projects'}" in msg
+
+
 def test_confine_refuses_a_symlink_that_escapes_a_root(roots, tmp_path_factory):
     outside = tmp_path_factory.mktemp("outside")
     (roots / "escape").symlink_to(outside, target_is_directory=True)

@@ -42,4 +42,5 @@ def opts(weights: str = "", res=(64, 64), bucket: bool = False, **kw) -> Dataset
     """DatasetOptions with the tests' usual 64x64 resolution; a weights text means weights mode."""
     if "repeats" not in kw:
         kw["repeats"] = "weights" if weights.strip() else "folders"
+    kw.setdefault("wrong_size", "error")  # the strict checks these tests judge (the node defaults to bucket)
     return DatasetOptions(weights_text=weights, resolution=res, enable_bucket=bucket, **kw)

@@ -195,6 +195,55 @@ def test_the_images_folder_itself_linked_outside_is_refused(roots, outside, guar
     assert "link-outside" in codes(r) and "layout" in codes(r)
 
 
+# --------------------------------------------------------------------------- a plain folder of images
+def plain_folder(roots: Path, name: str = "mochi") -> Path:
+    """A shared folder of images with no images/N_Subject/ layout (read as one subset)."""
+    root = roots / name
+    root.mkdir()
+    for i in range(2):
+        Image.new("RGB", (64, 64)).save(root / f"p{i}.png")
+        (root / f"p{i}.txt").write_text("mochi")
+    return root
+
+
+def test_a_plain_folders_image_or_caption_linked_outside_is_refused_and_never_read(
+    roots, outside, guard, audit
+):
+    root = plain_folder(roots)
+    (root / "leak.png").symlink_to(outside / "secret.png")
+    (root / "p0.txt").unlink()
+    (root / "p0.txt").symlink_to(outside / "secret.txt")
+    before = tree(outside)
+    audit.reset()
+    r = prepare.preview(root, opts(), guard=guard)
+    audit.check()
+    messages = " ".join(i["message"] for i in r["issues"] if i["severity"] == "error")
+    assert "mochi/leak.png is a link to" in messages and "p0.txt cannot be used as a caption" in messages
+    with pytest.raises(ValidationError, match="leak.png is a link to .* outside the allowed roots"):
+        prepare.prepare_dataset(root, opts(), guard=guard)
+    audit.check()
+    assert SECRET not in str(r) and tree(outside) == before and not (root / "dataset.toml").exists()
+
+
+def test_a_plain_folders_fifo_image_never_hangs_the_scan(roots, guard):
+    root = plain_folder(roots)
+    os.mkfifo(root / "pipe.png")
+    r = prepare.preview(root, opts(), guard=guard)
+    assert any("pipe.png is not a file" in i["message"] for i in r["issues"])
+
+
+def test_the_node_never_renames_a_shared_plain_folder(node, roots):
+    root = plain_folder(roots)
+    (root / "images").mkdir()
+    for i in range(2):
+        Image.new("RGB", (64, 64)).save(root / "images" / f"q{i}.png")
+    before = tree(roots)
+    out = run_node(node, root, apply_mode="rename folders", folder_repeats=7)
+    after = tree(roots)
+    assert {k: v for k, v in after.items() if not k.endswith("dataset.toml")} == before
+    assert out["result"][0].subsets[0].repeats == 7
+
+
 def test_links_inside_the_roots_are_followed_at_their_checked_target(proj, roots, guard, audit):
     shared = roots / "shared-subsets" / "2_Bird"
     make_subset(roots / "shared-subsets", "2_Bird", 2)

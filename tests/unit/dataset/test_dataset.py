@@ -1,5 +1,6 @@
 """Dataset validation, preview and apply (TOML) on real generated images."""
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -59,14 +60,18 @@ def test_validation_names_each_problem_file(tmp_path):
         )
         for m in errors
     )
-    assert "1_A/nocap.png has no caption: add nocap.txt beside it." in errors
+    assert (
+        "1_A/nocap.png has no caption: add nocap.txt beside it, or set missing_caption to class_tokens or empty."
+        in errors
+    )
     assert any(m.startswith("1_A/bad.jpg cannot be read as an image") for m in errors)
     assert any(m.startswith("1_A/blank.txt is empty or has no text on its first line") for m in errors)
     assert any("2_Empty has no images" in m for m in _messages(r, "warning"))
-    # with buckets a different size is fine; a smaller one is a warning
+    # with buckets a different size is fine; smaller ones are one warning: they are never upscaled
     r = preview(root, res=(96, 96), bucket=True)
     assert not any("wide.png" in m for m in _messages(r, "error"))
-    assert any("img0.png is 64x64, smaller than 96x96" in m for m in _messages(r, "warning"))
+    small = [m for m in _messages(r, "warning") if "smaller than 96x96" in m]
+    assert len(small) == 1 and "(e.g. blank.png is 64x64)" in small[0] and "never upscaled" in small[0]
 
 
 def test_validation_of_weights_names_and_duplicates(tmp_path):
@@ -226,6 +231,32 @@ def test_buckets_write_bucket_keys_within_the_resolution(proj):
     assert d["bucket_reso_steps"] == 64
 
 
+def test_buckets_never_upscale_a_small_image(proj):
+    ds, _ = apply(proj, bucket=True, res=(512, 512))
+    assert tomllib.loads(Path(ds.toml_path).read_text())["datasets"][0]["bucket_no_upscale"] is True
+
+
+def test_an_image_too_small_for_any_bucket_is_an_error_naming_it(tmp_path):
+    folder = make_subset(tmp_path / "p", "1_A", 1)
+    Image.new("RGB", (40, 300)).save(folder / "strip.png")
+    (folder / "strip.txt").write_text("a")
+    errors = _messages(preview(tmp_path / "p", res=(512, 512), bucket=True), "error")
+    assert errors == [
+        "1_A/strip.png is 40x300; buckets need at least 64 pixels on each side (images are never "
+        "upscaled): remove it or replace it with a larger image."
+    ]
+
+
+def test_mixed_size_photos_train_as_they_are_with_the_default_options(tmp_path):
+    root = tmp_path / "p"
+    folder = make_subset(root, "1_A", 1, size=(4032, 3024), ext=".jpg")
+    make_subset(root, "1_A", 1, size=(1080, 1920), ext=".jpg", stem="portrait")
+    options = dataclasses.replace(prepare.DatasetOptions(), repeats="folders")
+    ds, text = prepare.prepare_dataset(root, options)
+    assert ds.enable_bucket and not ds.warnings and folder.is_dir()
+    assert tomllib.loads(Path(ds.toml_path).read_text())["datasets"][0]["bucket_no_upscale"] is True
+
+
 def test_the_dataset_object_round_trips(proj):
     ds, _ = apply(proj, target_steps=100)
     assert ds.planned_epochs and ds.target_steps == 100
@@ -272,6 +303,7 @@ def test_toml_shape_matches_config_util_keys(tmp_path):
         "min_bucket_reso",
         "max_bucket_reso",
         "bucket_reso_steps",
+        "bucket_no_upscale",
         "subsets",
     }
     subset_keys = {"image_dir", "num_repeats", "class_tokens", "caption_extension", "is_reg"}

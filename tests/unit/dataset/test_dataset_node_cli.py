@@ -131,8 +131,8 @@ def test_node_initialises_a_new_project_then_asks_for_subsets(node, roots):
 def test_node_does_not_scaffold_into_an_unrelated_folder(node, roots):
     other = roots / "holiday photos"
     other.mkdir()
-    (other / "beach.jpg").write_bytes(b"x")
-    with pytest.raises(ValidationError, match="has no images/ folder"):
+    (other / "beach.jpg").write_bytes(b"x")  # read as a plain folder of images: no layout added
+    with pytest.raises(ValidationError, match="holiday photos/beach.jpg cannot be read as an image"):
         node.prepare(
             project_folder=str(other),
             weights="",
@@ -201,6 +201,7 @@ def test_cli_and_node_print_the_same_summary(node, proj, capsys):
                 "2",
                 "--epochs",
                 "3",
+                "--no-enable-bucket",
             ]
         )
         == 0
@@ -248,8 +249,15 @@ def test_cli_weights_previews_without_writing(proj, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "Weights:\nDog: 1\nCat: 2\n" in out and "66.7%" in out and "repeats weights" in out
     assert not (proj / "dataset.toml").exists()
-    assert main(["dataset", "weights", str(proj), "--width", "512", "--height", "512"]) == 1  # sizes differ
+    strict = ["--no-enable-bucket", "--wrong-size", "error"]
+    assert main(["dataset", "weights", str(proj), "--width", "512", "--height", "512", *strict]) == 1
     assert "not the training resolution 512x512" in capsys.readouterr().out
+
+
+def test_cli_buckets_by_default_and_never_upscales(proj, capsys):
+    assert main(["dataset", "weights", str(proj), "--width", "512", "--height", "512"]) == 0
+    out = capsys.readouterr().out
+    assert "buckets on" in out and "train at their own size, never upscaled" in out
 
 
 def test_cli_apply_modes_dry_run_and_budget(proj, capsys):
@@ -315,7 +323,14 @@ def test_cancel_in_comfyui_stops_the_resized_copies(node, comfy, roots, monkeypa
 
     monkeypatch.setattr(resize_cache, "_resized_png", resize_then_cancel)
     with pytest.raises(Exception) as exc:
-        node.prepare(project_folder=str(root), width=64, height=64, wrong_size="resize", unique_id="5")
+        node.prepare(
+            project_folder=str(root),
+            width=64,
+            height=64,
+            enable_bucket=False,
+            wrong_size="resize",
+            unique_id="5",
+        )
     assert type(exc.value).__name__ == "InterruptProcessingException"
     assert len(made) == 1 and not (root / "dataset.toml").exists()
 

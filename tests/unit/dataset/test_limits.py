@@ -8,10 +8,11 @@ from lora_workbench.errors import ValidationError
 from lora_workbench.training.settings import SETTING
 
 
-@pytest.mark.parametrize("name", ["epochs", "width", "height"])
-def test_the_numbers_the_trainer_also_has_use_its_ranges(name):
-    # a target-steps plan hands its epochs to the trainer: the dataset may not plan what it refuses
-    assert limits.LIMITS[name] == (SETTING[name].low, SETTING[name].high)
+@pytest.mark.parametrize("name, low", [("epochs", 1), ("width", 64), ("height", 64)])
+def test_the_numbers_the_trainer_also_has_use_its_ranges(name, low):
+    # a target-steps plan hands its epochs to the trainer: the dataset may not plan what it refuses;
+    # the trainer's 0 means "the dataset's", so the dataset's own lowest value is above it
+    assert limits.LIMITS[name] == (low, SETTING[name].high) and SETTING[name].low == 0
 
 
 def options(name, value) -> prepare.DatasetOptions:

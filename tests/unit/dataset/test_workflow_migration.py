@@ -49,7 +49,6 @@ def old_ui_workflow(project: str, weights: str) -> dict:
     """The example workflow's DatasetSubsetWeights node as saved before `repeats` existed (9 values)."""
     data = json.loads(EXAMPLE.read_text(encoding="utf-8"))
     node = next(n for n in data["nodes"] if n["type"] == "DatasetSubsetWeights")
-    assert len(node["widgets_values"]) == len(OLD_WIDGETS)  # the shipped example is the old format
     node = copy.deepcopy(node)
     node["widgets_values"] = [project, weights, 64, 64, False, "toml (non-destructive)", 1, 1, 0]
     node["inputs"] = []
@@ -91,6 +90,34 @@ def test_a_new_ui_workflow_keeps_the_mode_it_saved(node, alice_bob):
     assert entry["inputs"]["repeats"] == "folders"
     ds, _ = node.prepare(**entry["inputs"])["result"]
     assert [s.repeats for s in ds.subsets] == [10, 2]
+
+
+def plain_folder(roots):
+    root = roots / "mochi"
+    make_subset(root, "x", 3)
+    flat = root / "images"
+    for sub in (flat / "x").iterdir():
+        sub.rename(flat / sub.name)
+    (flat / "x").rmdir()
+    return root
+
+
+def test_a_workflow_saved_before_folder_repeats_trains_a_plain_folder_once_per_epoch(node, roots):
+    data = old_ui_workflow(str(plain_folder(roots)), "")
+    data["nodes"][0]["widgets_values"] += ["folders", 0, "error", ".txt"]
+    (entry,) = wf.ui_to_api(data, object_info(type(node))).values()
+    assert "folder_repeats" not in entry["inputs"]
+    ds, _ = node.prepare(**entry["inputs"])["result"]
+    assert [(s.name, s.repeats) for s in ds.subsets] == [("mochi", 1)]
+
+
+def test_a_workflow_saved_with_folder_repeats_keeps_it(node, roots):
+    data = old_ui_workflow(str(plain_folder(roots)), "")
+    data["nodes"][0]["widgets_values"] += ["folders", 0, "error", ".txt", 5]
+    (entry,) = wf.ui_to_api(data, object_info(type(node))).values()
+    assert entry["inputs"]["folder_repeats"] == 5 and entry["inputs"]["caption_extension"] == ".txt"
+    ds, _ = node.prepare(**entry["inputs"])["result"]
+    assert [s.repeats for s in ds.subsets] == [5]
 
 
 def test_an_api_prompt_without_repeats_uses_weights_when_typed_in(node, alice_bob):

@@ -129,7 +129,15 @@ def node_ranges(pack) -> dict:
 @pytest.mark.asyncio
 async def test_the_preview_takes_exactly_the_nodes_ranges_and_nothing_wider(client, world, pack):
     ranges = node_ranges(pack)
-    assert set(ranges) == {"width", "height", "batch_size", "epochs", "max_items_per_epoch", "target_steps"}
+    assert set(ranges) == {
+        "width",
+        "height",
+        "batch_size",
+        "epochs",
+        "max_items_per_epoch",
+        "target_steps",
+        "folder_repeats",
+    }
     for key, (low, high) in ranges.items():
         for number in (low - 1, high + 1):
             r = await client.post(PREVIEW, json={"project": "proj", key: number})

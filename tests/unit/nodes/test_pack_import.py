@@ -75,7 +75,14 @@ def test_every_node_input_has_a_tooltip_and_the_pack_category(pack):
     assert pack.NODE_CLASS_MAPPINGS, "no nodes registered"
     from lora_workbench.training.settings import option_groups
 
-    known = {"LinkModelLibrary", "DatasetSubsetWeights", "KohyaLoRATrain", "LoadTrainedLoRA"}
+    known = {
+        "LinkModelLibrary",
+        "SaveTrainingImages",
+        "DatasetSubsetWeights",
+        "KohyaLoRATrain",
+        "LoadTrainedLoRA",
+        "CaptionDatasetWD14",
+    }
     known |= {g.node for g in option_groups()} | {"KohyaGuiConfigOptions"}
     assert set(pack.NODE_CLASS_MAPPINGS) <= known
     for name, cls in pack.NODE_CLASS_MAPPINGS.items():
@@ -103,6 +110,9 @@ RUN_TIME_ONLY = (
     "training.validation",
     "training.train",
     "dataset.",
+    "captioning.tag",
+    "captioning.staging",
+    "captioning.process",
 )
 
 

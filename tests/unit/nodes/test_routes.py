@@ -410,3 +410,17 @@ def test_register_adds_the_routes_once_and_forwards_events(routes_mod, pack, com
     assert os.path.realpath(comfy.base / "models" / "loras") in [str(r) for r in paths.allowed_roots()]
     events.publish(events.TRAIN, {"run_id": "r", "state": "running"})
     assert ("lora_workbench.train", {"run_id": "r", "state": "running"}) in comfy.sent
+
+
+@pytest.mark.asyncio
+async def test_preview_follows_the_nodes_missing_caption_mode(client, roots):
+    make_project(roots, {"1_Alice": 2})
+    (roots / "project" / "images" / "1_Alice" / "img0.txt").unlink()
+    body = {"project": str(roots / "project"), "width": 64, "height": 64, "enable_bucket": False}
+    stopped = await (await client.post("/lora_workbench/dataset/preview", json=body)).json()
+    body["missing_caption"] = "class_tokens"
+    trained = await (await client.post("/lora_workbench/dataset/preview", json=body)).json()
+    assert stopped["ok"] is False and trained["ok"] is True
+    body["missing_caption"] = "guess"
+    r = await client.post("/lora_workbench/dataset/preview", json=body)
+    assert r.status == 400 and "missing_caption must be one of" in await r.text()

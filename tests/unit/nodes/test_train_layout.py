@@ -149,6 +149,19 @@ def test_a_first_layout_workflow_migrates_and_trains_the_same(pack, comfy):
     assert migrate_workflow(new) == (new, [])  # once is enough
 
 
+def test_a_saved_trainer_keeps_its_resolution_epochs_and_rank_after_the_defaults_changed(pack, comfy):
+    # the defaults became 0 (= the dataset's) for epochs/width/height and 32/16 for dim/alpha: a saved
+    # workflow holds its values by position, so it trains what it trained
+    new, _ = migrate_workflow(v1_workflow())
+    first = {"epochs": 3, "width": 512, "height": 512, "network_dim": 128, "network_alpha": 128.0}
+    names = node_layout.main_widgets()
+    values = trainer(new)["widgets_values"]
+    for name, value in first.items():
+        values[names.index(name)] = value
+    got = execute(pack, ui_to_api(new, object_info(pack)))
+    assert {name: getattr(got, name) for name in first} == first
+
+
 def test_defaults_only_need_no_option_node_and_new_layouts_are_left_alone():
     ui = v1_workflow()
     t = trainer(ui)

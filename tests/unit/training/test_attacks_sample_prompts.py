@@ -53,10 +53,10 @@ def test_the_refusal_names_the_line_and_the_path():
     assert "'/srv/x.png'" in str(err.value)
 
 
-def test_a_kohya_gui_config_with_a_file_naming_prompt_skips_the_prompts():
+def test_a_kohya_gui_config_with_a_file_naming_prompt_refuses_the_prompts():
     result = kohya_gui.import_config({"sample_prompts": "a cat --cn /etc/passwd", "epoch": 4})
     assert "sample_prompts" not in result.values
-    assert dict(result.skipped)["sample_prompts"].startswith("sample_prompts line 1: the option --cn")
+    assert dict(result.refused)["sample_prompts"].startswith("sample_prompts line 1: the option --cn")
 
 
 def test_trigger_words_read_as_a_file_option_never_reach_the_prompts_file():

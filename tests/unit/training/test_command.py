@@ -137,7 +137,7 @@ def test_config_toml_parses_and_resolution_is_a_string(tmp_path, env):
     cmd = _build(tmp_path, ds, device="cpu", width=768, height=512, buckets="on")
     data = tomllib.loads(toml_writer.dumps(cmd.config))
     assert data["dataset"]["resolution"] == "768,512"
-    assert data["optimizer"]["text_encoder_lr"] == 5e-5 and data["network"]["network_alpha"] == 128.0
+    assert data["optimizer"]["text_encoder_lr"] == 5e-5 and data["network"]["network_alpha"] == 16.0
     assert data["training"]["max_train_steps"] == ds.steps_per_epoch * 3  # the seed's rule
     assert data["saving"]["save_model_as"] == "safetensors"
     assert data["network"]["network_module"] == "networks.lora"
@@ -235,7 +235,7 @@ def test_show_samples_without_prompts_samples_the_trigger_words(env):
     _, _, ds = env
     opts = command.effective_options(TrainOptions(show_samples=True), ds)
     assert opts.sample_prompts == "subject"
-    given = TrainOptions(show_samples=True, sample_prompts="mine")
+    given = TrainOptions(show_samples=True, sample_prompts="mine", epochs=3, width=64, height=64)
     assert command.effective_options(given, ds) is given
 
 

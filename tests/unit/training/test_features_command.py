@@ -12,7 +12,7 @@ from lora_workbench.modelfiles.detect import detect_model
 from lora_workbench.training import command, kohya, train
 from lora_workbench.training.command import Target, build_command
 from lora_workbench.training.options import TrainOptions
-from lora_workbench.training.validation import validate
+from lora_workbench.training.validation import check_family, validate
 from tests.unit import train_fakes as fakes
 
 SD = fakes.option_set("train_network_options.txt")
@@ -224,3 +224,26 @@ def test_network_weights_and_dim_from_weights(tmp_path, ds):
     cmd = build(tmp_path, ds, network_weights=str(lora), dim_from_weights=True)
     assert cmd.config["network"]["network_weights"] == str(lora)
     assert cmd.config["network"]["dim_from_weights"] is True
+
+
+# --------------------------------------------------------------------------- buckets and rates before launch
+def test_a_minimum_bucket_above_the_training_size_is_a_sentence_before_launch():
+    with pytest.raises(ValidationError, match=r"min_bucket_reso 256 is above the training size 64x64"):
+        validate(TrainOptions(buckets="on", width=64, height=64, min_bucket_reso=256))
+
+
+def test_a_maximum_bucket_below_the_training_size_is_a_sentence_before_launch():
+    with pytest.raises(ValidationError, match=r"max_bucket_reso 512 is below the training size 768x512"):
+        validate(TrainOptions(buckets="on", width=768, height=512, max_bucket_reso=512))
+
+
+def test_bucket_steps_must_divide_by_the_familys_step():
+    opts = TrainOptions(buckets="on", bucket_reso_steps=32, min_bucket_reso=256, max_bucket_reso=1024)
+    check_family(opts, "sdxl")
+    with pytest.raises(ValidationError, match=r"bucket_reso_steps is 32; sd-scripts' SD 1.x trainer needs a"):
+        check_family(opts, "sd1")
+
+
+def test_a_learning_rate_above_one_with_adamw_is_a_warning():
+    warnings = validate(TrainOptions(learning_rate=10.0))
+    assert any("with AdamW will most likely diverge" in w for w in warnings)

@@ -97,17 +97,18 @@ def test_the_gui_config_node_imports_a_file_and_reports_every_key(node_env, pack
     options, report = out["result"]
     assert options.base["network_type"] == "locon" and options.base["conv_dim"] == 8
     assert options.base["optimizer_args"] == "decouple=True weight_decay=0.01"
-    assert "skipped output_dir: a path in the config is never followed" in report
+    assert "skipped    output_dir: a path in the config is never followed" in report
     assert out["ui"]["text"] == [report] and report.startswith("kohya_ss config gui.json: ")
-    # The config's settings replace the trainer's widgets; an option node in the chain wins over them.
+    # The config's settings replace the trainer's widgets at their defaults (network_dim 32); a widget
+    # moved off its default (epochs 1) and an option node in the chain win over them.
     chained = options.add({"keep_tokens": 1}, "captions node")
-    lora = run_node(node, ds, network_dim=128, options=chained)["result"][0]
+    lora = run_node(node, ds, network_dim=32, options=chained)["result"][0]
     run_dir = Path(lora.output_dir)
     cfg = tomllib.loads((run_dir / "config.toml").read_text())
     assert cfg["network"]["network_dim"] == 16 and "network_args" not in cfg["network"]
     command_line = (run_dir / "command.txt").read_text()
     assert "--network_args conv_dim=8" in command_line  # key=value args travel on the argv
-    assert cfg["optimizer"]["optimizer_type"] == "Prodigy" and cfg["training"]["max_train_steps"] == 8
+    assert cfg["optimizer"]["optimizer_type"] == "Prodigy" and cfg["training"]["max_train_steps"] == 4
     copy = tomllib.loads((run_dir / "dataset.toml").read_text())
     assert copy["general"]["shuffle_caption"] is True and copy["general"]["keep_tokens"] == 1
     override = OptionSet().with_base({"optimizer": "Lion"}, "cfg").add({"optimizer": "AdamW"}, "node")
@@ -145,7 +146,7 @@ def test_the_gui_config_node_lists_the_presets_of_the_configured_gui(
     cls = pack.NODE_CLASS_MAPPINGS["KohyaGuiConfigOptions"]
     assert cls.INPUT_TYPES()["required"]["preset"][0] == ["(none)", "mine", "user_presets/theirs"]
     options, report = cls().collect(preset="mine", unique_id="3")["result"]
-    assert options.base["epochs"] == 2 and "mapped  LoRA_type: network_type = 'locon'" in report
+    assert options.base["epochs"] == 2 and "mapped     LoRA_type: network_type = 'locon'" in report
     with pytest.raises(ValidationError, match="not in"):
         cls().collect(preset="../../etc/passwd", unique_id="3")
 
@@ -177,3 +178,17 @@ def test_dataset_subset_weights_writes_caption_options_into_every_subset(pack, c
     (wrong,) = optimizer.collect(optimizer="Lion", unique_id="8")
     with pytest.raises(ValidationError, match="optimizer is not a caption or augmentation setting"):
         node.prepare(str(roots / "proj"), "", 64, 64, caption_options=wrong, unique_id="6")
+
+
+def test_the_trainers_text_names_the_config_keys_its_explicit_settings_won_over(node_env, pack, roots):
+    node, ds = node_env
+    path = roots / "gui.json"
+    path.write_text(json.dumps(GUI_CONFIG))
+    gui = pack.NODE_CLASS_MAPPINGS["KohyaGuiConfigOptions"]()
+    options, _report = gui.collect(config_file=str(path), options=cpu_chain(pack), unique_id="3")["result"]
+    chained = options.add({"optimizer": "AdamW"}, "Kohya Optimizer Options (node 5)")
+    text = run_node(node, ds, options=chained)["ui"]["text"]
+    assert "kohya_ss config overridden epoch: epochs from Kohya LoRA Train's epochs widget wins" in text
+    assert (
+        "kohya_ss config overridden optimizer: optimizer from Kohya Optimizer Options (node 5) wins" in text
+    )

@@ -83,3 +83,11 @@ def test_the_option_checks_use_the_chosen_network_and_optimizer():
     validate(TrainOptions(network_type="lycoris_lokr", network_args="factor=8"))
     with pytest.raises(ValidationError, match="not read by network_type lora"):
         validate(TrainOptions(network_args="factor=8"))
+
+
+@pytest.mark.parametrize("value", ["(0.9,0.99)", "[0.9,0.99]", "(0.9,0.99,)", "'0.9,0.99'", '"0.9,0.99"'])
+def test_a_tuple_or_quoted_value_sd_scripts_literal_evals_is_read_like_the_bare_one(value):
+    assert kvargs.optimizer_args(f"betas={value} decouple=True", "Prodigy") == [
+        "betas=0.9,0.99",
+        "decouple=True",
+    ]

@@ -89,6 +89,11 @@ def test_a_crashed_run_resumes_from_its_newest_state_in_the_same_folder(setup, m
     assert "nothing to resume" in " ".join(again.warnings)
 
 
+# Cancel once the first state is whole (accelerate writes the RNG states last): on a loaded machine a
+# Cancel as soon as the folder appeared could stop the trainer mid-save, leaving no state to resume.
+COMPLETE = "random_states_0.pkl"
+
+
 def test_a_cancelled_run_resumes_too(setup, monkeypatch):
     project, ckpt, _ = setup
     monkeypatch.setenv("FAKE_SD_SLEEP", "0.1")
@@ -96,8 +101,9 @@ def test_a_cancelled_run_resumes_too(setup, monkeypatch):
     run_dir = project / "output" / "p1-001"
     with pytest.raises(train.TrainingCancelled):
         train.train(
-            spec(), ds, ckpt, should_cancel=lambda: (run_dir / "p1-000001-state").is_dir(), grace_seconds=1
-        )
+            spec(), ds, ckpt, should_cancel=lambda: (run_dir / "p1-000001-state" / COMPLETE).is_file(),
+            grace_seconds=1,
+        )  # fmt: skip
     run = train.train(spec(resume="p1-001"), ds, ckpt)
     assert run.resumed_from in ("p1-000001-state", "p1-000002-state") and run.losses[-1][0] == 12
 

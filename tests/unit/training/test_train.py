@@ -300,7 +300,9 @@ V1_SPEC_KEY = {
 
 
 def test_the_cache_key_of_a_first_layout_run_is_unchanged():
-    assert train.options_key(TrainOptions()) == V1_SPEC_KEY
+    # a first-layout workflow holds the first defaults as values (epochs 3, 512x512, dim/alpha 128)
+    first = TrainOptions(epochs=3, width=512, height=512, network_dim=128, network_alpha=128.0)
+    assert train.options_key(first) == V1_SPEC_KEY
 
 
 def test_every_setting_that_can_change_the_lora_is_in_the_cache_key(setup):

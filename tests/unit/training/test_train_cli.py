@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from lora_workbench import cli
+from lora_workbench.training import model_files
 from tests.unit import train_fakes
 
 fakes = train_fakes  # shared fakes: synthetic checkpoints, projects, a fake sd-scripts tree
@@ -178,3 +180,68 @@ def test_a_flux_run_from_the_terminal_takes_its_files_by_path_or_from_comfyui(
     monkeypatch.delenv("COMFYUI_PATH")
     rc = cli.main(argv)
     assert rc == 1 and "needs a CLIP-L text encoder (--clip_l)" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- --base NAME
+def comfy_with(tmp_path, monkeypatch, folder: str, name: str) -> Path:
+    """A ComfyUI folder (COMFYUI_PATH) holding the synthetic SD 1.x checkpoint as models/<folder>/<name>."""
+    comfy = tmp_path / "ComfyUI"
+    fakes.write_checkpoint(comfy / "models" / folder / name, fakes.sd1_tensors())
+    monkeypatch.setenv("COMFYUI_PATH", str(comfy))
+    return comfy
+
+
+def test_base_by_name_is_found_in_comfyuis_checkpoints(setup, tmp_path, monkeypatch, capsys):
+    project, _ = setup
+    comfy = comfy_with(tmp_path, monkeypatch, "checkpoints", "sd15/mine.safetensors")
+    monkeypatch.chdir(tmp_path)  # the name is not looked up in the working folder
+    assert cli.main(["train", str(project), "--base", "sd15/mine.safetensors", *FAST, "--print-command"]) == 0
+    assert capsys.readouterr().out.startswith("# SD 1.x base")
+    found = model_files.find_base_model("sd15/mine.safetensors", comfy)
+    assert found == str(comfy / "models" / "checkpoints" / "sd15" / "mine.safetensors")
+
+
+@pytest.mark.parametrize("given", ["flat.safetensors", "diffusion_models/flat.safetensors"])
+def test_base_by_name_is_found_in_comfyuis_diffusion_models(setup, tmp_path, monkeypatch, capsys, given):
+    project, _ = setup
+    comfy = comfy_with(tmp_path, monkeypatch, "unet", "flat.safetensors")
+    assert cli.main(["train", str(project), "--base", given, *FAST, "--print-command"]) == 0
+    assert model_files.find_base_model(given, comfy) == str(comfy / "models" / "unet" / "flat.safetensors")
+
+
+def test_base_by_name_reads_comfyuis_extra_model_paths(setup, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("yaml")
+    project, _ = setup
+    comfy = comfy_with(tmp_path, monkeypatch, "vae", "unused.safetensors")
+    fakes.write_checkpoint(tmp_path / "shared" / "ckpts" / "far.safetensors", fakes.sd1_tensors())
+    (comfy / "extra_model_paths.yaml").write_text(
+        f"mine:\n  base_path: {tmp_path / 'shared'}\n  checkpoints: ckpts\n"
+    )
+    assert cli.main(["train", str(project), "--base", "far.safetensors", *FAST, "--print-command"]) == 0
+    found = model_files.find_base_model("far.safetensors", comfy)
+    assert found == str(tmp_path / "shared" / "ckpts" / "far.safetensors")
+
+
+def test_a_base_name_not_found_is_one_sentence_naming_where_it_looked(setup, tmp_path, monkeypatch, capsys):
+    project, _ = setup
+    comfy = comfy_with(tmp_path, monkeypatch, "checkpoints", "other.safetensors")
+    assert cli.main(["train", str(project), "--base", "missing.safetensors", *FAST, "--print-command"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "'missing.safetensors' is not a file nor in" in err
+    assert str(comfy / "models" / "checkpoints") in err and str(comfy / "models" / "diffusion_models") in err
+
+
+def test_a_base_name_without_comfyui_path_says_it_was_not_searched(setup, monkeypatch, capsys):
+    project, _ = setup
+    monkeypatch.delenv("COMFYUI_PATH", raising=False)
+    assert cli.main(["train", str(project), "--base", "missing.safetensors", *FAST]) == 1
+    assert "COMFYUI_PATH is not set" in capsys.readouterr().err
+
+
+def test_a_base_name_with_dot_dot_is_not_joined_to_comfyuis_folders(setup, tmp_path, monkeypatch, capsys):
+    project, _ = setup
+    comfy_with(tmp_path, monkeypatch, "checkpoints", "x.safetensors")
+    fakes.write_checkpoint(tmp_path / "ComfyUI" / "models" / "escaped.safetensors", fakes.sd1_tensors())
+    monkeypatch.chdir(project)
+    assert cli.main(["train", str(project), "--base", "../escaped.safetensors", *FAST]) == 1
+    assert "is not a file nor in" in capsys.readouterr().err

@@ -51,8 +51,10 @@ def test_every_input_has_a_tooltip_and_the_seed_defaults(pack, comfy):
         for name, (_t, opts) in types_[group].items():
             assert opts.get("tooltip"), name
     req = types_["required"]
-    assert req["epochs"][1]["default"] == 3 and req["seed"][1]["default"] == 12345
-    assert req["network_dim"][1]["default"] == 128 and req["sample_sampler"][1]["default"] == "dpm_2"
+    assert req["epochs"][1]["default"] == 0 and req["seed"][1]["default"] == 12345  # 0: the dataset's
+    assert (req["width"][1]["default"], req["height"][1]["default"]) == (0, 0)
+    assert req["network_dim"][1]["default"] == 32 and req["network_alpha"][1]["default"] == 16.0
+    assert req["sample_sampler"][1]["default"] == "dpm_2"
     assert types_["hidden"]["unique_id"] == "UNIQUE_ID" and cls.OUTPUT_NODE
     assert pack.NODE_CLASS_MAPPINGS["KohyaLoRATrain"] is cls
 

@@ -21,7 +21,15 @@ def opts(**kw) -> TrainOptions:
         ({"width": 500}, "width is 500; sd-scripts needs a multiple of 64"),
         ({"height": 520, "buckets": "on"}, None),
         ({"height": 522, "buckets": "on"}, "multiple of 8"),
-        ({"epochs": 0}, "epochs is 0; set it between 1"),
+        ({"epochs": -1}, "epochs is -1; set it between 0"),
+        (
+            {"buckets": "on", "width": 128, "height": 192},
+            "min_bucket_reso 256 is above the training size 128x192.*set min_bucket_reso to 128 or less",
+        ),
+        (
+            {"buckets": "on", "width": 1024, "height": 1088},
+            "max_bucket_reso 1024 is below the training size 1024x1088.*set max_bucket_reso to 1088 or more",
+        ),
         ({"network_dim": 5000}, "network_dim is 5000"),
         ({"learning_rate": float("nan")}, "finite"),
         ({"output_name": "../evil"}, "output_name '../evil' may only hold"),
