@@ -22,11 +22,13 @@ def _training_running() -> bool:
     return bool(status) and status.get("state") in ("starting", "running")
 
 
-def _comfyui_base() -> Path | None:
+def _comfyui_code() -> Path | None:
+    """ComfyUI's own folder (beside folder_paths.py), whose comfy/sd1_tokenizer fills the trainer's
+    offline tokenizers; not base_path, which --base-directory may move away from the code."""
     from . import _comfy
 
     try:
-        return Path(_comfy.folder_paths().base_path)
+        return Path(_comfy.folder_paths().__file__).resolve().parent
     except Exception:  # outside ComfyUI (tests): no tokenizer files to copy from
         return None
 
@@ -58,7 +60,7 @@ async def _start(request, action: str):
         state = job.start(
             action,
             comfy_python=sys.executable,
-            comfyui=_comfyui_base(),
+            comfyui=_comfyui_code(),
             training_running=_training_running,
         )
     except job.JobRefused as exc:
