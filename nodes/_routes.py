@@ -354,11 +354,12 @@ def add_routes(routes) -> None:
     routes.post(f"{PREFIX}/train/cancel")(train_cancel)
     routes.get(f"{PREFIX}/train/sample")(train_sample)
     # the settings dialog's, the Training tab's and the caption editor's
-    from . import routes_captions, routes_settings, routes_training
+    from . import routes_captions, routes_settings, routes_trainer, routes_training
 
     routes_settings.add_routes(routes)
     routes_training.add_routes(routes)
     routes_captions.add_routes(routes)
+    routes_trainer.add_routes(routes)
 
 
 def register() -> bool:

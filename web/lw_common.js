@@ -222,6 +222,10 @@ const CSS = `
 .lw-setting-msg.error { color: #ff8a80; }
 .lw-setting-msg.note { color: #ffd180; }
 .lw-setting-msg.muted { color: var(--descrip-text, #999); }
+.lw-trainer-bar { height: 6px; border-radius: 3px; background: rgba(255,255,255,.1); overflow: hidden; }
+.lw-trainer-bar > div { height: 100%; background: #1e88e5; transition: width .3s; }
+.lw-trainer-line { font: 11px ui-monospace, monospace; white-space: nowrap; overflow: hidden; text-overflow: ellipsis;
+  color: var(--descrip-text, #999); }
 /* the caption editor (a dialog over the canvas, the same panel look as the weights editor) */
 .lw-modal { position: fixed; inset: 0; z-index: 3000; display: flex; align-items: center; justify-content: center;
   background: rgba(0,0,0,.55); }

@@ -7,6 +7,7 @@
 // kohya_ss GUI) are shown read-only with the shell command that sets them: the server never takes
 // them from a browser. The allowed roots are never offered here (see the README).
 import { callRoute, el, injectStyle } from "./lw_common.js";
+import { trainerSetting } from "./trainer_install.js";
 
 export const CATEGORY = "LoRA Workbench";
 const rows = new Map(); // key -> SettingRow (one element per key, kept across dialog re-renders)
@@ -97,7 +98,7 @@ export async function dialogSettings() {
     console.warn(`[lora_workbench] settings are not in the dialog: ${data?.error}`);
     return [];
   }
-  return inDialogOrder(data.settings || []).map((item) => ({
+  const defs = inDialogOrder(data.settings || []).map((item) => ({
     id: settingId(item.key),
     name: item.label,
     category: [CATEGORY, item.group, item.label],
@@ -106,4 +107,10 @@ export async function dialogSettings() {
     // A function type: the dialog mounts the element we return (our own box, Save and message).
     type: () => rowFor(item).root,
   }));
+  // The Install sd-scripts row heads its group: registered after the group's last setting (the dialog
+  // shows a group's settings in reverse order of registration).
+  const trainer = trainerSetting([CATEGORY]);
+  const last = defs.findLastIndex((d) => d.category[1] === "Training (sd-scripts)");
+  defs.splice(last < 0 ? defs.length : last + 1, 0, trainer);
+  return defs;
 }

@@ -566,3 +566,121 @@ def test_the_caption_editor_edits_bulk_adds_saves_and_reloads_in_a_real_browser(
     assert conflict["on_disk"] == "changed on disk meanwhile"
     for name in ("button", "opened", "edited", "bulk_add", "saved", "after_reload", "conflict"):
         assert (out / f"caption_editor_{name}.png").is_file(), name
+
+
+# --------------------------------------------------------------------------- first run: install, then the example
+FIRST_RUN_PHOTOS = {
+    "beach.jpg": (160, 120),
+    "portrait.jpg": (96, 144),
+    "square.png": (128, 128),
+    "tiny.png": (72, 96),
+}
+
+
+def test_first_run_installs_sd_scripts_from_the_dialog_and_trains_the_example_on_a_plain_photo_folder(
+    browser, comfyui_dir, comfy_python, test_checkpoint, tmp_path, monkeypatch
+):
+    """A new user's path: no trainer configured (no KOHYA_SS_PATH, no settings), Settings -> LoRA
+    Workbench -> Install sd-scripts shows its steps, pip's line and the verdict; then the SD example
+    trains a plain folder of mixed-size photos in ComfyUI/lora-projects with that trainer and samples.
+
+    The pinned source is GitHub, which this machine cannot reach: git's own `url.<local>.insteadOf`
+    (GIT_CONFIG_* in ComfyUI's environment, the way a user's ~/.gitconfig would) sends the clone to
+    LORA_WORKBENCH_TRAINER_SOURCE; nothing in the pack or the request names it."""
+    from PIL import Image, ImageDraw
+
+    from lora_workbench.trainer_env import pins
+
+    source = os.environ.get("LORA_WORKBENCH_TRAINER_SOURCE")
+    if not source:
+        pytest.skip(
+            "LORA_WORKBENCH_TRAINER_SOURCE is not set: point it at a local sd-scripts clone or mirror"
+        )
+    node, chromium = browser
+    for var in ("KOHYA_SS_PATH", "KOHYA_PYTHON", "LORA_WORKBENCH_TOKENIZER_CACHE", "KOHYA_SS_GUI_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    home = tmp_path / "home"
+    photos = home / "lora-projects" / "mochi"
+    photos.mkdir(parents=True)
+    for i, (name, size) in enumerate(sorted(FIRST_RUN_PHOTOS.items())):
+        img = Image.new("RGB", size, (60 * i % 255, 140, 210 - 40 * i))
+        ImageDraw.Draw(img).ellipse((8, 8, size[0] - 8, size[1] - 8), fill=(240, 200 - 30 * i, 40))
+        img.save(photos / name)
+    env = {
+        "LORA_WORKBENCH_HOME": str(tmp_path / "workbench-home"),
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.{source}.insteadOf",
+        "GIT_CONFIG_VALUE_0": pins.SOURCE,
+    }
+    server = start_comfy(
+        comfyui_dir, comfy_python, home, env_extra=env, extra_args=("--base-directory", str(home), "--cpu"),
+        checkpoint=test_checkpoint,
+    )  # fmt: skip
+    try:
+        req = urllib.request.Request(
+            server.url + "/settings",
+            method="POST",
+            data=json.dumps({"Comfy.TutorialCompleted": True}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        urllib.request.urlopen(req, timeout=30).close()
+        out = Path(os.environ.get("LORA_WORKBENCH_SCREENSHOTS") or tmp_path / "screenshots")
+        ckpt = test_checkpoint.name
+        cfg = {
+            "url": server.url,
+            "out_dir": str(out),
+            "chromium": chromium,
+            "mode": "install",
+            "install_timeout_s": 1500,
+            "train_timeout_s": 900,
+            "example": {
+                "path": str(REPO / "example_workflows" / "dataset_train_sample.json"),
+                "widgets": {
+                    "DatasetSubsetWeights": {
+                        "project_folder": str(photos),
+                        "width": 64,
+                        "height": 64,
+                        "epochs": 1,
+                    },
+                    "KohyaLoRATrain": {"ckpt_name": ckpt},
+                    "CheckpointLoaderSimple": {"ckpt_name": ckpt},
+                    "EmptyLatentImage": {"width": 64, "height": 64},
+                    "KSampler": {"steps": 4},
+                    "KohyaSamplingOptions": {"sample_steps": 4},
+                },
+            },
+        }
+        cfg_path = tmp_path / "drive.json"
+        cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
+        run = subprocess.run(
+            [node, str(BROWSER_DIR / "drive.mjs"), str(cfg_path)],
+            cwd=BROWSER_DIR,
+            capture_output=True,
+            text=True,
+            timeout=2700,
+        )
+        print(run.stdout[-3000:], run.stderr[-3000:])
+        result = json.loads((out / "result.json").read_text(encoding="utf-8"))
+        steps = result["steps"]
+        for name in ("install_open", "install_progress", "install_done", "example_run"):
+            print(f"{name}: {json.dumps(steps.get(name), default=str)[:1500]}")
+        failed = {k: v["error"][:1500] for k, v in steps.items() if not v.get("ok")}
+        assert not failed, f"{failed}\n--- ComfyUI log ---\n{server.log()[-4000:]}"
+        assert not our_errors(result["page_errors"]), result["page_errors"]
+        before = steps["install_open"]["state"]
+        assert "No managed sd-scripts yet" in before["inUse"] and before["install"] == "Install sd-scripts"
+        progress = steps["install_progress"]["state"]
+        assert progress["status"] == "running" and "step " in progress["step"], progress
+        done = steps["install_done"]["state"]
+        assert done["status"] == "done", done
+        assert f"sd-scripts {pins.REF[:12]} installed" in done["verdict"], done
+        assert "from managed" in done["inUse"] and done["install"] == "Reinstall"
+        example = steps["example_run"]
+        assert example["status"]["status_str"] == "success", example
+        assert any(i.startswith("sample") or i.startswith("ComfyUI") for i in example["images"]), example
+        assert (photos / "dataset.toml").is_file()
+        for name in FIRST_RUN_PHOTOS:  # nothing in the user's folder was moved or renamed
+            assert (photos / name).is_file(), f"{name} was moved or renamed"
+        assert not trainers_alive(str(photos)), "a trainer process outlived the run"
+    finally:
+        stop_comfy(server)

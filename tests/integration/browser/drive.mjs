@@ -7,7 +7,8 @@
 //          no training node on the canvas, one cancelled from the Training tab, then a page reload),
 //          thumbnails?: [{name, path}] (screenshots of example workflows into out_dir/thumbnails/<name>.jpg),
 //          mode?: "captions" (only the caption editor scenario, with captions: {subset, image, caption, tag,
-//          conflict_image, conflict_file})}
+//          conflict_image, conflict_file}) | "install" (Install sd-scripts in the settings dialog, then the SD
+//          example on a plain folder: example: {path, widgets: {nodeType: {widget: value}}}, install_timeout_s)}
 // Writes out_dir/result.json (what it saw, step by step) and PNG screenshots into out_dir. Exits 0
 // when the script ran to the end; the Python test judges the result.
 import fs from "node:fs";
@@ -168,6 +169,85 @@ async function apiPrompt(overrides) {
   }, { cfg, overrides });
 }
 
+/** First run (cfg.mode "install"): Install sd-scripts from the settings dialog, watch its progress and
+ * verdict, then queue the SD example on a plain folder of mixed-size photos (cfg.example: {path,
+ * project, ckpt, widgets: {nodeType: {widget: value}}}) and wait for its sample image. */
+async function installSteps() {
+  const row = page.locator('.lw-setting[data-key="managed_trainer"]');
+  const rowState = async () => ({
+    status: await row.getAttribute("data-status"),
+    inUse: (await row.locator("[data-role=in-use]").textContent()) || "",
+    step: (await row.locator("[data-role=step]").textContent()) || "",
+    line: (await row.locator("[data-role=line]").textContent()) || "",
+    verdict: (await row.locator("[data-role=verdict]").textContent()) || "",
+    install: await row.locator("[data-role=install]").textContent(),
+  });
+  await step("install_open", async () => {
+    await command("Comfy.ShowSettingsDialog");
+    await page.locator(".settings-sidebar").getByText("LoRA Workbench", { exact: true }).click();
+    await row.waitFor({ state: "visible", timeout: 20000 });
+    await page.waitForFunction(() => document.querySelector('[data-key="managed_trainer"] [data-role=in-use]')
+      ?.textContent.includes("Training uses"), null, { timeout: 20000 });
+    await row.scrollIntoViewIfNeeded();
+    await shot("install_before", page.locator(".settings-container"));
+    return { state: await rowState() };
+  });
+  await step("install_progress", async () => {
+    await row.locator("[data-role=install]").click();
+    await page.waitForSelector('.lw-setting[data-key="managed_trainer"][data-status="running"]', { timeout: 30000 });
+    // pip's lines: wait for the requirements step to show one
+    await page.waitForFunction(() => {
+      const r = document.querySelector('[data-key="managed_trainer"]');
+      return r?.dataset.status !== "running" || (r.querySelector("[data-role=step]")?.textContent.includes("pip")
+        || r.querySelector("[data-role=line]")?.textContent.length > 10);
+    }, null, { timeout: 600000, polling: 500 });
+    await shot("install_progress", page.locator(".settings-container"));
+    return { state: await rowState() };
+  });
+  await step("install_done", async () => {
+    await page.waitForFunction(() => {
+      const s = document.querySelector('[data-key="managed_trainer"]')?.dataset.status;
+      return s && s !== "running";
+    }, null, { timeout: (cfg.install_timeout_s || 1200) * 1000, polling: 1000 });
+    await page.waitForTimeout(1500); // the status line refreshes after the verdict
+    await shot("install_done", page.locator(".settings-container"));
+    return { state: await rowState() };
+  });
+  await page.keyboard.press("Escape");
+  if (!cfg.example) return;
+  await step("example_run", async () => {
+    const wf = JSON.parse(fs.readFileSync(cfg.example.path, "utf8"));
+    await page.evaluate(async (wf) => { await window.comfyAPI.app.app.loadGraphData(wf); }, wf);
+    await page.waitForTimeout(1000);
+    const set = await page.evaluate((ex) => {
+      const app = window.comfyAPI.app.app;
+      const done = [];
+      for (const node of app.graph.nodes) {
+        const want = ex.widgets[node.type] || {};
+        for (const w of node.widgets || []) {
+          if (w.name in want) { w.value = want[w.name]; w.callback?.(w.value); done.push(`${node.type}.${w.name}`); }
+        }
+      }
+      return done;
+    }, cfg.example);
+    await command("Comfy.Canvas.FitView");
+    const before = await page.evaluate(async () => Object.keys(await (await fetch("/api/history")).json()).length);
+    await page.evaluate(() => window.comfyAPI.app.app.queuePrompt(0, 1));
+    await page.waitForFunction(async (n) => {
+      const h = await (await fetch("/api/history")).json();
+      const runs = Object.values(h);
+      return runs.length > n && runs.every((r) => r.status?.completed || r.status?.status_str === "error");
+    }, before, { timeout: (cfg.train_timeout_s || 900) * 1000, polling: 2000 });
+    const history = await page.evaluate(async () => Object.values(await (await fetch("/api/history")).json()).pop());
+    await page.waitForTimeout(1500);
+    await command("Comfy.Canvas.FitView");
+    await page.waitForTimeout(800);
+    await shot("example_after_run");
+    return { set, status: history.status, outputs: Object.keys(history.outputs || {}),
+      images: Object.values(history.outputs || {}).flatMap((o) => o.images || []).map((i) => i.filename) };
+  });
+}
+
 /** What the caption editor shows now: its subset, cards (image, text, missing, dirty), tags, message. */
 const captionState = () => page.evaluate(() => {
   const ed = document.querySelector(".lw-caption-editor");
@@ -289,6 +369,16 @@ try {
     }));
     return info;
   });
+
+  if (cfg.mode === "install") {
+    // First run (test_browser.py's own test): the settings dialog's Install, then the example.
+    await installSteps();
+    save();
+    await context.close();
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+    log("done");
+    process.exit(0);
+  }
 
   if (cfg.mode === "captions") {
     // The caption editor alone (test_browser.py's own test): nothing else on this page.

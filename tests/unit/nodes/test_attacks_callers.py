@@ -24,10 +24,13 @@ def settings_file(roots, tmp_path, monkeypatch):
 @pytest.fixture
 def calls(pack, monkeypatch):
     """What the handlers did: a refused request must not reach one."""
+    from lora_workbench.trainer_env import job
     from lora_workbench.training import runner
 
     seen: list[str] = []
     monkeypatch.setattr(runner, "cancel_current", lambda: seen.append("cancel") or True)
+    monkeypatch.setattr(job, "start", lambda action, **kw: seen.append(action) or {"action": action})
+    monkeypatch.setattr(job, "cancel", lambda: seen.append("cancel install") or True)
     return seen
 
 
@@ -77,6 +80,10 @@ def test_every_route_that_is_not_a_get_is_checked(pack):
         "/lora_workbench/dataset/preview",
         "/lora_workbench/settings",
         "/lora_workbench/train/cancel",
+        "/lora_workbench/trainer/cancel",
+        "/lora_workbench/trainer/check",
+        "/lora_workbench/trainer/install",
+        "/lora_workbench/trainer/update",
     ]
 
 

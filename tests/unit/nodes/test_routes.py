@@ -400,6 +400,11 @@ def test_register_adds_the_routes_once_and_forwards_events(routes_mod, pack, com
             ("GET", "/lora_workbench/captions/thumbnail"),
             ("POST", "/lora_workbench/captions/save"),
             ("POST", "/lora_workbench/captions/bulk"),
+            ("GET", "/lora_workbench/trainer"),
+            ("POST", "/lora_workbench/trainer/install"),
+            ("POST", "/lora_workbench/trainer/update"),
+            ("POST", "/lora_workbench/trainer/check"),
+            ("POST", "/lora_workbench/trainer/cancel"),
         ]
     )
     assert os.path.realpath(comfy.base / "models" / "loras") in [str(r) for r in paths.allowed_roots()]

@@ -1,0 +1,133 @@
+"""The settings dialog's trainer routes on a bare aiohttp app: status, install/update/check started as a
+background job from the pack's pins only (a request that names anything is refused), 409 while a
+training or another job runs, and the other routes answering during an install."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import pytest_asyncio
+from aiohttp import web
+
+from lora_workbench.trainer_env import install, job
+from lora_workbench.training import runner
+
+
+@pytest.fixture(autouse=True)
+def fresh_job(monkeypatch):
+    monkeypatch.setattr(job, "_state", None)
+    monkeypatch.setattr(job, "_cancel", None)
+    monkeypatch.setattr(job, "_thread", None)
+    monkeypatch.setattr(install, "busy", lambda layout=None: False)
+    yield
+    job.cancel()
+    job.wait(10)
+
+
+@pytest.fixture
+def work(monkeypatch):
+    """The job's work, held until `release` is set; records what it was asked."""
+    release, asked = threading.Event(), []
+
+    def fake(action, python, comfyui, progress, flag):
+        asked.append((action, python))
+        progress(install.Progress("pip", "installing requirements", 3, 6, "Collecting accelerate", 4.0))
+        while not (release.is_set() or flag.is_set()):
+            flag.wait(0.01)
+        if flag.is_set():
+            raise install.InstallCancelled("cancelled")
+        return {"changed": True, "src": "/x/src", "checked": {"torch": "2.14.1"}}
+
+    real_start = job.start
+    monkeypatch.setattr(job, "start", lambda action, **kw: real_start(action, **{**kw, "work": fake}))
+    return release, asked
+
+
+@pytest_asyncio.fixture
+async def client(aiohttp_client, pack, roots, monkeypatch):
+    monkeypatch.setattr(pack.nodes._routes, "_registered_on", [])
+    table = web.RouteTableDef()
+    pack.nodes._routes.add_routes(table)
+    app = web.Application()
+    app.add_routes(table)
+    return await aiohttp_client(app)
+
+
+@pytest.mark.asyncio
+async def test_install_starts_a_job_and_returns_at_once(client, work):
+    release, asked = work
+    r = await client.post("/lora_workbench/trainer/install", json={})
+    assert r.status == 202, await r.text()
+    assert (await r.json())["job"]["action"] == "install"
+    job.wait(0.2)
+    assert asked and asked[0][0] == "install"
+    release.set()
+    job.wait(10)
+    r = await client.get("/lora_workbench/trainer")
+    body = await r.json()
+    assert body["job"]["state"] == "done" and "installed in /x/src" in body["job"]["message"]
+    assert body["status"]["pinned"]["ref"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"source": "https://evil.example/sd-scripts.git"},
+        {"ref": "0" * 40},
+        {"torch": "torch==1.0"},
+        {"python": "/tmp/python"},
+        {"packages": ["evil"]},
+    ],
+)
+async def test_a_request_cannot_choose_what_is_installed(client, work, body):
+    for action in ("install", "update", "check"):
+        r = await client.post(f"/lora_workbench/trainer/{action}", json=body)
+        assert r.status == 400, await r.text()
+        assert "takes no settings" in (await r.json())["error"]
+    assert work[1] == [] and job.current() is None
+
+
+@pytest.mark.asyncio
+async def test_install_is_refused_while_a_training_runs(client, work, monkeypatch):
+    monkeypatch.setattr(runner, "current_status", lambda: {"state": "running", "step": 3})
+    r = await client.post("/lora_workbench/trainer/install", json={})
+    assert r.status == 409
+    assert "A training is running" in (await r.json())["error"]
+    assert work[1] == []
+
+
+@pytest.mark.asyncio
+async def test_a_second_job_is_409_and_the_other_routes_keep_answering(client, work):
+    release, _ = work
+    assert (await client.post("/lora_workbench/trainer/install", json={})).status == 202
+    r = await client.post("/lora_workbench/trainer/check", json={})
+    assert r.status == 409 and "already running" in (await r.json())["error"]
+    r = await client.get("/lora_workbench/train/status")  # the install's thread does not hold the loop
+    assert r.status == 200 and (await r.json())["state"] == "idle"
+    r = await client.get("/lora_workbench/trainer")
+    running = (await r.json())["job"]
+    assert running["state"] == "running"
+    release.set()
+
+
+@pytest.mark.asyncio
+async def test_cancel_stops_the_install(client, work):
+    assert (await client.post("/lora_workbench/trainer/install", json={})).status == 202
+    r = await client.post("/lora_workbench/trainer/cancel", json={})
+    assert (await r.json())["cancelled"] is True
+    job.wait(10)
+    state = (await (await client.get("/lora_workbench/trainer")).json())["job"]
+    assert state["state"] == "cancelled"
+    r = await client.post("/lora_workbench/trainer/cancel", json={})
+    assert (await r.json()) == {"cancelled": False, "message": "nothing runs"}
+
+
+@pytest.mark.asyncio
+async def test_status_before_any_job_names_the_pinned_commit_and_what_training_uses(client):
+    body = json.loads(await (await client.get("/lora_workbench/trainer")).text())
+    assert body["job"] is None
+    assert body["status"]["in_use"]["from"]
+    assert len(body["status"]["pinned"]["ref"]) == 40
