@@ -60,7 +60,9 @@ class TrainerRow {
     const use = st.in_use || {};
     const managed = st.managed;
     const pinned = (st.pinned?.ref || "").slice(0, 12);
-    const lines = [`Training uses ${use.path || "?"} (from ${use.from || "?"}).`];
+    const lines = [use.exists === false
+      ? `No sd-scripts is set up yet (nothing at ${use.path}).`
+      : `Training uses ${use.path || "?"} (from ${use.from || "?"}).`];
     if (managed) {
       lines.push(`Managed: sd-scripts ${(managed.commit || "").slice(0, 12)}, ${device(managed.checked)}.`);
     } else {

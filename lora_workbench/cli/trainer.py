@@ -20,7 +20,10 @@ def add_commands(sub) -> None:
     tsub.required = True
     inst = tsub.add_parser("install", help="clone, build and check sd-scripts; a second run changes nothing")
     inst.add_argument("--trainer", choices=["sd-scripts"], default="sd-scripts", help="which trainer")
-    inst.add_argument("--source", help="a git URL or a local clone (default: the pinned GitHub repository)")
+    inst.add_argument(
+        "--source",
+        help="a git URL or a local clone (default: $LORA_WORKBENCH_TRAINER_SOURCE, else the pinned GitHub repository)",
+    )
     inst.add_argument("--ref", help="the commit (default: the one the pack is tested against)")
     _torch_and_python(inst, default_torch="auto")
     inst.set_defaults(func=run_install)
@@ -119,7 +122,7 @@ def run_install(args: argparse.Namespace) -> int:
     request = InstallRequest(
         torch=_torch(args),
         python=args.python or _sys.executable,
-        source=args.source or pins.SOURCE,
+        source=args.source or pins.source(),
         ref=args.ref or pins.REF,
         comfyui=_comfyui(args),
     )

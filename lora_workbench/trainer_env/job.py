@@ -2,7 +2,8 @@
 dialog: one job at a time, its progress kept for the dialog to poll, Cancel through a flag.
 
 Nothing a request sends chooses what is installed: `start()` takes only the action's name and builds
-the request from the pack's own pins (pins.SOURCE at pins.REF) and ComfyUI's own interpreter, so a
+the request from the pack's own pins (pins.REF from pins.source(): GitHub, or the mirror named by
+$LORA_WORKBENCH_TRAINER_SOURCE in the server's own environment) and ComfyUI's own interpreter, so a
 web page that reaches the route can at most install the trainer the pack would install anyway. An
 install is refused while a training runs (it would compete for the disk and memory, and the run's
 trainer must not change under it); the routes stay free because the work runs in a thread.

@@ -36,7 +36,7 @@ class InstallRequest:
 
     torch: TorchChoice
     python: str  # the interpreter the venv is made from
-    source: str = pins.SOURCE
+    source: str = field(default_factory=pins.source)
     ref: str = pins.REF
     comfyui: Path | None = None  # ComfyUI's folder, for its tokenizer files
     trainer: str = pins.TRAINER

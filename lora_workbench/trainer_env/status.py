@@ -23,9 +23,11 @@ def status(layout: Layout | None = None) -> dict:
         )
     except ValueError as exc:
         info["managed"], info["record_error"] = None, str(exc)
+    path = paths.kohya_ss_path()
     info["in_use"] = {
         "from": _in_use_from(),
-        "path": str(paths.kohya_ss_path()),
+        "path": str(path),
+        "exists": path.is_dir(),
         "python": str(paths.kohya_python() or ""),
     }
     info["builds"] = _builds(layout)

@@ -584,9 +584,9 @@ def test_first_run_installs_sd_scripts_from_the_dialog_and_trains_the_example_on
     Workbench -> Install sd-scripts shows its steps, pip's line and the verdict; then the SD example
     trains a plain folder of mixed-size photos in ComfyUI/lora-projects with that trainer and samples.
 
-    The pinned source is GitHub, which this machine cannot reach: git's own `url.<local>.insteadOf`
-    (GIT_CONFIG_* in ComfyUI's environment, the way a user's ~/.gitconfig would) sends the clone to
-    LORA_WORKBENCH_TRAINER_SOURCE; nothing in the pack or the request names it."""
+    The pinned source is GitHub, which this machine cannot reach: ComfyUI is started with
+    LORA_WORKBENCH_TRAINER_SOURCE (a local mirror of the same repository) in its environment, as an
+    offline user would; the request names nothing and the commit stays the pinned one."""
     from PIL import Image, ImageDraw
 
     from lora_workbench.trainer_env import pins
@@ -606,12 +606,7 @@ def test_first_run_installs_sd_scripts_from_the_dialog_and_trains_the_example_on
         img = Image.new("RGB", size, (60 * i % 255, 140, 210 - 40 * i))
         ImageDraw.Draw(img).ellipse((8, 8, size[0] - 8, size[1] - 8), fill=(240, 200 - 30 * i, 40))
         img.save(photos / name)
-    env = {
-        "LORA_WORKBENCH_HOME": str(tmp_path / "workbench-home"),
-        "GIT_CONFIG_COUNT": "1",
-        "GIT_CONFIG_KEY_0": f"url.{source}.insteadOf",
-        "GIT_CONFIG_VALUE_0": pins.SOURCE,
-    }
+    env = {"LORA_WORKBENCH_HOME": str(tmp_path / "workbench-home"), pins.SOURCE_ENV: source}
     server = start_comfy(
         comfyui_dir, comfy_python, home, env_extra=env, extra_args=("--base-directory", str(home), "--cpu"),
         checkpoint=test_checkpoint,

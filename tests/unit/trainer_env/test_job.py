@@ -124,6 +124,7 @@ def test_an_unexpected_error_is_one_line_not_a_lost_thread_traceback():
 def test_the_install_request_comes_from_the_packs_pins_and_comfyuis_python(monkeypatch):
     from lora_workbench.trainer_env import pins, torch_pick
 
+    monkeypatch.delenv(pins.SOURCE_ENV, raising=False)
     seen = {}
     monkeypatch.setattr(torch_pick, "pick", lambda spec, python: seen.setdefault("torch", (spec, python)))
     monkeypatch.setattr(
@@ -133,6 +134,19 @@ def test_the_install_request_comes_from_the_packs_pins_and_comfyuis_python(monke
     request = seen["request"]
     assert seen["torch"] == ("auto", "/comfy/python")
     assert (request.source, request.ref, request.python) == (pins.SOURCE, pins.REF, "/comfy/python")
+
+
+def test_a_mirror_comes_only_from_the_servers_environment(monkeypatch):
+    from lora_workbench.trainer_env import pins, torch_pick
+
+    seen = {}
+    monkeypatch.setenv(pins.SOURCE_ENV, "/srv/mirrors/sd-scripts.git")
+    monkeypatch.setattr(torch_pick, "pick", lambda spec, python: None)
+    monkeypatch.setattr(
+        install, "install", lambda request, **kw: seen.setdefault("request", request) and _Rep()
+    )
+    job._work("install", "/comfy/python", None, None, threading.Event())
+    assert (seen["request"].source, seen["request"].ref) == ("/srv/mirrors/sd-scripts.git", pins.REF)
 
 
 class _Rep:
