@@ -187,7 +187,7 @@ async function installSteps() {
     await page.locator(".settings-sidebar").getByText("LoRA Workbench", { exact: true }).click();
     await row.waitFor({ state: "visible", timeout: 20000 });
     await page.waitForFunction(() => document.querySelector('[data-key="managed_trainer"] [data-role=in-use]')
-      ?.textContent.includes("Training uses"), null, { timeout: 20000 });
+      ?.textContent.trim().length > 0, null, { timeout: 20000 });
     await row.scrollIntoViewIfNeeded();
     await shot("install_before", page.locator(".settings-container"));
     return { state: await rowState() };
@@ -233,11 +233,17 @@ async function installSteps() {
     await command("Comfy.Canvas.FitView");
     const before = await page.evaluate(async () => Object.keys(await (await fetch("/api/history")).json()).length);
     await page.evaluate(() => window.comfyAPI.app.app.queuePrompt(0, 1));
-    await page.waitForFunction(async (n) => {
-      const h = await (await fetch("/api/history")).json();
-      const runs = Object.values(h);
-      return runs.length > n && runs.every((r) => r.status?.completed || r.status?.status_str === "error");
-    }, before, { timeout: (cfg.train_timeout_s || 900) * 1000, polling: 2000 });
+    // waitForFunction takes no async predicate (its promise is truthy at once): poll from here
+    const deadline = Date.now() + (cfg.train_timeout_s || 900) * 1000;
+    for (;;) {
+      const finished = await page.evaluate(async (n) => {
+        const runs = Object.values(await (await fetch("/api/history")).json());
+        return runs.length > n && runs.every((r) => r.status?.completed || r.status?.status_str === "error");
+      }, before);
+      if (finished) break;
+      if (Date.now() > deadline) throw new Error("the example did not finish in time");
+      await page.waitForTimeout(2000);
+    }
     const history = await page.evaluate(async () => Object.values(await (await fetch("/api/history")).json()).pop());
     await page.waitForTimeout(1500);
     await command("Comfy.Canvas.FitView");
