@@ -75,9 +75,14 @@ def _error(status: int, message: str):
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _same_origin(origin: str, host: str) -> bool:
-    """Does the Origin header name the server the request reached (its Host)? As ComfyUI's own
-    origin_only_middleware compares them: host and port, a missing port on either side ignored."""
+    """Does the Origin header name the server the request reached (its Host)? Host names compared as
+    ComfyUI's origin_only_middleware does; ports as browsers write them: an Origin without a port is on
+    its scheme's default port (http://127.0.0.1 is a page on port 80, not ComfyUI on 8188), and a Host
+    without a port was reached on a default port (a reverse proxy on 80 or 443)."""
     from urllib.parse import urlsplit
 
     try:
@@ -85,11 +90,12 @@ def _same_origin(origin: str, host: str) -> bool:
         o_port, h_port = o.port, h.port
     except ValueError:  # a port that is not a number
         return False
-    if o.scheme not in ("http", "https") or not o.hostname or not h.hostname:
+    if o.scheme not in DEFAULT_PORTS or not o.hostname or not h.hostname:
         return False
     if o.hostname != h.hostname:
         return False
-    return o_port is None or h_port is None or o_port == h_port
+    o_port = o_port or DEFAULT_PORTS[o.scheme]
+    return o_port in DEFAULT_PORTS.values() if h_port is None else o_port == h_port
 
 
 def _check_caller(request) -> None:

@@ -66,6 +66,8 @@ FOREIGN = {
     "this host's name on another scheme": "file://127.0.0.1:8188",
     "a look-alike host": "http://127.0.0.1.evil.example:8188",
     "a port that is not a number": "http://127.0.0.1:x",
+    "a page on this host's default port (80)": "http://127.0.0.1",
+    "a page on this host's https port (443)": "https://127.0.0.1",
 }
 
 
@@ -118,12 +120,34 @@ async def test_a_body_that_is_not_declared_json_is_refused(client, pack, roots, 
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("origin", [None, f"http://{HOST}", "http://127.0.0.1", "HTTP://127.0.0.1:8188"])
+@pytest.mark.parametrize(
+    "origin", [None, f"http://{HOST}", "HTTP://127.0.0.1:8188", "http://127.0.0.1:8188/"]
+)
 async def test_our_own_page_and_clients_without_a_browser_are_served(client, roots, settings_file, origin):
     headers = {"Host": HOST, **({"Origin": origin} if origin else {})}
     r = await client.post("/lora_workbench/settings", json=body_for("/settings", roots), headers=headers)
     assert r.status == 200, await r.text()
     assert json.loads(settings_file.read_text("utf-8"))["tokenizer_cache_dir"] == str(roots)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "host, origin",
+    [("comfy.example", "https://comfy.example"), ("comfy.example:443", "https://comfy.example")],
+)
+async def test_our_page_behind_a_reverse_proxy_on_the_default_port_is_served(
+    client, roots, settings_file, host, origin
+):
+    headers = {"Host": host, "Origin": origin}
+    r = await client.post("/lora_workbench/settings", json=body_for("/settings", roots), headers=headers)
+    assert r.status == 200, await r.text()
+
+
+@pytest.mark.asyncio
+async def test_a_page_on_another_port_of_a_proxied_host_changes_nothing(client, roots, settings_file):
+    headers = {"Host": "comfy.example", "Origin": "http://comfy.example:8080"}
+    r = await client.post("/lora_workbench/settings", json=body_for("/settings", roots), headers=headers)
+    assert r.status == 403 and not settings_file.exists()
 
 
 @pytest.mark.asyncio
