@@ -235,3 +235,19 @@ def test_a_root_folder_saved_from_a_shell_is_stored_resolved(settings_file, tmp_
     )
     real = os.path.realpath(tmp_path / "real")
     assert json.loads(settings_file.read_text("utf-8")) == {"library": real, "comfyui_path": real}
+
+
+def test_a_save_the_disk_has_no_room_for_is_a_sentence_and_keeps_the_old_file(
+    settings_file, tmp_path, monkeypatch
+):
+    from lora_workbench.errors import DiskFull
+    from tests.unit.full_disk import fill_disk_for, temp_files
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    editable_settings.save({"a1111_path": str(tmp_path / "a")}, confine=True)
+    fill_disk_for(monkeypatch, "settings.json")
+    with pytest.raises(DiskFull, match=r"The disk is full: .*settings\.json could not be written"):
+        editable_settings.save({"a1111_path": str(tmp_path / "b")}, confine=True)
+    assert json.loads(settings_file.read_text("utf-8"))["a1111_path"] == str(tmp_path / "a")
+    assert temp_files(settings_file.parent) == []
