@@ -166,6 +166,29 @@ def test_a_comfyui_outside_the_roots_keeps_its_linked_model_folder(roots, settin
 
 
 @pytest.mark.asyncio
+async def test_a_library_swapped_for_a_link_while_it_is_checked_is_not_stored(
+    client, roots, settings_file, outside, monkeypatch
+):
+    # The swap lands between the fence check and the resolving of the value to store (the worst moment
+    # a racing process could hit); what would be stored is then the outside folder, itself no link.
+    lib = roots / "shared" / "lib"
+    lib.mkdir(parents=True)
+    checked = editable_settings._link_inside_roots
+
+    def swap_after_check(path):
+        found = checked(path)
+        lib.rename(roots / "shared" / "lib-old")
+        lib.symlink_to(outside, target_is_directory=True)
+        return found
+
+    monkeypatch.setattr(editable_settings, "_link_inside_roots", swap_after_check)
+    status, body = await save(client, library=str(lib))
+    assert status == 400 and "changed while it was checked" in body["error"], body
+    assert not settings_file.exists()
+    assert paths.Path(os.path.realpath(outside)) not in paths.allowed_roots()
+
+
+@pytest.mark.asyncio
 async def test_a_library_saved_unresolved_before_this_check_is_no_root(client, roots, settings_file, outside):
     settings_file.parent.mkdir(parents=True)
     (roots / "lib").symlink_to(outside, target_is_directory=True)
