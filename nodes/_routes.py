@@ -100,7 +100,9 @@ def _same_origin(origin: str, host: str) -> bool:
     return o_port in DEFAULT_PORTS.values() if h_port is None else o_port == h_port
 
 
-HOSTS_ENV = "LORA_WORKBENCH_HOSTS"  # names a reverse proxy serves ComfyUI under (comma-separated)
+HOSTS_ENV = (
+    "LORA_WORKBENCH_HOSTS"  # names a reverse proxy or tunnel serves ComfyUI under (comma-separated; *: any)
+)
 
 
 def _is_loopback_name(name: str) -> bool:
@@ -130,7 +132,7 @@ def _check_host(request) -> None:
     except ValueError:
         name = ""
     allowed = {h.strip().lower().rstrip(".") for h in os.environ.get(HOSTS_ENV, "").split(",") if h.strip()}
-    if _is_loopback_name(name) or name.rstrip(".") in allowed:
+    if _is_loopback_name(name) or name.rstrip(".") in allowed or "*" in allowed:  # "*": any name
         return
     raise HttpError(
         403,

@@ -197,3 +197,10 @@ async def test_with_listen_on_the_network_a_lan_name_is_served(client, pack, mon
     monkeypatch.setattr(pack.nodes._comfy, "listen_addresses", lambda: ["0.0.0.0", "::"])
     r = await client.get("/lora_workbench/train/status", headers={"Host": "studio.lan:8188"})
     assert r.status == 200, await r.text()
+
+
+@pytest.mark.asyncio
+async def test_a_tunnel_named_in_lora_workbench_hosts_is_served(client, monkeypatch):
+    monkeypatch.setenv("LORA_WORKBENCH_HOSTS", "comfy.example, *")
+    r = await client.get("/lora_workbench/train/status", headers={"Host": "abc.trycloudflare.com"})
+    assert r.status == 200, await r.text()
