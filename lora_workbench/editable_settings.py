@@ -218,6 +218,9 @@ def check(key: str, value: object, *, confine: bool) -> Check:
         return Check(key, text, error=error)
     if settings.BY_KEY[key].defines_roots:
         path = Path(os.path.realpath(path))  # checked again at use: it must still resolve to itself
+        if confine and setting.confined and not paths.is_within_roots(path, paths.allowed_roots()):
+            # a folder on its way swapped for a link since the check above: what is stored is checked
+            return Check(key, text, error=f"The {what} {text} changed while it was checked; save it again.")
     try:
         error, notes = _CHECKERS[setting.kind](path)
     except OSError as exc:  # a folder it may not read, a name the OS refuses

@@ -176,16 +176,49 @@ def allowed_roots(extra: Iterable[str | os.PathLike] = ()) -> list[Path]:
     library, comfyui = _saved_root("SD_MODELS_PATH", "library"), _saved_root("COMFYUI_PATH", "comfyui_path")
     if library is not None:
         candidates.append(library)
+    later = [*_registered_roots, *(Path(p) for p in extra)]
     if comfyui is not None:  # never ComfyUI's own folder: custom_nodes/ holds code, user/ its settings
-        candidates += [comfyui / name for name in COMFYUI_ROOT_FOLDERS]
-    candidates += _registered_roots
-    candidates += [Path(p) for p in extra]
+        candidates += _comfyui_roots(comfyui, _resolved([*candidates, *later]))
+    return _resolved([*candidates, *later])
+
+
+def _resolved(candidates: list[Path]) -> list[Path]:
     out: list[Path] = []
     for c in candidates:
         r = Path(os.path.realpath(c))
         if r not in out:
             out.append(r)
     return out
+
+
+def _comfyui_roots(comfyui: Path, others: list[Path]) -> list[Path]:
+    """ComfyUI's models, input, output and lora-projects folders, resolved. When that ComfyUI lies
+    inside another root, a workflow or a shared project could plant one of them as a link (`input` ->
+    `/`), so there a folder that is a link, or passes through one below ComfyUI's folder, is no root."""
+    planted_here = is_within_roots(os.path.realpath(comfyui), others)
+    out = []
+    for name in COMFYUI_ROOT_FOLDERS:
+        folder = comfyui / name
+        real = Path(os.path.realpath(folder))
+        if planted_here and real != Path(os.path.realpath(comfyui)) / name:
+            _warn_once(
+                ("comfyui", str(folder)),
+                "lora-workbench: %s is a link (to %s) inside an allowed root, where a workflow or a shared "
+                "project could have put it, so it is not an allowed root; add the folder it leads to to "
+                "`roots` in %s if it is yours.",
+                folder,
+                real,
+                settings_path(),
+            )
+            continue
+        out.append(real)
+    return out
+
+
+def _warn_once(key: tuple[str, str], message: str, *args) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message, *args)
 
 
 def _is_within(path: Path, root: Path) -> bool:

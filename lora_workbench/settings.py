@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import disk
 from .errors import WorkbenchError
 
 SETTINGS_ENV = "LORA_WORKBENCH_SETTINGS"
@@ -212,7 +213,7 @@ def update(changes: dict) -> dict:
             raise SettingsError(f"`{key}` can only be changed by editing {path} by hand.")
         check_value(setting, value, path)
     target = Path(os.path.realpath(path))  # through a symlinked settings file (dotfiles): the link stays
-    with _locked(target):
+    with disk.said_if_full(path), _locked(target):  # a full disk: a sentence, the old file kept
         data = _read_raw(path)
         for key, value in changes.items():
             if value is None or value == "":

@@ -218,6 +218,17 @@ def update_progress(pbar, value: int, total: int, preview_image=None) -> None:
     pbar.update_absolute(value, total, preview=preview)
 
 
+def listen_addresses() -> list[str]:
+    """The addresses ComfyUI was told to listen on (--listen; 127.0.0.1 unless given)."""
+    try:
+        from comfy.cli_args import args
+
+        listen = args.listen
+    except Exception:  # outside a real ComfyUI: its default
+        listen = "127.0.0.1"
+    return [a.strip() for a in str(listen or "127.0.0.1").split(",") if a.strip()]
+
+
 def prompt_server():
     """PromptServer.instance, or None outside a running server."""
     try:

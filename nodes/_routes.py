@@ -3,8 +3,9 @@
 Handlers are plain aiohttp functions added by `add_routes(routes)`: `register()` puts them on
 PromptServer.instance.routes (ComfyUI mirrors them under /api), the unit tests on a bare app. Every
 path argument goes through `paths.confine` (files are opened first, then checked: `paths.open_file`);
-a request that is not a GET must come from this server's own page (or from no browser) and carry
-`application/json` (`_check_caller`: 403 / 415); refusals are 403 with the reason, bad input 400 (over-long paths, numbers like 1e400, JSON nested too
+every request must name this machine as its Host while ComfyUI listens on it only (`_check_host`: a
+DNS-rebinding page is 403); a request that is not a GET must come from this server's own page (or from
+no browser) and carry `application/json` (`_check_caller`: 403 / 415); refusals are 403 with the reason, bad input 400 (over-long paths, numbers like 1e400, JSON nested too
 deep), a body over 1 MiB 413, and an unexpected failure a one-line 500 (the traceback goes to the
 server log only). The core's working modules (dataset scan, library watch, training runner) are
 imported inside the handlers, not here: ComfyUI imports every pack at start-up, and no route is
@@ -18,6 +19,7 @@ import functools
 import json
 import logging
 import math
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -75,9 +77,14 @@ def _error(status: int, message: str):
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def _same_origin(origin: str, host: str) -> bool:
-    """Does the Origin header name the server the request reached (its Host)? As ComfyUI's own
-    origin_only_middleware compares them: host and port, a missing port on either side ignored."""
+    """Does the Origin header name the server the request reached (its Host)? Host names compared as
+    ComfyUI's origin_only_middleware does; ports as browsers write them: an Origin without a port is on
+    its scheme's default port (http://127.0.0.1 is a page on port 80, not ComfyUI on 8188), and a Host
+    without a port was reached on a default port (a reverse proxy on 80 or 443)."""
     from urllib.parse import urlsplit
 
     try:
@@ -85,11 +92,54 @@ def _same_origin(origin: str, host: str) -> bool:
         o_port, h_port = o.port, h.port
     except ValueError:  # a port that is not a number
         return False
-    if o.scheme not in ("http", "https") or not o.hostname or not h.hostname:
+    if o.scheme not in DEFAULT_PORTS or not o.hostname or not h.hostname:
         return False
     if o.hostname != h.hostname:
         return False
-    return o_port is None or h_port is None or o_port == h_port
+    o_port = o_port or DEFAULT_PORTS[o.scheme]
+    return o_port in DEFAULT_PORTS.values() if h_port is None else o_port == h_port
+
+
+HOSTS_ENV = (
+    "LORA_WORKBENCH_HOSTS"  # names a reverse proxy or tunnel serves ComfyUI under (comma-separated; *: any)
+)
+
+
+def _is_loopback_name(name: str) -> bool:
+    import ipaddress
+
+    name = name.rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_host(request) -> None:
+    """While ComfyUI listens on this machine only, a request must name it as this machine (localhost,
+    127.0.0.1, [::1]) or as a name the user gave in LORA_WORKBENCH_HOSTS: a DNS-rebinding page reaches
+    127.0.0.1 under its own name, so its Origin matches its Host and it could read and change
+    everything here. With --listen on a network the user let that network in, under any name."""
+    from urllib.parse import urlsplit
+
+    if not all(_is_loopback_name(a.strip("[]")) for a in _comfy.listen_addresses()):
+        return
+    host = request.headers.get("Host", "")
+    try:
+        name = urlsplit("//" + host.strip().lower()).hostname or ""
+    except ValueError:
+        name = ""
+    allowed = {h.strip().lower().rstrip(".") for h in os.environ.get(HOSTS_ENV, "").split(",") if h.strip()}
+    if _is_loopback_name(name) or name.rstrip(".") in allowed or "*" in allowed:  # "*": any name
+        return
+    raise HttpError(
+        403,
+        f"This server was reached as {_shown(host)}, not as this machine (localhost, 127.0.0.1), while ComfyUI "
+        f"listens on this machine only; open ComfyUI at http://127.0.0.1, or add that name to {HOSTS_ENV} "
+        "when a reverse proxy serves it under it.",
+    )
 
 
 def _check_caller(request) -> None:
@@ -114,11 +164,13 @@ def _check_caller(request) -> None:
 
 def handler(fn: Callable[..., Awaitable]):
     """Turn HttpError and user-facing core errors into JSON answers, anything else into a 500 line.
-    Every request other than GET/HEAD/OPTIONS first passes `_check_caller` (same origin, JSON)."""
+    Every request first passes `_check_host` (this machine's name), and every one other than
+    GET/HEAD/OPTIONS `_check_caller` (same origin, JSON)."""
 
     @functools.wraps(fn)
     async def wrapped(request):
         try:
+            _check_host(request)
             if request.method not in SAFE_METHODS:
                 _check_caller(request)
             return await fn(request)

@@ -9,13 +9,13 @@ other inputs are hidden inputs here and join the options.
 
 from __future__ import annotations
 
+import io
 import os
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..lora_workbench import paths
-from ..lora_workbench.errors import ValidationError
+from ..lora_workbench import disk, paths
+from ..lora_workbench.errors import ValidationError, WorkbenchError
 from ..lora_workbench.training import node_layout
 from ..lora_workbench.training.settings import SETTING
 from . import _comfy
@@ -78,13 +78,31 @@ def confine_paths(opts: TrainOptions) -> TrainOptions:
     return opts
 
 
-def _ui_image(src: str, subfolder: str = "lora_workbench") -> dict:
-    """Copy an image into ComfyUI's temp folder and describe it for ui.images."""
+MAX_IMAGE_BYTES = 64 << 20  # a loss curve or a sample is a PNG of a few MB
+
+
+def _run_image(path: str) -> bytes | None:
+    """An image the run wrote (a sample, the loss curve), read from its folder inside the roots without
+    following a link; None when it is not a plain file there now. A reused run's folder may lie in a
+    shared project, where a file checked when the run was found can be a link by the time it is read."""
+    p = Path(path)
+    try:
+        with paths.open_dir(p.parent, what="run folder") as folder:
+            return folder.read_bytes(p.name, limit=MAX_IMAGE_BYTES)
+    except (OSError, WorkbenchError):
+        return None
+
+
+def _ui_image(src: str, subfolder: str = "lora_workbench") -> dict | None:
+    """Copy an image into ComfyUI's temp folder and describe it for ui.images (None: not readable)."""
+    data = _run_image(src)
+    if data is None:
+        return None
     temp = Path(_comfy.folder_paths().get_temp_directory()) / subfolder
     temp.mkdir(parents=True, exist_ok=True)
     p = Path(src)
     name = f"{p.parent.name}_{p.name}" if p.parent.name != "sample" else f"{p.parent.parent.name}_{p.name}"
-    shutil.copyfile(p, temp / name)
+    disk.write_atomic(temp / name, data)
     return {"filename": name, "subfolder": subfolder, "type": "temp"}
 
 
@@ -95,7 +113,8 @@ def _image_tensor(png: str, losses):
 
     from ..lora_workbench.training import losscurve
 
-    img = Image.open(png).convert("RGB") if png and Path(png).is_file() else losscurve.loss_curve_rgb(losses)
+    data = _run_image(png) if png else None
+    img = Image.open(io.BytesIO(data)).convert("RGB") if data else losscurve.loss_curve_rgb(losses)
     arr = np.asarray(img, dtype=np.float32) / 255.0
     return torch.from_numpy(arr)[None, ...]
 
@@ -240,11 +259,8 @@ def _ui_dirs() -> dict:
 
 
 def _outputs(run, show_samples: bool, notes: list[str] = ()) -> dict:
-    images = []
-    if run.loss_curve and Path(run.loss_curve).is_file():
-        images.append(_ui_image(run.loss_curve))
-    if show_samples:
-        images += [_ui_image(s) for s in run.samples[-8:]]
+    shown = ([run.loss_curve] if run.loss_curve else []) + (run.samples[-8:] if show_samples else [])
+    images = [i for i in map(_ui_image, shown) if i is not None]
     text = [f"{run.lora.path}" + (" (reused)" if run.cached else ""), *run.warnings, *notes]
     tensor = _image_tensor(run.loss_curve, run.losses)
     return {
@@ -263,7 +279,10 @@ def _samples_tensor(samples: list[str]):
 
     arrays = []
     for path in last_round(samples):
-        with Image.open(path) as img:
+        data = _run_image(path)
+        if data is None:
+            continue
+        with Image.open(io.BytesIO(data)) as img:
             rgb = img.convert("RGB")
         if arrays and rgb.size != (arrays[0].shape[1], arrays[0].shape[0]):
             rgb = rgb.resize((arrays[0].shape[1], arrays[0].shape[0]), Image.Resampling.LANCZOS)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .. import numbers, terminal
+from .. import disk, numbers, terminal
 from ..errors import WorkbenchError
 from . import workflow as wf
 
@@ -522,8 +522,12 @@ def _save_new(folder: str, name: str, data: bytes) -> str:
             fd = os.open(dest, flags, 0o644)
         except FileExistsError:
             continue
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        try:
+            with disk.said_if_full(dest), os.fdopen(fd, "wb") as f:
+                f.write(data)
+        except BaseException:  # a full disk: no cut-off image left that looks whole
+            os.unlink(dest)
+            raise
         return dest
     raise WorkbenchError(
         f"{folder} already holds 9999 files named like {name}; empty it or pick another folder."

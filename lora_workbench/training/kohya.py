@@ -87,9 +87,21 @@ def default_tokenizer_cache() -> str:
     if os.environ.get(TOKENIZER_CACHE_ENV):
         return str(Path(os.environ[TOKENIZER_CACHE_ENV]).expanduser())
     value = paths.load_settings().get("tokenizer_cache_dir")
-    if value:
-        return str(Path(value).expanduser())
-    return _managed_tokenizers()
+    if not value:
+        return _managed_tokenizers()
+    saved = Path(value).expanduser()
+    # A folder saved inside the roots (the dialog may save no other) is checked again where it now
+    # leads: a link on its way, re-pointed since by a shared project, must not send sd-scripts' writes out.
+    roots = paths.allowed_roots()
+    real = os.path.realpath(saved)
+    if paths.is_within_roots(os.path.abspath(saved), roots) and not paths.is_within_roots(real, roots):
+        raise ValidationError(
+            f"The tokenizer cache folder {saved} (tokenizer_cache_dir in {paths.settings_path()}) now leads "
+            f"to {real}, outside the allowed roots, through a link changed since it was saved; save the "
+            "folder again in the settings dialog, or set it from a shell: "
+            "`lora-workbench settings --set tokenizer_cache_dir=/path/to/it`."
+        )
+    return str(saved)
 
 
 def _managed_tokenizers() -> str:

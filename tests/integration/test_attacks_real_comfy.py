@@ -399,6 +399,25 @@ def test_only_comfyuis_own_page_may_change_settings_and_never_what_code_runs(
         )
         post("text/plain", "/lora_workbench/settings", lib_value, {"Content-Type": "text/plain"}, (415,))
         post(
+            "a page on this host's port 80",
+            "/lora_workbench/settings",
+            lib_value,
+            {**json_from, "Origin": "http://127.0.0.1"},
+            (403,),
+        )
+        port = own.rsplit(":", 1)[1]
+        rebinding = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+        post("DNS rebinding page", "/lora_workbench/settings", lib_value, {**json_from, **rebinding}, (403,))
+        for route in ("/lora_workbench/settings", "/lora_workbench/library/status"):
+            req = urllib.request.Request(server.url + route, headers={"Host": rebinding["Host"]})
+            try:
+                with urllib.request.urlopen(req, timeout=60) as r:
+                    status, raw = r.status, r.read()
+            except urllib.error.HTTPError as exc:
+                status, raw = exc.code, exc.read()
+            assert status == 403 and b"evil.example" in raw, (route, status, raw[:200])
+            results.append((f"GET {route} from a DNS rebinding page", status, raw[:160].decode()))
+        post(
             "form post",
             "/lora_workbench/train/cancel",
             b"a=1",
@@ -441,6 +460,22 @@ def test_only_comfyuis_own_page_may_change_settings_and_never_what_code_runs(
         (home / "input" / "lib").symlink_to(outside, target_is_directory=True)
         status, raw = request(server.url + sample)
         assert status == 403 and SECRET not in raw, (status, raw[:200])
+
+        # A ComfyUI folder saved from our page inside the roots, one of whose roots is then planted as a link.
+        settings_file.unlink()
+        shared = home / "lora-projects" / "shared-comfy"
+        shared.mkdir()
+        post(
+            "same-origin comfyui_path",
+            "/lora_workbench/settings",
+            {"values": {"comfyui_path": str(shared)}},
+            same_origin,
+            (200,),
+        )
+        (shared / "input").symlink_to(outside, target_is_directory=True)
+        status, raw = request(server.url + sample)
+        assert status == 403 and SECRET not in raw, (status, raw[:200])
+        assert os.path.realpath(outside) not in server.get_json("/lora_workbench/library/status")["roots"]
         print("\n" + "\n".join(f"{status}  {name}: {text}" for name, status, text in results))
         assert not tracebacks_about_us(server.log()), server.log()[-4000:]
     finally:

@@ -411,3 +411,31 @@ def test_the_real_cli_process_prints_one_line_for_a_non_comfy_server(tmp_path):
         httpd.shutdown()
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.startswith("error: ") and out.stderr.count("\n") == 1
+
+
+def test_an_output_image_the_disk_has_no_room_for_is_a_sentence_and_no_cut_off_file(tmp_path, monkeypatch):
+    import errno
+
+    from lora_workbench.errors import DiskFull
+
+    real_fdopen = os.fdopen
+
+    class HalfWritten:  # what a full disk does: part of the bytes land, then ENOSPC
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode: HalfWritten(real_fdopen(fd, mode)))
+    with pytest.raises(DiskFull, match=r"The disk is full: .*out\.png could not be written"):
+        qc._save_new(str(tmp_path), "out.png", PNG * 1000)
+    assert os.listdir(tmp_path) == []

@@ -235,3 +235,46 @@ def test_a_root_folder_saved_from_a_shell_is_stored_resolved(settings_file, tmp_
     )
     real = os.path.realpath(tmp_path / "real")
     assert json.loads(settings_file.read_text("utf-8")) == {"library": real, "comfyui_path": real}
+
+
+def test_a_save_the_disk_has_no_room_for_is_a_sentence_and_keeps_the_old_file(
+    settings_file, tmp_path, monkeypatch
+):
+    from lora_workbench.errors import DiskFull
+    from tests.unit.full_disk import fill_disk_for, temp_files
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    editable_settings.save({"a1111_path": str(tmp_path / "a")}, confine=True)
+    fill_disk_for(monkeypatch, "settings.json")
+    with pytest.raises(DiskFull, match=r"The disk is full: .*settings\.json could not be written"):
+        editable_settings.save({"a1111_path": str(tmp_path / "b")}, confine=True)
+    assert json.loads(settings_file.read_text("utf-8"))["a1111_path"] == str(tmp_path / "a")
+    assert temp_files(settings_file.parent) == []
+
+
+def test_a_tokenizer_cache_re_pointed_out_of_the_roots_after_the_save_is_refused_at_use(
+    settings_file, tmp_path, tmp_path_factory
+):
+    from lora_workbench.training import kohya
+
+    shared = tmp_path / "shared"
+    (shared / "tok").mkdir(parents=True)
+    editable_settings.save({"tokenizer_cache_dir": str(shared / "tok")}, confine=True)
+    outside = tmp_path_factory.mktemp("outside")
+    (shared / "tok").rename(shared / "tok-old")  # a shared project (git pull) re-points the folder
+    (shared / "tok").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(ValidationError, match=r"now leads to .*outside the allowed roots"):
+        kohya.default_tokenizer_cache()
+
+
+def test_a_tokenizer_cache_set_from_a_shell_outside_the_roots_is_used_as_it_is(
+    settings_file, tmp_path_factory
+):
+    from lora_workbench.training import kohya
+
+    disk = tmp_path_factory.mktemp("disk")
+    link = tmp_path_factory.mktemp("home") / "tok"
+    link.symlink_to(disk, target_is_directory=True)
+    editable_settings.save({"tokenizer_cache_dir": str(link)}, confine=False)
+    assert kohya.default_tokenizer_cache() == str(link)

@@ -69,6 +69,8 @@ FOREIGN = {
     "this host's name on another scheme": "file://127.0.0.1:8188",
     "a look-alike host": "http://127.0.0.1.evil.example:8188",
     "a port that is not a number": "http://127.0.0.1:x",
+    "a page on this host's default port (80)": "http://127.0.0.1",
+    "a page on this host's https port (443)": "https://127.0.0.1",
 }
 
 
@@ -125,7 +127,9 @@ async def test_a_body_that_is_not_declared_json_is_refused(client, pack, roots, 
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("origin", [None, f"http://{HOST}", "http://127.0.0.1", "HTTP://127.0.0.1:8188"])
+@pytest.mark.parametrize(
+    "origin", [None, f"http://{HOST}", "HTTP://127.0.0.1:8188", "http://127.0.0.1:8188/"]
+)
 async def test_our_own_page_and_clients_without_a_browser_are_served(client, roots, settings_file, origin):
     headers = {"Host": HOST, **({"Origin": origin} if origin else {})}
     r = await client.post("/lora_workbench/settings", json=body_for("/settings", roots), headers=headers)
@@ -134,6 +138,76 @@ async def test_our_own_page_and_clients_without_a_browser_are_served(client, roo
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "host, origin",
+    [("comfy.example", "https://comfy.example"), ("comfy.example:443", "https://comfy.example")],
+)
+async def test_our_page_behind_a_reverse_proxy_on_the_default_port_is_served(
+    client, roots, settings_file, monkeypatch, host, origin
+):
+    monkeypatch.setenv("LORA_WORKBENCH_HOSTS", "comfy.example")
+    headers = {"Host": host, "Origin": origin}
+    r = await client.post("/lora_workbench/settings", json=body_for("/settings", roots), headers=headers)
+    assert r.status == 200, await r.text()
+
+
+@pytest.mark.asyncio
+async def test_a_page_on_another_port_of_a_proxied_host_changes_nothing(
+    client, roots, settings_file, monkeypatch
+):
+    monkeypatch.setenv("LORA_WORKBENCH_HOSTS", "comfy.example")
+    headers = {"Host": "comfy.example", "Origin": "http://comfy.example:8080"}
+    r = await client.post("/lora_workbench/settings", json=body_for("/settings", roots), headers=headers)
+    assert r.status == 403 and not settings_file.exists()
+
+
+@pytest.mark.asyncio
 async def test_reading_routes_stay_open_to_a_get_without_json(client):
     r = await client.get("/lora_workbench/train/status", headers={"Origin": "null"})
     assert r.status == 200
+
+
+# --------------------------------------------------------------------------- DNS rebinding
+REBINDING = "evil.example:8188"  # the attacker's name, re-pointed at 127.0.0.1 after the page loaded
+
+
+@pytest.mark.asyncio
+async def test_a_dns_rebinding_page_changes_nothing_though_its_origin_matches_its_host(
+    client, pack, roots, settings_file, calls
+):
+    for route in state_changing_routes(pack):
+        headers = {"Host": REBINDING, "Origin": f"http://{REBINDING}"}
+        r = await client.post(route, json=body_for(route, roots), headers=headers)
+        body = await r.json()
+        assert r.status == 403 and "evil.example" in body["error"], (route, body)
+    assert calls == [] and not settings_file.exists()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("route", ["/lora_workbench/settings", "/lora_workbench/library/status"])
+async def test_a_dns_rebinding_page_reads_nothing(client, route):
+    # A same-origin GET carries no Origin header: only the Host tells the rebinding page apart.
+    r = await client.get(route, headers={"Host": REBINDING})
+    body = await r.json()
+    assert r.status == 403 and "settings" not in body and "roots" not in body
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("host", ["localhost:8188", "LOCALHOST.:8188", "[::1]:8188", "127.0.0.2:8188"])
+async def test_this_machines_own_names_are_served(client, host):
+    r = await client.get("/lora_workbench/train/status", headers={"Host": host})
+    assert r.status == 200, await r.text()
+
+
+@pytest.mark.asyncio
+async def test_with_listen_on_the_network_a_lan_name_is_served(client, pack, monkeypatch):
+    monkeypatch.setattr(pack.nodes._comfy, "listen_addresses", lambda: ["0.0.0.0", "::"])
+    r = await client.get("/lora_workbench/train/status", headers={"Host": "studio.lan:8188"})
+    assert r.status == 200, await r.text()
+
+
+@pytest.mark.asyncio
+async def test_a_tunnel_named_in_lora_workbench_hosts_is_served(client, monkeypatch):
+    monkeypatch.setenv("LORA_WORKBENCH_HOSTS", "comfy.example, *")
+    r = await client.get("/lora_workbench/train/status", headers={"Host": "abc.trycloudflare.com"})
+    assert r.status == 200, await r.text()

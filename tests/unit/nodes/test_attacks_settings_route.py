@@ -140,6 +140,55 @@ async def test_a_library_re_pointed_after_the_save_is_no_root_and_the_sample_rou
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("folder", ["input", "models", "output", "lora-projects"])
+async def test_a_comfyui_folder_planted_as_a_link_after_the_save_is_no_root(
+    client, roots, settings_file, outside, caplog, folder
+):
+    # The ComfyUI folder saved from the dialog lies inside the roots (a shared project); its own
+    # roots are its models/input/output/lora-projects, and the project plants one of them as a link.
+    comfyui = roots / "shared" / "ComfyUI"
+    comfyui.mkdir(parents=True)
+    status, body = await save(client, comfyui_path=str(comfyui))
+    assert status == 200, body
+    (comfyui / folder).symlink_to("/", target_is_directory=True)
+    assert paths.Path("/") not in paths.allowed_roots()
+    r = await client.get(SAMPLE, params={"path": str(outside / "secret.png")})
+    assert r.status == 403 and SECRET not in await r.read()
+    assert f"{comfyui / folder} is a link" in caplog.text
+
+
+def test_a_comfyui_outside_the_roots_keeps_its_linked_model_folder(roots, settings_file, tmp_path_factory):
+    # The user's own ComfyUI (set from a shell, outside every root) may keep models on another disk.
+    comfyui, disk = tmp_path_factory.mktemp("ComfyUI"), tmp_path_factory.mktemp("disk")
+    (comfyui / "models").symlink_to(disk, target_is_directory=True)
+    editable_settings.save({"comfyui_path": str(comfyui)}, confine=False)
+    assert paths.Path(os.path.realpath(disk)) in paths.allowed_roots()
+
+
+@pytest.mark.asyncio
+async def test_a_library_swapped_for_a_link_while_it_is_checked_is_not_stored(
+    client, roots, settings_file, outside, monkeypatch
+):
+    # The swap lands between the fence check and the resolving of the value to store (the worst moment
+    # a racing process could hit); what would be stored is then the outside folder, itself no link.
+    lib = roots / "shared" / "lib"
+    lib.mkdir(parents=True)
+    checked = editable_settings._link_inside_roots
+
+    def swap_after_check(path):
+        found = checked(path)
+        lib.rename(roots / "shared" / "lib-old")
+        lib.symlink_to(outside, target_is_directory=True)
+        return found
+
+    monkeypatch.setattr(editable_settings, "_link_inside_roots", swap_after_check)
+    status, body = await save(client, library=str(lib))
+    assert status == 400 and "changed while it was checked" in body["error"], body
+    assert not settings_file.exists()
+    assert paths.Path(os.path.realpath(outside)) not in paths.allowed_roots()
+
+
+@pytest.mark.asyncio
 async def test_a_library_saved_unresolved_before_this_check_is_no_root(client, roots, settings_file, outside):
     settings_file.parent.mkdir(parents=True)
     (roots / "lib").symlink_to(outside, target_is_directory=True)

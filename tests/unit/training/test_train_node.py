@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -124,6 +125,34 @@ def test_requeue_with_the_same_inputs_returns_instantly_from_the_earlier_run(nod
     assert again["result"][2] == first["result"][2]
     assert len(launches.read_text().splitlines()) == 1
     assert "reused" in comfy.progress_texts[-1][0]
+
+
+def test_a_reused_run_s_images_swapped_for_links_after_it_was_found_show_nothing_outside(
+    node_env, comfy, monkeypatch, tmp_path_factory
+):
+    # A shared project's run folder: its loss curve and samples become links to the user's files
+    # between the moment the cache checked them and the moment the node shows them.
+    from lora_workbench.training import train
+
+    node, ds, launches = node_env
+    run_node(node, ds, show_samples=True)
+    secret = tmp_path_factory.mktemp("outside") / "id_rsa.png"
+    secret.write_bytes(b"-----BEGIN OPENSSH PRIVATE KEY----- the user's own")
+    found = train.find_cached
+
+    def swap_after_the_check(*args):
+        run = found(*args)
+        for f in [run.loss_curve, *run.samples]:
+            os.replace(f, f + ".old")
+            os.symlink(secret, f)
+        return run
+
+    monkeypatch.setattr(train, "find_cached", swap_after_the_check)
+    out = run_node(node, ds, show_samples=True)
+    assert "reused" in out["ui"]["text"][0]
+    shown = [f for f in (comfy.base / "temp").rglob("*") if f.is_file()]
+    assert all(b"PRIVATE KEY" not in f.read_bytes() for f in shown)
+    assert out["ui"]["images"] == [] and out["result"][4].shape == (1, 64, 64, 3)
 
 
 def test_cancel_raises_comfys_interrupt_and_kills_the_trainer_tree(node_env, comfy, tmp_path, monkeypatch):
