@@ -197,7 +197,7 @@ def test_panels_work_in_a_real_browser(browser, web_server, kohya_python, tmp_pa
     node, chromium = browser
     server, project, library, dataset_node, dialog_settings = web_server
     out = Path(os.environ.get("LORA_WORKBENCH_SCREENSHOTS") or tmp_path / "screenshots")
-    workflow = REPO / "example_workflows" / "dataset_train_sample.json"
+    workflow = REPO / "example_workflows" / "train_a_lora_from_a_folder_of_photos.json"
     cfg = {
         "url": server.url,
         "out_dir": str(out),
@@ -629,7 +629,7 @@ def test_first_run_installs_sd_scripts_from_the_dialog_and_trains_the_example_on
             "install_timeout_s": 1500,
             "train_timeout_s": 900,
             "example": {
-                "path": str(REPO / "example_workflows" / "dataset_train_sample.json"),
+                "path": str(REPO / "example_workflows" / "train_a_lora_from_a_folder_of_photos.json"),
                 "widgets": {
                     "DatasetSubsetWeights": {
                         "project_folder": str(photos),

@@ -22,7 +22,7 @@ from .conftest import smoke_images_dir
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "example_workflows" / "dataset_train_sample.json"
+EXAMPLE = REPO / "example_workflows" / "train_a_lora_from_a_folder_of_photos.json"
 NEEDED = ("DatasetSubsetWeights", "KohyaLoRATrain", "LoadTrainedLoRA", "StringConcatenate")
 
 
@@ -60,7 +60,7 @@ def diff_pixels(a: Path, b: Path) -> int:
         return changed.width * changed.height - changed.histogram()[0]
 
 
-def test_dataset_train_sample_runs_headless_end_to_end(comfy_server, tmp_path):
+def test_train_a_lora_from_a_folder_of_photos_runs_headless_end_to_end(comfy_server, tmp_path):
     if not EXAMPLE.is_file():
         pytest.skip(f"{EXAMPLE.name} is not there yet")
     info = comfy_server.get_json("/object_info")

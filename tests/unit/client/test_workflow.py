@@ -226,9 +226,9 @@ def test_example_workflow_converts_to_a_complete_api_prompt(path):
 
 
 def test_dataset_example_feeds_trigger_words_into_the_prompt():
-    path = REPO / "example_workflows/dataset_train_sample.json"
+    path = REPO / "example_workflows/train_a_lora_from_a_folder_of_photos.json"
     if not path.is_file():
-        pytest.skip("dataset_train_sample.json not generated yet")
+        pytest.skip("train_a_lora_from_a_folder_of_photos.json not generated yet")
     api = wf.ui_to_api(json.loads(path.read_text()), OBJECT_INFO)
     kinds = {e["class_type"]: nid for nid, e in api.items()}
     for needed in ("DatasetSubsetWeights", "KohyaLoRATrain", "LoadTrainedLoRA", "KSampler", "SaveImage"):

@@ -21,7 +21,7 @@ from lora_workbench.client import workflow as wf
 from tests.unit.dataset.dataset_fakes import make_subset
 
 REPO = Path(__file__).resolve().parents[3]
-EXAMPLE = REPO / "example_workflows" / "dataset_train_sample.json"
+EXAMPLE = REPO / "example_workflows" / "train_a_lora_from_a_folder_of_photos.json"
 OLD_WIDGETS = [
     "project_folder",
     "weights",

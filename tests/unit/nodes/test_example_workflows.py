@@ -14,7 +14,7 @@ from lora_workbench.training.settings import SETTING
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((REPO / "example_workflows").glob("*.json"))
-SD_EXAMPLE = REPO / "example_workflows" / "dataset_train_sample.json"
+SD_EXAMPLE = REPO / "example_workflows" / "train_a_lora_from_a_folder_of_photos.json"
 DATASET_GROWS_TO = 1000  # the weights editor (up to 480 px) and the summary under 14 widgets
 
 
