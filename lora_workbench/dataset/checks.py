@@ -6,6 +6,7 @@ Each check is one function that appends `Issue`s; `validate` runs them in order.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -454,6 +455,23 @@ def _bucket_sizes(s: SubsetScan, ci: CheckInput, out: list[Issue]) -> None:
         ),
         out,
     )
+    area = w_res * h_res
+    thin = sorted(
+        n for n, (w, h) in s.sizes.items() if n not in tiny and no_upscale_bucket(w, h, area, step) is None
+    )
+    _listed(
+        s,
+        thin,
+        "error",
+        "size-thin",
+        lambda n: (
+            f"{d}/{n} is {s.sizes[n][0]}x{s.sizes[n][1]}: scaled down to the {w_res}x{h_res} area, one side "
+            f"would be under {step} pixels, a 0-pixel bucket that stops sd-scripts; train at a larger "
+            f"resolution, or crop the image closer to square."
+        ),
+        out,
+    )
+    tiny += thin
     small = sorted(n for n, (w, h) in s.sizes.items() if w * h < w_res * h_res and n not in tiny)
     if small:
         out.append(
@@ -466,3 +484,30 @@ def _bucket_sizes(s: SubsetScan, ci: CheckInput, out: list[Issue]) -> None:
                 "size-small",
             )
         )
+
+
+def no_upscale_bucket(width: int, height: int, max_area: int, steps: int) -> tuple[int, int] | None:
+    """The bucket sd-scripts gives an image with bucket_no_upscale (BucketManager.select_bucket at
+    48d368fa, step for step), or None where it would be 0 pixels on a side (sd-scripts then divides by
+    zero while it makes the dataset): a long, thin image scaled down to a small training area."""
+
+    def to_steps(x: float) -> int:
+        x = int(x + 0.5)
+        return x - x % steps
+
+    aspect = width / height
+    if width * height > max_area:
+        resized_w = math.sqrt(max_area * aspect)
+        resized_h = max_area / resized_w
+        w_rounded, h_rounded = to_steps(resized_w), to_steps(resized_h)
+        h_in_w, w_in_h = to_steps(w_rounded / aspect), to_steps(h_rounded * aspect)
+        if not (h_in_w and h_rounded):
+            return None
+        if abs(w_rounded / h_in_w - aspect) < abs(w_in_h / h_rounded - aspect):
+            size = (w_rounded, int(w_rounded / aspect + 0.5))
+        else:
+            size = (int(h_rounded * aspect + 0.5), h_rounded)
+    else:
+        size = (width, height)
+    bucket = (size[0] - size[0] % steps, size[1] - size[1] % steps)
+    return bucket if all(bucket) else None

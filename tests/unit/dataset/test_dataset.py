@@ -247,6 +247,39 @@ def test_an_image_too_small_for_any_bucket_is_an_error_naming_it(tmp_path):
     ]
 
 
+def test_an_image_scaled_down_to_a_0_pixel_bucket_is_an_error_naming_it(tmp_path):
+    # 160x120 scaled down to the 64x64 area is about 74x55: 55 rounds down to a 0-pixel side, where
+    # sd-scripts stops with a ZeroDivisionError while it makes the dataset (the first-run browser test)
+    folder = make_subset(tmp_path / "p", "1_A", 1, size=(64, 64))
+    Image.new("RGB", (160, 120)).save(folder / "wide.png")
+    (folder / "wide.txt").write_text("a")
+    errors = _messages(preview(tmp_path / "p", res=(64, 64), bucket=True), "error")
+    assert errors == [
+        "1_A/wide.png is 160x120: scaled down to the 64x64 area, one side would be under 64 pixels, a "
+        "0-pixel bucket that stops sd-scripts; train at a larger resolution, or crop the image closer to square."
+    ]
+    assert not _messages(preview(tmp_path / "p", res=(128, 128), bucket=True), "error")
+
+
+@pytest.mark.parametrize(
+    ("size", "area", "bucket"),
+    [
+        ((160, 120), 64 * 64, None),
+        ((128, 128), 64 * 64, (64, 64)),
+        ((160, 120), 128 * 128, (64, 64)),
+        ((4000, 3000), 512 * 512, (512, 384)),
+        ((4000, 200), 512 * 512, (1280, 64)),
+        ((4000, 100), 512 * 512, (2560, 64)),
+        ((300, 200), 512 * 512, (256, 192)),
+    ],
+)
+def test_the_no_upscale_bucket_is_sd_scripts_own(size, area, bucket):
+    # the answers of sd-scripts' BucketManager(no_upscale=True, steps 64) at 48d368fa (None: ZeroDivisionError)
+    from lora_workbench.dataset.checks import no_upscale_bucket
+
+    assert no_upscale_bucket(*size, area, 64) == bucket
+
+
 def test_mixed_size_photos_train_as_they_are_with_the_default_options(tmp_path):
     root = tmp_path / "p"
     folder = make_subset(root, "1_A", 1, size=(4032, 3024), ext=".jpg")
