@@ -633,8 +633,8 @@ def test_first_run_installs_sd_scripts_from_the_dialog_and_trains_the_example_on
                 "widgets": {
                     "DatasetSubsetWeights": {
                         "project_folder": str(photos),
-                        "width": 64,
-                        "height": 64,
+                        "width": 128,
+                        "height": 128,
                         "epochs": 1,
                     },
                     "KohyaLoRATrain": {"ckpt_name": ckpt},
