@@ -2,7 +2,8 @@
 ComfyUI (CPU, random-weight SD1.5, 64x64) through our `queue` CLI and client.
 
 Asserts: the LoRA was trained, ComfyUI logged no "lora key not loaded", the image exists and differs
-from the same seed with the LoRA at strength 0.
+from the same seed with the LoRA at strength 0. The prepare-in-the-graph example runs the same way on a
+server of its own, whose input/ folder holds the photos its core loader reads.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import pytest
 
 from lora_workbench.client import queue_client as qc
 
-from .conftest import smoke_images_dir
+from .conftest import smoke_images_dir, start_comfy, stop_comfy
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "example_workflows" / "train_a_lora_from_a_folder_of_photos.json"
+GRAPH_EXAMPLE = REPO / "example_workflows" / "prepare_a_dataset_in_the_graph_then_train.json"
+PHOTOS = "my_photos"  # the example's folder under input/
 NEEDED = ("DatasetSubsetWeights", "KohyaLoRATrain", "LoadTrainedLoRA", "StringConcatenate")
 
 
@@ -143,6 +146,67 @@ def test_train_a_lora_from_a_folder_of_photos_runs_headless_end_to_end(comfy_ser
     log = comfy_server.log()
     assert "lora key not loaded" not in log
     assert "NOT LOADED" not in log
+
+
+@pytest.fixture(scope="module")
+def comfy_with_photos(
+    comfyui_dir, comfy_python, tmp_path_factory, kohya_dir, kohya_python, test_checkpoint, tokenizer_cache
+):
+    """A real ComfyUI like comfy_server whose input/ (its own, not the checkout's) holds 4 photos 64x64
+    in input/my_photos/, without captions: the graph example brings them."""
+    from PIL import Image
+
+    home = tmp_path_factory.mktemp("comfy-photos")
+    photos = home / "input" / PHOTOS
+    photos.mkdir(parents=True)
+    for i, color in enumerate([(200, 30, 30), (30, 200, 30), (30, 30, 200), (220, 220, 40)]):
+        Image.new("RGB", (64, 64), color).save(photos / f"photo{i}.png")
+    env = {
+        "KOHYA_SS_PATH": str(kohya_dir),
+        "KOHYA_PYTHON": str(kohya_python),
+        "LORA_WORKBENCH_TOKENIZER_CACHE": str(tokenizer_cache),
+    }
+    extra = ("--input-directory", str(home / "input"))
+    server = start_comfy(comfyui_dir, comfy_python, home, env, extra_args=extra, checkpoint=test_checkpoint)
+    yield server
+    stop_comfy(server)
+
+
+def test_the_prepare_in_the_graph_example_saves_captions_trains_and_samples(comfy_with_photos, tmp_path):
+    server = comfy_with_photos
+    project = server.home / "projects" / "from-the-graph"
+    ckpt = "random_sd15.safetensors"
+    overrides = [
+        f"LoadImageSetFromFolderNode.folder={PHOTOS}",
+        f"SaveTrainingImages.project_folder={project}",
+        "SaveTrainingImages.repeats=2",
+        "DatasetSubsetWeights.width=64",
+        "DatasetSubsetWeights.height=64",
+        f"CheckpointLoaderSimple.ckpt_name={ckpt}",
+        f"KohyaLoRATrain.ckpt_name={ckpt}",
+        "KohyaLoRATrain.epochs=1",
+        "KohyaLoRATrain.network_dim=4",
+        "KohyaLoRATrain.network_alpha=4",
+        "KohyaLoRATrain.output_name=graph",
+        "KohyaSamplingOptions.sample_steps=2",
+        "EmptyLatentImage.width=64",
+        "EmptyLatentImage.height=64",
+        "KSampler.steps=2",
+        "KohyaLoRATrain.device=cpu",
+    ]
+    client = qc.QueueClient(server.url, out=print)
+    prompt = qc.prepare_prompt(json.loads(GRAPH_EXAMPLE.read_text()), client, overrides)
+    result = client.run(prompt, timeout=900, download_dir=str(tmp_path / "sampled"))
+    assert result.status == "success", f"{result.error}\n{server.log()[-3000:]}"
+
+    saved = sorted((project / "images" / "2_subject").glob("*.png"))
+    captions = [p.with_suffix(".txt").read_text(encoding="utf-8") for p in saved]
+    print(f"saved {len(saved)} images, e.g. {saved[0].name}: {captions[0]!r}")
+    assert len(saved) == 4 and all(c.startswith("my_subject, a photo of the subject") for c in captions)
+    loras = sorted(project.rglob("graph*.safetensors"))
+    assert loras, f"no LoRA file under {project}"
+    assert sorted((tmp_path / "sampled").glob("*.png")), "no image downloaded"
+    assert "lora key not loaded" not in server.log()
 
 
 def test_every_example_and_a_migrated_first_layout_workflow_fit_the_live_nodes(comfy_server):

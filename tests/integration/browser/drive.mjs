@@ -6,7 +6,8 @@
 //          the settings dialog, help_nodes?: [types], api_runs?: bool (a run queued through /prompt with
 //          no training node on the canvas, one cancelled from the Training tab, then a page reload),
 //          thumbnails?: [{name, path}] (screenshots of example workflows into out_dir/thumbnails/<name>.jpg),
-//          mode?: "captions" (only the caption editor scenario, with captions: {subset, image, caption, tag,
+//          mode?: "thumbnails" (only the thumbnails, for scripts/resave_examples.py --thumbnails) |
+//          "captions" (only the caption editor scenario, with captions: {subset, image, caption, tag,
 //          conflict_image, conflict_file}) | "install" (Install sd-scripts in the settings dialog, then the SD
 //          example on a plain folder: example: {path, widgets: {nodeType: {widget: value}}}, install_timeout_s)}
 // Writes out_dir/result.json (what it saw, step by step) and PNG screenshots into out_dir. Exits 0
@@ -443,6 +444,14 @@ try {
       await page.setViewportSize({ width: 1600, height: 1000 });
       return made;
     });
+  }
+
+  if (cfg.mode === "thumbnails") {
+    save();
+    await context.close();
+    fs.rmSync(userDataDir, { recursive: true, force: true });
+    log("done");
+    process.exit(0);
   }
 
   for (const type of cfg.help_nodes || []) {

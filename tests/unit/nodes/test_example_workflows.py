@@ -15,6 +15,7 @@ from lora_workbench.training.settings import SETTING
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((REPO / "example_workflows").glob("*.json"))
 SD_EXAMPLE = REPO / "example_workflows" / "train_a_lora_from_a_folder_of_photos.json"
+GRAPH_EXAMPLE = REPO / "example_workflows" / "prepare_a_dataset_in_the_graph_then_train.json"
 DATASET_GROWS_TO = 1000  # the weights editor (up to 480 px) and the summary under 14 widgets
 
 
@@ -59,7 +60,7 @@ def test_no_node_lies_under_another_nor_under_a_grown_dataset_node(path):
             assert apart, f"{path.name}: nodes {a[0]} and {b[0]} overlap"
 
 
-def sd_prompt(pack) -> dict:
+def sd_prompt(pack, path: Path = SD_EXAMPLE) -> dict:
     info = {name: node_info(cls) for name, cls in pack.NODE_CLASS_MAPPINGS.items()}
     info.update(
         {
@@ -68,7 +69,12 @@ def sd_prompt(pack) -> dict:
             if k not in info
         }
     )
-    return wf.ui_to_api(load(SD_EXAMPLE), info)
+    return wf.ui_to_api(load(path), info)
+
+
+def node_id(prompt: dict, kind: str) -> str:
+    (found,) = [i for i, e in prompt.items() if e["class_type"] == kind]
+    return found
 
 
 def entry(prompt: dict, kind: str) -> dict:
@@ -104,3 +110,37 @@ def test_the_sd_example_samples_one_image_per_epoch(pack, comfy):
 def test_the_sd_example_note_points_at_the_lora_projects_folder():
     (note,) = by_type(load(SD_EXAMPLE), "MarkdownNote")
     assert "ComfyUI/lora-projects/" in note["widgets_values"][0]
+
+
+def test_the_graph_example_saves_the_loaded_folder_through_the_bypassed_scale_node(pack, comfy):
+    prompt = sd_prompt(pack, GRAPH_EXAMPLE)
+    assert "ImageScaleToTotalPixels" not in {e["class_type"] for e in prompt.values()}  # optional: bypassed
+    loader = node_id(prompt, "LoadImageSetFromFolderNode")
+    assert entry(prompt, "SaveTrainingImages")["images"] == [loader, 0]
+
+
+def test_the_graph_example_dataset_reads_the_project_the_images_were_saved_into(pack, comfy):
+    prompt = sd_prompt(pack, GRAPH_EXAMPLE)
+    saver = node_id(prompt, "SaveTrainingImages")
+    assert entry(prompt, "DatasetSubsetWeights")["project_folder"] == [saver, 0]
+    assert entry(prompt, "KohyaLoRATrain")["dataset"] == [node_id(prompt, "DatasetSubsetWeights"), 0]
+
+
+def test_the_graph_example_captions_every_image_with_the_trigger_word_first(pack, comfy):
+    save = entry(sd_prompt(pack, GRAPH_EXAMPLE), "SaveTrainingImages")
+    assert save["captions"].strip() and save["trigger_word"] and save["caption_mode"] == "replace"
+    assert save["fit"] == "none"  # buckets take any size; nothing is cut or enlarged unasked
+
+
+def test_the_graph_example_trains_and_samples_like_the_sd_example(pack, comfy):
+    prompt = sd_prompt(pack, GRAPH_EXAMPLE)
+    trainer = node_id(prompt, "KohyaLoRATrain")
+    assert entry(prompt, "KohyaLoRATrain")["options"] == [node_id(prompt, "KohyaSamplingOptions"), 0]
+    assert entry(prompt, "LoadTrainedLoRA")["trained_lora"] == [trainer, 0]
+    assert entry(prompt, "KSampler")["model"] == [node_id(prompt, "LoadTrainedLoRA"), 0]
+
+
+def test_the_graph_example_note_says_where_the_images_and_the_project_go():
+    notes = " ".join(n["widgets_values"][0] for n in by_type(load(GRAPH_EXAMPLE), "MarkdownNote"))
+    assert "input/" in notes and "ComfyUI/lora-projects/" in notes
+    assert "WD14" in notes and "Florence2" in notes  # a caption node's list output plugs into captions
