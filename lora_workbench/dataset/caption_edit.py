@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..errors import PathNotAllowed, ValidationError, WorkbenchError
 from . import captions
+from .captions_merge import split_tags
 from .confined import Entry, Folder, Guard
 from .images import IMAGE, ImageRules, rules_in_use
 from .scan import CAPTION_EXT, REG_DIR, TRAIN_DIR, parse_subset_dirname
@@ -86,11 +87,6 @@ def first_line(text: str) -> tuple[str, str, str]:
     if m is None:
         return bom, body, ""
     return bom, body[: m.start()], body[m.start() :]
-
-
-def split_tags(caption: str) -> list[str]:
-    """The comma-separated tags of a caption line, stripped, without empty ones."""
-    return [t.strip() for t in caption.split(",") if t.strip()]
 
 
 def join_tags(tags: list[str]) -> str:

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .. import terminal
+from .captions_merge import split_tags
 from .confined import Entry, Folder
 
 _LINES = re.compile(r"\r\n|\r|\n")
@@ -95,10 +96,7 @@ def keywords(texts) -> list[tuple[str, int]]:
     the line each trains on (trained_line), a byte-order mark aside (reported on its own)."""
     counts: Counter[str] = Counter()
     for text in texts:
-        for tag in trained_line(text.lstrip("\ufeff")).split(","):
-            tag = tag.strip()
-            if tag:
-                counts[tag] += 1
+        counts.update(split_tags(trained_line(text.lstrip("\ufeff"))))
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].lower()))
 
 
