@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import disk
+from . import disk, filelock
 from .errors import WorkbenchError
 
 SETTINGS_ENV = "LORA_WORKBENCH_SETTINGS"
@@ -178,19 +178,7 @@ def _locked(target: Path):
         target.with_name(target.name + ".lock"), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600
     )
     try:
-        if os.name == "nt":
-            import msvcrt
-
-            while True:  # LK_LOCK gives up after 10 s; a save takes milliseconds, so keep trying
-                try:
-                    msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
-                    break
-                except OSError:
-                    continue
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        filelock.lock(fd)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
