@@ -208,21 +208,5 @@ def update(changes: dict) -> dict:
                 data.pop(key, None)
             else:
                 data[key] = value
-        _write(target, data)
+        disk.write_json(target, data, prefix=".settings-", indent=2, ensure_ascii=False)
     return load()
-
-
-def _write(target: Path, data: dict) -> None:
-    import tempfile  # only here: importing the pack must stay cheap
-
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())  # the new file is whole on disk before it replaces the old one
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
