@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .. import filelock
+from .. import disk, filelock
 from ..errors import WorkbenchError
 from . import pins, procs, tokenizers
 from .layout import MARKER, BuildDirs, Layout, read_current, read_json_file, write_json_atomic
@@ -181,10 +181,7 @@ class _Install:
             return False
 
     def _stamp(self, step: Step) -> None:
-        path = self._stamp_path(step)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(step.inputs + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        disk.write_atomic(self._stamp_path(step), step.inputs + "\n")
 
     def _up_to_date(self) -> bool:
         try:
