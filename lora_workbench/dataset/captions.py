@@ -18,7 +18,7 @@ from .. import terminal
 from .captions_merge import split_tags
 from .confined import Entry, Folder
 
-_LINES = re.compile(r"\r\n|\r|\n")
+LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what readlines() splits on in text mode (universal newlines)
 MAX_CAPTION_BYTES = 1 << 20  # a caption is a line of text; anything larger is read only this far
 
 # CaptionCheck.problem values
@@ -75,7 +75,7 @@ def _read(folder: Folder, entry: Entry) -> CaptionCheck:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return CaptionCheck(entry.name, ENCODING, f"byte {exc.start} is not UTF-8")
-    lines = _LINES.split(text)  # what readlines() splits on in text mode (universal newlines)
+    lines = LINE_BREAK.split(text)
     result = CaptionCheck(entry.name, text=text, bom=text.startswith("\ufeff"))
     result.multiline = sum(1 for line in lines if line.strip()) > 1
     if not lines or not lines[0].strip():
@@ -88,7 +88,7 @@ def _read(folder: Folder, entry: Entry) -> CaptionCheck:
 def trained_line(text: str) -> str:
     """The caption sd-scripts trains on: the first line (its universal newlines), stripped; the other
     lines are never read without enable_wildcard, which the pack does not set."""
-    return _LINES.split(text, 1)[0].strip()
+    return LINE_BREAK.split(text, 1)[0].strip()
 
 
 def keywords(texts) -> list[tuple[str, int]]:
