@@ -2,13 +2,14 @@
 (or the quota) is full, how much is free there, and what to do.
 
 Every writer of the pack either writes through a temporary file renamed into place (`write_atomic`
-here, `paths.ConfinedDir.write_atomic`, `dataset.confined.Folder.write_atomic`) or runs inside
-`said_if_full`, which turns ENOSPC, EDQUOT and EFBIG into `errors.DiskFull`.
+and `write_json` here, `paths.ConfinedDir.write_atomic`, `dataset.confined.Folder.write_atomic`) or
+runs inside `said_if_full`, which turns ENOSPC, EDQUOT and EFBIG into `errors.DiskFull`.
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -113,3 +114,23 @@ def write_atomic(path: str | os.PathLike, data: bytes | str, *, append_to: bytes
             tmp.unlink(missing_ok=True)
             raise
     return p
+
+
+def write_json(path: Path, data, *, prefix: str, **dump_options) -> None:
+    """Write `data` as JSON (`dump_options` for json.dump) and a line break to `path` through a private
+    temporary file (mkstemp: mode 0600, named `prefix`...`.tmp`) in its folder, flushed to disk, then
+    renamed into place: a kill leaves the old file or the new one. The temporary file is removed on any
+    failure; a full disk is the caller's to word (the settings file names the link it was given)."""
+    import tempfile  # only here: importing the pack must stay cheap
+
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, **dump_options)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())  # the new file is whole on disk before it replaces the old one
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

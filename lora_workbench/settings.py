@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import disk
+from . import disk, filelock
 from .errors import WorkbenchError
 
 SETTINGS_ENV = "LORA_WORKBENCH_SETTINGS"
@@ -178,19 +178,7 @@ def _locked(target: Path):
         target.with_name(target.name + ".lock"), os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600
     )
     try:
-        if os.name == "nt":
-            import msvcrt
-
-            while True:  # LK_LOCK gives up after 10 s; a save takes milliseconds, so keep trying
-                try:
-                    msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
-                    break
-                except OSError:
-                    continue
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        filelock.lock(fd)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
@@ -220,21 +208,5 @@ def update(changes: dict) -> dict:
                 data.pop(key, None)
             else:
                 data[key] = value
-        _write(target, data)
+        disk.write_json(target, data, prefix=".settings-", indent=2, ensure_ascii=False)
     return load()
-
-
-def _write(target: Path, data: dict) -> None:
-    import tempfile  # only here: importing the pack must stay cheap
-
-    fd, tmp = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, ensure_ascii=False)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())  # the new file is whole on disk before it replaces the old one
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,24 +1,20 @@
 """Run the tagger script as one watched, cancellable process tree and read its tqdm bar as progress.
 
-The same `ProcessTree` as training: the child in its own session, both pipes read on two threads in
-binary chunks (tqdm refreshes end in `\\r`), Cancel (a callable polled every round, or `on_progress`
-raising ComfyUI's interrupt) stops the whole tree with SIGINT, SIGTERM, then SIGKILL.
+The same `ProcessTree` and `OutputPump` as training: the child in its own session, both pipes read
+on two threads in binary chunks (tqdm refreshes end in `\\r`), Cancel (a callable polled every round,
+or `on_progress` raising ComfyUI's interrupt) stops the whole tree with SIGINT, SIGTERM, then SIGKILL.
 """
 
 from __future__ import annotations
 
-import codecs
-import os
-import queue
 import re
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..training.proctree import ProcessTree
-from ..training.runner import child_env, error_summary, summarize_tail
+from ..training.runner import OutputPump, child_env, error_summary, summarize_tail
 
 # The script's bar: "100%|██████████| 3/3 [00:01<00:00,  2.00it/s]" (batches, no description).
 BAR_RE = re.compile(r"(\d+)%\|[^|\r\n]*\|\s*(\d+)/(\d+)\s*\[")
@@ -113,26 +109,25 @@ def run(
         tree = ProcessTree.start(argv, cwd=cwd, env=child_env(env))
     except (OSError, ValueError) as exc:
         return Outcome(None, False, [f"Could not start {argv[0]}: {getattr(exc, 'strerror', None) or exc}"])
-    chunks: queue.Queue = queue.Queue()
-    readers = [_reader(pipe, chunks) for pipe in (tree.popen.stdout, tree.popen.stderr)]
+    pump = OutputPump()
+    pump.start(tree.popen)
     parser = BarParser()
     try:
-        cancelled = _watch(tree, chunks, parser, on_progress, should_cancel, grace_seconds)
+        cancelled = _watch(tree, pump, parser, on_progress, should_cancel, grace_seconds)
         tree.popen.wait()
         tree.stop_leftovers()
     except BaseException:
         tree.stop(min(grace_seconds, 2.0))
         raise
     finally:
-        for t in readers:
-            t.join(timeout=2.0)
+        pump.close()
     parser.flush()
     return Outcome(tree.popen.returncode, cancelled, list(parser.lines))
 
 
 def _watch(
     tree: ProcessTree,
-    chunks: queue.Queue,
+    pump: OutputPump,
     parser: BarParser,
     on_progress: Callable[[Progress], None] | None,
     should_cancel: Callable[[], bool] | None,
@@ -140,9 +135,9 @@ def _watch(
 ) -> bool:
     """Rounds of read / cancel? / report until both pipes close (or the child is gone 3 s while a
     left-over holds them); True when cancelled."""
-    open_pipes, exited_at = 2, None
-    while open_pipes:
-        changed, open_pipes = _take(chunks, parser, open_pipes)
+    exited_at = None
+    while pump.open_streams:
+        changed = _take(pump, parser)
         if should_cancel is not None and should_cancel():
             tree.stop(grace_seconds)
             return True
@@ -155,34 +150,9 @@ def _watch(
     return False
 
 
-def _take(chunks: queue.Queue, parser: BarParser, open_pipes: int) -> tuple[bool, int]:
-    """Feed what came within one poll to the parser; (progress changed, pipes still open)."""
+def _take(pump: OutputPump, parser: BarParser) -> bool:
+    """Feed what came within one poll to the parser; True when the progress changed."""
     changed = False
-    try:
-        item = chunks.get(timeout=POLL_SECONDS)
-        while True:
-            if item is None:
-                open_pipes -= 1
-            else:
-                changed = parser.feed(item) or changed
-            item = chunks.get_nowait()
-    except queue.Empty:
-        pass
-    return changed, open_pipes
-
-
-def _reader(pipe, out: queue.Queue) -> threading.Thread:
-    def pump() -> None:
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        try:
-            while data := os.read(pipe.fileno(), 65536):
-                out.put(decoder.decode(data))
-        except OSError:
-            pass
-        finally:
-            out.put(decoder.decode(b"", final=True))
-            out.put(None)
-
-    thread = threading.Thread(target=pump, name="lora-workbench-tagger", daemon=True)
-    thread.start()
-    return thread
+    for _stream, text in pump.take(POLL_SECONDS):
+        changed = parser.feed(text) or changed
+    return changed

@@ -170,8 +170,7 @@ def _link_fd(fd: int, dst: Path) -> bool:
 def with_first_tags(text: str, first: list[str]) -> str:
     """The caption's first line with `first` in front, each once (the trigger word never doubled)."""
     line = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
-    tags = [t.strip() for t in line.split(",") if t.strip()]
-    return ", ".join(first + [t for t in tags if t not in first])
+    return ", ".join(first + [t for t in captions.split_tags(line) if t not in first])
 
 
 def write_back(spec: TaggerSpec, guard: Guard, staging: Staging) -> WriteReport:

@@ -163,12 +163,9 @@ class TaggerSpec:
         return Path(self.model_dir) / self.repo_id.replace("/", "_")
 
     def first_tags(self) -> list[str]:
+        from ..dataset.captions_merge import split_tags  # here: the pack's import leaves dataset/ out
+
         return split_tags(self.trigger_word)
-
-
-def split_tags(text: str) -> list[str]:
-    """A comma-separated tag list as tags (blank ones dropped), the way the script splits it."""
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 # --------------------------------------------------------------------------- checking values

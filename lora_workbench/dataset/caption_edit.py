@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..errors import PathNotAllowed, ValidationError, WorkbenchError
 from . import captions
+from .captions_merge import split_tags
 from .confined import Entry, Folder, Guard
 from .images import IMAGE, ImageRules, rules_in_use
 from .scan import CAPTION_EXT, REG_DIR, TRAIN_DIR, parse_subset_dirname
@@ -31,7 +32,6 @@ MAX_SAVE_ITEMS = 1000  # captions in one save or one bulk request
 MAX_CAPTION_CHARS = 8192  # one caption line (sd-scripts' CLIP sees 75-225 tokens of it)
 MAX_TAG_CHARS = 512
 _EXT_RE = re.compile(r"^\.[A-Za-z0-9_-]{1,16}$")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 TOPS = (TRAIN_DIR, REG_DIR)
 
 
@@ -82,15 +82,10 @@ def first_line(text: str) -> tuple[str, str, str]:
     """(byte-order mark or "", the first line, the rest of the text from its line break on)."""
     bom = "\ufeff" if text.startswith("\ufeff") else ""
     body = text[len(bom) :]
-    m = _LINE_BREAK.search(body)
+    m = captions.LINE_BREAK.search(body)
     if m is None:
         return bom, body, ""
     return bom, body[: m.start()], body[m.start() :]
-
-
-def split_tags(caption: str) -> list[str]:
-    """The comma-separated tags of a caption line, stripped, without empty ones."""
-    return [t.strip() for t in caption.split(",") if t.strip()]
 
 
 def join_tags(tags: list[str]) -> str:
@@ -104,7 +99,7 @@ def check_tag(tag: str, what: str = "tag") -> str:
     tag = tag.strip()
     if not tag:
         raise ValidationError(f"The {what} is empty; type the tag to use.")
-    if "," in tag or _LINE_BREAK.search(tag):
+    if "," in tag or captions.LINE_BREAK.search(tag):
         raise ValidationError(f"The {what} {tag[:60]!r} holds a comma or a line break; give one tag.")
     if len(tag) > MAX_TAG_CHARS:
         raise ValidationError(f"The {what} is {len(tag)} characters long; at most {MAX_TAG_CHARS}.")
@@ -162,7 +157,7 @@ class BulkOp:
                 raise ValidationError(
                     "Find and replace needs the text to find (and the text to put instead)."
                 )
-            if _LINE_BREAK.search(self.find + self.replace):
+            if captions.LINE_BREAK.search(self.find + self.replace):
                 raise ValidationError("Find and replace works on one line; leave line breaks out.")
             if max(len(self.find), len(self.replace)) > MAX_TAG_CHARS:
                 raise ValidationError(f"The find or replace text is longer than {MAX_TAG_CHARS} characters.")
@@ -197,7 +192,7 @@ def check_caption(text, image: str = "") -> str:
     where = f" of {image}" if image else ""
     if not isinstance(text, str):
         raise ValidationError(f"The caption{where} must be text, not {type(text).__name__}.")
-    if _LINE_BREAK.search(text):
+    if captions.LINE_BREAK.search(text):
         raise ValidationError(
             f"The caption{where} holds a line break; sd-scripts trains on the first line only, so keep "
             "it on one line."
@@ -366,7 +361,7 @@ def _fill(item: CaptionItem, raw: bytes) -> None:
         return
     _bom, line, rest = first_line(text)
     item.text = line
-    item.more_lines = sum(1 for x in _LINE_BREAK.split(rest) if x.strip())
+    item.more_lines = sum(1 for x in captions.LINE_BREAK.split(rest) if x.strip())
 
 
 def subset_captions(project: Project, key: str, offset: int = 0, limit: int = DEFAULT_PAGE) -> SubsetCaptions:

@@ -15,9 +15,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from .. import terminal
+from .captions_merge import split_tags
 from .confined import Entry, Folder
 
-_LINES = re.compile(r"\r\n|\r|\n")
+LINE_BREAK = re.compile(r"\r\n|\r|\n")  # what readlines() splits on in text mode (universal newlines)
 MAX_CAPTION_BYTES = 1 << 20  # a caption is a line of text; anything larger is read only this far
 
 # CaptionCheck.problem values
@@ -74,7 +75,7 @@ def _read(folder: Folder, entry: Entry) -> CaptionCheck:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return CaptionCheck(entry.name, ENCODING, f"byte {exc.start} is not UTF-8")
-    lines = _LINES.split(text)  # what readlines() splits on in text mode (universal newlines)
+    lines = LINE_BREAK.split(text)
     result = CaptionCheck(entry.name, text=text, bom=text.startswith("\ufeff"))
     result.multiline = sum(1 for line in lines if line.strip()) > 1
     if not lines or not lines[0].strip():
@@ -87,7 +88,7 @@ def _read(folder: Folder, entry: Entry) -> CaptionCheck:
 def trained_line(text: str) -> str:
     """The caption sd-scripts trains on: the first line (its universal newlines), stripped; the other
     lines are never read without enable_wildcard, which the pack does not set."""
-    return _LINES.split(text, 1)[0].strip()
+    return LINE_BREAK.split(text, 1)[0].strip()
 
 
 def keywords(texts) -> list[tuple[str, int]]:
@@ -95,10 +96,7 @@ def keywords(texts) -> list[tuple[str, int]]:
     the line each trains on (trained_line), a byte-order mark aside (reported on its own)."""
     counts: Counter[str] = Counter()
     for text in texts:
-        for tag in trained_line(text.lstrip("\ufeff")).split(","):
-            tag = tag.strip()
-            if tag:
-                counts[tag] += 1
+        counts.update(split_tags(trained_line(text.lstrip("\ufeff"))))
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0].lower()))
 
 

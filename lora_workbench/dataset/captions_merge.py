@@ -59,8 +59,9 @@ def _as_texts(captions) -> list[str]:
     raise ValidationError(f"captions must be text or a list of texts, not {type(captions).__name__}.")
 
 
-def tags(text: str) -> list[str]:
-    """The comma-separated tags of a caption, stripped, empty ones left out."""
+def split_tags(text: str) -> list[str]:
+    """The comma-separated tags of a caption line (or a tag list), stripped, empty ones left out: how
+    sd-scripts' tagger script and the caption editor split them."""
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
@@ -78,7 +79,7 @@ def with_trigger(caption: str, trigger: str) -> str:
     """`caption` with `trigger` as its first tag, exactly once (a copy elsewhere is moved, not doubled)."""
     if not trigger:
         return caption
-    rest = [t for t in tags(caption) if t.casefold() != trigger.casefold()]
+    rest = [t for t in split_tags(caption) if t.casefold() != trigger.casefold()]
     return ", ".join([trigger, *rest])
 
 
@@ -91,8 +92,8 @@ def merge(existing: str | None, new: str, mode: str, trigger: str = "") -> str:
     if mode == KEEP and old:
         text = old
     elif mode == APPEND and old:
-        have = {t.casefold() for t in tags(old)}
-        text = ", ".join([*tags(old), *(t for t in tags(new) if t.casefold() not in have)])
+        have = {t.casefold() for t in split_tags(old)}
+        text = ", ".join([*split_tags(old), *(t for t in split_tags(new) if t.casefold() not in have)])
     else:
         text = one_line(new)
     return with_trigger(text, trigger)

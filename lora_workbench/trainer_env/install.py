@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from .. import disk, filelock
 from ..errors import WorkbenchError
 from . import pins, procs, tokenizers
 from .layout import MARKER, BuildDirs, Layout, read_current, read_json_file, write_json_atomic
@@ -96,7 +97,7 @@ def install_lock(layout: Layout) -> Iterator[None]:
     try:
         layout.trainer_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(layout.lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        if not _try_lock(fd):
+        if not filelock.try_lock(fd):
             raise InstallBusy(_busy_sentence(layout))
         yield
     finally:
@@ -110,21 +111,6 @@ def _busy_sentence(layout: Layout) -> str:
         f"Another install, update or remove of sd-scripts is running (lock {layout.lock}); "
         "wait for it to finish, then try again."
     )
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        if os.name == "nt":
-            import msvcrt
-
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    return True
 
 
 def busy(layout: Layout | None = None) -> bool:
@@ -195,10 +181,7 @@ class _Install:
             return False
 
     def _stamp(self, step: Step) -> None:
-        path = self._stamp_path(step)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(step.inputs + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        disk.write_atomic(self._stamp_path(step), step.inputs + "\n")
 
     def _up_to_date(self) -> bool:
         try:

@@ -16,10 +16,10 @@ import json
 import os
 import re
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import disk
 from ..errors import WorkbenchError
 from . import pins
 from .platform import data_home, venv_python
@@ -126,17 +126,7 @@ def read_json_file(path: Path) -> dict:
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write through a temp file in the same folder and rename over `path`: a kill leaves old or new."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    disk.write_json(path, data, prefix=f".{path.name}.", indent=2, sort_keys=True)
 
 
 def read_current(layout: Layout) -> InUse | None:

@@ -26,7 +26,7 @@ from . import records
 
 INDEX_NAME = "known-projects.json"
 MAX_PROJECTS = 50
-RUN_FILE = "run.json"
+RUN_FILE = records.RUN_FILE
 LOG_FILE = "train.log"
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp")
 STALE_AFTER_S = 120.0  # a "running" run whose log has been silent this long is not running any more
@@ -113,7 +113,7 @@ def _in_run(run: Run | str | os.PathLike, read: Callable[[Run], object]):
 def load_record(run: Run | str | os.PathLike) -> dict:
     """The run's run.json, typed (`records.typed`); a sentence (ValidationError, PathNotAllowed) or
     FileNotFoundError when it is missing, a link, not a regular file, too big, not JSON or no object."""
-    raw = _in_run(run, lambda d: d.read_json(RUN_FILE, records.MAX_RECORD_BYTES, what="run record"))
+    raw = records.read(run)
     if not isinstance(raw, dict):
         where = run.path if isinstance(run, paths.ConfinedDir) else Path(run)
         raise ValidationError(f"The run record {where / RUN_FILE} is not a JSON object.")

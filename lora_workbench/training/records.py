@@ -1,6 +1,7 @@
 """A run's run.json as the Training tab may use it: capped, and every field it reads checked for its type.
 
-A run.json may come from a shared project, so nothing in it is trusted: the record is read only up to
+A run.json may come from a shared project, so nothing in it is trusted: the record is read (`read`,
+the one reader of run.json) relative to its open run folder without following a link, only up to
 MAX_RECORD_BYTES (checked with fstat before reading), and `typed` keeps the fields the tab shows only
 when each has its expected type (text, a whole number, a finite number, a list of [step, loss] pairs, a
 list of texts). A field of another type is left out and named in `notes`; it never breaks the list.
@@ -9,14 +10,28 @@ list of texts). A field of another type is left out and named in `notes`; it nev
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from typing import Any
 
+from .. import paths
+
 # A run.json keeps every loss point: about 1 MiB for 20,000 steps, 5 MiB for 100,000 (json indent=2).
 MAX_RECORD_BYTES = 8 << 20
+RUN_FILE = "run.json"
 MAX_COUNT = 10**12  # steps, epochs: far past any run, and exact in a browser's numbers
 
 _BAD = object()
+
+
+def read(run: paths.ConfinedDir | str | os.PathLike) -> object:
+    """The run folder's run.json parsed (whatever JSON it holds), read relative to the open folder (a
+    path is opened first, unconfined, without following a link): a regular file of at most
+    MAX_RECORD_BYTES, never a link; FileNotFoundError, another OSError or a WorkbenchError sentence."""
+    if isinstance(run, paths.ConfinedDir):
+        return run.read_json(RUN_FILE, MAX_RECORD_BYTES, what="run record")
+    with paths.open_dir(run, what="run folder", confined=False) as d:
+        return d.read_json(RUN_FILE, MAX_RECORD_BYTES, what="run record")
 
 
 def _text(value: Any) -> Any:

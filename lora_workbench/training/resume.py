@@ -98,8 +98,7 @@ def read_record(run_dir: Path) -> dict:
     when there is none, or it cannot be read."""
     data, why = None, ""
     try:  # run.json itself may be a link planted in a shared project: never followed
-        with paths.open_dir(run_dir, what="run folder", confined=False) as d:
-            data = d.read_json("run.json", MAX_RECORD_BYTES, what="run record")
+        data = records.read(run_dir)
     except (OSError, WorkbenchError) as exc:
         why = f" ({str(exc).rstrip('.')})"
     if not isinstance(data, dict):

@@ -261,7 +261,7 @@ class _ProcessRun:
         self.published_state: str | None = None
 
     def run(self) -> ProcessOutcome:
-        self.output = _OutputPump(self.opts.log_path)
+        self.output = OutputPump(self.opts.log_path)
         try:
             self.tree = ProcessTree.start(self.argv, cwd=self.opts.cwd, env=child_env(self.opts.env))
         except (OSError, ValueError) as exc:
@@ -392,13 +392,16 @@ class _ProcessRun:
             st.eta_s = 0.0
 
 
-class _OutputPump:
+class OutputPump:
     """Both pipes read on two threads in binary chunks (tqdm refreshes end in `\\r`, not newlines),
-    appended raw to the log file and queued as decoded text for the caller's thread."""
+    appended raw to the log file (if any: the tagger keeps none) and queued as decoded text for the
+    caller's thread."""
 
-    def __init__(self, log_path: str):
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        self.log_file = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+    def __init__(self, log_path: str | None = None):
+        self.log_file = None
+        if log_path is not None:
+            Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+            self.log_file = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
         self.chunks: queue.Queue = queue.Queue()
         self.log_lock = threading.Lock()
         self.threads: list[threading.Thread] = []
@@ -430,7 +433,8 @@ class _OutputPump:
         for thread in self.threads:
             thread.join(timeout=2.0)
         try:
-            self.log_file.close()
+            if self.log_file is not None:
+                self.log_file.close()
         except OSError:
             pass
 
@@ -654,11 +658,12 @@ def _read_stream(pipe, name: str, out: queue.Queue, log_file, log_lock: threadin
                 break
             if not data:
                 break
-            with log_lock:
-                try:
-                    log_file.write(data)
-                except (OSError, ValueError):
-                    pass
+            if log_file is not None:
+                with log_lock:
+                    try:
+                        log_file.write(data)
+                    except (OSError, ValueError):
+                        pass
             text = decoder.decode(data)
             if text:
                 out.put((name, text))

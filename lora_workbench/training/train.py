@@ -72,7 +72,7 @@ try:  # Python 3.11+; 3.10 needs tomli (ComfyUI's own requirements usually bring
 except ModuleNotFoundError:  # pragma: no cover
     import tomli as tomllib  # type: ignore[no-redef]
 
-RUN_FILE = "run.json"
+RUN_FILE = records.RUN_FILE
 STATE_CLOCK_SLACK_NS = 1_000_000_000  # file times come from a coarse clock: a little before the launch
 _train_lock = threading.Lock()
 
@@ -518,8 +518,7 @@ def plan(
 # and every file it names is looked up by its name in this run folder (no link), never at its path.
 def _read_run(run_dir: Path) -> dict | None:
     try:
-        with paths.open_dir(run_dir, what="run folder", confined=False) as d:
-            rec = d.read_json(RUN_FILE, records.MAX_RECORD_BYTES, what="run record")
+        rec = records.read(run_dir)
     except (OSError, WorkbenchError):
         return None
     return rec if isinstance(rec, dict) else None
