@@ -103,7 +103,9 @@ def test_a_copy_is_keyed_by_content_not_name(mixed, tmp_path):
 
 
 def test_bucket_turns_buckets_on(mixed):
-    ds, text = prepare.prepare_dataset(mixed, opts(wrong_size="bucket"))
+    # at 128x128, not the tests' 64x64: a 128x64 image scaled down to the 64x64 area gets a 0-pixel
+    # bucket in sd-scripts, which the dataset checks refuse
+    ds, text = prepare.prepare_dataset(mixed, opts(res=(128, 128), wrong_size="bucket"))
     assert ds.enable_bucket and "Buckets turned on" in text
     data = tomllib.loads(Path(ds.toml_path).read_text(encoding="utf-8"))
     assert data["datasets"][0]["enable_bucket"] is True
