@@ -48,6 +48,13 @@ def comfy_roots() -> list[Path]:
     return [r for r in roots if not _holds_code(r, base, code)]
 
 
+def upload_folders() -> list[Path]:
+    """ComfyUI's input, output and temp folders: what any page that reaches ComfyUI can fill
+    (/upload/image, a queued SaveImage), so never a place models are taken from."""
+    fp = folder_paths()
+    return [Path(fp.get_input_directory()), Path(fp.get_output_directory()), Path(fp.get_temp_directory())]
+
+
 def _folders_of(fp, name: str) -> list[str]:
     try:
         return list(fp.get_folder_paths(name))

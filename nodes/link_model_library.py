@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..lora_workbench import paths
+from ..lora_workbench.errors import PathNotAllowed
 from . import _comfy
 
 if TYPE_CHECKING:
@@ -43,6 +44,19 @@ def _invalidate_comfy_cache(report: LinkReport) -> None:
         name = layout.COMFY_FOLDER_NAMES.get(category)
         if name:
             _comfy.invalidate_filename_cache(name)
+
+
+def _refuse_upload_folder(lib: Path) -> None:
+    """A library inside ComfyUI's input, output or temp folder would link into every UI whatever a
+    web page uploaded there (a .ckpt or .pt is a pickle): a workflow may not name one."""
+    real = os.path.realpath(lib)
+    for folder in _comfy.upload_folders():
+        if paths.is_within_roots(real, [Path(os.path.realpath(folder))]):
+            raise PathNotAllowed(
+                f"The model library {lib} lies in ComfyUI's {folder.name} folder, where any page that "
+                f"reaches ComfyUI can upload files; keep the library elsewhere (SD_MODELS_PATH or `library` "
+                f"in the settings) and add that folder to the roots."
+            )
 
 
 def _init_library(lib: Path) -> int:
@@ -158,6 +172,7 @@ class LinkModelLibrary:
         from ..lora_workbench.library import watch as watch_core
 
         lib = paths.confine(library, what="model library")
+        _refuse_upload_folder(lib)
         uis: dict[str, Path] = {}
         if link_comfyui:
             uis["comfyui"] = _comfy_ui_dir()

@@ -117,3 +117,19 @@ def test_the_library_default_comes_from_the_environment(pack, roots, monkeypatch
     assert spec["required"]["library"][1]["default"] == str(roots / "models-lib")
     assert "stable-diffusion-webui" in spec["optional"]["a1111_path"][1]["tooltip"]
     assert spec["hidden"] == {"unique_id": "UNIQUE_ID"}
+
+
+@pytest.mark.parametrize("folder", ["input", "output", "temp"])
+def test_a_library_in_comfyuis_upload_folders_is_refused(node, comfy, folder, monkeypatch):
+    # Any page that reaches ComfyUI can put files into input/ (/upload/image) or output/: a workflow
+    # naming such a folder as the library would link an uploaded .ckpt (a pickle) into every UI.
+    base = comfy.base / folder
+    monkeypatch.setenv(
+        "LORA_WORKBENCH_ROOTS", os.pathsep.join([os.environ["LORA_WORKBENCH_ROOTS"], str(base)])
+    )
+    lib = base / "lib"
+    layout.init_library(lib)
+    (lib / "checkpoints" / "uploaded.ckpt").write_bytes(b"pickle")
+    with pytest.raises(PathNotAllowed, match=f"lies in ComfyUI's {folder} folder"):
+        node.link(library=str(lib), link_comfyui=True)
+    assert not os.path.lexists(comfy.base / "models/checkpoints/uploaded.ckpt")
