@@ -449,6 +449,21 @@ def thumbnail(img, size: tuple[int, int] = (800, 450)):
     return canvas
 
 
+def drive(node: str, cfg: dict, tmp_path: Path, timeout: int) -> dict:
+    """Run drive.mjs on `cfg` (its mode's scenario alone) and return the result.json it wrote."""
+    cfg_path = tmp_path / "drive.json"
+    cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
+    run = subprocess.run(
+        [node, str(BROWSER_DIR / "drive.mjs"), str(cfg_path)],
+        cwd=BROWSER_DIR,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    print(run.stdout[-3000:], run.stderr[-3000:])
+    return json.loads((Path(cfg["out_dir"]) / "result.json").read_text(encoding="utf-8"))
+
+
 # --------------------------------------------------------------------------- the caption editor alone
 CAPTION_SUBSET = "images/3_Alice"
 
@@ -506,17 +521,7 @@ def test_the_caption_editor_edits_bulk_adds_saves_and_reloads_in_a_real_browser(
             "conflict_file": str(alice / "alice_2.txt"),
         },
     }
-    cfg_path = tmp_path / "drive.json"
-    cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
-    run = subprocess.run(
-        [node, str(BROWSER_DIR / "drive.mjs"), str(cfg_path)],
-        cwd=BROWSER_DIR,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    print(run.stdout[-3000:], run.stderr[-3000:])
-    result = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    result = drive(node, cfg, tmp_path, timeout=600)
     steps = result["steps"]
     failed = {k: v["error"][:1500] for k, v in steps.items() if not v.get("ok")}
     assert not failed, f"{failed}\n--- ComfyUI log ---\n{server.log()[-3000:]}"
@@ -645,17 +650,7 @@ def test_first_run_installs_sd_scripts_from_the_dialog_and_trains_the_example_on
                 },
             },
         }
-        cfg_path = tmp_path / "drive.json"
-        cfg_path.write_text(json.dumps(cfg), encoding="utf-8")
-        run = subprocess.run(
-            [node, str(BROWSER_DIR / "drive.mjs"), str(cfg_path)],
-            cwd=BROWSER_DIR,
-            capture_output=True,
-            text=True,
-            timeout=2700,
-        )
-        print(run.stdout[-3000:], run.stderr[-3000:])
-        result = json.loads((out / "result.json").read_text(encoding="utf-8"))
+        result = drive(node, cfg, tmp_path, timeout=2700)
         steps = result["steps"]
         for name in ("install_open", "install_progress", "install_done", "example_run"):
             print(f"{name}: {json.dumps(steps.get(name), default=str)[:1500]}")
