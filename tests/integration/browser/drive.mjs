@@ -127,7 +127,7 @@ const tabState = () => page.evaluate(() => {
     points: Number(t?.querySelector("canvas")?.dataset.points || 0),
     log_lines: Number(t?.querySelector("[data-role=log]")?.dataset.lines || 0),
     files: [...(t?.querySelectorAll(".lw-file") || [])].map((f) => f.dataset.kind),
-    cancel_enabled: !(t?.querySelector(".lw-tab-detail .lw-head button")?.disabled ?? true),
+    cancel_enabled: !(t?.querySelector(".lw-tab-detail .lw-head button[data-role=cancel]")?.disabled ?? true),
   };
 });
 
@@ -864,7 +864,7 @@ try {
       const isNew = (t) => t.selected && !before.includes(t.selected);
       await waitTab((t) => isNew(t) && t.cancel_enabled, cfg.train_timeout_s * 1000, "a cancellable API run");
       const at = await tabState();
-      await page.locator(".lw-tab-detail .lw-head button").click();
+      await page.locator(".lw-tab-detail .lw-head button[data-role=cancel]").click();
       const t0 = Date.now();
       const after = await waitTab((t) => isNew(t) && ["cancelled", "failed", "stopped"].includes(t.state), 60000,
         "the cancelled run");
