@@ -569,7 +569,9 @@ try {
         const below = Math.max(...app.graph.nodes.filter((n) => n.pos[0] < tr.pos[0] && n.pos[0] + n.size[0] > tr.pos[0] - 420)
           .map((n) => n.pos[1] + n.size[1]), 0);
         const opt = add("KohyaOptimizerOptions", [tr.pos[0] - 410, below + 60]);
-        const smp = add("KohyaSamplingOptions", [tr.pos[0] - 410, below + 320]);
+        // the SD example has its own sampling node already: the optimizer goes in front of it
+        const smp = app.graph.nodes.find((n) => n.type === "KohyaSamplingOptions")
+          ?? add("KohyaSamplingOptions", [tr.pos[0] - 410, below + 320]);
         if (opt && smp) {
           set(opt, "max_train_steps", cfg.max_train_steps || 0);
           if (cfg.samples) { set(smp, "show_samples", true); set(smp, "sample_steps", 2); }
