@@ -11,6 +11,8 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
+from tests.unit.nodes.route_app import serve_pack_routes
+
 HOST = "127.0.0.1:8188"
 
 
@@ -42,12 +44,7 @@ def state_changing_routes(pack) -> list[str]:
 
 @pytest_asyncio.fixture
 async def client(aiohttp_client, pack, roots, settings_file, monkeypatch):
-    monkeypatch.setattr(pack.nodes._routes, "_registered_on", [])
-    table = web.RouteTableDef()
-    pack.nodes._routes.add_routes(table)
-    app = web.Application()
-    app.add_routes(table)
-    return await aiohttp_client(app)
+    return await serve_pack_routes(aiohttp_client, pack, monkeypatch)
 
 
 def body_for(route: str, roots) -> dict:

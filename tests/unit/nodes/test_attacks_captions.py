@@ -10,8 +10,9 @@ import os
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from PIL import Image
+
+from tests.unit.nodes.route_app import serve_pack_routes
 
 LIST = "/lora_workbench/captions"
 THUMB = "/lora_workbench/captions/thumbnail"
@@ -23,13 +24,7 @@ SECRET = "outside secret caption"
 
 @pytest_asyncio.fixture
 async def client(aiohttp_client, pack, roots, monkeypatch):
-    mod = pack.nodes._routes
-    monkeypatch.setattr(mod, "_registered_on", [])
-    table = web.RouteTableDef()
-    mod.add_routes(table)
-    app = web.Application(client_max_size=64 << 20)  # ComfyUI accepts big bodies: our cap must hold
-    app.add_routes(table)
-    return await aiohttp_client(app)
+    return await serve_pack_routes(aiohttp_client, pack, monkeypatch, client_max_size=64 << 20)
 
 
 @pytest.fixture

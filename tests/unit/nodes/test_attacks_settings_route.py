@@ -9,9 +9,9 @@ import os
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
 from lora_workbench import editable_settings, paths
+from tests.unit.nodes.route_app import serve_pack_routes
 
 SETTINGS = "/lora_workbench/settings"
 SAMPLE = "/lora_workbench/train/sample"
@@ -31,12 +31,7 @@ def settings_file(roots, tmp_path, monkeypatch):
 
 @pytest_asyncio.fixture
 async def client(aiohttp_client, pack, roots, settings_file, monkeypatch):
-    monkeypatch.setattr(pack.nodes._routes, "_registered_on", [])
-    table = web.RouteTableDef()
-    pack.nodes._routes.add_routes(table)
-    app = web.Application()
-    app.add_routes(table)
-    return await aiohttp_client(app)
+    return await serve_pack_routes(aiohttp_client, pack, monkeypatch)
 
 
 async def save(client, **values) -> tuple[int, dict]:

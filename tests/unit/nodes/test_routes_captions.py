@@ -7,8 +7,9 @@ import io
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 from PIL import Image
+
+from tests.unit.nodes.route_app import serve_pack_routes
 
 LIST = "/lora_workbench/captions"
 THUMB = "/lora_workbench/captions/thumbnail"
@@ -19,13 +20,7 @@ KEY = "images/2_Alice"
 
 @pytest_asyncio.fixture
 async def client(aiohttp_client, pack, roots, monkeypatch):
-    mod = pack.nodes._routes
-    monkeypatch.setattr(mod, "_registered_on", [])
-    table = web.RouteTableDef()
-    mod.add_routes(table)
-    app = web.Application()
-    app.add_routes(table)
-    return await aiohttp_client(app)
+    return await serve_pack_routes(aiohttp_client, pack, monkeypatch)
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ import threading
 
 import pytest
 import pytest_asyncio
-from aiohttp import web
 
 from lora_workbench.trainer_env import install, job
 from lora_workbench.training import runner
+from tests.unit.nodes.route_app import serve_pack_routes
 
 
 @pytest.fixture(autouse=True)
@@ -47,12 +47,7 @@ def work(monkeypatch):
 
 @pytest_asyncio.fixture
 async def client(aiohttp_client, pack, roots, monkeypatch):
-    monkeypatch.setattr(pack.nodes._routes, "_registered_on", [])
-    table = web.RouteTableDef()
-    pack.nodes._routes.add_routes(table)
-    app = web.Application()
-    app.add_routes(table)
-    return await aiohttp_client(app)
+    return await serve_pack_routes(aiohttp_client, pack, monkeypatch)
 
 
 @pytest.mark.asyncio
