@@ -15,7 +15,7 @@ from lora_workbench import toml_writer
 from lora_workbench.dataset.dataset_toml import dataset_from_toml
 from lora_workbench.errors import ValidationError
 from lora_workbench.modelfiles.detect import detect_model
-from lora_workbench.training import kohya, kohya_gui, model_files, train
+from lora_workbench.training import kohya, kohya_gui, train
 from lora_workbench.training.command import Target, build_command, effective_options
 from lora_workbench.training.options import TrainOptions
 from tests.unit import synthetic_models as sm
@@ -23,6 +23,7 @@ from tests.unit import train_fakes as fakes
 
 from . import sdscripts_argcheck as argcheck
 from .test_sdscripts_args import dataset_expected, expected, kohya_gui_presets, kv_expected
+from .test_sdscripts_args_families import model_folders
 
 pytestmark = pytest.mark.integration
 
@@ -38,16 +39,7 @@ def world(tmp_path, kohya_dir, kohya_python, monkeypatch):
     monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
     monkeypatch.setenv("KOHYA_SS_PATH", str(kohya_dir))
     monkeypatch.setenv("KOHYA_PYTHON", str(kohya_python))
-    models = tmp_path / "models"
-    for folder, files in FLUX_FILES.items():
-        for name, tensors in files.items():
-            sm.write_model(models / folder / name, tensors())
-
-    def resolve(folder, name):
-        p = models / folder / name
-        return str(p) if p.is_file() else None
-
-    source = model_files.FileSource({f: sorted(files) for f, files in FLUX_FILES.items()}, resolve)
+    source = model_folders(tmp_path / "models", FLUX_FILES)
     bases = {f: sm.write_model(tmp_path / f"{f}.safetensors", make()) for f, make in BASES.items()}
     project = fakes.make_project(tmp_path, images=4, size=64)
     return dataset_from_toml(project / "dataset.toml", project), source, bases

@@ -75,22 +75,27 @@ def setting_cases(family: str) -> list[tuple[str, dict]]:
     return cases
 
 
-@pytest.fixture
-def world(tmp_path, kohya_dir, kohya_python, monkeypatch):
-    """sd-scripts configured, a 64x64 project, ComfyUI-like model folders with every extra file."""
-    monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
-    monkeypatch.setenv("KOHYA_SS_PATH", str(kohya_dir))
-    monkeypatch.setenv("KOHYA_PYTHON", str(kohya_python))
-    models = tmp_path / "models"
-    for folder, files in FILES.items():
-        for name, tensors in files.items():
+def model_folders(models, files: dict) -> model_files.FileSource:
+    """ComfyUI-like model folders holding `files` ({folder: {name: tensors()}}, sparse full-size
+    files), as the FileSource the trainer node would see."""
+    for folder, names in files.items():
+        for name, tensors in names.items():
             sm.write_model(models / folder / name, tensors())
 
     def resolve(folder, name):
         p = models / folder / name
         return str(p) if p.is_file() else None
 
-    source = model_files.FileSource({f: sorted(files) for f, files in FILES.items()}, resolve)
+    return model_files.FileSource({f: sorted(names) for f, names in files.items()}, resolve)
+
+
+@pytest.fixture
+def world(tmp_path, kohya_dir, kohya_python, monkeypatch):
+    """sd-scripts configured, a 64x64 project, ComfyUI-like model folders with every extra file."""
+    monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
+    monkeypatch.setenv("KOHYA_SS_PATH", str(kohya_dir))
+    monkeypatch.setenv("KOHYA_PYTHON", str(kohya_python))
+    source = model_folders(tmp_path / "models", FILES)
     project = fakes.make_project(tmp_path, images=4, size=64)
     return kohya.find_install(), dataset_from_toml(project / "dataset.toml", project), source
 
