@@ -90,7 +90,7 @@ def kohya_ss_path() -> Path:
     explicit = _setting_or_env("KOHYA_SS_PATH", "kohya_ss_path")
     if explicit is not None:
         return explicit
-    managed = managed_trainer()
+    managed = managed_trainer_in_use()
     return managed.src if managed is not None else Path.home() / "kohya_ss"
 
 
@@ -98,9 +98,9 @@ def kohya_python() -> Path | None:
     """An explicit interpreter for sd-scripts: $KOHYA_PYTHON or settings `kohya_python`; the managed
     trainer's when it is the checkout in use (no KOHYA_SS_PATH); else None (find one in the checkout)."""
     explicit = _setting_or_env("KOHYA_PYTHON", "kohya_python")
-    if explicit is not None or _setting_or_env("KOHYA_SS_PATH", "kohya_ss_path") is not None:
+    if explicit is not None:
         return explicit
-    managed = managed_trainer()
+    managed = managed_trainer_in_use()
     return managed.python if managed is not None else None
 
 
@@ -109,6 +109,14 @@ def managed_trainer():
     from .trainer_env import layout  # the record is read only when a kohya path is asked for
 
     return layout.in_use()
+
+
+def managed_trainer_in_use():
+    """The managed trainer when training uses it: one is recorded and no KOHYA_SS_PATH / settings
+    `kohya_ss_path` names another checkout (those win); else None."""
+    if _setting_or_env("KOHYA_SS_PATH", "kohya_ss_path") is not None:
+        return None
+    return managed_trainer()
 
 
 def kohya_ss_gui_path() -> Path | None:

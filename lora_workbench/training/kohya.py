@@ -107,9 +107,7 @@ def default_tokenizer_cache() -> str:
 def _managed_tokenizers() -> str:
     """The managed trainer's tokenizer folder (filled from ComfyUI's files) when that trainer is the
     one in use; a KOHYA_SS_PATH install keeps sd-scripts' own behaviour."""
-    if os.environ.get("KOHYA_SS_PATH") or paths.load_settings().get("kohya_ss_path"):
-        return ""
-    managed = paths.managed_trainer()
+    managed = paths.managed_trainer_in_use()
     if managed is None or not managed.tokenizers.is_dir():
         return ""
     return str(managed.tokenizers)
