@@ -1,0 +1,41 @@
+"""kohya sd-scripts as a backend: the families up to early 2025 (SD 1.x/2.x/SDXL, SD3, FLUX.1, Chroma,
+Lumina 2, HunyuanImage 2.1, Anima), one `train` step per run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..base import Install, InstallSpec
+
+INSTALL_SPEC = InstallSpec(
+    trainer="sd-scripts",
+    name="kohya sd-scripts",
+    repo="kohya-ss/sd-scripts",
+    marker="train_network.py",
+    path_env="KOHYA_SS_PATH",
+    path_setting="kohya_ss_path",
+    python_env="KOHYA_PYTHON",
+    python_setting="kohya_python",
+)
+
+
+class SdScriptsBackend:
+    id = "sd-scripts"
+    install_spec = INSTALL_SPEC
+
+    def recipes(self):
+        from ... import families
+
+        return families.FAMILIES
+
+    def find(self, root: Path | None = None) -> Install:
+        from ... import kohya
+
+        found = kohya.find_install(root)
+        return Install(found.root, found.scripts_dir, found.python)
+
+    def build(self, opts, target, warnings=None):
+        raise NotImplementedError("the sd-scripts Job builder lands with the seam")
+
+
+SD_SCRIPTS = SdScriptsBackend()
