@@ -172,3 +172,27 @@ def test_dataset_scan_json_gives_the_video_facts(tmp_path, capsys):
     sub = d["subsets"][0]
     assert (d["videos"], sub["kind"], sub["videos"], sub["frames"]) == (1, "video", 1, [33, 33])
     assert sub["video_info"]["clip0.mp4"]["frames"] == 33
+
+
+def test_the_dataset_node_outputs_a_video_subset_and_changes_when_a_video_does(pack, comfy, roots):
+    comfy.start_server()
+    try:
+        node = pack.NODE_CLASS_MAPPINGS["DatasetSubsetWeights"]()
+        folder = video_subset(roots / "proj", "2_Walk", (33, 49))
+        args = dict(project_folder=str(roots / "proj"), weights="", width=512, height=512, enable_bucket=True)
+        args |= dict(apply_mode="toml (non-destructive)", batch_size=1, epochs=1, max_items_per_epoch=0)
+        ds, text = node.prepare(**args)["result"]
+        (walk,) = ds.subsets
+        assert (walk.kind, walk.video_count, walk.frames_min, walk.frames_max, ds.items_per_epoch) == (
+            "video",
+            2,
+            33,
+            49,
+            4,
+        )
+        assert "Videos in Walk: 2 (33-49 frames, 16 fps)" in text
+        before = type(node).IS_CHANGED(project_folder=str(roots / "proj"))
+        vf.write_mp4(folder / "clip0.mp4", frames=45)
+        assert type(node).IS_CHANGED(project_folder=str(roots / "proj")) != before
+    finally:
+        comfy.modules["server"].PromptServer.instance = None
