@@ -384,10 +384,15 @@ def _captions(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]
             f"write the caption or delete the file."
         )
 
+    def video_caption(n: str) -> str:
+        return f"{d}/{n} has no caption: add {os.path.splitext(n)[0]}{ext} beside it (musubi-tuner needs one per video)."
+
     def bad(n: str) -> str:
         return f"{d}/{n} cannot be used as a caption ({s.bad_captions[n]}); save it as UTF-8 text in the project."
 
-    if s.is_reg and s.missing_captions:
+    if s.kind == "video":  # musubi-tuner opens every video's caption: a missing one stops it
+        _listed(s, s.missing_captions, "error", "caption-missing", video_caption, out)
+    elif s.is_reg and s.missing_captions:
         why = f"have no caption; the class token {s.name!r} is used for them"
         out.append(
             Issue(

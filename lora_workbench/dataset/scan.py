@@ -348,7 +348,7 @@ def _scan_video(folder: Folder, e: Entry, files: dict[str, Entry], reader: _Read
             _read_video(folder, e, sub)
         else:
             sub.unmeasured.append(e.name)
-        _read_caption(folder, files, e.name, reader, sub)
+        _read_caption(folder, files, e.name, reader, sub, video=True)
 
 
 def _read_video(folder: Folder, e: Entry, sub: SubsetScan) -> None:
@@ -372,8 +372,10 @@ def _read_size(folder: Folder, e: Entry, reader: _Reader, sub: SubsetScan) -> No
         sub.corrupt[e.name] = str(exc) or type(exc).__name__
 
 
-def _read_caption(folder: Folder, files: dict[str, Entry], image: str, reader: _Reader, sub: SubsetScan):
-    found = captions.check(folder, files, image, reader.caption_extension)
+def _read_caption(
+    folder: Folder, files: dict[str, Entry], image: str, reader: _Reader, sub: SubsetScan, video: bool = False
+):
+    found = captions.check(folder, files, image, reader.caption_extension, video)
     if found.problem == captions.MISSING:
         sub.missing_captions.append(image)
         return

@@ -56,6 +56,27 @@ def test_a_video_without_a_caption_is_listed_like_an_image_without_one(tmp_path)
     assert any("1_Walk/clip0.mp4 has no caption: add clip0.txt" in i["message"] for i in r["issues"])
 
 
+def test_a_video_without_a_caption_stays_an_error_whatever_missing_caption_says(tmp_path):
+    video_subset(tmp_path, "1_Walk", (17,), captions=False)
+    r = prepare.preview(tmp_path, opts(missing_caption="class_tokens"))
+    (issue,) = [i for i in r["issues"] if i["code"] == "caption-missing"]
+    assert issue["severity"] == "error" and "musubi-tuner needs one per video" in issue["message"]
+
+
+def test_a_video_caption_is_its_whole_text_as_musubi_reads_it(tmp_path):
+    folder = video_subset(tmp_path, "1_Walk", (17,), captions=False)
+    (folder / "clip0.txt").write_text("\na person walking,\nslowly", encoding="utf-8")
+    r = prepare.preview(tmp_path, opts())
+    assert not [i for i in r["issues"] if i["code"].startswith("caption")]
+
+
+def test_a_video_takes_no_caption_by_the_face_crop_naming(tmp_path):
+    folder = tmp_path / "images" / "1_Walk"
+    vf.write_mp4(folder / "a_b_c_d_e.mp4")
+    (folder / "a.txt").write_text("sd-scripts would read this for a_b_c_d_e.png", encoding="utf-8")
+    assert scan_project(tmp_path).train[0].missing_captions == ["a_b_c_d_e.mp4"]
+
+
 def test_the_dataset_marks_video_subsets_for_musubi(tmp_path):
     video_subset(tmp_path, "2_Walk", (33, 81))
     make_subset(tmp_path, "1_Cat", 3)
