@@ -19,8 +19,8 @@ class DatasetSubset:
     """One `N_Subject` folder as it will be trained."""
 
     name: str  # the subject, e.g. "Subject" for 3_Subject
-    image_dir: str  # absolute folder path
-    images: int  # image count
+    image_dir: str  # absolute folder path (a video subset's videos are there too)
+    images: int  # the files trained once per repeat: images, or videos in a video subset (kind)
     repeats: int  # num_repeats written to the TOML (or the folder prefix)
     weight: float = 1.0  # the user's weight (0 = excluded)
     class_tokens: str = ""  # trigger word(s) for this subset
@@ -28,9 +28,18 @@ class DatasetSubset:
     share: float = 0.0  # achieved share of the epoch's non-reg items (images x repeats / total)
     target_share: float = 0.0  # the share the weight asked for
     alpha_mask: bool = False  # its PNGs carry masks as alpha (Save Training Images): sd-scripts' alpha_mask
+    # A video subset (musubi-tuner's video_directory; an image subset is its image_directory): its
+    # videos, their frame counts (fewest, most; per file in video_frames) and their frame rates.
+    kind: str = "image"  # "image" | "video"
+    video_count: int = 0
+    frames_min: int = 0
+    frames_max: int = 0
+    fps: list[float] = field(default_factory=list)  # the distinct frame rates, lowest first
+    video_frames: dict[str, int] = field(default_factory=dict)  # video file name -> frames (header)
 
     @property
     def items(self) -> int:
+        """Items per epoch: each image or video once per repeat."""
         return self.images * self.repeats
 
     def to_dict(self) -> dict:

@@ -21,14 +21,17 @@ class DatasetSubsetWeights:
         "sizes, file names it skips), sets each subset's repeats from the folder names, equal shares "
         "or your weights, optionally plans the epochs for a total number of steps, and writes kohya's "
         "dataset config (dataset.toml) - or renames the folders to N_Subject like the seed script. "
-        "Shows a table with repeats, shares, the step math and the caption keywords."
+        "Shows a table with repeats, shares, the step math and the caption keywords. A subset folder of "
+        "videos (.mp4, .webm, .mov, .mkv with .txt captions) is a video subset for Wan, HunyuanVideo and "
+        "FramePack: its frames, fps and size are read from the headers and shown, one item per video."
     )
     CATEGORY = f"{_comfy.CATEGORY}/training"
     FUNCTION = "prepare"
     RETURN_TYPES = ("LORA_DATASET", "STRING")
     RETURN_NAMES = ("dataset", "summary")
     OUTPUT_TOOLTIPS = (
-        "The prepared dataset for KohyaLoRATrain: dataset.toml, subsets, repeats, steps per epoch.",
+        "The prepared dataset for KohyaLoRATrain: dataset.toml, subsets (image or video, with the "
+        "videos' frame counts), repeats, steps per epoch.",
         "The summary table shown on the node.",
     )
     OUTPUT_NODE = True

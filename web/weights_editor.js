@@ -92,6 +92,19 @@ export function seedWeightsText(text, effective) {
   return out;
 }
 
+/** What a subset's count cell shows: the number of files, a film icon for a video subset, and a
+ * title with the videos' frame range and frame rate (the scan's `kind`, `videos`, `frames`, `fps`). */
+export function mediaCell(s) {
+  const count = s.images ?? s.image_count;
+  const text = count === undefined || count === null ? "–" : String(count);
+  if (s.kind !== "video") return { text, video: false, title: `${text} image(s)` };
+  const [low, high] = Array.isArray(s.frames) ? s.frames : [0, 0];
+  const frames = !high ? "frames not read" : low === high ? `${low} frames` : `${low}–${high} frames`;
+  const fps = (s.fps || []).map((f) => `${f}`).join(", ");
+  const title = `${s.videos ?? count} video(s), ${frames}${fps ? `, ${fps} fps` : ""}; each is one item per repeat`;
+  return { text: `${text} \u{1F39E}`, video: true, title };
+}
+
 class WeightsEditor {
   constructor(node) {
     injectStyle();
@@ -108,7 +121,7 @@ class WeightsEditor {
     this.body = el("tbody");
     this.table = el("table.lw-table", {},
       el("thead", {}, el("tr", {},
-        el("th", {}, "Subset"), el("th.num", {}, "Images"), el("th", {}, "Weight"),
+        el("th", {}, "Subset"), el("th.num", { title: "Images, or videos (\u{1F39E}) in a video subset: each is one item per repeat" }, "Images"), el("th", {}, "Weight"),
         el("th.num", {}, "Repeats"), el("th", { title: "Share of the epoch's items (bar); the marker is the share the weight asks for" }, "Share"))),
       this.body);
     this.summary = el("div.lw-muted", { "data-role": "summary" });
@@ -266,7 +279,10 @@ class WeightsEditor {
       row.range.value = String(Math.min(SLIDER_MAX, weight));
       row.number.value = formatWeight(weight);
     }
-    row.images.textContent = String(s.images ?? s.image_count ?? "–");
+    const media = mediaCell(s);
+    row.images.textContent = media.text;
+    row.images.title = media.title;
+    row.tr.dataset.kind = media.video ? "video" : "image";
     row.repeats.textContent = String(s.repeats ?? "–");
     const share = Number(s.share ?? 0);
     const target = s.target_share ?? s.target;
@@ -287,8 +303,10 @@ class WeightsEditor {
       return undefined;
     };
     const parts = [];
-    const images = subsets.reduce((a, s) => a + (Number(s.images) || 0), 0);
-    parts.push(`${images} images`);
+    const count = (kind) => subsets.filter((s) => (s.kind === "video") === (kind === "video"))
+      .reduce((a, s) => a + (Number(s.images) || 0), 0);
+    parts.push(`${count("image")} images`);
+    if (count("video")) parts.push(`${count("video")} videos`);
     const items = num("items_per_epoch");
     if (items !== undefined) parts.push(`${items} items/epoch`);
     const spe = num("steps_per_epoch");

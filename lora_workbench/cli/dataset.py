@@ -305,7 +305,11 @@ def _print_subset(s) -> None:
     kind = "reg " if s.is_reg else ""
     reps = "no N_ prefix" if s.repeats is None else f"repeats {s.repeats}"
     sizes = ", ".join(f"{k} x{n}" for k, n in list(s.size_counts().items())[:4]) or "-"
-    echo(f"  {kind}{shown(s.dirname)}: {s.image_count} images, {s.captions} captions, {reps}; sizes {sizes}")
+    echo(f"  {kind}{shown(s.dirname)}: {_media(s)}, {s.captions} captions, {reps}; sizes {sizes}")
+    for name, v in list(s.video_info.items())[:5]:
+        echo(f"    {shown(name)}: {v.frames} frames, {v.fps:g} fps, {v.width}x{v.height}, {v.duration:g} s")
+    if len(s.video_info) > 5:
+        echo(f"    ... and {len(s.video_info) - 5} more video(s)")
     for label, names in (
         ("missing captions", s.missing_captions),
         ("empty captions", s.empty_captions),
@@ -315,6 +319,16 @@ def _print_subset(s) -> None:
             echo(f"    {label}: {len(names)} (e.g. {shown(names[0])})")
     for name, why in list(s.corrupt.items())[:5]:
         echo(f"    unreadable: {shown(name)} ({shown(why)})")
+
+
+def _media(s) -> str:
+    """`12 images`, `3 videos (33-81 frames)`, or both for a mixed folder."""
+    parts = [f"{s.image_count} images"] if s.images or not s.videos else []
+    if s.videos:
+        low, high = s.frame_range()
+        frames = f" ({low}-{high} frames)" if high else ""
+        parts.append(f"{s.video_count} videos{frames}")
+    return ", ".join(parts)
 
 
 def _budget(args):

@@ -53,16 +53,22 @@ def candidates(image_name: str, caption_extension: str) -> list[str]:
     return names
 
 
-def check(folder: Folder, files: dict[str, Entry], image_name: str, caption_extension: str) -> CaptionCheck:
-    """Find and read one image's caption the way sd-scripts will."""
-    for name in candidates(image_name, caption_extension):
+def check(
+    folder: Folder, files: dict[str, Entry], image_name: str, caption_extension: str, video: bool = False
+) -> CaptionCheck:
+    """Find and read one image's caption the way sd-scripts will; `video`: a video's the way
+    musubi-tuner will (datasources.py `get_caption`: only `<stem><ext>`, the whole text, stripped)."""
+    names = (
+        candidates(image_name, caption_extension)[:1] if video else candidates(image_name, caption_extension)
+    )
+    for name in names:
         entry = files.get(name)
         if entry is not None and entry.kind in ("file", "outside"):
-            return _read(folder, entry)
+            return _read(folder, entry, video)
     return CaptionCheck(problem=MISSING)
 
 
-def _read(folder: Folder, entry: Entry) -> CaptionCheck:
+def _read(folder: Folder, entry: Entry, whole: bool = False) -> CaptionCheck:
     if entry.kind == "outside":
         return CaptionCheck(entry.name, REFUSED, f"a link to {entry.link}, outside the allowed roots")
     try:
@@ -75,7 +81,7 @@ def _read(folder: Folder, entry: Entry) -> CaptionCheck:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return CaptionCheck(entry.name, ENCODING, f"byte {exc.start} is not UTF-8")
-    lines = LINE_BREAK.split(text)
+    lines = [text] if whole else LINE_BREAK.split(text)
     result = CaptionCheck(entry.name, text=text, bom=text.startswith("\ufeff"))
     result.multiline = sum(1 for line in lines if line.strip()) > 1
     if not lines or not lines[0].strip():

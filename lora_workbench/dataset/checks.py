@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from . import images
+from . import images, videos
 from .dataset_toml import BUCKET_STEP
 from .repeats import FOLDERS, WEIGHTS
 from .scan import REG_DIR, TRAIN_DIR, ProjectScan, SubsetScan, is_utf8
@@ -190,7 +190,7 @@ def _weights(scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
 
 def _anything_to_train(scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
     if scan.train and not any(
-        s.image_count > 0 and s.name not in ci.excluded and not s.error for s in scan.train
+        s.item_count > 0 and s.name not in ci.excluded and not s.error for s in scan.train
     ):
         out.append(
             Issue(
@@ -216,12 +216,13 @@ def _subset(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) 
         )
         return
     _prefix(s, kind, ci, out)
-    if s.image_count == 0 and not (s.refused or s.not_files):
+    if s.item_count == 0 and not (s.refused or s.not_files):
         out.append(
             Issue(
                 "warning",
                 s.folder,
-                f"The {kind} {s.dirname} has no images ({', '.join(images.IMAGE_EXTS)}); it is skipped.",
+                f"The {kind} {s.dirname} has no images ({', '.join(images.IMAGE_EXTS)}) and no videos "
+                f"({', '.join(videos.VIDEO_EXTS)}); it is skipped.",
                 "no-images",
             )
         )
@@ -229,7 +230,7 @@ def _subset(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) 
         return
     if not s.is_reg and s.name in ci.excluded:
         return
-    for check in (_files, _skipped, _captions, _sizes):
+    for check in (_mixed, _files, _skipped, _unmeasured, _captions, _sizes):
         check(s, scan, ci, out)
 
 
@@ -245,7 +246,7 @@ def _prefix(s: SubsetScan, kind: str, ci: CheckInput, out: list[Issue]) -> None:
                 "no-prefix",
             )
         )
-    elif s.repeats == 0 and not s.is_reg and s.name in ci.excluded and s.image_count:
+    elif s.repeats == 0 and not s.is_reg and s.name in ci.excluded and s.item_count:
         how = (
             "give it a weight (repeats = weights)"
             if ci.mode != WEIGHTS
@@ -282,7 +283,7 @@ def _files(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -
         sorted(s.corrupt),
         "error",
         "image-unreadable",
-        lambda n: f"{d}/{n} cannot be read as an image ({s.corrupt[n]}); replace or remove it.",
+        lambda n: f"{d}/{n} cannot be read as {_what(n)} ({s.corrupt[n]}); replace or remove it.",
         out,
     )
     _listed(
@@ -290,7 +291,7 @@ def _files(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -
         sorted(s.refused),
         "error",
         "link-outside",
-        lambda n: f"{d}/{n} is {s.refused[n]}; it is not read. Copy the image into the project.",
+        lambda n: f"{d}/{n} is {s.refused[n]}; it is not read. Copy the {_noun(n)} into the project.",
         out,
     )
     _listed(
@@ -299,10 +300,48 @@ def _files(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -
         "error",
         "not-a-file",
         lambda n: (
-            f"{d}/{n} is {s.not_files[n]}, but sd-scripts would try to load it as an image; rename or remove it."
+            f"{d}/{n} is {s.not_files[n]}, but the trainer would try to load it as {_what(n)}; rename or remove it."
         ),
         out,
     )
+
+
+def _noun(name: str) -> str:
+    return "video" if videos.classify(name) is not None else "image"
+
+
+def _what(name: str) -> str:
+    return "a video" if _noun(name) == "video" else "an image"
+
+
+def _mixed(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    """musubi-tuner reads a dataset entry's folder as images or as videos, never both; sd-scripts
+    ignores the videos: a folder holding both is split by the user, who knows which belong together."""
+    if s.mixed:
+        out.append(
+            Issue(
+                "error",
+                s.folder,
+                f"The subset {s.dirname} holds {s.image_count} image(s) and {s.video_count} video(s) (e.g. "
+                f"{s.videos[0]}); a subset trains images or videos, not both: move the videos into a subset "
+                f"folder of their own (e.g. {s.dirname}_video beside it).",
+                "mixed-media",
+            )
+        )
+
+
+def _unmeasured(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    if s.unmeasured:
+        out.append(
+            Issue(
+                "warning",
+                s.folder,
+                f"{len(s.unmeasured)} video(s) in {s.dirname} (e.g. {s.unmeasured[0]}) are in a container "
+                f"whose length the pack cannot read, so their frames are not checked; convert them to "
+                f"{', '.join(videos.VIDEO_EXTS)} to have them checked.",
+                "video-unmeasured",
+            )
+        )
 
 
 _SKIP_WHY = {
@@ -320,7 +359,10 @@ def _skipped(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue])
             if s.skipped[n] != images.PLUGIN
             else "convert it to PNG"
         )
-        return f"{s.dirname}/{n} is not trained: {_SKIP_WHY[s.skipped[n]]}; {fix} to train it."
+        why = _SKIP_WHY[s.skipped[n]]
+        if videos.classify(n) is not None:
+            why = why.replace("sd-scripts", "musubi-tuner")
+        return f"{s.dirname}/{n} is not trained: {why}; {fix} to train it."
 
     _listed(s, sorted(s.skipped), "warning", "image-skipped", why, out)
 
@@ -342,10 +384,15 @@ def _captions(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]
             f"write the caption or delete the file."
         )
 
+    def video_caption(n: str) -> str:
+        return f"{d}/{n} has no caption: add {os.path.splitext(n)[0]}{ext} beside it (musubi-tuner needs one per video)."
+
     def bad(n: str) -> str:
         return f"{d}/{n} cannot be used as a caption ({s.bad_captions[n]}); save it as UTF-8 text in the project."
 
-    if s.is_reg and s.missing_captions:
+    if s.kind == "video":  # musubi-tuner opens every video's caption: a missing one stops it
+        _listed(s, s.missing_captions, "error", "caption-missing", video_caption, out)
+    elif s.is_reg and s.missing_captions:
         why = f"have no caption; the class token {s.name!r} is used for them"
         out.append(
             Issue(

@@ -11,12 +11,13 @@ from ..datatypes import DatasetSubset
 from .confined import Folder, Guard
 from .images import DEFAULT_RULES, IMAGE, ImageRules
 from .scan import CAPTION_EXT, REG_DIR, TRAIN_DIR
+from .videos import is_video
 
 
 def _relevant(name: str, rules: ImageRules, caption_extension: str) -> bool:
     # sd-scripts writes latent caches (*.npz, metadata_cache.json) beside the images: they must not
     # make a finished training look stale
-    return rules.classify(name) == IMAGE or name.endswith(caption_extension)
+    return rules.classify(name) == IMAGE or is_video(name) or name.endswith(caption_extension)
 
 
 def _hash_folder(h, folder: Folder, label: str, rules: ImageRules, caption_extension: str) -> None:
@@ -59,7 +60,7 @@ def content_fingerprint(
     guard: Guard | None = None,
     rules: ImageRules = DEFAULT_RULES,
 ) -> str:
-    """Hash of the trained images' and captions' relative paths, sizes and mtimes, plus the TOML text."""
+    """Hash of the trained images', videos' and captions' relative paths, sizes and mtimes, plus the TOML text."""
     guard = guard or Guard()
     root = Path(project_dir)
     h = hashlib.sha256(toml_text.encode("utf-8", "surrogateescape"))

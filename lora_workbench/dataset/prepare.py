@@ -19,7 +19,7 @@ from .checks import WRONG_SIZE_MODES, CheckInput, Issue, validate
 from .confined import Guard
 from .images import ImageRules, rules_in_use
 from .repeats import FOLDERS, REPEAT_MODES, WEIGHTS, RepeatsPlan, plan_repeats, resolve_mode, scaled
-from .scan import CAPTION_EXT, ProjectScan, caption_keywords, open_project, scan_project
+from .scan import CAPTION_EXT, ProjectScan, SubsetScan, caption_keywords, open_project, scan_project
 from .weights import parse_weights
 
 TOML_NAME = "dataset.toml"
@@ -216,14 +216,14 @@ def _balance_budget(scan: ProjectScan, opts: DatasetOptions) -> int | None:
     if not opts.target_steps:
         return budget
     regf = 2 if _has_reg(scan) else 1
-    images = sum(s.image_count for s in scan.train)
+    images = sum(s.item_count for s in scan.train)
     fit = max(images, opts.target_steps * opts.batch_size // regf)
     return min(budget or balance.DEFAULT_MAX_ITEMS_PER_EPOCH, fit)
 
 
 def _has_reg(scan: ProjectScan) -> bool:
     """Regularization images in the dataset (kohya then counts every epoch twice)."""
-    return any(s.image_count and s.repeats != 0 and not s.error for s in scan.reg)
+    return any(s.item_count and s.repeats != 0 and not s.error for s in scan.reg)
 
 
 def _target_distance(scan: ProjectScan, opts: DatasetOptions):
@@ -246,7 +246,7 @@ def _any_wrong_size(scan: ProjectScan, resolution: tuple[int, int]) -> bool:
 
 def _excluded(scan: ProjectScan, plan: RepeatsPlan) -> set[str]:
     reps = plan.repeats
-    return {s.name for s in scan.train if s.image_count and reps.get(s.name, 0) <= 0}
+    return {s.name for s in scan.train if s.item_count and reps.get(s.name, 0) <= 0}
 
 
 def _plan_steps(scan: ProjectScan, plan: RepeatsPlan, opts: DatasetOptions):
@@ -280,7 +280,7 @@ def _dataset_subsets(scan: ProjectScan, plan: RepeatsPlan) -> list[DatasetSubset
             DatasetSubset(
                 s.name,
                 s.image_dir,
-                s.image_count,
+                s.item_count,
                 b.repeats,
                 plan.weights.get(s.name, 1.0),
                 s.name.strip(),
@@ -288,24 +288,42 @@ def _dataset_subsets(scan: ProjectScan, plan: RepeatsPlan) -> list[DatasetSubset
                 b.share,
                 b.target_share,
                 s.alpha_mask,
+                **_video_facts(s),
             )
         )
     for s in scan.reg:
-        if s.image_count and s.repeats != 0 and not s.error:
+        if s.item_count and s.repeats != 0 and not s.error:
             # kohya cycles regularization images to match the training items: their repeats barely matter
             out.append(
                 DatasetSubset(
                     s.name,
                     s.image_dir,
-                    s.image_count,
+                    s.item_count,
                     max(1, s.repeats or 1),
                     0.0,
                     s.name.strip(),
                     True,
                     alpha_mask=s.alpha_mask,
+                    **_video_facts(s),
                 )
             )
     return out
+
+
+def _video_facts(s: SubsetScan) -> dict:
+    """The DatasetSubset fields that say what a video subset holds (defaults for an image subset)."""
+    if s.kind != "video":
+        return {}
+    low, high = s.frame_range()
+    frames = {n: v.frames for n, v in s.video_info.items()}
+    return {
+        "kind": "video",
+        "video_count": s.video_count,
+        "frames_min": low,
+        "frames_max": high,
+        "fps": s.fps_values(),
+        "video_frames": frames,
+    }
 
 
 # --------------------------------------------------------------------------- preview
@@ -427,7 +445,7 @@ def _rename_folders(root: Path, a: Analysis, subsets: list[DatasetSubset], dry_r
             continue
         if d is not None:
             target = f"{d.repeats}_{s.name}"
-        elif s.image_count and s.name in excluded:
+        elif s.item_count and s.name in excluded:
             target = f"0_{s.name}"  # kohya's own folder scan skips 0 repeats
         else:
             continue

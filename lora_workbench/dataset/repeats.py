@@ -63,14 +63,14 @@ def plan_repeats(
     `distance(items per epoch)`, when planning by total steps, lets shares that cannot be exact trade
     a little precision (balance.TARGET_SLACK) for a total closer to the target.
     """
-    usable = [s for s in scan.train if s.image_count > 0 and not s.error]
+    usable = [s for s in scan.train if s.item_count > 0 and not s.error]
     if mode == FOLDERS:
         return _from_folders(scan, usable)
     weights = parse_weights(weights_text) if mode == WEIGHTS else {}
     eff = given_weights(scan, weights)
     if mode == EQUAL:
         eff = {s.name: (0.0 if s.repeats == 0 else 1.0) for s in scan.train}
-    counts = {s.name: s.image_count for s in usable}
+    counts = {s.name: s.item_count for s in usable}
     chosen = {n: eff[n] for n in counts}
     if not counts:
         result = None
@@ -84,14 +84,14 @@ def plan_repeats(
 
 def _from_folders(scan: ProjectScan, usable: list[SubsetScan]) -> RepeatsPlan:
     reps = {s.name: (1 if s.repeats is None else s.repeats) for s in usable}
-    items = {n: r * next(s.image_count for s in usable if s.name == n) for n, r in reps.items()}
+    items = {n: r * next(s.item_count for s in usable if s.name == n) for n, r in reps.items()}
     total = sum(items.values())
     rows = []
     for s in usable:
         share = items[s.name] / total if total else 0.0
         excluded = reps[s.name] <= 0
         rows.append(
-            balance.SubsetBalance(s.name, s.image_count, share, reps[s.name], share, share, 0.0, excluded)
+            balance.SubsetBalance(s.name, s.item_count, share, reps[s.name], share, share, 0.0, excluded)
         )
     result = balance.BalanceResult(rows, total, max(total, 1), exact=True)
     return RepeatsPlan(FOLDERS, _implied_weights(scan, items), result)

@@ -11,7 +11,8 @@ from .weights import format_weights
 
 
 def subset_rows(a) -> list[dict]:
-    """One row per scanned subset: images, weight, repeats, items, share and target."""
+    """One row per scanned subset: images (or videos, with their frames), weight, repeats, items,
+    share and target."""
     by_name = {b.name: b for b in a.plan.result.subsets} if a.plan.result else {}
     trained = {(d.is_reg, d.name): d for d in a.subsets}
     rows = []
@@ -26,7 +27,11 @@ def subset_rows(a) -> list[dict]:
                 "dirname": s.dirname,
                 "is_reg": s.is_reg,
                 "link": s.link,
-                "images": s.image_count,
+                "images": s.item_count,  # the files trained: images, or a video subset's videos
+                "kind": s.kind,
+                "videos": s.video_count,
+                "frames": list(s.frame_range()),
+                "fps": s.fps_values(),
                 "captions": s.captions,
                 "captions_missing": len(s.missing_captions),
                 "corrupt": len(s.corrupt),
@@ -34,7 +39,7 @@ def subset_rows(a) -> list[dict]:
                 "folder_repeats": s.repeats,
                 "weight": None if s.is_reg else a.plan.weights.get(s.name, 1.0),
                 "repeats": repeats,
-                "items": s.image_count * repeats,
+                "items": s.item_count * repeats,
                 "share": b.share if b and d else 0.0,
                 "target_share": b.target_share if b and d else 0.0,
                 "error": b.error if b and d else 0.0,
@@ -93,6 +98,22 @@ def _table(rows: list[dict]) -> list[str]:
     return lines
 
 
+def video_lines(rows: list[dict]) -> list[str]:
+    """`Videos in Walk: 3 (33-81 frames, 16 fps), one item each per repeat` for each video subset."""
+    out = []
+    for r in rows:
+        if r.get("kind") != "video":
+            continue
+        low, high = r["frames"]
+        frames = "frames not read" if not high else f"{low} frames" if low == high else f"{low}-{high} frames"
+        fps = ", ".join(f"{f:g}" for f in r["fps"])
+        rate = f", {fps} fps" if fps else ""
+        out.append(
+            f"Videos in {terminal.shown(r['name'])}: {r['videos']} ({frames}{rate}), one item each per repeat"
+        )
+    return out
+
+
 def steps_line(st: dict) -> str:
     """`Steps: 110 items / batch 1 = 110 steps per epoch x 23 epochs = 2530 steps (target 2500: 30 over)`."""
     line = f"Steps: {st['train_items']} items"
@@ -128,6 +149,7 @@ def summary_text(
         head += f", config {toml_path}" + (" (dry run: nothing written)" if dry_run else "")
     lines.append(head)
     lines += _table(report["subsets"])
+    lines += video_lines(report["subsets"])
     lines.append(steps_line(report["steps"]))
     bal = report.get("balance")
     if bal:

@@ -1,4 +1,5 @@
-"""Scan a training project: its subset folders, the images sd-scripts will read, their sizes and captions.
+"""Scan a training project: its subset folders, the images and videos the trainers will read, their
+sizes (frames, fps and duration for a video) and captions.
 
 A project (see project.py) keeps its subsets as `images/N_Subject/` folders (and optionally
 `regularization/N_Subject/`), each image with a caption beside it. A plain folder of images (the
@@ -6,7 +7,8 @@ images right in the project folder, or right in its images/ with no subset folde
 subset named after the project folder: the first thing most people try, taken as it is. `scan_project` reads the folders
 through a `Guard` (confined.py), so a workflow's project can never make it read outside the allowed
 roots, and counts images and captions by sd-scripts' own rules (images.py, captions.py). It judges
-nothing: checks.py turns a scan into errors and warnings.
+nothing: checks.py turns a scan into errors and warnings. Videos (videos.py: musubi-tuner's extensions,
+measured from their headers) are counted beside the images; a folder of videos is a video subset.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import PathNotAllowed, WorkbenchError
-from . import captions
+from . import captions, videos
 from .confined import Entry, Folder, Guard
 from .images import DEFAULT_RULES, IMAGE, ImageRules, image_size, image_size_decoded
 
@@ -74,6 +76,9 @@ class SubsetScan:
     error: str = ""  # the folder itself could not be read (or is refused)
     flat: bool = False  # a plain folder of images read as the one subset (never renamed)
     alpha_mask: bool = False  # the folder holds Save Training Images' marker: masks are the PNGs' alpha
+    videos: list[str] = field(default_factory=list)  # video file names musubi-tuner reads, sorted
+    video_info: dict[str, videos.VideoInfo] = field(default_factory=dict)  # video -> frames, fps, size
+    unmeasured: list[str] = field(default_factory=list)  # videos in a container whose length is not read
 
     @property
     def image_dir(self) -> str:
@@ -85,8 +90,35 @@ class SubsetScan:
         return len(self.images)
 
     @property
+    def video_count(self) -> int:
+        return len(self.videos)
+
+    @property
+    def item_count(self) -> int:
+        """The files an epoch trains once per repeat: images, or videos (one item each)."""
+        return len(self.images) + len(self.videos)
+
+    @property
+    def kind(self) -> str:
+        """ "video" for a folder of videos, else "image" (musubi-tuner's image_directory or video_directory)."""
+        return "video" if self.videos and not self.images else "image"
+
+    @property
+    def mixed(self) -> bool:
+        """Images and videos in one folder: one dataset entry of musubi-tuner reads one kind."""
+        return bool(self.images and self.videos)
+
+    @property
     def captions(self) -> int:
-        return len(self.images) - len(self.missing_captions)
+        return self.item_count - len(self.missing_captions)
+
+    def frame_range(self) -> tuple[int, int]:
+        """(fewest, most) frames of the measured videos; (0, 0) without any."""
+        frames = [v.frames for v in self.video_info.values()]
+        return (min(frames), max(frames)) if frames else (0, 0)
+
+    def fps_values(self) -> list[float]:
+        return sorted({v.fps for v in self.video_info.values()})
 
     def size_counts(self) -> dict[str, int]:
         c = Counter(f"{w}x{h}" for w, h in self.sizes.values())
@@ -112,6 +144,12 @@ class SubsetScan:
             "sizes": self.size_counts(),
             "error": self.error,
             "flat": self.flat,
+            "kind": self.kind,
+            "videos": self.video_count,
+            "frames": list(self.frame_range()),
+            "fps": self.fps_values(),
+            "video_info": {n: v.to_dict() for n, v in self.video_info.items()},
+            "unmeasured": list(self.unmeasured),
         }
 
 
@@ -147,6 +185,7 @@ class ProjectScan:
             "caption_extension": self.caption_extension,
             "images": sum(s.image_count for s in self.train),
             "reg_images": sum(s.image_count for s in self.reg),
+            "videos": sum(s.video_count for s in self.train),
         }
 
 
@@ -219,7 +258,12 @@ def _scan_top(top: Folder, entry: Entry | None, sub: str, is_reg: bool, reader: 
 def _is_image_file(e: Entry, reader: _Reader) -> bool:
     """An entry of the project folder that makes it a plain folder of images (links out count too:
     the scan then refuses them by name)."""
-    return not e.name.startswith(".") and e.kind != "dir" and reader.rules.classify(e.name) == IMAGE
+    return not e.name.startswith(".") and e.kind != "dir" and _is_media(e.name, reader)
+
+
+def _is_media(name: str, reader: _Reader) -> bool:
+    """A file a trainer reads: an image sd-scripts globs, or a video musubi-tuner globs."""
+    return reader.rules.classify(name) == IMAGE or videos.is_video(name)
 
 
 def _flat_subset(folder: Folder, scan: ProjectScan, reader: _Reader, link: str | None = None) -> SubsetScan:
@@ -244,7 +288,7 @@ def _scan_entry(base: Folder, e: Entry, is_reg: bool, reader: _Reader, scan: Pro
         scan.broken_links.append(path)
     elif e.kind == "dir":
         scan.subsets.append(_scan_subset(base, e, is_reg, reader))
-    elif not is_reg and e.kind == "file" and reader.rules.classify(e.name) == IMAGE:
+    elif not is_reg and e.kind == "file" and _is_media(e.name, reader):
         scan.loose_images.append(e.name)
 
 
@@ -274,6 +318,8 @@ def _scan_files(folder: Folder, reader: _Reader, sub: SubsetScan) -> None:
 def _scan_file(folder: Folder, e: Entry, files: dict[str, Entry], reader: _Reader, sub: SubsetScan) -> None:
     kind = reader.rules.classify(e.name)
     if kind is None:
+        if videos.classify(e.name) is not None:
+            _scan_video(folder, e, files, reader, sub)
         return
     if kind != IMAGE:
         sub.skipped[e.name] = kind
@@ -287,6 +333,34 @@ def _scan_file(folder: Folder, e: Entry, files: dict[str, Entry], reader: _Reade
         _read_caption(folder, files, e.name, reader, sub)
 
 
+def _scan_video(folder: Folder, e: Entry, files: dict[str, Entry], reader: _Reader, sub: SubsetScan) -> None:
+    """A video beside or instead of images: counted, measured from its header, its caption read."""
+    kind = videos.classify(e.name)
+    if kind != videos.VIDEO:
+        sub.skipped[e.name] = kind
+    elif e.kind == "outside":
+        sub.refused[e.name] = f"a link to {e.link}, outside the allowed roots"
+    elif e.kind != "file":
+        sub.not_files[e.name] = {"dir": "a folder", "missing": "a broken link"}.get(e.kind, "not a file")
+    else:
+        sub.videos.append(e.name)
+        if videos.measurable(e.name):
+            _read_video(folder, e, sub)
+        else:
+            sub.unmeasured.append(e.name)
+        _read_caption(folder, files, e.name, reader, sub, video=True)
+
+
+def _read_video(folder: Folder, e: Entry, sub: SubsetScan) -> None:
+    try:
+        with folder.open_file(e) as f:
+            sub.video_info[e.name] = videos.video_info(f, e.name)
+    except PathNotAllowed as exc:
+        sub.refused[e.name] = str(exc)
+    except (OSError, videos.VideoUnreadable) as exc:
+        sub.corrupt[e.name] = getattr(exc, "strerror", None) or str(exc)
+
+
 def _read_size(folder: Folder, e: Entry, reader: _Reader, sub: SubsetScan) -> None:
     read = image_size_decoded if reader.verify else image_size
     try:
@@ -298,8 +372,10 @@ def _read_size(folder: Folder, e: Entry, reader: _Reader, sub: SubsetScan) -> No
         sub.corrupt[e.name] = str(exc) or type(exc).__name__
 
 
-def _read_caption(folder: Folder, files: dict[str, Entry], image: str, reader: _Reader, sub: SubsetScan):
-    found = captions.check(folder, files, image, reader.caption_extension)
+def _read_caption(
+    folder: Folder, files: dict[str, Entry], image: str, reader: _Reader, sub: SubsetScan, video: bool = False
+):
+    found = captions.check(folder, files, image, reader.caption_extension, video)
     if found.problem == captions.MISSING:
         sub.missing_captions.append(image)
         return
