@@ -355,7 +355,7 @@ def pip_error_line(tail: list[str]) -> str:
 
 def run_checks(build: BuildDirs, layout: Layout, run: Callable[..., procs.RunResult], spec=None) -> dict:
     """Import torch, accelerate and the trainer's package (sd-scripts' library, musubi_tuner), load the
-    tokenizers it takes, run its marker script (train_network.py, wan_train_network.py) with --help."""
+    tokenizers it takes, run its check script (train_network.py, qwen_image_train_network.py) --help."""
     spec = spec or pins.spec(layout.trainer)
     folders = [str(p) for p in tokenizers.present(layout.tokenizers)] if spec.clip_tokenizers else []
     result = run([str(build.python), "-c", CHECK_CODE, spec.package, *folders], "check.log", build.src)
@@ -368,10 +368,11 @@ def run_checks(build: BuildDirs, layout: Layout, run: Callable[..., procs.RunRes
     import json
 
     checked = json.loads(found[-1][len(CHECK_PREFIX) :])
-    helped = run([str(build.python), str(build.src / spec.marker), "--help"], "check.log", build.src)
+    script = spec.check_script or spec.marker
+    helped = run([str(build.python), str(build.src / script), "--help"], "check.log", build.src)
     if not helped.ok or not helped.tail:  # its help is longer than the tail: the exit status decides
         raise TrainerInstallError(
-            f"{spec.trainer}'s {Path(spec.marker).name} --help fails in {build.root}: {_error_line(helped)}. "
+            f"{spec.trainer}'s {Path(script).name} --help fails in {build.root}: {_error_line(helped)}. "
             "Nothing was switched; the full output is in its build/check.log."
         )
     return checked

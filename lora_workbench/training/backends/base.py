@@ -34,6 +34,9 @@ class InstallSpec:
     )
     left_out: tuple[str, ...] = ()  # requirements dropped from that file (CUDA-only extras)
     package: str = ""  # what the build's check imports: "library", "musubi_tuner"
+    check_script: str = (
+        ""  # the script the check runs with --help ("" = the marker); one that imports on a CPU
+    )
     clip_tokenizers: bool = False  # fill --tokenizer_cache_dir with CLIP tokenizers from ComfyUI's files
     default_path: str = ""  # the checkout looked for when nothing is set or installed ("~/kohya_ss")
 

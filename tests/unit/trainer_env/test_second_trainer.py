@@ -133,7 +133,7 @@ def test_the_musubi_check_imports_musubi_tuner_and_runs_its_training_script(home
     check = next(argv for kind, argv in tools.calls if kind == "check")
     assert check[3:] == ["musubi_tuner"]  # no tokenizer folders
     helped = next(argv for kind, argv in tools.calls if kind == "help")
-    assert helped[1:] == [str(Path(report.src) / "src/musubi_tuner/wan_train_network.py"), "--help"]
+    assert helped[1:] == [str(Path(report.src) / "src/musubi_tuner/qwen_image_train_network.py"), "--help"]
     pip = next(argv for kind, argv in tools.calls if kind == "pip")
     assert pip[-2:] == ["-e", report.src]
 

@@ -56,7 +56,8 @@ def make_musubi_repo(root: Path, pyproject: str = MUSUBI_PYPROJECT) -> tuple[Pat
     pkg = root / "src" / "musubi_tuner"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("", encoding="utf-8")
-    (pkg / "wan_train_network.py").write_text("print('usage: wan_train_network.py')\n", encoding="utf-8")
+    for script in ("wan_train_network.py", "qwen_image_train_network.py"):
+        (pkg / script).write_text(f"print('usage: {script}')\n", encoding="utf-8")
     (root / "pyproject.toml").write_text(pyproject, encoding="utf-8")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "musubi-tuner")

@@ -26,6 +26,9 @@ INSTALL_SPEC = InstallSpec(
     source_env="LORA_WORKBENCH_MUSUBI_SOURCE",
     requirements="",  # pip install -e <checkout>: its pyproject.toml holds its pins
     package="musubi_tuner",
+    # Wan's scripts cannot even print --help without a CUDA device (wan/modules/t5.py calls
+    # torch.cuda.current_device() at import), so the build's check runs Qwen-Image's.
+    check_script="src/musubi_tuner/qwen_image_train_network.py",
 )
 INSTALL_HINT = (
     "Install it with Settings -> LoRA Workbench -> Training (musubi-tuner) -> Install in ComfyUI, or "
