@@ -9,7 +9,8 @@ For the same reason the folders that would widen the fence (the library and Comf
 roots themselves) or that the pack writes links into (A1111, Forge) must already lie inside the
 roots when they arrive through the browser; the two that are roots are stored resolved, and from the
 browser may not hold `..` or pass through a link inside the roots (a shared project could re-point
-it). The paths that decide what code runs (the trainer's folder, its Python, the kohya_ss GUI) are
+it). The paths that decide what code runs (each trainer's folder and its Python: sd-scripts and
+musubi-tuner; the kohya_ss GUI) are
 shown to the dialog but set only from a shell (`lora-workbench settings --set`, `confine=False`):
 nothing the browser sends is ever stored there or executed.
 """
@@ -41,7 +42,7 @@ class EditableSetting:
 
     key: str  # the settings.json key
     label: str
-    kind: str  # folder | sd-scripts | python | kohya-gui
+    kind: str  # folder | sd-scripts | musubi-tuner | python | kohya-gui
     help: str
     confined: bool = False  # must lie inside the allowed roots when it comes from the browser
     group: str = "Model library and UIs"  # the heading it is shown under in the dialog
@@ -98,6 +99,23 @@ EDITABLE: tuple[EditableSetting, ...] = (
         "empty = ComfyUI's models/wd14_tagger. Must lie inside an allowed root.",
         confined=True,
         group="Training (sd-scripts)",
+    ),
+    EditableSetting(
+        "musubi_tuner_path",
+        "musubi-tuner folder",
+        "musubi-tuner",
+        "A kohya-ss/musubi-tuner checkout (the folder with src/musubi_tuner/); empty = the one the pack "
+        "installs (lora-workbench trainer install --trainer musubi-tuner). Trains Qwen-Image, Wan 2.x, "
+        "Z-Image, FLUX.2, FLUX.1 Kontext, HunyuanVideo 1.5 and FramePack.",
+        group="Training (musubi-tuner)",
+    ),
+    EditableSetting(
+        "musubi_python",
+        "Python of the musubi-tuner environment",
+        "python",
+        "The interpreter that runs musubi-tuner, in its own environment (its pins differ from "
+        "sd-scripts'); empty = the venv/ inside the musubi-tuner folder. It must be able to import torch.",
+        group="Training (musubi-tuner)",
     ),
     EditableSetting(
         "comfyui_path",
@@ -298,6 +316,19 @@ def _check_sd_scripts(path: Path) -> tuple[str, list[str]]:
     return "", [f"sd-scripts found in {scripts}", *notes]
 
 
+def _check_musubi_tuner(path: Path) -> tuple[str, list[str]]:
+    error, notes = _check_folder(path)
+    if error:
+        return error, notes
+    marker = paths.trainer_spec(paths.MUSUBI_TUNER).marker
+    if not (path / marker).is_file():
+        return f"{path} has no {marker}: pick a kohya-ss/musubi-tuner checkout.", []
+    venvs = [path / v / b for v in ("venv", ".venv") for b in ("bin", "Scripts")]
+    if not any(v.is_dir() for v in venvs):
+        notes.append("no venv/ inside: also set the Python of the musubi-tuner environment")
+    return "", [f"musubi-tuner found in {path}", *notes]
+
+
 def _check_kohya_gui(path: Path) -> tuple[str, list[str]]:
     error, notes = _check_folder(path)
     if error:
@@ -340,7 +371,7 @@ def _probe_python(path: Path) -> tuple[str, list[str]]:
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         return (
-            f"{path} cannot import torch ({last}); install sd-scripts' requirements in that environment "
+            f"{path} cannot import torch ({last}); install the trainer's requirements in that environment "
             f"or pick its own python.",
             [],
         )
@@ -352,6 +383,7 @@ def _probe_python(path: Path) -> tuple[str, list[str]]:
 _CHECKERS = {
     "folder": _check_folder,
     "sd-scripts": _check_sd_scripts,
+    "musubi-tuner": _check_musubi_tuner,
     "python": _check_python,
     "kohya-gui": _check_kohya_gui,
 }

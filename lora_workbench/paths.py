@@ -28,6 +28,7 @@ MAX_PATH_BYTES = 4095  # PATH_MAX less its NUL: longer paths fail in the OS with
 MAX_NAME_BYTES = 255  # one path component (NAME_MAX on every common filesystem)
 CACHE_ENV = "LORA_WORKBENCH_CACHE_DIR"
 log = logging.getLogger("lora_workbench")
+SD_SCRIPTS, MUSUBI_TUNER = "sd-scripts", "musubi-tuner"  # the trainers' ids (training/backends)
 COMFYUI_ROOT_FOLDERS = ("models", "input", "output", "lora-projects")  # of $COMFYUI_PATH, for the CLI
 
 # Roots added at run time by the ComfyUI adapter (ComfyUI's own model/input/output folders).
@@ -84,39 +85,77 @@ def forge_path() -> Path:
     return _setting_or_env("FORGE_PATH", "forge_path", Path.home() / "stable-diffusion-webui-forge")
 
 
+def trainer_spec(trainer: str):
+    """A trainer's InstallSpec ("sd-scripts", "musubi-tuner"): its path and python keys, its managed
+    install; a ValidationError sentence naming the known trainers for any other id."""
+    from .trainer_env import pins  # the backends' tables, read only when a trainer's path is asked for
+
+    return pins.spec(trainer)
+
+
+def trainer_checkout(trainer: str) -> Path | None:
+    """A trainer's checkout: its environment variable or settings key (KOHYA_SS_PATH / kohya_ss_path,
+    MUSUBI_TUNER_PATH / musubi_tuner_path), else its managed install when one is recorded, else None."""
+    spec = trainer_spec(trainer)
+    explicit = _setting_or_env(spec.path_env, spec.path_setting)
+    if explicit is not None:
+        return explicit
+    managed = managed_trainer_in_use(trainer)
+    return managed.src if managed is not None else None
+
+
+def trainer_python(trainer: str) -> Path | None:
+    """A trainer's interpreter: its environment variable or settings key (KOHYA_PYTHON / kohya_python,
+    MUSUBI_PYTHON / musubi_python); its managed install's when that is the checkout in use; else None
+    (find one in the checkout)."""
+    spec = trainer_spec(trainer)
+    explicit = _setting_or_env(spec.python_env, spec.python_setting)
+    if explicit is not None:
+        return explicit
+    managed = managed_trainer_in_use(trainer)
+    return managed.python if managed is not None else None
+
+
 def kohya_ss_path() -> Path:
     """A kohya_ss or sd-scripts checkout: $KOHYA_SS_PATH, settings, the managed trainer when one is
     recorded (`lora-workbench trainer install`), or the seed's default $HOME/kohya_ss."""
-    explicit = _setting_or_env("KOHYA_SS_PATH", "kohya_ss_path")
-    if explicit is not None:
-        return explicit
-    managed = managed_trainer_in_use()
-    return managed.src if managed is not None else Path.home() / "kohya_ss"
+    found = trainer_checkout(SD_SCRIPTS)
+    return found if found is not None else Path(trainer_spec(SD_SCRIPTS).default_path).expanduser()
 
 
 def kohya_python() -> Path | None:
     """An explicit interpreter for sd-scripts: $KOHYA_PYTHON or settings `kohya_python`; the managed
     trainer's when it is the checkout in use (no KOHYA_SS_PATH); else None (find one in the checkout)."""
-    explicit = _setting_or_env("KOHYA_PYTHON", "kohya_python")
-    if explicit is not None:
-        return explicit
-    managed = managed_trainer_in_use()
-    return managed.python if managed is not None else None
+    return trainer_python(SD_SCRIPTS)
 
 
-def managed_trainer():
-    """The sd-scripts the pack installed and checked (trainer_env.layout.InUse), or None."""
-    from .trainer_env import layout  # the record is read only when a kohya path is asked for
+def musubi_tuner_path() -> Path | None:
+    """A kohya musubi-tuner checkout: $MUSUBI_TUNER_PATH, settings `musubi_tuner_path`, the managed one
+    when recorded (`lora-workbench trainer install --trainer musubi-tuner`); None when there is none."""
+    return trainer_checkout(MUSUBI_TUNER)
 
-    return layout.in_use()
+
+def musubi_python() -> Path | None:
+    """musubi-tuner's own interpreter (its pins differ from sd-scripts'): $MUSUBI_PYTHON, settings
+    `musubi_python`, the managed install's when it is the checkout in use; else None (its venv)."""
+    return trainer_python(MUSUBI_TUNER)
 
 
-def managed_trainer_in_use():
-    """The managed trainer when training uses it: one is recorded and no KOHYA_SS_PATH / settings
-    `kohya_ss_path` names another checkout (those win); else None."""
-    if _setting_or_env("KOHYA_SS_PATH", "kohya_ss_path") is not None:
+def managed_trainer(trainer: str = SD_SCRIPTS):
+    """The trainer the pack installed and checked (trainer_env.layout.InUse), or None."""
+    from .trainer_env import layout  # the record is read only when a trainer's path is asked for
+
+    return layout.in_use(trainer)
+
+
+def managed_trainer_in_use(trainer: str = SD_SCRIPTS):
+    """The managed trainer when training uses it: one is recorded and neither the trainer's environment
+    variable nor its settings key (KOHYA_SS_PATH / kohya_ss_path, MUSUBI_TUNER_PATH / musubi_tuner_path)
+    names another checkout (those win); else None."""
+    spec = trainer_spec(trainer)
+    if _setting_or_env(spec.path_env, spec.path_setting) is not None:
         return None
-    return managed_trainer()
+    return managed_trainer(trainer)
 
 
 def kohya_ss_gui_path() -> Path | None:

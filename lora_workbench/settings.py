@@ -59,6 +59,20 @@ SETTINGS: tuple[Setting, ...] = (
         executable=True,  # its presets choose the trainer's options; kept with the trainer's paths
     ),
     Setting(
+        "musubi_tuner_path",
+        "MUSUBI_TUNER_PATH",
+        "path",
+        "a kohya musubi-tuner checkout (Qwen-Image, Wan, Z-Image, FLUX.2, FLUX.1 Kontext, HunyuanVideo 1.5, FramePack)",
+        executable=True,
+    ),
+    Setting(
+        "musubi_python",
+        "MUSUBI_PYTHON",
+        "path",
+        "the interpreter that runs musubi-tuner (its own environment: its pins differ from sd-scripts')",
+        executable=True,
+    ),
+    Setting(
         "roots",
         "LORA_WORKBENCH_ROOTS",
         "paths",
@@ -75,7 +89,7 @@ SETTINGS: tuple[Setting, ...] = (
         "home",
         "LORA_WORKBENCH_HOME",
         "path",
-        "the pack's data folder (the managed sd-scripts: trainers/sd-scripts/)",
+        "the pack's data folder (the managed trainers: trainers/sd-scripts/, trainers/musubi-tuner/)",
         ui_writable=False,  # where installs write and `trainer remove` deletes: only the user sets it
     ),
     Setting(

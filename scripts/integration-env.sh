@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build everything the integration tier needs into one folder, then print the variables it reads.
 #
-#   scripts/integration-env.sh [--home DIR] [--sdxl]
+#   scripts/integration-env.sh [--home DIR] [--sdxl] [--musubi]
 #   . DIR/env && bash scripts/test.sh tests/integration -v -s
 #
 # DIR: --home, else $LORA_WORKBENCH_INTEGRATION_HOME, else .integration/ in this repository.
@@ -12,6 +12,9 @@
 #                                  `lora-workbench trainer install` (its checkout, its venv and the
 #                                  offline CLIP tokenizers made from ComfyUI's files, in
 #                                  trainers/sd-scripts/); KOHYA_SS_PATH and KOHYA_PYTHON point into it
+#                                  With --musubi also musubi-tuner, the same way (`trainer install --trainer
+#                                  musubi-tuner`, trainers/musubi-tuner/); MUSUBI_TUNER_PATH and
+#                                  MUSUBI_PYTHON point into it
 #   models/checkpoints/random_sd15.safetensors   a full-size SD1.5 with random weights (2 GiB),
 #                                  made with sd-scripts' own model code; random_sdxl.safetensors
 #                                  too with --sdxl (6.5 GiB, about 15 GiB of memory for a minute)
@@ -23,19 +26,22 @@
 #
 # Overrides (environment):
 #   COMFYUI_GIT, SD_SCRIPTS_GIT    where to clone from: a URL, or a local clone or mirror (offline)
+#   MUSUBI_GIT                     the same for musubi-tuner (--musubi)
 #   COMFYUI_REF, SD_SCRIPTS_REF    the commits (defaults: the versions the tier is checked against;
-#                                  sd-scripts': the pack's pin, `lora-workbench trainer pins`)
+#   MUSUBI_REF                     the trainers': the pack's pins, `lora-workbench trainer pins [--trainer ...]`)
 #   PYTHON                         the interpreter the venvs are made from (python3.11, else python3)
 #   TORCH_SPEC                     the torch pins for both venvs ("torch==2.14.1 torchvision==0.29.1")
-# Disk: about 15 GB (two torch venvs and the checkpoint), 22 GB with --sdxl.
+# Disk: about 15 GB (two torch venvs and the checkpoint), 22 GB with --sdxl, 5 GB more with --musubi.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HERE="$REPO/scripts/integration"
 : "${COMFYUI_GIT:=https://github.com/Comfy-Org/ComfyUI.git}"
 : "${SD_SCRIPTS_GIT:=https://github.com/kohya-ss/sd-scripts.git}"
+: "${MUSUBI_GIT:=https://github.com/kohya-ss/musubi-tuner.git}"
 : "${COMFYUI_REF:=a125cd84b054a57729b5eecab930ca9408719832}"     # ComfyUI v0.3.64
-: "${SD_SCRIPTS_REF:=}"  # empty: lora_workbench/trainer_env/pins.py REF, the one pinned commit
+: "${SD_SCRIPTS_REF:=}"  # empty: the sd-scripts InstallSpec's ref, the one pinned commit
+: "${MUSUBI_REF:=}"  # empty: the musubi-tuner InstallSpec's ref
 : "${TORCH_SPEC:=torch==2.14.1 torchvision==0.29.1}"
 if [ -z "${PYTHON:-}" ]; then
   PYTHON=python3
@@ -43,11 +49,13 @@ if [ -z "${PYTHON:-}" ]; then
 fi
 HOME_DIR="${LORA_WORKBENCH_INTEGRATION_HOME:-$REPO/.integration}"
 WITH_SDXL=0
+WITH_MUSUBI=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --home) HOME_DIR="$2"; shift 2 ;;
     --sdxl) WITH_SDXL=1; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --musubi) WITH_MUSUBI=1; shift ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 64 ;;
   esac
 done
@@ -183,11 +191,24 @@ log "sd-scripts: lora-workbench trainer install (log: $TRAINER_HOME/trainers/sd-
 trainer install --source "$SD_SCRIPTS_GIT" "${ref_arg[@]}" --torch "$TORCH_SPEC" --python "$PYTHON" \
   --comfyui "$COMFYUI" >&2 || die "sd-scripts: lora-workbench trainer install failed"
 trainer status --json > "$SCRATCH/trainer.json"
-field() { "$COMFY_VENV/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["managed"][sys.argv[2]])' "$SCRATCH/trainer.json" "$1"; }
+field() { "$COMFY_VENV/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["managed"][sys.argv[2]])' "$SCRATCH/${2:-trainer}.json" "$1"; }
 SD_SCRIPTS="$(field src)"
 SDS_PYTHON="$(field python)"
 SD_SCRIPTS_COMMIT="$(field commit)"
 TOKENIZERS="$TRAINER_HOME/trainers/sd-scripts/tokenizers"
+
+# musubi-tuner (--musubi): the same way, into its own venv (its pins differ from sd-scripts').
+if [ "$WITH_MUSUBI" = 1 ]; then
+  musubi_ref=()
+  if [ -n "$MUSUBI_REF" ]; then musubi_ref=(--ref "$MUSUBI_REF"); fi
+  log "musubi-tuner: lora-workbench trainer install --trainer musubi-tuner (log: $TRAINER_HOME/trainers/musubi-tuner/<build>/build/)"
+  trainer install --trainer musubi-tuner --source "$MUSUBI_GIT" "${musubi_ref[@]}" --torch "$TORCH_SPEC" \
+    --python "$PYTHON" >&2 || die "musubi-tuner: lora-workbench trainer install failed"
+  trainer status --trainer musubi-tuner --json > "$SCRATCH/musubi.json"
+  MUSUBI="$(field src musubi)"
+  MUSUBI_PY="$(field python musubi)"
+  MUSUBI_COMMIT="$(field commit musubi)"
+fi
 
 # ------------------------------------------------------------------ test material
 "$SDS_PYTHON" "$HERE/make_random_sd15.py" --sd-scripts "$SD_SCRIPTS" --out "$CKPT" >&2
@@ -203,6 +224,7 @@ fi
   printf 'export COMFYUI_PATH=%q COMFYUI_PYTHON=%q\n' "$COMFYUI" "$COMFY_VENV/bin/python"
   printf 'export LORA_WORKBENCH_HOME=%q\n' "$TRAINER_HOME"
   printf 'export KOHYA_SS_PATH=%q KOHYA_PYTHON=%q\n' "$SD_SCRIPTS" "$SDS_PYTHON"
+  if [ "$WITH_MUSUBI" = 1 ]; then printf 'export MUSUBI_TUNER_PATH=%q MUSUBI_PYTHON=%q\n' "$MUSUBI" "$MUSUBI_PY"; fi
   printf 'export LORA_WORKBENCH_TEST_CKPT=%q\n' "$CKPT"
   if [ -f "$SDXL_CKPT" ]; then printf 'export LORA_WORKBENCH_TEST_SDXL_CKPT=%q\n' "$SDXL_CKPT"; fi
   printf 'export LORA_WORKBENCH_TOKENIZER_CACHE=%q\n' "$TOKENIZERS"
@@ -210,6 +232,6 @@ fi
   echo 'export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1'
 } > "$SCRATCH/env"
 settle "$HOME_DIR/env"
-log "done: ComfyUI ${COMFYUI_REF:0:12}, sd-scripts ${SD_SCRIPTS_COMMIT:0:12} in $HOME_DIR"
+log "done: ComfyUI ${COMFYUI_REF:0:12}, sd-scripts ${SD_SCRIPTS_COMMIT:0:12}${MUSUBI_COMMIT:+, musubi-tuner ${MUSUBI_COMMIT:0:12}} in $HOME_DIR"
 echo "# source it:  . $(printf '%q' "$HOME_DIR/env")" >&2
 cat "$HOME_DIR/env"

@@ -1,13 +1,13 @@
 // The pack's paths in ComfyUI's settings dialog (Settings -> LoRA Workbench): the model library,
-// kohya_ss / sd-scripts and its Python, the kohya_ss GUI (its presets), the tokenizer cache, the UI
-// folders. The values live in the pack's settings file (the command line reads the same file), not
+// kohya_ss / sd-scripts and its Python, musubi-tuner and its Python, the kohya_ss GUI (its presets),
+// the tokenizer cache, the UI folders. The values live in the pack's settings file (the command line reads the same file), not
 // in ComfyUI's own settings: each row is our element with a path box and Save; the server checks the
 // value (the folder exists, a root-widening folder lies inside the allowed roots) and the verdict is
-// shown under the box. The paths that decide what code runs (kohya_ss / sd-scripts, its Python, the
+// shown under the box. The paths that decide what code runs (each trainer's folder and Python, the
 // kohya_ss GUI) are shown read-only with the shell command that sets them: the server never takes
 // them from a browser. The allowed roots are never offered here (see the README).
 import { callRoute, el, injectStyle } from "./lw_common.js";
-import { trainerSetting } from "./trainer_install.js";
+import { DEFAULT_TRAINER, trainerGroup, trainerSetting } from "./trainer_install.js";
 
 export const CATEGORY = "LoRA Workbench";
 const rows = new Map(); // key -> SettingRow (one element per key, kept across dialog re-renders)
@@ -107,10 +107,17 @@ export async function dialogSettings() {
     // A function type: the dialog mounts the element we return (our own box, Save and message).
     type: () => rowFor(item).root,
   }));
-  // The Install sd-scripts row heads its group: registered after the group's last setting (the dialog
+  // Each trainer's Install row heads its group: registered after the group's last setting (the dialog
   // shows a group's settings in reverse order of registration).
-  const trainer = trainerSetting([CATEGORY]);
-  const last = defs.findLastIndex((d) => d.category[1] === "Training (sd-scripts)");
-  defs.splice(last < 0 ? defs.length : last + 1, 0, trainer);
+  for (const id of await trainerIds()) {
+    const last = defs.findLastIndex((d) => d.category[1] === trainerGroup(id));
+    defs.splice(last < 0 ? defs.length : last + 1, 0, trainerSetting([CATEGORY], id));
+  }
   return defs;
+}
+
+/** The trainers the server installs (sd-scripts, musubi-tuner), from its /trainer answer. */
+async function trainerIds() {
+  const { ok, data } = await callRoute("/trainer");
+  return ok && Array.isArray(data.trainers) && data.trainers.length ? data.trainers : [DEFAULT_TRAINER];
 }

@@ -1,13 +1,24 @@
-// The settings dialog's "Install sd-scripts" row (Settings -> LoRA Workbench -> Training (sd-scripts)):
-// which sd-scripts training uses and why, and Install / Check / Update of the pack's own managed copy
-// with live progress (the step, pip's current line, the time so far), Cancel and the verdict.
-// The buttons send {} and nothing else: the server installs the commit pinned in the pack's code with
-// ComfyUI's own Python, so a page cannot choose what is installed. The job runs on the server; this
-// row polls /trainer while it runs and picks a running job up again when the dialog is reopened.
+// The settings dialog's trainer rows, one per trainer the server names (Settings -> LoRA Workbench ->
+// Training (sd-scripts), Training (musubi-tuner)): which checkout training uses and why, and Install /
+// Check / Update of the pack's own managed copy with live progress (the step, pip's current line, the
+// time so far), Cancel and the verdict. The buttons send {"trainer": id} and nothing else: the server
+// installs the commit pinned in the pack's code with ComfyUI's own Python, so a page cannot choose what
+// is installed. One job runs at a time on the server, whichever trainer it is for; each row polls
+// /trainer?trainer=id while one runs and picks a running job up again when the dialog is reopened.
 import { callRoute, el, injectStyle } from "./lw_common.js";
 
 const POLL_MS = 1000;
+export const DEFAULT_TRAINER = "sd-scripts";
 export const TRAINER_ROW_KEY = "managed_trainer";
+
+/** The row's key: the first trainer keeps the name it had before there were two. */
+export function trainerRowKey(trainer) {
+  return trainer === DEFAULT_TRAINER ? TRAINER_ROW_KEY : `${TRAINER_ROW_KEY}_${trainer}`;
+}
+
+export function trainerGroup(trainer) {
+  return `Training (${trainer})`;
+}
 
 function seconds(s) {
   const t = Math.round(s || 0);
@@ -21,11 +32,12 @@ function device(checked) {
 }
 
 class TrainerRow {
-  constructor() {
+  constructor(trainer) {
     injectStyle();
+    this.trainer = trainer;
     const button = (role, text, action, primary) => el(`button.lw-btn${primary ? ".lw-primary" : ""}`,
       { type: "button", "data-role": role, onclick: () => this.start(action) }, text);
-    this.install = button("install", "Install sd-scripts", "install", true);
+    this.install = button("install", `Install ${trainer}`, "install", true);
     this.check = button("check", "Check", "check");
     this.update = button("update", "Update", "update");
     this.cancel = el("button.lw-btn", { type: "button", "data-role": "cancel", hidden: true,
@@ -37,7 +49,8 @@ class TrainerRow {
     this.progress = el("div", { "data-role": "progress", hidden: true },
       el("div.lw-trainer-bar", {}, this.bar), this.step, this.line);
     this.verdict = el("div.lw-setting-msg", { "data-role": "verdict" });
-    this.root = el("div.lw-setting.lw-trainer", { "data-key": TRAINER_ROW_KEY, "data-status": "idle" },
+    this.root = el("div.lw-setting.lw-trainer",
+      { "data-key": trainerRowKey(trainer), "data-trainer": trainer, "data-status": "idle" },
       this.where,
       el("div.lw-setting-row", {}, this.install, this.check, this.update, this.cancel),
       this.progress, this.verdict);
@@ -45,8 +58,17 @@ class TrainerRow {
     this.refresh();
   }
 
+  get query() {
+    return `/trainer?trainer=${encodeURIComponent(this.trainer)}`;
+  }
+
+  /** The server's one job, when it is this row's trainer's (another trainer's job only blocks). */
+  own(job) {
+    return job && (job.trainer || DEFAULT_TRAINER) === this.trainer ? job : null;
+  }
+
   async refresh() {
-    const { ok, data } = await callRoute("/trainer");
+    const { ok, data } = await callRoute(this.query);
     if (!ok) {
       this.where.textContent = data?.error || "the trainer's status could not be read";
       return;
@@ -56,31 +78,38 @@ class TrainerRow {
     if (data.job?.state === "running" && !this.timer) this.poll();
   }
 
+  command() {
+    return "lora-workbench trainer install" + (this.trainer === DEFAULT_TRAINER ? "" : ` --trainer ${this.trainer}`);
+  }
+
   showStatus(st) {
     const use = st.in_use || {};
     const managed = st.managed;
     const pinned = (st.pinned?.ref || "").slice(0, 12);
+    const name = this.trainer;
     const lines = [use.exists === false
-      ? `No sd-scripts is set up yet (nothing at ${use.path}).`
+      ? `No ${name} is set up yet (${use.path ? `nothing at ${use.path}` : "nothing installed or set"}).`
       : `Training uses ${use.path || "?"} (from ${use.from || "?"}).`];
     if (managed) {
-      lines.push(`Managed: sd-scripts ${(managed.commit || "").slice(0, 12)}, ${device(managed.checked)}.`);
+      lines.push(`Managed: ${name} ${(managed.commit || "").slice(0, 12)}, ${device(managed.checked)}.`);
     } else {
-      lines.push(`No managed sd-scripts yet: Install sets up sd-scripts ${pinned} in its own environment ` +
-        "(a few GB, minutes; torch matched to ComfyUI's). Or run: lora-workbench trainer install");
+      lines.push(`No managed ${name} yet: Install sets up ${name} ${pinned} in its own environment ` +
+        `(a few GB, minutes; torch matched to ComfyUI's). Or run: ${this.command()}`);
     }
     this.where.replaceChildren(...lines.map((t) => el("div", {}, t)));
-    this.install.textContent = managed ? "Reinstall" : "Install sd-scripts";
+    this.install.textContent = managed ? "Reinstall" : `Install ${name}`;
     this.check.disabled = this.update.disabled = !managed;
     this.managed = Boolean(managed);
   }
 
-  showJob(job) {
+  showJob(anyJob) {
+    const job = this.own(anyJob);
     const running = job?.state === "running";
+    const busy = anyJob?.state === "running"; // another trainer's job: one runs at a time
     this.root.dataset.status = job?.state || "idle";
     this.root.dataset.action = job?.action || "";
-    this.install.disabled = running;
-    this.check.disabled = this.update.disabled = running || !this.managed;
+    this.install.disabled = busy;
+    this.check.disabled = this.update.disabled = busy || !this.managed;
     this.cancel.hidden = !running;
     this.progress.hidden = !running;
     if (!job) return;
@@ -102,7 +131,7 @@ class TrainerRow {
 
   async start(action) {
     this.install.disabled = this.check.disabled = this.update.disabled = true;
-    const { ok, data } = await callRoute(`/trainer/${action}`, {});
+    const { ok, data } = await callRoute(`/trainer/${action}`, { trainer: this.trainer });
     if (!ok) {
       this.verdict.className = "lw-setting-msg error";
       this.verdict.textContent = data?.error || `${action} could not start`;
@@ -123,7 +152,7 @@ class TrainerRow {
     clearTimeout(this.timer);
     this.timer = setTimeout(async () => {
       this.timer = null;
-      const { ok, data } = await callRoute("/trainer");
+      const { ok, data } = await callRoute(this.query);
       if (!ok) return this.poll();
       this.showJob(data.job);
       if (data.job?.state === "running") return this.poll();
@@ -133,17 +162,22 @@ class TrainerRow {
   }
 }
 
-let row = null;
+const rows = new Map(); // trainer -> TrainerRow (one element each, kept across dialog re-renders)
 
-/** The dialog's setting definition for the row (one element, kept across dialog re-renders). */
-export function trainerSetting(category) {
+/** The dialog's setting definition for one trainer's row. */
+export function trainerSetting(category, trainer = DEFAULT_TRAINER) {
+  const name = `${trainer} for training`;
   return {
-    id: `LoRAWorkbench.${TRAINER_ROW_KEY}`,
-    name: "sd-scripts for training",
-    category: [...category, "Training (sd-scripts)", "sd-scripts for training"],
-    tooltip: "Install the pack's own sd-scripts (pinned commit, its own Python environment, torch matched to " +
-      "ComfyUI's), check it or update it. KOHYA_SS_PATH or kohya_ss_path, when set, win over it.",
+    id: `LoRAWorkbench.${trainerRowKey(trainer)}`,
+    name,
+    category: [...category, trainerGroup(trainer), name],
+    tooltip: `Install the pack's own ${trainer} (pinned commit, its own Python environment, torch matched to ` +
+      "ComfyUI's), check it or update it. The trainer's folder setting or its environment variable, when " +
+      "set, wins over it.",
     defaultValue: "",
-    type: () => (row ??= new TrainerRow()).root,
+    type: () => {
+      if (!rows.has(trainer)) rows.set(trainer, new TrainerRow(trainer));
+      return rows.get(trainer).root;
+    },
   };
 }

@@ -1,7 +1,8 @@
 """CLI `settings [--check] [--json] [--set KEY=VALUE ...]`: the paths in the settings file, where each
 value comes from (environment, settings file, default), and the same checks and locked, atomic write as
 ComfyUI's settings dialog. It is the only place (with the environment) that sets the paths that decide
-what code runs (kohya_ss_path, kohya_python, kohya_ss_gui_path), and the only check that runs the Python.
+what code runs (kohya_ss_path, kohya_python, kohya_ss_gui_path, musubi_tuner_path, musubi_python), and
+the only check that runs the Python.
 The allowed roots are edited by hand or set in LORA_WORKBENCH_ROOTS.
 """
 
@@ -28,8 +29,9 @@ def add_commands(sub) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="save a value (empty VALUE removes it); keys: library, kohya_ss_path, kohya_python, "
-        "kohya_ss_gui_path, tokenizer_cache_dir, comfyui_path, a1111_path, forge_path (the kohya ones "
-        "decide what code runs and are set only here, never from ComfyUI's dialog)",
+        "kohya_ss_gui_path, musubi_tuner_path, musubi_python, tokenizer_cache_dir, wd14_tagger_dir, "
+        "comfyui_path, a1111_path, forge_path (the trainers' paths and Pythons decide what code runs and "
+        "are set only here, never from ComfyUI's dialog)",
     )
     p.set_defaults(func=run)
 

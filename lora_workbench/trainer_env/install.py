@@ -1,4 +1,4 @@
-"""Running an install plan: each step writes its stamp after it succeeded, so an install killed at
+"""Running an install plan (any trainer: what differs is its InstallSpec's data): each step writes its stamp after it succeeded, so an install killed at
 any point and run again converges; the build is checked before current.json names it, so a failed
 install or update leaves the trainer in use as it was.
 
@@ -30,18 +30,18 @@ from .torch_pick import TorchChoice
 __all__ = ["InstallCancelled", "InstallBusy", "TrainerInstallError", "install", "update", "remove"]
 
 CHECK_CODE = """
-import json, sys
+import importlib, json, sys
 import torch, accelerate
-import library
+importlib.import_module(sys.argv[1])  # the trainer's own package: sd-scripts' library, musubi_tuner
 out = {"python": sys.version.split()[0], "torch": torch.__version__, "cuda": torch.version.cuda,
        "accelerate": accelerate.__version__, "gpu": "", "mps": False, "tokenizers": []}
 if torch.cuda.is_available():
     out["gpu"] = torch.cuda.get_device_name(0)
 mps = getattr(torch.backends, "mps", None)
 out["mps"] = bool(mps is not None and mps.is_available())
-if sys.argv[1:]:
+if sys.argv[2:]:
     from transformers import CLIPTokenizer
-    for folder in sys.argv[1:]:
+    for folder in sys.argv[2:]:
         tok = CLIPTokenizer.from_pretrained(folder)
         ids = tok("a photo").input_ids
         if tok.model_max_length != 77 or ids[0] != 49406:
@@ -108,7 +108,7 @@ def install_lock(layout: Layout) -> Iterator[None]:
 
 def _busy_sentence(layout: Layout) -> str:
     return (
-        f"Another install, update or remove of sd-scripts is running (lock {layout.lock}); "
+        f"Another install, update or remove of {layout.trainer} is running (lock {layout.lock}); "
         "wait for it to finish, then try again."
     )
 
@@ -135,7 +135,9 @@ def install(
     runner: Runner = procs.run,
 ) -> InstallReport:
     """Build (or finish building) the requested trainer, check it, and make it the one in use."""
-    layout = layout or Layout.default()
+    layout = layout or Layout.default(request.trainer)
+    if layout.trainer != request.trainer:
+        raise ValueError(f"a {request.trainer} install into {layout.trainer_dir}")
     with install_lock(layout):
         return _Install(request, layout, progress, cancel, runner).run()
 
@@ -143,6 +145,7 @@ def install(
 class _Install:
     def __init__(self, request, layout, progress, cancel, runner):
         self.request: InstallRequest = request
+        self.spec = request.spec
         self.layout: Layout = layout
         self.progress = progress
         self.cancel = cancel
@@ -193,7 +196,7 @@ class _Install:
             and current.build.name == self.build.name
             and all(self._stamped(s) for s in self.plan.steps[:-1])
             and self.build.python.is_file()
-            and (self.build.src / "train_network.py").is_file()
+            and (self.build.src / self.spec.marker).is_file()
         )
 
     def _say(self, line: str) -> None:
@@ -217,7 +220,7 @@ class _Install:
             checked=ready.get("checked", {}),
             src=str(self.build.src),
             python=str(self.build.python),
-            tokenizers=str(self.layout.tokenizers),
+            tokenizers=str(self.layout.tokenizers) if self.spec.clip_tokenizers else "",
             notes=self.notes + ([self.request.torch.note] if self.request.torch.note else []),
             elapsed=time.monotonic() - self.t0,
         )
@@ -239,10 +242,11 @@ class _Install:
         remove_tree(part, self.layout)
         remove_tree(self.build.src, self.layout)
         commit = gitsrc.checkout(self.request.source, self.request.ref, part, self._run, self._say)
-        for needed in ("train_network.py", "requirements.txt"):
+        for needed in (self.spec.marker, self.spec.requirements or "pyproject.toml"):
             if not (part / needed).is_file():
                 raise TrainerInstallError(
-                    f"{self.request.source} at {commit[:12]} has no {needed}; give --source an sd-scripts clone."
+                    f"{self.request.source} at {commit[:12]} has no {needed}; give --source a clone of "
+                    f"{self.spec.repo}."
                 )
         os.rename(part, self.build.src)
         (self.build.work / "commit.txt").write_text(commit + "\n", encoding="utf-8")
@@ -271,15 +275,17 @@ class _Install:
         started.unlink()
 
     def _pip_install(self) -> None:
-        original = (self.build.src / "requirements.txt").read_text(encoding="utf-8", errors="replace")
-        self.plan.requirements.write_text(requirements_text(original, self.build.src), encoding="utf-8")
+        if self.spec.requirements:  # else pip installs the checkout's own package: nothing to write
+            original = (self.build.src / self.spec.requirements).read_text(encoding="utf-8", errors="replace")
+            text = requirements_text(original, self.build.src, self.spec.left_out)
+            self.plan.requirements.write_text(text, encoding="utf-8")
         self.plan.constraints.write_text("".join(f"{p}\n" for p in self.request.torch.pins), encoding="utf-8")
         log = self.build.work / "pip.log"
         log.unlink(missing_ok=True)
         result = self._run(pip_argv(self.plan), "pip.log")
         if not result.ok:
             raise TrainerInstallError(
-                f'pip could not install sd-scripts\' requirements: "{pip_error_line(result.tail)}". '
+                f'pip could not install {self.spec.trainer}\'s requirements: "{pip_error_line(result.tail)}". '
                 f"{self._unchanged()}; pip's full log is {log}."
             )
 
@@ -295,7 +301,7 @@ class _Install:
         self._say(f"made {', '.join(made)}" if made else "already there")
 
     def _check(self) -> None:
-        checked = run_checks(self.build, self.layout, self._run)
+        checked = run_checks(self.build, self.layout, self._run, self.spec)
         commit = (self.build.work / "commit.txt").read_text(encoding="utf-8").strip()
         ready = {
             "build": self.build.name,
@@ -347,23 +353,26 @@ def pip_error_line(tail: list[str]) -> str:
     return lines[-1][:300] if lines else "pip failed without a message"
 
 
-def run_checks(build: BuildDirs, layout: Layout, run: Callable[..., procs.RunResult]) -> dict:
-    """Import torch, accelerate and sd-scripts' library, load the tokenizers, run train_network.py --help."""
-    folders = [str(p) for p in tokenizers.present(layout.tokenizers)]
-    result = run([str(build.python), "-c", CHECK_CODE, *folders], "check.log", build.src)
+def run_checks(build: BuildDirs, layout: Layout, run: Callable[..., procs.RunResult], spec=None) -> dict:
+    """Import torch, accelerate and the trainer's package (sd-scripts' library, musubi_tuner), load the
+    tokenizers it takes, run its check script (train_network.py, qwen_image_train_network.py) --help."""
+    spec = spec or pins.spec(layout.trainer)
+    folders = [str(p) for p in tokenizers.present(layout.tokenizers)] if spec.clip_tokenizers else []
+    result = run([str(build.python), "-c", CHECK_CODE, spec.package, *folders], "check.log", build.src)
     found = [ln for ln in result.tail if ln.startswith(CHECK_PREFIX)]
     if not result.ok or not found:
         raise TrainerInstallError(
-            f"The sd-scripts build in {build.root} does not work: {_error_line(result)}. "
+            f"The {spec.trainer} build in {build.root} does not work: {_error_line(result)}. "
             "Nothing was switched; the full output is in its build/check.log."
         )
     import json
 
     checked = json.loads(found[-1][len(CHECK_PREFIX) :])
-    helped = run([str(build.python), str(build.src / "train_network.py"), "--help"], "check.log", build.src)
+    script = spec.check_script or spec.marker
+    helped = run([str(build.python), str(build.src / script), "--help"], "check.log", build.src)
     if not helped.ok or not helped.tail:  # its help is longer than the tail: the exit status decides
         raise TrainerInstallError(
-            f"sd-scripts' train_network.py --help fails in {build.root}: {_error_line(helped)}. "
+            f"{spec.trainer}'s {Path(script).name} --help fails in {build.root}: {_error_line(helped)}. "
             "Nothing was switched; the full output is in its build/check.log."
         )
     return checked
@@ -444,7 +453,7 @@ def update(
     switch to it once its checks pass."""
     layout = layout or Layout.default()
     current = _current_or_error(layout)
-    record = current.record
+    record, spec = current.record, pins.spec(layout.trainer)
     if torch is None:
         t = record.get("torch") or {}
         torch = TorchChoice(
@@ -453,9 +462,10 @@ def update(
     request = InstallRequest(
         torch=torch,
         python=str(record.get("python") or ""),
-        source=str(record.get("source") or pins.SOURCE),
-        ref=ref or pins.REF,
+        source=str(record.get("source") or spec.source()),
+        ref=ref or spec.ref,
         comfyui=comfyui,
+        trainer=layout.trainer,
     )
     return install(request, layout=layout, progress=progress, cancel=cancel, runner=runner)
 
@@ -468,16 +478,21 @@ def check(layout: Layout | None = None, runner: Runner = procs.run) -> dict:
     def run(argv, log, cwd=None):
         return runner(argv, cwd=cwd, log=None)
 
-    return run_checks(current.build, layout, run)
+    return run_checks(current.build, layout, run, pins.spec(layout.trainer))
 
 
 def _current_or_error(layout: Layout):
     try:
         current = read_current(layout)
     except ValueError as exc:
-        raise TrainerInstallError(f"{exc}; run `lora-workbench trainer install` again.") from None
+        raise TrainerInstallError(f"{exc}; run `{install_command(layout.trainer)}` again.") from None
     if current is None:
         raise TrainerInstallError(
-            f"No managed sd-scripts in {layout.trainer_dir}; run `lora-workbench trainer install` first."
+            f"No managed {layout.trainer} in {layout.trainer_dir}; run `{install_command(layout.trainer)}` first."
         )
     return current
+
+
+def install_command(trainer: str) -> str:
+    """The shell command that installs a trainer (the default one needs no --trainer)."""
+    return "lora-workbench trainer install" + ("" if trainer == pins.TRAINER else f" --trainer {trainer}")

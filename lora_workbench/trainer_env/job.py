@@ -1,10 +1,12 @@
 """The managed trainer's install, update or check running in the background for ComfyUI's settings
 dialog: one job at a time, its progress kept for the dialog to poll, Cancel through a flag.
 
-Nothing a request sends chooses what is installed: `start()` takes only the action's name and builds
-the request from the pack's own pins (pins.REF from pins.source(): GitHub, or the mirror named by
-$LORA_WORKBENCH_TRAINER_SOURCE in the server's own environment) and ComfyUI's own interpreter, so a
-web page that reaches the route can at most install the trainer the pack would install anyway. An
+Nothing a request sends chooses what is installed: `start()` takes only the action's name and a known
+trainer id, and builds the request from that trainer's own pins (its InstallSpec's commit from GitHub,
+or from the mirror its variable, e.g. $LORA_WORKBENCH_TRAINER_SOURCE or $LORA_WORKBENCH_MUSUBI_SOURCE,
+names in the server's own environment) and ComfyUI's own interpreter, so a web page that reaches the
+route can at most install a trainer the pack would install anyway. One job runs at a time, whichever
+trainer it is for. An
 install is refused while a training runs (it would compete for the disk and memory, and the run's
 trainer must not change under it); the routes stay free because the work runs in a thread.
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 from ..errors import WorkbenchError
 from . import install as installer
 from . import pins
+from .layout import Layout
 
 ACTIONS = ("install", "update", "check")
 MAX_LINE = 300  # pip's current line as shown; a long URL is cut, the rest is in the build's log
@@ -34,6 +37,7 @@ class JobState:
     """What the dialog shows: the action, where it is, pip's current line and, at the end, the verdict."""
 
     action: str
+    trainer: str = pins.TRAINER
     state: str = "running"  # running | done | failed | cancelled
     step: str = ""
     title: str = "starting"
@@ -86,30 +90,40 @@ def start(
     comfy_python: str,
     comfyui: Path | None,
     training_running: Callable[[], bool],
+    trainer: str = pins.TRAINER,
     work: Callable[..., dict] | None = None,
 ) -> dict:
-    """Start `action` in a thread and return its first state; JobRefused says why it cannot start."""
+    """Start `action` for `trainer` in a thread and return its first state; JobRefused says why it
+    cannot start (an unknown action or trainer, a training or another job running)."""
     global _state, _cancel, _thread
     if action not in ACTIONS:
         raise JobRefused(f"{action!r} is not an action here; one of {', '.join(ACTIONS)}.")
+    if trainer not in pins.ids():
+        raise JobRefused(f"{trainer!r} is not a trainer the pack installs; one of {', '.join(pins.ids())}.")
     if training_running():
         raise JobRefused(
-            f"A training is running; {action} sd-scripts once it has finished (or cancel it first)."
+            f"A training is running; {action} {trainer} once it has finished (or cancel it first)."
         )
     with _lock:
         if _state is not None and _state.state == "running":
-            raise JobRefused(f"sd-scripts' {_state.action} is already running; wait for it or cancel it.")
-        if action == "install" and installer.busy():
             raise JobRefused(
-                "Another install of sd-scripts is running (from the command line?); wait for it to finish."
+                f"The {_state.trainer} {_state.action} is already running; wait for it or cancel it."
             )
-        _state, _cancel = JobState(action), threading.Event()
+        if action == "install" and installer.busy(Layout.default(trainer)):
+            raise JobRefused(
+                f"Another install of {trainer} is running (from the command line?); wait for it to finish."
+            )
+        _state, _cancel = JobState(action, trainer), threading.Event()
         state, flag = _state, _cancel
         run = work or _work
         _thread = threading.Thread(
             target=_run,
-            args=(state, flag, lambda: run(action, comfy_python, comfyui, _on_progress(state), flag)),
-            name=f"lora-workbench trainer {action}",
+            args=(
+                state,
+                flag,
+                lambda: run(action, comfy_python, comfyui, _on_progress(state), flag, trainer),
+            ),
+            name=f"lora-workbench trainer {action} {trainer}",
             daemon=True,
         )
         _thread.start()
@@ -136,7 +150,7 @@ def _on_progress(state: JobState) -> Callable[[installer.Progress], None]:
 def _run(state: JobState, flag: threading.Event, work: Callable[[], dict]) -> None:
     try:
         report = work()
-        outcome, message = "done", _verdict(state.action, report)
+        outcome, message = "done", _verdict(state.action, report, state.trainer)
     except installer.InstallCancelled:
         report, outcome = {}, "cancelled"
         message = f"{state.action} cancelled; the trainer in use is as it was. Install again to finish it."
@@ -150,19 +164,25 @@ def _run(state: JobState, flag: threading.Event, work: Callable[[], dict]) -> No
         state.line = "" if outcome == "done" else state.line
 
 
-def _work(action: str, comfy_python: str, comfyui: Path | None, progress, flag) -> dict:
+def _work(
+    action: str, comfy_python: str, comfyui: Path | None, progress, flag, trainer: str = pins.TRAINER
+) -> dict:
     from .plan import InstallRequest
     from .torch_pick import pick
 
+    layout = Layout.default(trainer)
     if action == "check":
-        return {"checked": installer.check()}
+        return {"checked": installer.check(layout)}
     if action == "update":  # to the pack's pinned commit, nothing else
-        return installer.update(None, None, comfyui=comfyui, progress=progress, cancel=flag).to_dict()
-    request = InstallRequest.pinned(pick("auto", comfy_python), comfy_python, comfyui=comfyui)
-    return installer.install(request, progress=progress, cancel=flag).to_dict()
+        report = installer.update(None, None, comfyui=comfyui, layout=layout, progress=progress, cancel=flag)
+        return report.to_dict()
+    request = InstallRequest.pinned(
+        pick("auto", comfy_python), comfy_python, comfyui=comfyui, trainer=trainer
+    )
+    return installer.install(request, layout=layout, progress=progress, cancel=flag).to_dict()
 
 
-def _verdict(action: str, report: dict) -> str:
+def _verdict(action: str, report: dict, trainer: str = pins.TRAINER) -> str:
     checked = report.get("checked") or {}
     torch = f"torch {checked.get('torch', '?')}"
     device = (
@@ -171,9 +191,10 @@ def _verdict(action: str, report: dict) -> str:
         else ("Apple MPS" if checked.get("mps") else "no GPU: training runs on the CPU (slow)")
     )
     if action == "check":
-        return f"sd-scripts works: Python {checked.get('python', '?')}, {torch}, {device}."
+        return f"{trainer} works: Python {checked.get('python', '?')}, {torch}, {device}."
+    spec = pins.spec(trainer)
     what = "installed" if report.get("changed", True) else "already up to date"
     return (
-        f"sd-scripts {pins.REF[:12]} {what} in {report.get('src', '?')} "
-        f"({torch}, {device}); training uses it unless KOHYA_SS_PATH or kohya_ss_path is set."
+        f"{trainer} {spec.ref[:12]} {what} in {report.get('src', '?')} "
+        f"({torch}, {device}); training uses it unless {spec.path_env} or {spec.path_setting} is set."
     )

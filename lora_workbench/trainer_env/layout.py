@@ -1,13 +1,14 @@
-"""Where the managed trainer lives, and the record of the build in use.
+"""Where each managed trainer lives, and the record of the build in use.
 
-    HOME/trainers/sd-scripts/
+    HOME/trainers/<trainer>/   sd-scripts/, musubi-tuner/ (the InstallSpec's trainer id)
         <build>/            one build per (commit, torch, python): src/ venv/ build/ ready.json
-        tokenizers/         CLIP tokenizers made from ComfyUI's files (sd-scripts --tokenizer_cache_dir)
+        tokenizers/         sd-scripts: CLIP tokenizers made from ComfyUI's files (--tokenizer_cache_dir)
         current.json        the build in use, replaced atomically once its checks passed
         .lock               held while an install, update or remove runs
 
 A build name is checked before it is joined to a path, so a damaged current.json cannot point the
-pack outside its folder. `in_use()` is what `paths.kohya_ss_path()` asks: cheap, and None on any doubt.
+pack outside its folder. `in_use(trainer)` is what `paths.trainer_checkout()` asks: cheap, and None on
+any doubt.
 """
 
 from __future__ import annotations
@@ -32,14 +33,19 @@ MAX_RECORD_BYTES = 1 << 16
 @dataclass(frozen=True)
 class Layout:
     home: Path
+    trainer: str = pins.TRAINER
+
+    def __post_init__(self) -> None:
+        if not BUILD_NAME_RE.match(self.trainer):  # an id from the backends, joined to a path
+            raise ValueError(f"not a trainer id: {self.trainer!r}")
 
     @classmethod
-    def default(cls) -> Layout:
-        return cls(data_home())
+    def default(cls, trainer: str = pins.TRAINER) -> Layout:
+        return cls(data_home(), trainer)
 
     @property
     def trainer_dir(self) -> Path:
-        return self.home / "trainers" / pins.TRAINER
+        return self.home / "trainers" / self.trainer
 
     @property
     def current(self) -> Path:
@@ -143,12 +149,13 @@ def read_current(layout: Layout) -> InUse | None:
     return InUse(layout.build(name), record, layout.tokenizers)
 
 
-def in_use() -> InUse | None:
+def in_use(trainer: str = pins.TRAINER) -> InUse | None:
     """The managed trainer when one is recorded and its files are there; None otherwise (never raises)."""
     try:
-        found = read_current(Layout.default())
+        marker = pins.spec(trainer).marker
+        found = read_current(Layout.default(trainer))
     except (ValueError, OSError, WorkbenchError):  # a broken settings file or record: not in use
         return None
-    if found is None or not (found.src / "train_network.py").is_file() or not found.python.is_file():
+    if found is None or not (found.src / marker).is_file() or not found.python.is_file():
         return None
     return found

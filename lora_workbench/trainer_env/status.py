@@ -1,9 +1,11 @@
-"""What `trainer status` shows: the pinned commit, the data folder, which sd-scripts training uses and
-why (KOHYA_SS_PATH, the settings file, the managed one, or the ~/kohya_ss default), and the builds."""
+"""What `trainer status` shows for one trainer: the pinned commit, the data folder, which checkout
+training uses and why (its environment variable, its settings key, the managed one, or the default
+such as ~/kohya_ss), and the builds."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from .. import paths, settings
 from . import pins
@@ -13,7 +15,14 @@ from .layout import MARKER, Layout, read_current, read_json_file
 
 def status(layout: Layout | None = None) -> dict:
     layout = layout or Layout.default()
-    info: dict = {"pinned": pins.as_dict(), "home": str(layout.home), "trainer_dir": str(layout.trainer_dir)}
+    spec = pins.spec(layout.trainer)
+    info: dict = {
+        "trainer": spec.trainer,
+        "name": spec.name,
+        "pinned": pins.as_dict(spec.trainer),
+        "home": str(layout.home),
+        "trainer_dir": str(layout.trainer_dir),
+    }
     try:
         current = read_current(layout)
         info["managed"] = (
@@ -23,24 +32,28 @@ def status(layout: Layout | None = None) -> dict:
         )
     except ValueError as exc:
         info["managed"], info["record_error"] = None, str(exc)
-    path = paths.kohya_ss_path()
+    path = paths.trainer_checkout(spec.trainer)
+    if path is None and spec.default_path:
+        path = Path(spec.default_path).expanduser()
     info["in_use"] = {
-        "from": _in_use_from(),
-        "path": str(path),
-        "exists": path.is_dir(),
-        "python": str(paths.kohya_python() or ""),
+        "from": _in_use_from(spec),
+        "path": str(path or ""),
+        "exists": path is not None and path.is_dir(),
+        "python": str(paths.trainer_python(spec.trainer) or ""),
     }
     info["builds"] = _builds(layout)
     info["installing"] = busy(layout) if layout.trainer_dir.is_dir() else False
     return info
 
 
-def _in_use_from() -> str:
-    if os.environ.get("KOHYA_SS_PATH"):
-        return "KOHYA_SS_PATH"
-    if settings.get("kohya_ss_path"):
-        return f"kohya_ss_path in {settings.settings_path()}"
-    return "managed" if paths.managed_trainer() is not None else "default (~/kohya_ss)"
+def _in_use_from(spec) -> str:
+    if os.environ.get(spec.path_env):
+        return spec.path_env
+    if settings.get(spec.path_setting):
+        return f"{spec.path_setting} in {settings.settings_path()}"
+    if paths.managed_trainer(spec.trainer) is not None:
+        return "managed"
+    return f"default ({spec.default_path})" if spec.default_path else "nothing (not installed, not set)"
 
 
 def _builds(layout: Layout) -> list[dict]:
@@ -61,9 +74,9 @@ def _builds(layout: Layout) -> list[dict]:
 
 def lines(info: dict) -> list[str]:
     out = [
-        f"pinned:     sd-scripts {info['pinned']['ref'][:12]} from {info['pinned']['source']}",
+        f"pinned:     {info['trainer']} {info['pinned']['ref'][:12]} from {info['pinned']['source']}",
         f"data:       {info['trainer_dir']}",
-        f"in use:     {info['in_use']['path']} (from {info['in_use']['from']})",
+        f"in use:     {info['in_use']['path'] or '-'} (from {info['in_use']['from']})",
     ]
     managed = info.get("managed")
     if managed:

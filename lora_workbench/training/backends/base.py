@@ -7,6 +7,7 @@ Backends are tables and builders: no torch, no trainer import, nothing written o
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,27 @@ class InstallSpec:
     path_setting: str  # "kohya_ss_path" | "musubi_tuner_path"
     python_env: str  # "KOHYA_PYTHON" | "MUSUBI_PYTHON"
     python_setting: str  # "kohya_python" | "musubi_python"
+    # The managed install (trainer_env), as data: nothing there asks which trainer it installs.
+    ref: str = ""  # the pinned commit: what `trainer install` checks out and the integration tier tests
+    source_env: str = ""  # names a mirror or local clone, in the shell's or ComfyUI's environment only
+    requirements: str = (
+        ""  # the checkout's requirement file; "" = its own package (pip install -e <checkout>)
+    )
+    left_out: tuple[str, ...] = ()  # requirements dropped from that file (CUDA-only extras)
+    package: str = ""  # what the build's check imports: "library", "musubi_tuner"
+    check_script: str = (
+        ""  # the script the check runs with --help ("" = the marker); one that imports on a CPU
+    )
+    clip_tokenizers: bool = False  # fill --tokenizer_cache_dir with CLIP tokenizers from ComfyUI's files
+    default_path: str = ""  # the checkout looked for when nothing is set or installed ("~/kohya_ss")
+
+    @property
+    def default_source(self) -> str:
+        return f"https://github.com/{self.repo}.git"
+
+    def source(self) -> str:
+        """Where the pinned commit is cloned from: the mirror named by `source_env`, else GitHub."""
+        return (os.environ.get(self.source_env, "").strip() if self.source_env else "") or self.default_source
 
 
 @dataclass

@@ -278,3 +278,63 @@ def test_a_tokenizer_cache_set_from_a_shell_outside_the_roots_is_used_as_it_is(
     link.symlink_to(disk, target_is_directory=True)
     editable_settings.save({"tokenizer_cache_dir": str(link)}, confine=False)
     assert kohya.default_tokenizer_cache() == str(link)
+
+
+# --------------------------------------------------------------------------- musubi-tuner's keys
+def musubi_checkout(folder, *, planted_python=True):
+    """A musubi-tuner checkout; its venv/bin/python leaves a mark if anything ever runs it."""
+    (folder / "src" / "musubi_tuner").mkdir(parents=True)
+    (folder / "src" / "musubi_tuner" / "wan_train_network.py").write_text("", encoding="utf-8")
+    marker = folder / "RAN"
+    if planted_python:
+        py = folder / "venv" / "bin" / "python"
+        py.parent.mkdir(parents=True)
+        py.write_text(f"#!/bin/sh\ntouch {marker}\necho 2.4.1 False 3.11.9\n", encoding="utf-8")
+        py.chmod(0o755)
+    return folder, marker
+
+
+def test_the_dialog_shows_musubi_tuner_and_its_python_read_only_under_their_own_heading(settings_file):
+    items = {i["key"]: i for i in editable_settings.describe()}
+    for key, env in (("musubi_tuner_path", "MUSUBI_TUNER_PATH"), ("musubi_python", "MUSUBI_PYTHON")):
+        assert items[key]["shell_only"] and items[key]["env"] == env
+        assert items[key]["group"] == "Training (musubi-tuner)"
+        assert items[key]["command"] == f"lora-workbench settings --set {key}=/path/to/it"
+
+
+@pytest.mark.parametrize("key", ["musubi_tuner_path", "musubi_python"])
+def test_the_browser_can_neither_set_nor_clear_musubi_tuners_paths(settings_file, tmp_path, key):
+    folder, marker = musubi_checkout(tmp_path / "uploaded")
+    for value in (str(folder), str(folder / "venv" / "bin" / "python"), ""):
+        (check,) = editable_settings.save({key: value}, confine=True)
+        assert not check.ok and "never set from the browser" in check.error
+    assert not settings_file.exists() and not marker.exists()
+
+
+@posix_only
+def test_a_musubi_checkout_set_from_a_shell_is_checked_without_running_its_python(settings_file, tmp_path):
+    folder, marker = musubi_checkout(tmp_path / "musubi-tuner")
+    (check,) = editable_settings.save({"musubi_tuner_path": str(folder)}, confine=False)
+    assert check.ok and check.notes == (f"musubi-tuner found in {folder}",)
+    assert not marker.exists()  # a folder check looks at files; only a python value set from a shell runs
+    assert json.loads(settings_file.read_text())["musubi_tuner_path"] == str(folder)
+
+
+def test_a_folder_that_is_not_musubi_tuner_is_refused_from_the_shell_too(settings_file, tmp_path):
+    (tmp_path / "sd-scripts").mkdir()
+    (check,) = editable_settings.save({"musubi_tuner_path": str(tmp_path / "sd-scripts")}, confine=False)
+    assert not check.ok and "has no src/musubi_tuner/wan_train_network.py" in check.error
+    assert not settings_file.exists()
+
+
+def test_a_musubi_checkout_without_a_venv_asks_for_its_python(settings_file, tmp_path):
+    folder, _ = musubi_checkout(tmp_path / "musubi-tuner", planted_python=False)
+    (check,) = editable_settings.save({"musubi_tuner_path": str(folder)}, confine=False)
+    assert check.ok and "also set the Python of the musubi-tuner environment" in check.notes[-1]
+
+
+@posix_only
+def test_musubi_python_set_from_a_shell_is_probed_for_torch(settings_file, tmp_path):
+    py = fake_python(tmp_path / "musubi-env" / "bin")
+    (check,) = editable_settings.save({"musubi_python": str(py)}, confine=False)
+    assert check.ok and check.notes == ("Python 3.11.9, torch 2.4.1, no CUDA GPU (CPU only)",)

@@ -16,7 +16,7 @@ from tests.unit.nodes.route_app import serve_pack_routes
 SETTINGS = "/lora_workbench/settings"
 SAMPLE = "/lora_workbench/train/sample"
 SECRET = b"\x89PNG\r\n\x1a\nthe secret outside"
-EXECUTABLE = ("kohya_ss_path", "kohya_python", "kohya_ss_gui_path")
+EXECUTABLE = ("kohya_ss_path", "kohya_python", "kohya_ss_gui_path", "musubi_tuner_path", "musubi_python")
 posix_only = pytest.mark.skipif(os.name == "nt", reason="a shell script as the planted python")
 
 
@@ -42,17 +42,21 @@ async def save(client, **values) -> tuple[int, dict]:
 
 
 def planted_trainer(folder):
-    """What ComfyUI's own /upload/image can put inside the roots: a train_network.py and a 'python'."""
+    """What ComfyUI's own /upload/image can put inside the roots: a train_network.py, musubi-tuner's
+    wan_train_network.py and a 'python'."""
     marker = folder / "RAN"
     (folder / "sd-scripts").mkdir(parents=True)
     (folder / "sd-scripts" / "train_network.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    (folder / "src" / "musubi_tuner").mkdir(parents=True)
+    (folder / "src" / "musubi_tuner" / "wan_train_network.py").write_text(f"open({str(marker)!r}, 'w')\n")
     (folder / "presets" / "lora").mkdir(parents=True)
     bin_dir = folder / "venv" / "bin"
     bin_dir.mkdir(parents=True)
     py = bin_dir / "python"
     py.write_text(f"#!/bin/sh\ntouch {marker}\necho 2.4.1 False 3.11.9\n")
     py.chmod(0o755)
-    return {"kohya_ss_path": str(folder), "kohya_python": str(py), "kohya_ss_gui_path": str(folder)}, marker
+    values = {"kohya_ss_path": str(folder), "kohya_python": str(py), "kohya_ss_gui_path": str(folder)}
+    return {**values, "musubi_tuner_path": str(folder), "musubi_python": str(py)}, marker
 
 
 @pytest.mark.asyncio
@@ -79,10 +83,26 @@ async def test_the_browser_cannot_even_clear_a_trainer_path_set_from_a_shell(cli
 
 @posix_only
 @pytest.mark.asyncio
-async def test_the_settings_check_never_runs_a_python_the_browser_names(client, roots, settings_file):
+@pytest.mark.parametrize("key", ["kohya_python", "musubi_python"])
+async def test_the_settings_check_never_runs_a_python_the_browser_names(client, roots, settings_file, key):
     values, marker = planted_trainer(roots / "shared-project")
-    status, _ = await save(client, kohya_python=values["kohya_python"])
+    status, _ = await save(client, **{key: values[key]})
     assert status == 400 and not marker.exists()
+
+
+@posix_only
+@pytest.mark.asyncio
+async def test_a_page_cannot_point_musubi_tuner_at_a_planted_checkout_with_other_settings(
+    client, roots, settings_file
+):
+    values, marker = planted_trainer(roots / "input" / "uploaded")
+    (roots / "lib").mkdir()
+    status, body = await save(
+        client, library=str(roots / "lib"), musubi_tuner_path=values["musubi_tuner_path"]
+    )
+    assert status == 400 and body["saved"] is False  # all or none: not even the library is saved
+    assert not settings_file.exists() and not marker.exists()
+    assert paths.musubi_tuner_path() is None
 
 
 # --------------------------------------------------------------------------- the roots

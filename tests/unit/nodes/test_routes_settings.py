@@ -84,7 +84,7 @@ async def test_the_dialog_lists_the_trainer_paths_read_only_with_the_command_tha
     shell_only = {s["key"]: s["command"] for s in data["settings"] if s["shell_only"]}
     assert shell_only == {
         k: f"lora-workbench settings --set {k}=/path/to/it"
-        for k in ("kohya_ss_path", "kohya_python", "kohya_ss_gui_path")
+        for k in ("kohya_ss_path", "kohya_python", "kohya_ss_gui_path", "musubi_tuner_path", "musubi_python")
     }
 
 

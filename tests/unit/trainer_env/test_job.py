@@ -48,7 +48,7 @@ def test_a_second_install_with_nothing_changed_says_up_to_date():
 def test_progress_shows_the_step_pips_line_and_the_time_so_far():
     release = threading.Event()
 
-    def work(action, python, comfyui, progress, flag):
+    def work(action, python, comfyui, progress, flag, trainer="sd-scripts"):
         progress(
             install.Progress("pip", "installing requirements", 3, 6, "Collecting torch " + "x" * 500, 12.5)
         )
@@ -93,7 +93,7 @@ def test_only_the_three_actions_exist():
 
 
 def test_cancel_sets_the_flag_the_installer_stops_on_and_says_the_trainer_is_as_it_was():
-    def work(action, python, comfyui, progress, flag):
+    def work(action, python, comfyui, progress, flag, trainer="sd-scripts"):
         flag.wait(10)
         raise install.InstallCancelled("cancelled")
 

@@ -1,4 +1,4 @@
-"""A tiny sd-scripts git repository and a stand-in for venv, pip and the trainer's checks.
+"""Tiny sd-scripts and musubi-tuner git repositories and a stand-in for venv, pip and the trainer's checks.
 
 git runs for real against the tiny repository; the venv, pip and the checks are answered by
 `FakeTools`, which can fail pip the way pip fails, or stop ("kill") the install before or after any
@@ -46,6 +46,24 @@ def make_repo(root: Path, requirements: str = REQUIREMENTS) -> tuple[Path, str]:
     return root, git(root, "rev-parse", "HEAD")
 
 
+MUSUBI_PYPROJECT = '[project]\nname = "musubi-tuner"\ndependencies = ["accelerate==1.6.0", "toml==0.10.2"]\n'
+
+
+def make_musubi_repo(root: Path, pyproject: str = MUSUBI_PYPROJECT) -> tuple[Path, str]:
+    """A git repository that looks like musubi-tuner (a pyproject, src/musubi_tuner/); (folder, commit)."""
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "-q")
+    pkg = root / "src" / "musubi_tuner"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("", encoding="utf-8")
+    for script in ("wan_train_network.py", "qwen_image_train_network.py"):
+        (pkg / script).write_text(f"print('usage: {script}')\n", encoding="utf-8")
+    (root / "pyproject.toml").write_text(pyproject, encoding="utf-8")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "musubi-tuner")
+    return root, git(root, "rev-parse", "HEAD")
+
+
 def commit_change(repo: Path, name: str, text: str) -> str:
     (repo / name).write_text(text, encoding="utf-8")
     git(repo, "commit", "-q", "-am", f"change {name}")
@@ -53,6 +71,7 @@ def commit_change(repo: Path, name: str, text: str) -> str:
 
 
 def request(source: Path, ref: str, torch: str = "torch==2.14.1 torchvision==0.29.1", **kw) -> InstallRequest:
+    """An install request from a local repository (sd-scripts unless trainer= says otherwise)."""
     return InstallRequest(torch=parse_spec(torch), python="python3", source=str(source), ref=ref, **kw)
 
 

@@ -16,6 +16,14 @@ INSTALL_SPEC = InstallSpec(
     path_setting="kohya_ss_path",
     python_env="KOHYA_PYTHON",
     python_setting="kohya_python",
+    ref="48d368fa557731ad0488c07304dfeba8c07910eb",  # sd-scripts main, Feb 2026
+    source_env="LORA_WORKBENCH_TRAINER_SOURCE",
+    requirements="requirements.txt",
+    # 8-bit CUDA optimizers only; a user who wants AdamW8bit installs it into the trainer's venv
+    left_out=("bitsandbytes",),
+    package="library",
+    clip_tokenizers=True,
+    default_path="~/kohya_ss",
 )
 
 
