@@ -228,6 +228,7 @@ _DETECTORS: tuple[Callable[[Keys], Found | None], ...] = (
 
 # Markers of models neither trainer trains here (ComfyUI's model_detection knows them): for the message.
 _OTHER_MODELS = (
+    *detect_musubi.OTHER_MODELS,  # first: HunyuanVideo's diffusers names include SD3's marker
     (
         "transformer_blocks.0.attn.add_q_proj.weight",
         "SD3 in diffusers naming (sd-scripts needs the single-file checkpoint)",
@@ -237,7 +238,6 @@ _OTHER_MODELS = (
         "a diffusers-format UNet (sd-scripts needs the single-file checkpoint)",
     ),
     ("blocks.0.mlp.layer1.weight", "Cosmos Predict2 (without Anima's LLM adapter)"),
-    *detect_musubi.OTHER_MODELS,
     ("caption_projection.0.linear.weight", "HiDream"),
     ("double_layers.0.attn.w1q.weight", "AuraFlow"),
     ("t_block.1.weight", "PixArt"),
