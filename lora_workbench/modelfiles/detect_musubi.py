@@ -116,7 +116,8 @@ def wan(k: Keys) -> Found | None:
     out_dim = (k.dim("head.head.weight", 0) or 64) // 4
     blocks = k.count("blocks", "self_attn.q.weight")
     how = f"Wan's head.modulation, width {dim}, {in_dim} input channels, {blocks} blocks"
-    found = Found("wan", how, _wan_task(k, dim, in_dim))
+    task = "ti2v-5B" if out_dim == 48 or dim == 3072 else _wan_task(k, dim, in_dim)
+    found = Found("wan", how, task)
     _prefix_unusable(found, k, "head.modulation", ("", CKPT))
     found.unusable = _wan_refusal(k, dim, in_dim, out_dim, found.variant) or found.unusable
     return found
