@@ -178,7 +178,7 @@ def _framepack() -> dict:
 
 
 def _components() -> dict[str, dict]:
-    """Encoders and VAEs musubi loads, in its own names: name -> shapes."""
+    """Encoders and VAEs musubi loads, built as its loaders build them: file name -> shapes."""
     from accelerate import init_empty_weights
     from musubi_tuner.flux import flux_models
     from musubi_tuner.flux_2 import flux2_models
@@ -186,24 +186,73 @@ def _components() -> dict[str, dict]:
     from musubi_tuner.wan.modules.vae import WanVAE_
 
     with init_empty_weights():
+        wan_vae = WanVAE_(
+            dim=96,
+            z_dim=16,
+            dim_mult=[1, 2, 4, 4],
+            num_res_blocks=2,
+            attn_scales=[],
+            temperal_downsample=[False, True, True],
+            dropout=0.0,
+        )
         return {
             "umt5-xxl-enc-bf16.safetensors": _shapes(umt5_xxl(encoder_only=True, return_tokenizer=False)),
-            "wan_2.1_vae.safetensors": _shapes(
-                WanVAE_(
-                    dim=96,
-                    z_dim=16,
-                    dim_mult=[1, 2, 4, 4],
-                    num_res_blocks=2,
-                    attn_scales=[],
-                    temperal_downsample=[False, True, True],
-                    dropout=0.0,
-                )
-            ),
+            "wan_2.1_vae.safetensors": _shapes(wan_vae),
             "ae.safetensors": _shapes(
                 flux_models.AutoEncoder(flux_models.configs_flux_dev_context.ae_params)
             ),
             "flux2-vae.safetensors": _shapes(flux2_models.AutoEncoder(flux2_models.AutoEncoderParams())),
+            **_video_vaes(),
         }
+
+
+def _video_vaes() -> dict[str, dict]:
+    """Qwen-Image's VAE in diffusers names, HunyuanVideo 1.5's and HunyuanVideo's (FramePack's)."""
+    from musubi_tuner.hunyuan_model import vae as hv_vae
+    from musubi_tuner.hunyuan_model.autoencoder_kl_causal_3d import AutoencoderKLCausal3D
+    from musubi_tuner.hunyuan_video_1_5.hunyuan_video_1_5_vae import AutoencoderKLConv3D
+    from musubi_tuner.qwen_image.qwen_image_autoencoder_kl import AutoencoderKLQwenImage
+
+    qwen = AutoencoderKLQwenImage(
+        base_dim=96,
+        z_dim=16,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=2,
+        attn_scales=[],
+        temperal_downsample=[False, True, True],
+        dropout=0.0,
+        latents_mean=[0.0] * 16,
+        latents_std=[1.0] * 16,
+        input_channels=3,
+    )
+    hv15 = AutoencoderKLConv3D(  # hunyuan_video_1_5_vae.load_vae_from_checkpoint's arguments
+        in_channels=3,
+        out_channels=3,
+        latent_channels=32,
+        block_out_channels=(128, 256, 512, 1024, 1024),
+        layers_per_block=2,
+        ffactor_spatial=16,
+        ffactor_temporal=4,
+        sample_size=256,
+        sample_tsize=64,
+        scaling_factor=1.03682,
+        shift_factor=None,
+        downsample_match_channel=True,
+        upsample_match_channel=True,
+    )
+    config = json.loads(hv_vae.load_vae.__code__.co_consts[_config_index(hv_vae.load_vae)])
+    return {
+        "qwen_image_vae_diffusers.safetensors": _shapes(qwen),
+        "hunyuanvideo15_vae_fp16.safetensors": _shapes(hv15),
+        "hunyuan_video_vae_bf16.safetensors": _shapes(AutoencoderKLCausal3D.from_config(config)),
+    }
+
+
+def _config_index(fn) -> int:
+    """hunyuan_model/vae.py load_vae keeps its VAE config as a JSON string constant."""
+    return next(
+        i for i, c in enumerate(fn.__code__.co_consts) if isinstance(c, str) and "AutoencoderKLCausal3D" in c
+    )
 
 
 def fixtures() -> list[dict]:

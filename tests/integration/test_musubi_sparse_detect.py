@@ -78,6 +78,9 @@ EXPECTED_KINDS = {
     "wan_2.1_vae.safetensors": "wan_vae",
     "ae.safetensors": "flux_ae",
     "flux2-vae.safetensors": "flux2_vae",
+    "qwen_image_vae_diffusers.safetensors": "qwen_image_vae",
+    "hunyuanvideo15_vae_fp16.safetensors": "hv15_vae",
+    "hunyuan_video_vae_bf16.safetensors": "hunyuan_video_vae",
 }
 
 
