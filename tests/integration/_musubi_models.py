@@ -203,6 +203,7 @@ def _components() -> dict[str, dict]:
             ),
             "flux2-vae.safetensors": _shapes(flux2_models.AutoEncoder(flux2_models.AutoEncoderParams())),
             **_video_vaes(),
+            **_text_encoders(),
         }
 
 
@@ -240,7 +241,7 @@ def _video_vaes() -> dict[str, dict]:
         downsample_match_channel=True,
         upsample_match_channel=True,
     )
-    config = json.loads(hv_vae.load_vae.__code__.co_consts[_config_index(hv_vae.load_vae)])
+    config = _json_const(hv_vae.load_vae, "AutoencoderKLCausal3D")
     return {
         "qwen_image_vae_diffusers.safetensors": _shapes(qwen),
         "hunyuanvideo15_vae_fp16.safetensors": _shapes(hv15),
@@ -248,11 +249,53 @@ def _video_vaes() -> dict[str, dict]:
     }
 
 
-def _config_index(fn) -> int:
-    """hunyuan_model/vae.py load_vae keeps its VAE config as a JSON string constant."""
-    return next(
-        i for i, c in enumerate(fn.__code__.co_consts) if isinstance(c, str) and "AutoencoderKLCausal3D" in c
+def _json_const(fn, marker: str) -> dict:
+    """A config musubi keeps as a JSON string constant inside a loader (its own sizes, no download)."""
+    code = fn.__code__
+    return json.loads(next(c for c in code.co_consts if isinstance(c, str) and marker in c and "{" in c))
+
+
+def _text_encoders() -> dict[str, dict]:
+    """Qwen2.5-VL 7B (Qwen-Image, HunyuanVideo 1.5), Qwen3 4B/8B (Z-Image, FLUX.2 klein) and Mistral 3
+    (FLUX.2 dev) from the configs musubi's loaders build them with, in the files' names (musubi's
+    Qwen2.5-VL loader maps model./visual. to transformers' model.language_model./model.visual.)."""
+    from musubi_tuner.flux_2 import flux2_utils
+    from musubi_tuner.qwen_image import qwen_image_utils
+    from musubi_tuner.zimage import zimage_utils
+    from transformers import (
+        Mistral3Config,
+        Mistral3ForConditionalGeneration,
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen3Config,
+        Qwen3ForCausalLM,
     )
+
+    vl = Qwen2_5_VLForConditionalGeneration._from_config(
+        Qwen2_5_VLConfig(
+            **_json_const(qwen_image_utils.load_qwen2_5_vl, "Qwen2_5_VLForConditionalGeneration")
+        )
+    )
+    vl_file = {
+        k.replace("model.language_model.", "model.", 1).replace("model.visual.", "visual.", 1): s
+        for k, s in _shapes(vl).items()
+    }
+    qwen3 = {}
+    for size, marker in (("4b", '"hidden_size": 2560'), ("8b", '"hidden_size": 4096')):
+        model = Qwen3ForCausalLM._from_config(Qwen3Config(**_json_const(zimage_utils.load_qwen3, marker)))
+        qwen3[f"qwen_3_{size}.safetensors"] = {
+            k: s for k, s in _shapes(model).items() if k != "lm_head.weight"
+        }
+    mistral = Mistral3ForConditionalGeneration._from_config(
+        Mistral3Config(
+            **_json_const(flux2_utils.Mistral3Embedder.__init__, "Mistral3ForConditionalGeneration")
+        )
+    )
+    return {
+        "qwen_2.5_vl_7b.safetensors": vl_file,
+        **qwen3,
+        "mistral_3_small_flux2_bf16.safetensors": _shapes(mistral),
+    }
 
 
 def fixtures() -> list[dict]:

@@ -81,6 +81,10 @@ EXPECTED_KINDS = {
     "qwen_image_vae_diffusers.safetensors": "qwen_image_vae",
     "hunyuanvideo15_vae_fp16.safetensors": "hv15_vae",
     "hunyuan_video_vae_bf16.safetensors": "hunyuan_video_vae",
+    "qwen_2.5_vl_7b.safetensors": "qwen25_vl",
+    "qwen_3_4b.safetensors": "qwen3_4b",
+    "qwen_3_8b.safetensors": "qwen3_8b",
+    "mistral_3_small_flux2_bf16.safetensors": "mistral3",
 }
 
 
