@@ -236,9 +236,9 @@ class KohyaLoRATrain:
 def comfy_file_source() -> FileSource:
     """Extra model files from ComfyUI's own folders: names from its lists, paths through folder_paths
     (a name from a shared workflow resolves only inside ComfyUI's model folders)."""
-    from ..lora_workbench.training.model_files import FileSource
+    from ..lora_workbench.training.model_files import COMFY_SUBFOLDERS, FileSource
 
-    folders = ("text_encoders", "vae")
+    folders = tuple(COMFY_SUBFOLDERS)  # text_encoders, vae, clip_vision
     listing = {f: _comfy.filename_list_or_empty(f) for f in folders}
     return FileSource(listing, _comfy.model_file_path)
 

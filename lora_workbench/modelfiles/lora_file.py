@@ -1,6 +1,9 @@
 """Inspect a LoRA file without loading it: which model family it was trained for, whether it carries
 text-encoder weights, and its trigger words; the family of a loaded ComfyUI model to compare it
 with; and the key renames that make an sd-scripts LoRA one ComfyUI's loader fully understands.
+LoRAs from both trainers: sd-scripts' and musubi-tuner's (`lora_unet_<module>` as trained, or
+`diffusion_model.<module>.lora_A` after musubi's convert_lora.py --target other), by their metadata
+(modelspec.architecture, ss_base_model_version) or, without it, their module names and widths.
 
 Everything comes from the safetensors header (tensor names, shapes, kohya `ss_*` / `modelspec.*`
 metadata), so a check costs one small read and needs neither torch nor ComfyUI.
@@ -21,6 +24,8 @@ from .safetensors_header import SafetensorsHeader, read_header
 # Families a LoRA or a model can belong to (families.FAMILY_IDS); "unknown" never blocks loading.
 SD1, SD2, SDXL, SD3, FLUX, CHROMA = "sd1", "sd2", "sdxl", "sd3", "flux", "chroma"
 LUMINA2, HUNYUAN_IMAGE, ANIMA, UNKNOWN = "lumina2", "hunyuan_image", "anima", "unknown"
+QWEN_IMAGE, WAN, Z_IMAGE, FLUX2 = "qwen_image", "wan", "z_image", "flux2"
+FLUX_KONTEXT, HUNYUAN_VIDEO_1_5, FRAMEPACK = "flux_kontext", "hunyuan_video_1_5", "framepack"
 SD1_OR_SD2 = "sd1|sd2"  # ComfyUI's SD15 latent format is shared by both
 FLUX_OR_CHROMA = "flux|chroma"  # a LoRA of the shared FLUX blocks only, with no metadata to tell
 
@@ -85,7 +90,51 @@ def _first_width(header: SafetensorsHeader, pattern: str) -> int | None:
     return None
 
 
+def _up_rows(header: SafetensorsHeader, pattern: str) -> int | None:
+    """The output width of the first LoRA up weight whose module name matches `pattern`."""
+    rx = re.compile(pattern)
+    for k in header.keys():
+        if k.endswith((".lora_up.weight", ".lora_B.weight")) and rx.search(k):
+            shape = header.shape(k)
+            return int(shape[0]) if shape else None
+    return None
+
+
 # --------------------------------------------------------------------------- one rule per family layout
+_MUSUBI_IDS = tuple(f.id for f in families.FAMILY_LIST if f.trainer == "musubi-tuner")
+
+
+def _musubi_family(header: SafetensorsHeader) -> tuple[str, str] | None:
+    """musubi-tuner's families: its metadata first (Kontext's modules are FLUX.1 dev's), then module
+    names (lora_unet_<path> as trained, diffusion_model.<path> converted) and widths."""
+    meta = families.from_metadata(header.metadata)
+    if meta and meta[0] in _MUSUBI_IDS:
+        return meta
+    keys = header.keys()
+    sep = r"[._]"
+    if any(re.search(rf"(^|{sep})blocks{sep}\d+{sep}(self|cross)_attn{sep}[qkvo]\.", k) for k in keys):
+        return WAN, "Wan blocks (self_attn/cross_attn q, k, v, o)"
+    if any(re.search(rf"transformer_blocks{sep}\d+{sep}(img|txt)_(mlp|mod)", k) for k in keys):
+        return QWEN_IMAGE, "Qwen-Image transformer_blocks with img/txt mlp and mod"
+    if any(re.search(r"(^lora_unet_|^diffusion_model\.)single_transformer_blocks", k) for k in keys):
+        return FRAMEPACK, "HunyuanVideo's diffusers blocks under lora_unet_/diffusion_model (FramePack)"
+    return _musubi_by_width(header)
+
+
+def _musubi_by_width(header: SafetensorsHeader) -> tuple[str, str] | None:
+    sep = r"[._]"
+    width = _first_width(header, rf"double_blocks{sep}\d+{sep}img_attn{sep}(q|k|v|qkv)($|\.)")
+    if width == 2048:
+        return HUNYUAN_VIDEO_1_5, "double blocks of width 2048"
+    if width in (4096, 6144):
+        return FLUX2, f"double blocks of width {width}"
+    if width == 3072 and _up_rows(header, rf"single_blocks{sep}\d+{sep}linear1") == 9 * 3072:
+        return FLUX2, "single blocks' linear1 of FLUX.2 klein 4B (9 x 3072 outputs)"
+    if _first_width(header, rf"layers{sep}\d+{sep}attention{sep}(to_q|qkv)") == 3840:
+        return Z_IMAGE, "Next-DiT layers of width 3840"
+    return None
+
+
 def _dit_family(header: SafetensorsHeader) -> tuple[str, str] | None:
     """The DiT families from sd-scripts' module names (lora_unet_<module path with _>)."""
     keys = header.keys()
@@ -113,7 +162,7 @@ def _dit_family(header: SafetensorsHeader) -> tuple[str, str] | None:
 def _flux_or_chroma(header: SafetensorsHeader) -> tuple[str, str]:
     """FLUX.1 and Chroma share the blocks; Chroma has no modulation layers, and kohya says which."""
     meta = families.from_metadata(header.metadata)
-    if meta and meta[0] in (FLUX, CHROMA):
+    if meta and meta[0] in (FLUX, CHROMA, FLUX_KONTEXT):
         return meta[0], f"FLUX blocks, {meta[1]}"
     if header.metadata.get("ss_model_type", "").lower() == CHROMA:
         return CHROMA, "FLUX blocks, ss_model_type=chroma"
@@ -153,7 +202,7 @@ def _te_family(header: SafetensorsHeader) -> tuple[str, str] | None:
 
 def detect_arch(header: SafetensorsHeader) -> tuple[str, str]:
     """(family, reason) from tensor names and shapes, falling back to kohya's metadata."""
-    for rule in (_dit_family, _unet_family, _te_family):
+    for rule in (_musubi_family, _dit_family, _unet_family, _te_family):
         found = rule(header)
         if found:
             return found
@@ -253,11 +302,22 @@ def family_name(family: str) -> str:
     return FAMILY_NAMES.get(family, family)
 
 
+def _related(family: str) -> set[str]:
+    """A family with those whose tensors it shares (FLUX.1 Kontext and FLUX.1: ComfyUI loads both as Flux)."""
+    out = set()
+    for f in family.split("|"):
+        out.add(f)
+        fam = families.FAMILIES.get(f)
+        out.update(fam.refines if fam else ())
+        out.update(g.id for g in families.FAMILY_LIST if f in g.refines)
+    return out
+
+
 def compatible(lora_arch: str, family: str) -> bool:
     """False only when both sides are known and share no family: an unknown side never blocks."""
     if UNKNOWN in (lora_arch, family):
         return True
-    return bool(set(lora_arch.split("|")) & set(family.split("|")))
+    return bool(_related(lora_arch) & _related(family))
 
 
 def check_compatible(info: LoraInfo, family: str, model_label: str = "the model") -> None:

@@ -1,6 +1,7 @@
-"""The extra model files a family's trainer needs (FLUX: clip_l, t5xxl, ae; SD3: clip_l, clip_g,
-t5xxl; ...): which file of ComfyUI's text_encoders/vae folders goes where, pre-selected by name when
-the choice is obvious, and checked before launch (there, and the kind of file it is).
+"""The extra model files a family's trainer needs (FLUX: clip_l, t5xxl, ae; Wan: t5, vae; FramePack:
+text_encoder1, text_encoder2, image_encoder, vae; ...): which file of ComfyUI's text_encoders/vae/
+clip_vision folders goes where, pre-selected by name when the choice is obvious, and checked before
+launch (there, and the kind of file it is: modelfiles/components.py).
 
 Pure: the caller passes the folder listings and a resolver from (folder, name) to a path, so the node
 (ComfyUI's folder_paths), the CLI (paths given on the command line) and the tests share it.
@@ -26,6 +27,7 @@ NONE = "(none)"  # leave the option out (only where the checkpoint carries it; s
 COMFY_FOLDERS = {
     "text_encoders": "models/text_encoders (or models/clip)",
     "vae": "models/vae",
+    "clip_vision": "models/clip_vision",
     "diffusion_models": "models/diffusion_models (or models/unet)",
     "checkpoints": "models/checkpoints",
 }
@@ -65,8 +67,8 @@ def preselect(slot: ModelFile, names: Sequence[str]) -> str:
     return top[0] if len(top) == 1 else ""
 
 
-def slots(family_id: str) -> tuple[ModelFile, ...]:
-    return families.get(family_id).model_files
+def slots(family_id: str, recipe=None) -> tuple[ModelFile, ...]:
+    return (recipe or families.get(family_id)).model_files
 
 
 def _missing(family: families.TrainingFamily, slot: ModelFile, names: Sequence[str]) -> ValidationError:
@@ -84,11 +86,13 @@ def pick(
     chosen: Mapping[str, str],
     listing: Mapping[str, Sequence[str]],
     resolve: Callable[[str, str], str | None],
+    recipe=None,
 ) -> list[PickedFile]:
     """The files for every slot of the model's family: `chosen` maps option -> a name, AUTO or NONE
     (missing = AUTO); `listing` maps folder -> the names in it; `resolve(folder, name)` -> path or None.
+    `recipe` is the family's recipe (backends.for_family); without it, sd-scripts' table is asked.
     Raises a sentence for a required file that is missing, does not exist, or is the wrong kind."""
-    family = families.get(model.arch)
+    family = recipe or families.get(model.arch)
     out = []
     for slot in family.model_files:
         value = chosen.get(slot.option, AUTO) or AUTO
@@ -105,11 +109,14 @@ def pick(
         name = preselect(slot, names) if value == AUTO else value
         if not name:
             raise _missing(family, slot, names)
-        out.append(_resolved(family, slot, name, resolve, "by name" if value == AUTO else "picked"))
+        how = "by name" if value == AUTO else "picked"
+        out.append(_resolved(family, slot, name, resolve, how, model.trainer))
     return out
 
 
-def _resolved(family, slot: ModelFile, name: str, resolve, how: str) -> PickedFile:
+def _resolved(
+    family, slot: ModelFile, name: str, resolve, how: str, trainer: str = "sd-scripts"
+) -> PickedFile:
     path = resolve(slot.folder, name)
     if not path or not os.path.isfile(path):
         where = COMFY_FOLDERS.get(slot.folder, slot.folder)
@@ -120,11 +127,16 @@ def _resolved(family, slot: ModelFile, name: str, resolve, how: str) -> PickedFi
     facts = components.file_facts(path)
     kind = facts.kind
     if facts.scaled_fp8:
-        raise ValidationError(
-            f"The file picked for {slot.option}, {name}, is a ComfyUI 'scaled fp8' file: sd-scripts reads "
-            f"its weights without their scales. Pick the fp16/bf16 file (or a plain fp8 one) instead."
+        how_read = (
+            "sd-scripts reads its weights without their scales"
+            if trainer == "sd-scripts"
+            else f"{trainer} does not read its scale tensors"
         )
-    if kind not in ("unknown", slot.kind):
+        raise ValidationError(
+            f"The file picked for {slot.option}, {name}, is a ComfyUI 'scaled fp8' file: {how_read}. "
+            f"Pick the fp16/bf16 file (e.g. {slot.example or 'the bf16 one'}) instead."
+        )
+    if not components.satisfies(kind, slot.kind):
         raise ValidationError(
             f"The file picked for {slot.option}, {name}, holds {components.kind_name(kind)}, not "
             f"{components.kind_name(slot.kind)}; pick the {slot.label} for {family.name} there."
@@ -147,8 +159,13 @@ class FileSource:
 
 
 # ComfyUI's folder_paths names -> its folders under models/ (for the CLI, which has no folder_paths).
-COMFY_SUBFOLDERS = {"text_encoders": ("text_encoders", "clip"), "vae": ("vae",)}
-_EXTS = (".safetensors", ".sft")
+COMFY_SUBFOLDERS = {
+    "text_encoders": ("text_encoders", "clip"),
+    "vae": ("vae",),
+    "clip_vision": ("clip_vision",),
+}
+# .pth too: musubi-tuner's Wan loads the T5 and CLIP as Wan-AI ships them (models_t5_umt5-xxl-enc-bf16.pth)
+_EXTS = (".safetensors", ".sft", ".pth")
 
 
 def path_source(comfyui_dir: str | os.PathLike | None) -> FileSource:

@@ -86,7 +86,7 @@ SCHEDULERS = (
 MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 SAVE_PRECISIONS = ("fp16", "bf16", "float")
 SCRIPTS = ("auto", *dict.fromkeys(f.script for f in file_families.FAMILY_LIST))
-MODEL_TYPES = ("auto", *FAMILIES)
+MODEL_TYPES = file_families.MODEL_TYPES  # auto, every family, then the variants a file cannot tell
 NETWORK_MODULES = (  # sd-scripts' networks/*.py each family's trainer accepts (training/families.py)
     "auto",
     "networks.lora",
