@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import ValidationError
-from . import families
+from . import families, lora_keys
 from .safetensors_header import SafetensorsHeader, read_header
 
 # Families a LoRA or a model can belong to (families.FAMILY_IDS); "unknown" never blocks loading.
@@ -25,6 +25,7 @@ SD1_OR_SD2 = "sd1|sd2"  # ComfyUI's SD15 latent format is shared by both
 FLUX_OR_CHROMA = "flux|chroma"  # a LoRA of the shared FLUX blocks only, with no metadata to tell
 
 FAMILY_NAMES = {f.id: f.name for f in families.FAMILY_LIST}
+FAMILY_NAMES.update(lora_keys.NAMES)  # musubi-tuner's families
 FAMILY_NAMES.update(
     {UNKNOWN: "an unknown model family", SD1_OR_SD2: "SD 1.x/2.x", FLUX_OR_CHROMA: "FLUX.1/Chroma"}
 )
@@ -152,8 +153,9 @@ def _te_family(header: SafetensorsHeader) -> tuple[str, str] | None:
 
 
 def detect_arch(header: SafetensorsHeader) -> tuple[str, str]:
-    """(family, reason) from tensor names and shapes, falling back to kohya's metadata."""
-    for rule in (_dit_family, _unet_family, _te_family):
+    """(family, reason) from tensor names and shapes, falling back to kohya's metadata; musubi-tuner's
+    families (lora_keys) first, by their metadata or the layouts only musubi writes."""
+    for rule in (lora_keys.detect, _dit_family, _unet_family, _te_family):
         found = rule(header)
         if found:
             return found
@@ -237,7 +239,7 @@ def inspect(path: str | os.PathLike) -> LoraInfo:
 def model_family(class_names: Iterable[str] = (), latent_format: str | None = None) -> str:
     """The family of a loaded model from its config class MRO names (most specific first), or its
     latent format class name. "unknown" when neither is recognised; "sd1|sd2" for SD15 latents."""
-    found = families.from_comfy_config(class_names)
+    found = lora_keys.comfy_family(class_names)
     if found:
         return found
     if latent_format:
@@ -250,7 +252,10 @@ def model_family(class_names: Iterable[str] = (), latent_format: str | None = No
 
 
 def family_name(family: str) -> str:
-    return FAMILY_NAMES.get(family, family)
+    """'FLUX.1', or for a model more than one family claims ('flux|flux_kontext') 'FLUX.1 or FLUX.1 Kontext'."""
+    if family in FAMILY_NAMES:
+        return FAMILY_NAMES[family]
+    return " or ".join(FAMILY_NAMES.get(f, f) for f in family.split("|"))
 
 
 def compatible(lora_arch: str, family: str) -> bool:
