@@ -221,7 +221,8 @@ def test_node_refuses_a_lora_comfyui_would_apply_to_nothing(comfy, calls, node_c
     # FramePack has no ComfyUI model: on a HunyuanVideo model none of its diffusers names map
     write(comfy.base / "models/loras/fp.safetensors", "framepack")
     with pytest.raises(
-        ValidationError, match=r"ComfyUI places none of the 8 modules of the LoRA fp\.safetensors"
+        ValidationError,
+        match=r"ComfyUI places none of the 8 modules of the LoRA fp\.safetensors.*FramePackWrapper",
     ):
         node_cls().load(model_with("HunyuanVideo", "hunyuan_video_1_5_comfy"), "fp.safetensors", 0, 1.0, 0.0)
 

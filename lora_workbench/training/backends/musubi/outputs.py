@@ -33,6 +33,7 @@ class ComfyOutput:
     layout: str  # AS_TRAINED | CONVERT
     reason: str  # why, for docs and sentences
     script: str = ""  # the converter (`SCRIPT SRC DST`), relative to the musubi-tuner checkout
+    elsewhere: str = ""  # where the LoRA is used when not in ComfyUI's own loader (a sentence)
 
     @property
     def converts(self) -> bool:
@@ -84,6 +85,7 @@ OUTPUTS: dict[str, ComfyOutput] = {
         "ComfyUI has no FramePack model of its own (a125cd84 detects none in a FramePack DiT); FramePack "
         "runs in kijai's ComfyUI-FramePackWrapper, which reads musubi's LoRA layout itself, so the LoRA "
         "is kept as musubi saved it.",
+        elsewhere="ComfyUI has no FramePack model: use FramePack LoRAs with kijai's ComfyUI-FramePackWrapper.",
     ),
 }
 
@@ -115,10 +117,11 @@ def convert_args(family: str, src: str, dst: str) -> tuple[str, ...]:
 
 def convert_hint(family: str, lora_path: str) -> str:
     """For a LoRA of a family ComfyUI needs converted: the sentence naming the command that converts it
-    (for a file in musubi's own layout, such as an epoch file); "" for any other family."""
+    (for a file in musubi's own layout, such as an epoch file); where ComfyUI's loader is not the place
+    (FramePack), where to use it; "" for any other family."""
     out = OUTPUTS.get(family)
     if out is None or not out.converts:
-        return ""
+        return out.elsewhere if out else ""
     src = Path(lora_path)
     dst = src.with_name(f"{src.stem}_comfy.safetensors")
     command = " ".join(shlex.quote(a) for a in ("python", *convert_args(family, str(src), str(dst))))
