@@ -346,18 +346,18 @@ EPOCH_NAME = "{stem}-{epoch:06d}{ext}"  # kohya's per-epoch file name (train_uti
 
 def epoch_file(final_path: str, epoch: int, epoch_paths: Iterable[str] = ()) -> str:
     """The file of one epoch of a run: 0 = the final file; N = `<name>-00000N.safetensors` (from
-    `epoch_paths` or beside the final file), or the final file when its ss_epoch says it is epoch N."""
+    `epoch_paths` or beside the final file; for a final `<name>_comfy` file converted for ComfyUI, the
+    converted `<name>-00000N_comfy` first), or the final file when its ss_epoch says it is epoch N."""
     if epoch <= 0:
         return final_path
     stem, ext = os.path.splitext(os.path.basename(final_path))
-    wanted = EPOCH_NAME.format(stem=stem, epoch=epoch, ext=ext)
+    names = _epoch_names(stem, epoch, ext)
+    wanted = names[0]
     listed = list(epoch_paths)
-    for p in listed:
-        if os.path.basename(p) == wanted:
-            return p
-    beside = os.path.join(os.path.dirname(final_path), wanted)
-    if os.path.isfile(beside):
-        return beside
+    beside = [os.path.join(os.path.dirname(final_path), n) for n in names]
+    found = _first_named(names, listed + [p for p in beside if os.path.isfile(p)])
+    if found:
+        return found
     final_epoch = None
     try:
         final_epoch = int(read_header(final_path).metadata.get("ss_epoch", ""))
@@ -379,6 +379,24 @@ def epoch_file(final_path: str, epoch: int, epoch_paths: Iterable[str] = ()) -> 
         f"No epoch {epoch} file for {os.path.basename(final_path)} (looked for {wanted}); epochs saved: "
         f"{have}. Set epoch to 0 for the final file, or save every epoch when training."
     )
+
+
+def _epoch_names(stem: str, epoch: int, ext: str) -> list[str]:
+    """The names epoch `epoch` of a final file `stem+ext` may have, best first: kohya's; for a final
+    file converted for ComfyUI (`<name>_comfy`), the converted epoch file, else the trainer's own (its
+    layout is then refused with the command that converts it)."""
+    names = [EPOCH_NAME.format(stem=stem, epoch=epoch, ext=ext)]
+    base = stem.removesuffix(lora_keys.COMFY_SUFFIX)
+    if base != stem:
+        names.append(EPOCH_NAME.format(stem=base, epoch=epoch, ext=lora_keys.COMFY_SUFFIX + ext))
+        names.append(EPOCH_NAME.format(stem=base, epoch=epoch, ext=ext))
+    return names
+
+
+def _first_named(names: list[str], paths: list[str]) -> str | None:
+    """The first of `paths` named `names[0]`, else `names[1]`, ...; None if none is."""
+    by_name = {os.path.basename(p): p for p in reversed(paths)}  # the first path of a name wins
+    return next((by_name[n] for n in names if n in by_name), None)
 
 
 def _siblings(final_path: str) -> list[str]:

@@ -62,6 +62,9 @@ MUSUBI_LORAS: tuple[LoraFamily, ...] = (
     LoraFamily("framepack", "FramePack", ("framepack",), ("framepack",)),
 )
 NAMES: dict[str, str] = {f.id: f.name for f in MUSUBI_LORAS}
+# A LoRA converted for ComfyUI is written beside the trained one as <stem>_comfy.safetensors (the trained
+# file stays: musubi resumes and merges from its own layout).
+COMFY_SUFFIX = "_comfy"
 
 _TAIL = re.compile(
     r"\.(lora_(down|up|mid|A|B)\.weight|alpha|dora_scale|hada_\w+|lokr_\w+|diff|diff_b|set_weight"

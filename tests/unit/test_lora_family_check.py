@@ -271,3 +271,18 @@ def test_an_unknown_family_has_no_output_rule_and_says_which_exist():
     with pytest.raises(ValidationError, match=r"No ComfyUI output rule for model family 'sdxl'.*wan"):
         outputs.output_for("sdxl")
     assert outputs.convert_hint("sdxl", "/x.safetensors") == ""
+
+
+def test_an_epoch_of_a_converted_run_is_its_converted_file_else_the_trainers_own(tmp_path):
+    final = write(tmp_path / "face_comfy.safetensors", "z_image_comfy")
+    raw2 = write(tmp_path / "face-000002.safetensors", "z_image")
+    assert lora_file.epoch_file(str(final), 2, [str(raw2)]) == str(raw2)
+    converted2 = write(tmp_path / "face-000002_comfy.safetensors", "z_image_comfy")
+    assert lora_file.epoch_file(str(final), 2, [str(raw2)]) == str(converted2)
+    with pytest.raises(ValidationError, match=r"No epoch 3 file for face_comfy\.safetensors"):
+        lora_file.epoch_file(str(final), 3, [str(raw2)])
+
+
+def test_the_hint_for_a_raw_epoch_file_names_the_converted_file_the_node_then_finds(tmp_path):
+    hint = outputs.convert_hint("z_image", str(tmp_path / "face-000002.safetensors"))
+    assert outputs.Z_IMAGE_TO_COMFY in hint and "load face-000002_comfy.safetensors" in hint

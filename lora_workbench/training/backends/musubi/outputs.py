@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ....errors import ValidationError
-from ....modelfiles.lora_keys import NAMES
+from ....modelfiles.lora_keys import COMFY_SUFFIX, NAMES
 
 AS_TRAINED, CONVERT = "as_trained", "convert"
 Z_IMAGE_TO_COMFY = "src/musubi_tuner/networks/convert_z_image_lora_to_comfy.py"
@@ -104,7 +104,7 @@ def output_for(family: str) -> ComfyOutput:
 def comfy_file_name(output_name: str, family: str) -> str:
     """The file ComfyUI loads: the trained file, or `<name>_comfy.safetensors` beside it when converted
     (the trained file is kept: musubi resumes and merges from its own layout)."""
-    suffix = "_comfy" if output_for(family).converts else ""
+    suffix = COMFY_SUFFIX if output_for(family).converts else ""
     return f"{output_name}{suffix}.safetensors"
 
 
@@ -123,7 +123,7 @@ def convert_hint(family: str, lora_path: str) -> str:
     if out is None or not out.converts:
         return out.elsewhere if out else ""
     src = Path(lora_path)
-    dst = src.with_name(f"{src.stem}_comfy.safetensors")
+    dst = src.with_name(f"{src.stem}{COMFY_SUFFIX}.safetensors")
     command = " ".join(shlex.quote(a) for a in ("python", *convert_args(family, str(src), str(dst))))
     return (
         f"A {NAMES.get(family, family)} LoRA in musubi-tuner's own layout needs converting first: in the "
