@@ -126,3 +126,13 @@ def test_the_lora_comfyui_loads_is_told_as_its_family_from_full_size_keys(result
         family = "flux"
     info = lora_file.inspect(results[1][name]["lora"])
     assert family in info.arch.split("|"), info.arch_source
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_packs_count_of_unplaced_modules_is_comfyuis(results, name):
+    from lora_workbench.modelfiles import lora_keys
+
+    for side in results[0][name][1:]:
+        if side is not None and side["keys"]:
+            logged = sorted({lora_keys.module_of(k) for k in side["not_loaded"]})
+            assert side["pack_unmapped_modules"] == logged

@@ -3,7 +3,8 @@ ComfyUI's own model detection on the DiT's key names and shapes, the model built
 and the LoRA file loaded as ComfyUI's LoRA loader does (`comfy.lora_convert.convert_lora`, then
 `comfy.lora.load_lora` with `model_lora_keys_unet`'s key map). Writes OUT.json {name: {"config": class
 name or "", "mro": [...], "keys": n, "loaded": n, "not_loaded": [keys ComfyUI logged as not loaded],
-"error": why the model could not be built, if so}}.
+"pack_unmapped_modules": [the modules the pack's lora_keys.unmapped_modules counts], "error": why the
+model could not be built, if so}}.
 usage: python comfy_lora_keys.py COMFYUI_DIR IN.json OUT.json
 """
 
@@ -15,6 +16,7 @@ import sys
 
 comfy_dir, src, dst = sys.argv[1:4]
 sys.path.insert(0, comfy_dir)
+sys.path.insert(1, str(__import__("pathlib").Path(__file__).resolve().parents[3]))  # the pack's core
 sys.argv = [sys.argv[0], "--cpu"]
 import comfy.options  # noqa: E402
 
@@ -24,6 +26,8 @@ import comfy.lora_convert  # noqa: E402
 import comfy.model_detection as md  # noqa: E402
 import comfy.utils  # noqa: E402
 import torch  # noqa: E402
+
+from lora_workbench.modelfiles import lora_keys  # noqa: E402
 
 
 class NotLoaded(logging.Handler):
@@ -48,6 +52,7 @@ def check(spec) -> dict:
         model = config.get_model(sd, "", device="meta")
     key_map = comfy.lora.model_lora_keys_unet(model, {})
     lora = comfy.lora_convert.convert_lora(comfy.utils.load_torch_file(spec["lora"]))
+    _total, ours = lora_keys.unmapped_modules(lora, key_map)  # what LoadTrainedLoRA's check counts
     handler = NotLoaded()
     logging.getLogger().addHandler(handler)
     try:
@@ -61,6 +66,7 @@ def check(spec) -> dict:
         "patched_weights": len(patches),
         "loaded": len(lora) - len(handler.keys),
         "not_loaded": handler.keys,
+        "pack_unmapped_modules": ours,
     }
 
 
