@@ -155,8 +155,8 @@ def comfy_family(class_names: Iterable[str]) -> str | None:
     for cls_name in class_names:
         ids = [f.id for f in families.FAMILY_LIST if cls_name in f.comfy_configs]
         ids += [f.id for f in MUSUBI_LORAS if cls_name in f.comfy_configs]
-        if ids:
-            return "|".join(ids)
+        if ids:  # once each: families.py may come to list a musubi family's classes too
+            return "|".join(dict.fromkeys(ids))
     return None
 
 
