@@ -186,6 +186,14 @@ def lora_key_map(model, clip) -> dict:
     return key_map
 
 
+def convert_lora(sd: dict) -> dict:
+    """The LoRA state dict as ComfyUI's loader sees it before mapping (comfy.lora_convert: Wan-Fun's
+    double underscore, BFL control and USO layouts); the same dict for any other LoRA."""
+    import comfy.lora_convert
+
+    return comfy.lora_convert.convert_lora(sd)
+
+
 def interrupted() -> bool:
     """True once the user pressed Cancel (or POST /interrupt)."""
     import comfy.model_management as mm

@@ -60,7 +60,9 @@ class LoadTrainedLoRA:
         "Applies a LoRA to MODEL and CLIP through ComfyUI's own LoRA loader: the one a "
         "KohyaLoRATrain node just trained (linked), or one picked from the loras list. Checks first "
         "that the LoRA was trained for this model family (SD 1.x/2.x, SDXL, SD3, FLUX.1, Chroma, Lumina 2, "
-        "HunyuanImage 2.1, Anima), renames sd-scripts' keys ComfyUI does not map, reloads the file "
+        "HunyuanImage 2.1, Anima, Qwen-Image, Wan, Z-Image, FLUX.2, FLUX.1 Kontext, HunyuanVideo 1.5), "
+        "renames sd-scripts' keys ComfyUI does not map, refuses a LoRA ComfyUI would apply to nothing "
+        "(or a musubi-tuner LoRA still in musubi's own layout), reloads the file "
         "when it changes on disk, and outputs the LoRA's trigger words for your prompt."
     )
     CATEGORY = f"{_comfy.CATEGORY}/loaders"
@@ -191,20 +193,41 @@ class LoadTrainedLoRA:
         return self.loaded[1]
 
     @staticmethod
-    def _aligned(sd: dict, model, clip, family: str) -> dict:
+    def _key_map(model, clip) -> dict:
+        """ComfyUI's LoRA key map for the sides the LoRA goes to; {} for an odd MODEL/CLIP object (then
+        the LoRA loads as is and ComfyUI reports what it skips)."""
+        try:
+            return _comfy.lora_key_map(model, clip)
+        except Exception as exc:
+            _comfy.log.debug("lora-workbench: no LoRA key map: %s", exc)
+            return {}
+
+    @staticmethod
+    def _aligned(sd: dict, key_map: dict, family: str) -> dict:
         """The state dict with sd-scripts' names ComfyUI does not map renamed to ones it does
         (HunyuanImage's fc1/mod_linear, Lumina/Anima text-encoder LoRAs); unchanged if none."""
         from ..lora_workbench.modelfiles import lora_file
 
-        try:
-            key_map = _comfy.lora_key_map(model, clip)
-        except Exception as exc:  # an odd MODEL/CLIP object: load as is, ComfyUI reports what it skips
-            _comfy.log.debug("lora-workbench: no LoRA key map: %s", exc)
-            return sd
-        renames = lora_file.align_keys(sd.keys(), key_map, family)
+        renames = lora_file.align_keys(sd.keys(), key_map, family) if key_map else {}
         if not renames:
             return sd
         return {renames.get(k, k): v for k, v in sd.items()}
+
+    @staticmethod
+    def _check_placed(sd: dict, key_map: dict, info: LoraInfo) -> None:
+        """Refuse a LoRA ComfyUI would apply to nothing, or a musubi-tuner LoRA it would apply only in
+        part (musubi's own layout of a family ComfyUI needs converted), before it silently does so."""
+        from ..lora_workbench.modelfiles import lora_file, lora_keys
+        from ..lora_workbench.training.backends.musubi import outputs
+
+        if not key_map:  # no map to judge by (an odd MODEL object)
+            return
+        keys = [k for k in _comfy.convert_lora(sd) if not lora_file.is_te_key(k)]
+        total, unmapped = lora_keys.unmapped_modules(keys, key_map)
+        hint = outputs.convert_hint(info.arch, info.path)
+        problem = lora_keys.coverage_problem(os.path.basename(info.path), info.arch, total, unmapped, hint)
+        if problem:
+            raise ValidationError(problem)
 
     # ------------------------------------------------------------------ run
     def load(self, model, lora_name, epoch, strength_model, strength_clip, clip=None, trained_lora=None):
@@ -228,7 +251,10 @@ class LoadTrainedLoRA:
         elif strength_model == 0:  # clip-only: keep the UNet keys away from a key map without them
             sd = {k: v for k, v in sd.items() if lora_file.is_te_key(k)}
         on_model, on_clip = (model if strength_model != 0 else None), (clip if use_clip else None)
-        sd = self._aligned(sd, on_model, on_clip, info.arch)
+        key_map = self._key_map(on_model, on_clip)
+        sd = self._aligned(sd, key_map, info.arch)
+        if on_model is not None:
+            self._check_placed(sd, key_map, info)
         new_model, new_clip = _comfy.load_lora_for_models(
             on_model,
             on_clip,

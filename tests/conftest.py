@@ -167,10 +167,13 @@ class StubComfy:
         # ComfyUI's key maps read the model's weights; the stub reads `lora_keys` off the fake objects.
         lora.model_lora_keys_unet = lambda model, key_map: {**key_map, **getattr(model, "lora_keys", {})}
         lora.model_lora_keys_clip = lambda clip, key_map: {**key_map, **getattr(clip, "lora_keys", {})}
+        lora_convert = types.ModuleType("comfy.lora_convert")
+        lora_convert.convert_lora = lambda sd: sd  # ComfyUI returns any layout it does not rewrite as is
         comfy.model_management = mm
         comfy.utils = utils
         comfy.sd = sd
         comfy.lora = lora
+        comfy.lora_convert = lora_convert
 
         server = types.ModuleType("server")
 
@@ -186,6 +189,7 @@ class StubComfy:
             "comfy.utils": utils,
             "comfy.sd": sd,
             "comfy.lora": lora,
+            "comfy.lora_convert": lora_convert,
             "server": server,
         }
 

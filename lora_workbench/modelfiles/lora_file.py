@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..errors import ValidationError
-from . import families
+from . import families, lora_keys
 from .safetensors_header import SafetensorsHeader, read_header
 
 # Families a LoRA or a model can belong to (families.FAMILY_IDS); "unknown" never blocks loading.
@@ -30,6 +30,7 @@ SD1_OR_SD2 = "sd1|sd2"  # ComfyUI's SD15 latent format is shared by both
 FLUX_OR_CHROMA = "flux|chroma"  # a LoRA of the shared FLUX blocks only, with no metadata to tell
 
 FAMILY_NAMES = {f.id: f.name for f in families.FAMILY_LIST}
+FAMILY_NAMES.update(lora_keys.NAMES)  # musubi-tuner's families
 FAMILY_NAMES.update(
     {UNKNOWN: "an unknown model family", SD1_OR_SD2: "SD 1.x/2.x", FLUX_OR_CHROMA: "FLUX.1/Chroma"}
 )
@@ -201,8 +202,9 @@ def _te_family(header: SafetensorsHeader) -> tuple[str, str] | None:
 
 
 def detect_arch(header: SafetensorsHeader) -> tuple[str, str]:
-    """(family, reason) from tensor names and shapes, falling back to kohya's metadata."""
-    for rule in (_musubi_family, _dit_family, _unet_family, _te_family):
+    """(family, reason) from tensor names and shapes, falling back to kohya's metadata; musubi-tuner's
+    families first, by their metadata or the layouts only musubi writes (as trained or converted)."""
+    for rule in (_musubi_family, lora_keys.detect, _dit_family, _unet_family, _te_family):
         found = rule(header)
         if found:
             return found
@@ -286,7 +288,7 @@ def inspect(path: str | os.PathLike) -> LoraInfo:
 def model_family(class_names: Iterable[str] = (), latent_format: str | None = None) -> str:
     """The family of a loaded model from its config class MRO names (most specific first), or its
     latent format class name. "unknown" when neither is recognised; "sd1|sd2" for SD15 latents."""
-    found = families.from_comfy_config(class_names)
+    found = lora_keys.comfy_family(class_names)
     if found:
         return found
     if latent_format:
@@ -299,7 +301,10 @@ def model_family(class_names: Iterable[str] = (), latent_format: str | None = No
 
 
 def family_name(family: str) -> str:
-    return FAMILY_NAMES.get(family, family)
+    """'FLUX.1', or for a model more than one family claims ('flux|flux_kontext') 'FLUX.1 or FLUX.1 Kontext'."""
+    if family in FAMILY_NAMES:
+        return FAMILY_NAMES[family]
+    return " or ".join(FAMILY_NAMES.get(f, f) for f in family.split("|"))
 
 
 def _related(family: str) -> set[str]:
@@ -401,18 +406,18 @@ EPOCH_NAME = "{stem}-{epoch:06d}{ext}"  # kohya's per-epoch file name (train_uti
 
 def epoch_file(final_path: str, epoch: int, epoch_paths: Iterable[str] = ()) -> str:
     """The file of one epoch of a run: 0 = the final file; N = `<name>-00000N.safetensors` (from
-    `epoch_paths` or beside the final file), or the final file when its ss_epoch says it is epoch N."""
+    `epoch_paths` or beside the final file; for a final `<name>_comfy` file converted for ComfyUI, the
+    converted `<name>-00000N_comfy` first), or the final file when its ss_epoch says it is epoch N."""
     if epoch <= 0:
         return final_path
     stem, ext = os.path.splitext(os.path.basename(final_path))
-    wanted = EPOCH_NAME.format(stem=stem, epoch=epoch, ext=ext)
+    names = _epoch_names(stem, epoch, ext)
+    wanted = names[0]
     listed = list(epoch_paths)
-    for p in listed:
-        if os.path.basename(p) == wanted:
-            return p
-    beside = os.path.join(os.path.dirname(final_path), wanted)
-    if os.path.isfile(beside):
-        return beside
+    beside = [os.path.join(os.path.dirname(final_path), n) for n in names]
+    found = _first_named(names, listed + [p for p in beside if os.path.isfile(p)])
+    if found:
+        return found
     final_epoch = None
     try:
         final_epoch = int(read_header(final_path).metadata.get("ss_epoch", ""))
@@ -434,6 +439,24 @@ def epoch_file(final_path: str, epoch: int, epoch_paths: Iterable[str] = ()) -> 
         f"No epoch {epoch} file for {os.path.basename(final_path)} (looked for {wanted}); epochs saved: "
         f"{have}. Set epoch to 0 for the final file, or save every epoch when training."
     )
+
+
+def _epoch_names(stem: str, epoch: int, ext: str) -> list[str]:
+    """The names epoch `epoch` of a final file `stem+ext` may have, best first: kohya's; for a final
+    file converted for ComfyUI (`<name>_comfy`), the converted epoch file, else the trainer's own (its
+    layout is then refused with the command that converts it)."""
+    names = [EPOCH_NAME.format(stem=stem, epoch=epoch, ext=ext)]
+    base = stem.removesuffix(lora_keys.COMFY_SUFFIX)
+    if base != stem:
+        names.append(EPOCH_NAME.format(stem=base, epoch=epoch, ext=lora_keys.COMFY_SUFFIX + ext))
+        names.append(EPOCH_NAME.format(stem=base, epoch=epoch, ext=ext))
+    return names
+
+
+def _first_named(names: list[str], paths: list[str]) -> str | None:
+    """The first of `paths` named `names[0]`, else `names[1]`, ...; None if none is."""
+    by_name = {os.path.basename(p): p for p in reversed(paths)}  # the first path of a name wins
+    return next((by_name[n] for n in names if n in by_name), None)
 
 
 def _siblings(final_path: str) -> list[str]:
