@@ -94,11 +94,13 @@ class Env:
     tokenizers: Path
     size: int
     steps: int
+    images: int
     timeout: float
     budget: float  # seconds for all families: one past it is not started
     dry_run: bool
     cpu: bool = False
     families: list[str] = field(default_factory=list)
+    keep_models: Path | None = None  # files built once and kept here (the CPU test), not deleted
     env: dict = field(default_factory=dict)
 
     @property
@@ -195,6 +197,8 @@ def models_dir(e: Env, gb: float) -> Path | None:
     of memory and 64 GB of disk, less than Qwen-Image's 58 GB of files and the rest); None: nowhere."""
     if e.dry_run:
         return e.work / "models"
+    if e.keep_models:
+        return e.keep_models
     for folder in (e.work / "models", Path("/dev/shm/lw-gpu-musubi-models")):
         parent = folder.parent if folder.parent.exists() else e.work
         if shutil.disk_usage(parent).free / 1e9 >= gb + 5:
@@ -235,13 +239,13 @@ def build_models(e: Env, family: str, deadline: float, line: Line) -> dict[str, 
 
 
 def make_dataset(e: Env, family: str) -> Path:
-    """4 images with captions and musubi's dataset config (written with the pack's TOML writer)."""
+    """`e.images` images with captions and musubi's dataset config (written with the pack's TOML writer)."""
     from PIL import Image
 
     root = e.work / "projects" / family
     images = root / "images"
     images.mkdir(parents=True, exist_ok=True)
-    for i in range(4):
+    for i in range(e.images):
         Image.new("RGB", (e.size, e.size), (40 * i, 120, 200 - 30 * i)).save(images / f"img{i}.png")
         (images / f"img{i}.txt").write_text(PROMPT, encoding="utf-8")
     config = {
@@ -363,8 +367,8 @@ def check_family(e: Env, family: str, end: float) -> Line:
         line.fail(f"stopped at its time limit ({deadline - t0:.0f} s) in {step}")
     finally:
         line.add(f"{time.monotonic() - t0:.0f} s")
-        for path in (files or {}).values():  # one family's files at a time: the disk holds no more
-            Path(path).unlink(missing_ok=True)
+        for path in (files or {}).values() if e.keep_models is None else ():
+            Path(path).unlink(missing_ok=True)  # one family's files at a time: the disk holds no more
         shutil.rmtree(e.work / "projects" / family / "cache", ignore_errors=True)
     return line
 
@@ -376,12 +380,18 @@ def parse(argv: list[str]) -> Env:
     p.add_argument("--work", default="/tmp/lw-gpu-musubi", help="scratch folder (models, datasets, logs)")
     p.add_argument("--size", type=int, default=256, help="training and sample resolution")
     p.add_argument("--steps", type=int, default=1)
+    p.add_argument(
+        "--images", type=int, default=4, help="images in the dataset (each is one caption to encode)"
+    )
     p.add_argument("--timeout", type=float, default=200, help="seconds per family, all its steps")
     p.add_argument("--budget", type=float, default=530, help="seconds for all families together")
     p.add_argument(
         "--dry-run", action="store_true", help="no GPU: sparse files, commands through musubi's parsers"
     )
     p.add_argument("--cpu", action="store_true", help="run for real on the CPU (small families, small sizes)")
+    p.add_argument(
+        "--keep-models", type=Path, help="build the files here once and keep them (reused next run)"
+    )
     args = p.parse_args(argv)
     unknown = [f for f in args.families.split(",") if f not in FAMILIES]
     if unknown:
@@ -399,10 +409,12 @@ def parse(argv: list[str]) -> Env:
         tokenizers=Path(tokenizers),
         size=args.size,
         steps=args.steps,
+        images=args.images,
         timeout=args.timeout,
         budget=args.budget,
         dry_run=args.dry_run,
         cpu=args.cpu,
+        keep_models=args.keep_models,
         families=args.families.split(","),
     )
     return e

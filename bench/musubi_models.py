@@ -10,7 +10,7 @@ Files are written tensor by tensor (the header first, then each tensor made and 
   * mode "sparse": the header and a hole of the full size (detection checks; costs no disk);
   * mode "real": small random weights, made on DEVICE ("cuda" on the GPU box, "cpu" here).
 
-    python musubi_models.py save FAMILY VARIANT MODELS_DIR DEVICE real|sparse OUT.json
+    python musubi_models.py save FAMILY VARIANT MODELS_DIR DEVICE real|sparse OUT.json [REAL_PARTS]
     python musubi_models.py parts            # every family's parts, parameter counts (meta device)
 """
 
@@ -254,18 +254,38 @@ def write_streaming(tensors: list, path: Path, device: str, real: bool, seed: in
             return offset
         for name, shape, dtype in tensors:
             t = _fill(name, torch.empty(shape, dtype=dtype, device=device), gen)
-            f.write(t.cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            f.write(t.cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
             del t
     return offset
 
 
-def save_family(family: str, variant: str, models: Path, device: str, mode: str) -> dict[str, str]:
-    """Write the family's parts into a ComfyUI-like models/ folder; returns {part: path}."""
+def _already_written(path: Path) -> bool:
+    """A complete, filled file of ours from an earlier run (not a sparse one): kept, not rewritten."""
+    try:
+        st = path.stat()
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(n))
+    except (OSError, ValueError):
+        return False
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    filled = st.st_blocks * 512 >= st.st_size * 0.9
+    ours = header.get("__metadata__", {}).get("note", "").startswith("random weights")
+    return ours and filled and st.st_size == 8 + n + end
+
+
+def save_family(
+    family: str, variant: str, models: Path, device: str, mode: str, real_parts: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """Write the family's parts into a ComfyUI-like models/ folder; returns {part: path}. mode "real"
+    fills every part, "sparse" none but `real_parts` (the VAE alone for a CPU latent-cache check)."""
     out = {}
     for key, part in FAMILIES[family](variant).items():
         module = part.build()
         path = models / part.folder / part.name
-        write_streaming(tensor_list(module, part), path, device, mode == "real")
+        real = mode == "real" or key in real_parts
+        if not (real and _already_written(path)):
+            write_streaming(tensor_list(module, part), path, device, real)
         del module
         out[key] = str(path)
     return out
@@ -284,13 +304,14 @@ def parts_report() -> dict:
 
 
 USAGE = """usage (in musubi-tuner's environment):
-  python musubi_models.py save FAMILY VARIANT MODELS_DIR DEVICE real|sparse OUT.json
+  python musubi_models.py save FAMILY VARIANT MODELS_DIR DEVICE real|sparse OUT.json [REAL_PARTS]
   python musubi_models.py parts"""
 
 if __name__ == "__main__":
-    if len(sys.argv) == 8 and sys.argv[1] == "save":
-        family, variant, models, device, mode, out = sys.argv[2:]
-        files = save_family(family, variant, Path(models), device, mode)
+    if len(sys.argv) in (8, 9) and sys.argv[1] == "save":
+        family, variant, models, device, mode, out = sys.argv[2:8]
+        real_parts = tuple(sys.argv[8].split(",")) if len(sys.argv) == 9 else ()
+        files = save_family(family, variant, Path(models), device, mode, real_parts)
         Path(out).write_text(json.dumps(files), encoding="utf-8")
     elif len(sys.argv) == 2 and sys.argv[1] == "parts":
         print(json.dumps(parts_report(), indent=1))
