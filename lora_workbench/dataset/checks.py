@@ -315,16 +315,17 @@ def _what(name: str) -> str:
 
 
 def _mixed(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
-    """musubi-tuner reads a dataset entry's folder as images or as videos, never both; sd-scripts
-    ignores the videos: a folder holding both is split by the user, who knows which belong together."""
+    """musubi-tuner reads a dataset entry's folder as images or as videos, never both, and both
+    trainers then read the images only: a stray clip must not block a photo dataset, but the user
+    hears that it is not trained, and who knows which belong together moves it."""
     if s.mixed:
         out.append(
             Issue(
-                "error",
+                "warning",
                 s.folder,
                 f"The subset {s.dirname} holds {s.image_count} image(s) and {s.video_count} video(s) (e.g. "
-                f"{s.videos[0]}); a subset trains images or videos, not both: move the videos into a subset "
-                f"folder of their own (e.g. {s.dirname}_video beside it).",
+                f"{s.videos[0]}); a subset trains images or videos, not both, so its videos are not trained: "
+                f"move them into a subset folder of their own (e.g. {s.dirname}_video beside it).",
                 "mixed-media",
             )
         )

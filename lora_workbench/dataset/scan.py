@@ -95,8 +95,9 @@ class SubsetScan:
 
     @property
     def item_count(self) -> int:
-        """The files an epoch trains once per repeat: images, or videos (one item each)."""
-        return len(self.images) + len(self.videos)
+        """The files an epoch trains once per repeat: images, or videos (one item each); a folder
+        holding both trains its images (the kind below), so its videos are not counted."""
+        return len(self.images) if self.images else len(self.videos)
 
     @property
     def kind(self) -> str:

@@ -121,14 +121,17 @@ def test_video_subset_facts_survive_the_dataset_json(tmp_path):
     )
 
 
-def test_images_and_videos_in_one_folder_are_one_sentence(tmp_path):
+def test_a_stray_video_in_an_image_folder_is_a_warning_and_the_images_train(tmp_path):
     folder = make_subset(tmp_path, "1_Walk", 2)
     vf.caption(vf.write_mp4(folder / "clip.mp4"))
     r = prepare.preview(tmp_path, opts())
-    errors = [i for i in r["issues"] if i["severity"] == "error"]
-    assert [i["code"] for i in errors] == ["mixed-media"]
-    assert "holds 2 image(s) and 1 video(s) (e.g. clip.mp4)" in errors[0]["message"]
-    assert "move the videos into a subset folder of their own" in errors[0]["message"]
+    assert not [i for i in r["issues"] if i["severity"] == "error"]
+    warned = [i for i in r["issues"] if i["code"] == "mixed-media"]
+    assert warned and warned[0]["severity"] == "warning"
+    assert "holds 2 image(s) and 1 video(s) (e.g. clip.mp4)" in warned[0]["message"]
+    assert "its videos are not trained" in warned[0]["message"]
+    assert "move them into a subset folder of their own" in warned[0]["message"]
+    assert (r["subsets"][0]["kind"], r["subsets"][0]["images"]) == ("image", 2)
 
 
 def test_the_report_and_summary_show_video_subsets(tmp_path):
