@@ -104,7 +104,9 @@ def add_commands(sub) -> None:
     )
     p.add_argument("--dataset-toml", help="the kohya dataset TOML (default: PROJECT/dataset.toml)")
     p.add_argument(
-        "--print-command", action="store_true", help="print the command that would run; write nothing"
+        "--print-command",
+        action="store_true",
+        help="print every command the run would start and every file it would write; write nothing",
     )
     p.add_argument("--no-cache", action="store_true", help="train even when an identical finished run exists")
     add_setting_flags(p)
@@ -178,11 +180,13 @@ def _load_dataset(args):
 
 
 def _print_command(opts, dataset, base: str) -> int:
+    """What a run would do, whole: every step's working directory and command, then every file the
+    run folder would get (the config TOML, the dataset config, the prompts), as a run writes them."""
     p = train.plan(opts, dataset, base)
-    echo(f"# {p.model.name} base ({p.model.how}); run folder {p.run_dir}")
+    echo(f"# {p.model.name} base ({p.model.how}); {p.job.backend}; run folder {p.run_dir}")
     for w in p.warnings:
         echo(f"# warning: {w}")
-    echo(p.command.display())
+    echo(p.job.display().rstrip("\n"))
     return 0
 
 
