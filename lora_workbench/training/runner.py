@@ -102,6 +102,7 @@ class TrainStatus:
             "node_id": self.node_id,
             "returncode": self.returncode,
             "phase": self.phase,
+            "progress": self.progress,
             "phase_step": self.phase_step,
             "phase_total": self.phase_total,
             "text": self.text(),

@@ -89,7 +89,8 @@ def test_the_published_events_carry_the_phase(tmp_path):
         unsubscribe()
     assert [e["phase"] for e in got][0] == "Caching latents" and got[-1]["phase"] == "Training"
     assert {"Caching latents", "Training"} == {e["phase"] for e in got}
-    assert any(e["phase_step"] == 3 and e["phase_total"] == 3 for e in got)
+    assert any(e["phase_step"] == 3 and e["phase_total"] == 3 and e["progress"] == "count" for e in got)
+    assert got[-1]["progress"] == "train"
     assert got[-1]["state"] == "finished" and runner.current_status()["phase"] == "Training"
 
 
