@@ -78,9 +78,10 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
 def add_commands(sub) -> None:
     p = sub.add_parser(
         "train",
-        help="train a LoRA with kohya sd-scripts on a project's dataset",
+        help="train a LoRA with kohya's trainers (sd-scripts, musubi-tuner) on a project's dataset",
         description="Train a LoRA on PROJECT's dataset (dataset.toml from `dataset apply`) with the "
-        "sd-scripts in KOHYA_SS_PATH. Each run writes <project>/output/<name>-NNN/; the "
+        "trainer of the base model's family: the sd-scripts in KOHYA_SS_PATH, or the musubi-tuner in "
+        "MUSUBI_TUNER_PATH. Each run writes <project>/output/<name>-NNN/; the "
         "same inputs again reuse the finished run. Every setting is listed in docs/settings.md.",
     )
     p.add_argument("project", help="the training project folder")

@@ -158,7 +158,7 @@ class RunControl:
     env: dict | None = None
     roots: Sequence[str | os.PathLike] | None = None  # a workflow's allowed roots; None: the CLI
     before_launch: Callable[[str], None] | None = (
-        None  # called with "gpu"/"cpu" just before sd-scripts starts
+        None  # called with "gpu"/"cpu" just before the trainer starts
     )
     require_known_state: bool = True  # resume only states this installation saw written (workflows)
 
@@ -721,7 +721,7 @@ def _resume(prep: Prepared, ctl: RunControl) -> TrainRun:
         raise ValidationError(
             f"The run {point.run_dir.name} has finished but its LoRA file is gone; start a new run."
         )
-    if ctl.roots is not None:  # sd-scripts writes into the resumed run folder by name
+    if ctl.roots is not None:  # the trainer writes into the resumed run folder by name
         write_places.check_resumed_run(point.run_dir)
     history.remember_run(point.run_dir)  # a run resumed from another index (or none) shows in the tab too
     return _run(build(prep, point.run_dir, point), ctl)
