@@ -33,7 +33,7 @@ from .. import disk, paths
 from ..dataset.images import is_image
 from ..dataset.resize_cache import CACHE_DIR
 from ..datatypes import LoraDataset, TrainedLora
-from ..errors import DiskFull, ValidationError, WorkbenchError
+from ..errors import DiskFull, PathNotAllowed, ValidationError, WorkbenchError
 from ..library import layout, linker
 from ..modelfiles import lora_file
 from ..modelfiles.detect import ModelInfo, detect_model
@@ -834,6 +834,7 @@ def _new_record(p: Plan) -> dict:
 
 def _run(p: Plan, ctl: RunControl) -> TrainRun:
     """Write the run folder, run the job's steps, and turn what they left into a TrainRun (or an error)."""
+    check_cache_folders(p.job, ctl.roots)
     record = write_run_files(p)
     if ctl.before_launch is not None:
         ctl.before_launch(p.job.device)
@@ -841,6 +842,22 @@ def _run(p: Plan, ctl: RunControl) -> TrainRun:
     result = _launch(p, ctl, record)
     loss_png, notes = _check_outcome(p, result, record)
     return _finished(p, ctl, record, result.status, loss_png, notes)
+
+
+def check_cache_folders(job: Job, roots: Sequence[str | os.PathLike] | None) -> None:
+    """From a workflow: every cache step's folder (where the trainer writes its cache and the runner its
+    marker) must resolve inside the allowed roots; a shared project's cache folder may be a link out."""
+    if roots is None:
+        return
+    for step in job.steps:
+        if step.reuse_marker:
+            try:
+                paths.confine(Path(step.reuse_marker).parent, what="cache folder", extra_roots=roots)
+            except PathNotAllowed as exc:
+                raise PathNotAllowed(
+                    f"{exc} {step.phase} writes its cache there; move the project's cache folder back "
+                    f"into the project, or train from the command line."
+                ) from None
 
 
 class _StateRecorder:

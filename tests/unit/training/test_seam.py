@@ -12,6 +12,7 @@ import pytest
 
 from lora_workbench import cli
 from lora_workbench.dataset import dataset_toml
+from lora_workbench.errors import PathNotAllowed
 from lora_workbench.training import backends, train
 from lora_workbench.training.backends.sd_scripts import SD_SCRIPTS
 from lora_workbench.training.job import Job, ParserEntry, Step
@@ -249,3 +250,20 @@ def test_the_guard_sees_a_comparison_written_either_way(tmp_path):
         "wan",
         "sdxl",
     ]
+
+
+# --------------------------------------------------------------------------- attacks
+def test_a_workflow_may_not_cache_through_a_project_folder_linking_out_of_the_roots(roots, tmp_path_factory):
+    outside = tmp_path_factory.mktemp("outside")
+    project = roots / "shared-project"
+    project.mkdir()
+    (project / "cache").symlink_to(outside, target_is_directory=True)
+    job = two_step_job(project / "output" / "w-001")
+    linked = Step(**{**job.steps[0].__dict__, "reuse_marker": str(project / "cache" / "latents.key")})
+    job = Job(**{**job.__dict__, "steps": (linked, job.steps[1])})
+    with pytest.raises(PathNotAllowed, match="Caching latents writes its cache there"):
+        train.check_cache_folders(job, [str(roots)])
+    train.check_cache_folders(job, None)  # the command line: the user's own links are theirs
+    inside = Step(**{**linked.__dict__, "reuse_marker": str(project / "own-cache" / "latents.key")})
+    train.check_cache_folders(Job(**{**job.__dict__, "steps": (inside,)}), [str(roots)])
+    assert not list(outside.iterdir())
