@@ -406,7 +406,7 @@ def prepare(
     estimate = _memory(opts, model, recipe, device, install, dataset_captions(dataset.toml_path))
     if estimate is not None and estimate.verdict in ("tight", "too_big"):
         warnings.append(estimate.message())
-    script = opts.script if opts.script != "auto" else model.script
+    script = opts.script if opts.script != "auto" else recipe.script
     trainer = getattr(backend, "cache_key_id", backend.id)
     fp = fingerprint(opts, dataset, base, script=script, device=device, files=extra, trainer=trainer)
     name = output_name_for(opts, dataset)
