@@ -200,9 +200,10 @@ class KohyaLoRATrain:
         previews = PreviewPicker()
 
         def on_update(status):
-            total = max(1, status.total or 1)
-            # Raises on Cancel (the runner kills the tree); shows the newest sample or the loss curve.
-            _comfy.update_progress(pbar, min(status.step, total), total, previews.next_image(status))
+            # The bar follows the running step (caching: its count; training: the steps); the text names
+            # the phase. Raises on Cancel (the runner kills the tree); shows the newest sample or the loss curve.
+            done, total = status.bar()
+            _comfy.update_progress(pbar, done, total, previews.next_image(status))
             _comfy.send_progress_text(status.text(), node_id)
 
         try:

@@ -16,6 +16,19 @@ function statusText(s) {
   return s.text || s.state;
 }
 
+const LIVE = ["starting", "running"];
+
+/** The bar's fill and the phase's words: a count step (caching, converting) fills the bar with its own
+ * count while it runs ("Caching latents · 3/12"); otherwise the training's steps. */
+export function stepProgress(s) {
+  const counting = s?.progress === "count" && LIVE.includes(s?.state);
+  const done = counting ? s.phase_step || 0 : s?.step || 0;
+  const total = counting ? s.phase_total || 0 : s?.total || 0;
+  const count = counting ? (s.phase_total ? `${done} / ${total}` : String(done || "")) : "";
+  const phase = s?.phase ? [s.phase, count].filter(Boolean).join(" · ") : "–";
+  return { fill: total ? `${Math.min(100, (100 * done) / total)}%` : "0%", phase };
+}
+
 class TrainPanel {
   constructor(node) {
     injectStyle();
@@ -36,7 +49,7 @@ class TrainPanel {
       this.canvas,
       el("div.lw-progress", {}, this.bar),
       el("div.lw-stats", {},
-        stat("step", "step"), stat("epoch", "epoch"), stat("loss", "loss"),
+        stat("phase", "phase"), stat("step", "step"), stat("epoch", "epoch"), stat("loss", "loss"),
         stat("rate", "speed"), stat("eta", "ETA"), stat("elapsed", "elapsed")),
       this.msg,
       this.samples);
@@ -73,7 +86,10 @@ class TrainPanel {
       : (s.rate || "–");
     this.stats.eta.textContent = state === "running" ? formatSeconds(s.eta_s) : "–";
     this.stats.elapsed.textContent = formatSeconds(s.elapsed_s);
-    this.bar.style.width = total ? `${Math.min(100, (100 * (s.step || 0)) / total)}%` : "0%";
+    const progress = stepProgress(s);
+    this.stats.phase.textContent = progress.phase;
+    this.root.dataset.phase = s.phase || "";
+    this.bar.style.width = progress.fill;
     const failed = state === "failed" || state === "cancelled";
     this.msg.className = `lw-msg ${failed ? "error" : "lw-muted"}`;
     let text = statusText(s);

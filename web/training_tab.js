@@ -6,6 +6,7 @@
 import { api } from "../../scripts/api.js";
 import { openCaptionEditor } from "./caption_editor.js";
 import { drawLossChart } from "./loss_chart.js";
+import { stepProgress } from "./train_panel.js";
 import {
   basename, callRoute, debounce, el, formatLoss, formatSeconds, injectStyle, routeUrl,
 } from "./lw_common.js";
@@ -74,7 +75,7 @@ class TrainingTab {
         this.where,
         el("div.lw-progress", {}, this.bar),
         el("div.lw-stats", {},
-          stat("step", "step"), stat("epoch", "epoch"), stat("loss", "loss"),
+          stat("phase", "phase"), stat("step", "step"), stat("epoch", "epoch"), stat("loss", "loss"),
           stat("rate", "speed"), stat("eta", "ETA"), stat("elapsed", "elapsed")),
         this.msg,
         el("div.lw-tab-body", {},
@@ -217,10 +218,13 @@ class TrainingTab {
     this.stats.rate.textContent = rate(d);
     this.stats.eta.textContent = state === "running" ? formatSeconds(d.eta_s) : "–";
     this.stats.elapsed.textContent = formatSeconds(d.elapsed_s);
-    this.bar.style.width = total ? `${Math.min(100, (100 * (d.step || 0)) / total)}%` : "0%";
+    const progress = stepProgress(d);
+    this.stats.phase.textContent = progress.phase;
+    this.root.dataset.phase = d.phase || "";
+    this.bar.style.width = progress.fill;
     const failed = ["failed", "cancelled", "stopped"].includes(state);
     this.msg.className = `lw-msg ${failed ? "error" : "lw-muted"}`;
-    this.msg.textContent = state === "cancelled" ? "cancelled: only what sd-scripts had saved is in the run folder"
+    this.msg.textContent = state === "cancelled" ? "cancelled: only what the trainer had saved is in the run folder"
       : failed ? (d.error || d.message || state) : (d.text || "");
     if (d.log_tail) {
       this.log.textContent = d.log_tail.join("\n");
@@ -263,7 +267,7 @@ class TrainingTab {
 
 function pick(status) {
   const keys = ["state", "step", "total", "epoch", "epochs", "loss", "losses", "samples", "text", "message",
-    "elapsed_s", "eta_s", "it_per_s", "rate", "node_id"];
+    "elapsed_s", "eta_s", "it_per_s", "rate", "node_id", "phase", "progress", "phase_step", "phase_total"];
   return Object.fromEntries(keys.filter((k) => k in status).map((k) => [k, status[k]]));
 }
 

@@ -78,9 +78,10 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
 def add_commands(sub) -> None:
     p = sub.add_parser(
         "train",
-        help="train a LoRA with kohya sd-scripts on a project's dataset",
+        help="train a LoRA with kohya's trainers (sd-scripts, musubi-tuner) on a project's dataset",
         description="Train a LoRA on PROJECT's dataset (dataset.toml from `dataset apply`) with the "
-        "sd-scripts in KOHYA_SS_PATH. Each run writes <project>/output/<name>-NNN/; the "
+        "trainer of the base model's family: the sd-scripts in KOHYA_SS_PATH, or the musubi-tuner in "
+        "MUSUBI_TUNER_PATH. Each run writes <project>/output/<name>-NNN/; the "
         "same inputs again reuse the finished run. Every setting is listed in docs/settings.md.",
     )
     p.add_argument("project", help="the training project folder")
@@ -104,7 +105,9 @@ def add_commands(sub) -> None:
     )
     p.add_argument("--dataset-toml", help="the kohya dataset TOML (default: PROJECT/dataset.toml)")
     p.add_argument(
-        "--print-command", action="store_true", help="print the command that would run; write nothing"
+        "--print-command",
+        action="store_true",
+        help="print every command the run would start and every file it would write; write nothing",
     )
     p.add_argument("--no-cache", action="store_true", help="train even when an identical finished run exists")
     add_setting_flags(p)
@@ -178,11 +181,13 @@ def _load_dataset(args):
 
 
 def _print_command(opts, dataset, base: str) -> int:
+    """What a run would do, whole: every step's working directory and command, then every file the
+    run folder would get (the config TOML, the dataset config, the prompts), as a run writes them."""
     p = train.plan(opts, dataset, base)
-    echo(f"# {p.model.name} base ({p.model.how}); run folder {p.run_dir}")
+    echo(f"# {p.model.name} base ({p.model.how}); {p.job.backend}; run folder {p.run_dir}")
     for w in p.warnings:
         echo(f"# warning: {w}")
-    echo(p.command.display())
+    echo(p.job.display().rstrip("\n"))
     return 0
 
 

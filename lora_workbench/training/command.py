@@ -23,7 +23,8 @@ from ..datatypes import LoraDataset
 from ..errors import ValidationError
 from ..modelfiles.detect import SCRIPT_FOR_ARCH, ModelInfo
 from . import families, kvargs, sample_prompts
-from .kohya import KohyaInstall, default_tokenizer_cache
+from .backends.sd_scripts import quirks
+from .kohya import default_tokenizer_cache
 from .settings import SETTING, SETTINGS, Where
 from .validation import (
     check_device,
@@ -40,7 +41,7 @@ class Target:
 
     dataset: LoraDataset
     model: ModelInfo
-    install: KohyaInstall
+    install: Any  # the trainer's install: any object with root, scripts_dir and python (backends.Install)
     device: str  # "gpu" | "cpu" (train.py probes "auto")
     run_dir: Path
     logging_dir: Path | None = None  # TensorBoard logs (PROJECT/logs); None = no logs
@@ -52,7 +53,10 @@ class Target:
 
     @property
     def family(self) -> families.TrainingFamily:
-        return families.get(self.model.arch)
+        """The recipe of the model's family, from the trainer that owns it."""
+        from .backends import for_family
+
+        return for_family(self.model.arch)[1]
 
     @property
     def config_path(self) -> Path:
@@ -253,7 +257,8 @@ def caption_variation(opts, family: families.TrainingFamily, in_dataset: tuple[s
     text-encoder outputs cannot follow them (the trainers assert is_text_encoder_output_cacheable;
     Anima's cache handles caption dropout)."""
     names = dict.fromkeys([*(n for n in CAPTION_VARIATION if getattr(opts, n, 0)), *in_dataset])
-    return [n for n in names if not (family.id == "anima" and n == "caption_dropout_rate")]
+    follows_dropout = family.id in quirks.TE_CACHE_FOLLOWS_CAPTION_DROPOUT
+    return [n for n in names if not (follows_dropout and n == "caption_dropout_rate")]
 
 
 def cache_text_encoder_outputs(
@@ -265,7 +270,7 @@ def cache_text_encoder_outputs(
         return opts.cache_text_encoder_outputs == "on"
     return (
         bool(family.recommended.get("cache_text_encoder_outputs"))
-        and (family.id != "sdxl" or not train_te)
+        and (family.id not in quirks.TE_CACHE_REFUSES_TE_TRAINING or not train_te)
         and not varied
     )
 
@@ -340,7 +345,7 @@ def _model(o, t: Target, r: Resolved) -> dict:
     sec.update({option: str(path) for option, path in t.model_files.items()})
     if "model_type" in t.family.required:  # flux_train_network.py trains Chroma with --model_type chroma
         sec["model_type"] = t.family.required["model_type"]
-    if t.model.arch == "sd2":
+    if t.model.arch in quirks.V2_FAMILIES:
         sec["v2"] = True
     if r.tokenizer_cache_dir:
         sec["tokenizer_cache_dir"] = str(r.tokenizer_cache_dir)
@@ -440,8 +445,8 @@ def _training(o, t: Target, r: Resolved) -> dict:
         sec["max_train_steps"] = r.total_steps
     if o.attention != "none":
         sec[o.attention] = True
-    if t.model.arch == "sdxl" and r.mixed_precision == "fp16":
-        sec["no_half_vae"] = True  # SDXL's VAE overflows in fp16
+    if t.model.arch in quirks.FP16_VAE_OVERFLOWS and r.mixed_precision == "fp16":
+        sec["no_half_vae"] = True
     if o.multires_noise_iterations:
         sec["multires_noise_discount"] = o.multires_noise_discount
     if not latents_cacheable(o, t):
@@ -595,12 +600,15 @@ def launch_argv(o, t: Target, r: Resolved) -> list[str]:
 def check_script(opts, model: ModelInfo) -> None:
     """A script chosen by hand must be the one for the base model's family (sd-scripts would refuse it
     or fail loading the checkpoint); model_type is the setting for a wrongly detected base model."""
-    expected = SCRIPT_FOR_ARCH[model.arch]
-    if opts.script not in ("auto", expected):
+    if opts.script == "auto":
+        return
+    expected = SCRIPT_FOR_ARCH.get(model.arch, "")
+    if opts.script != expected:
         wanted = next(a for a, script in SCRIPT_FOR_ARCH.items() if script == opts.script)
+        also = f" (or {expected})" if expected else ""
         raise ValidationError(
             f"script {opts.script} does not train {model.name} models, and {model.path} looks like "
-            f"{model.name} ({model.how}); set script to auto (or {expected}), or set model_type to "
+            f"{model.name} ({model.how}); set script to auto{also}, or set model_type to "
             f"{wanted} if the base model is really that."
         )
 

@@ -1,9 +1,15 @@
-"""Parse kohya sd-scripts' console output (stdout and stderr) into progress events, incrementally.
+"""Parse kohya's trainers' console output (stdout and stderr) into progress events, incrementally.
 
 sd-scripts writes its tqdm `steps:` bar to stderr with `\\r` refreshes and no newline, rich log
 records to stderr (or to stdout with --console_log_simple), and `epoch N/M` / `saving checkpoint:`
-to stdout. Records can be glued to a bar with no separator, so each stream is split on both `\\r`
-and `\\n` and searched, never anchored. Pure: no I/O, no threads; the runner feeds it text.
+to stdout. musubi-tuner's training loop prints the same (`steps:` bar with `avr_loss`, `total
+optimization steps`, `epoch N/M`, `saving checkpoint:`, `model saved.`), its records in logging's
+plain `INFO:name:message` form. Records can be glued to a bar with no separator, so each stream is
+split on both `\\r` and `\\n` and searched, never anchored.
+
+A `count` parser (a run's other steps: caching latents, caching text-encoder outputs, converting)
+reads any tqdm bar instead, totalled (`3/12`) or not (`5it`), as "count" events without a loss.
+Pure: no I/O, no threads; the runner feeds it text.
 """
 
 from __future__ import annotations
@@ -36,6 +42,15 @@ RECORD_RE = re.compile(
     r"^(?:\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)?\s*(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL)\s+"
     r"(?P<msg>.*?)(?:\s{2,}[\w.-]+\.py:\d+)?\s*$"
 )
+# logging.basicConfig's record (musubi-tuner): "LEVEL:logger.name:message".
+PLAIN_RECORD_RE = re.compile(r"^(?P<level>DEBUG|INFO|WARNING|ERROR|CRITICAL):[\w.]*:(?P<msg>.*?)\s*$")
+# Any tqdm bar, for a count step: totalled ("desc: 25%|##  | 3/12 [00:01<00:03, 2.9it/s]") or not
+# ("5it [00:03, 1.50it/s]"). tqdm starts every refresh with \r, so a bar begins a segment.
+COUNT_RE = re.compile(
+    r"(?:\d+%\|[^|\r\n]*\|\s*(?P<n>\d+)/(?P<total>\d+)\s*\[(?P<elapsed>[0-9:]+)<(?P<remaining>[0-9:?]+),"
+    r"|(?<![\w.])(?P<n2>\d+)it\s*\[(?P<elapsed2>[0-9:]+),)"
+    r"\s*(?P<rate>[0-9.?]+)\s*(?P<unit>s/it|it/s)[^\]\r\n]*\]"
+)
 ERROR_RE = re.compile(
     r"^(Traceback \(most recent call last\):|[\w.]*(Error|Exception|Interrupt)\b.*|.*\bERROR\b.*|error: .*)$"
 )
@@ -48,7 +63,8 @@ MAX_PENDING = 1 << 20
 class ProgressEvent:
     """One thing sd-scripts reported.
 
-    kind: "step" (step, total, loss, rate, elapsed, remaining, it_per_s), "total" (total), "epochs"
+    kind: "step" (step, total, loss, rate, elapsed, remaining, it_per_s), "count" (step, total when
+    the bar has one, rate, elapsed, remaining, it_per_s: a count parser's bar), "total" (total), "epochs"
     (epochs, from the banner), "epoch" (epoch, epochs), "saved" (path), "model_saved", "sample"
     (step; sd-scripts does not print sample paths), "no_data" (text), "error_line" (text), and with
     `emit_lines=True` "line" (text) for every log line that is not a bar refresh.
@@ -90,8 +106,9 @@ def parse_loss(value: str) -> float | None:
 
 
 def clean_record(line: str) -> str:
-    """A rich log record without its time and file:line columns ("INFO message"); other lines stripped."""
-    m = RECORD_RE.match(line)
+    """A log record without its time, logger and file:line columns ("INFO message"), rich or plain
+    logging's; other lines stripped."""
+    m = RECORD_RE.match(line) or PLAIN_RECORD_RE.match(line.strip())
     if m:
         msg = re.sub(r"\s{2,}", " ", m.group("msg").strip())
         return f"{m.group('level')} {msg}".rstrip()
@@ -124,16 +141,41 @@ def step_event(m: re.Match, stream: str) -> ProgressEvent:
     )
 
 
+def count_event(m: re.Match, stream: str) -> ProgressEvent:
+    """A count step's bar: how far (n, of total when it has one) and how fast; never a loss."""
+    rate_num, unit = m.group("rate"), m.group("unit")
+    it_per_s = None
+    if "?" not in rate_num:
+        r = float(rate_num)
+        it_per_s = r if unit == "it/s" else (1.0 / r if r > 0 else None)
+    totalled = m.group("n") is not None
+    return ProgressEvent(
+        kind="count",
+        stream=stream,
+        step=int(m.group("n") if totalled else m.group("n2")),
+        total=int(m.group("total")) if totalled else None,
+        rate=f"{rate_num}{unit}",
+        it_per_s=it_per_s,
+        elapsed=hms_to_seconds(m.group("elapsed") if totalled else m.group("elapsed2")),
+        remaining=hms_to_seconds(m.group("remaining")) if totalled else None,
+    )
+
+
+BARS = {"train": (STEP_RE, step_event), "count": (COUNT_RE, count_event)}
+
+
 class ProgressParser:
     """Incremental parser; feed it decoded text as it arrives, per stream, in any chunk sizes.
 
     A bar refresh is reported as soon as its closing `]` arrives (tqdm writes no newline after it);
     other lines are reported when their `\\r`/`\\n` arrives, or on `flush()`. Feeding the same text in
-    any chunking gives the same events in the same order.
+    any chunking gives the same events in the same order. `bar` says which bars are progress: "train"
+    (the `steps:` bar with its loss) or "count" (any bar, a run's other steps).
     """
 
-    def __init__(self, emit_lines: bool = False):
+    def __init__(self, emit_lines: bool = False, bar: str = "train"):
         self.emit_lines = emit_lines
+        self._bar_re, self._bar_event = BARS[bar]
         self._pending: dict[str, str] = {}  # stream -> unterminated segment
         self._bar_done: dict[str, int] = {}  # stream -> chars of the pending segment already scanned for bars
 
@@ -150,8 +192,8 @@ class ProgressParser:
         if len(parts) > 1:
             done = 0
         # Report complete bar refreshes in the unterminated segment now (the live case).
-        for m in STEP_RE.finditer(last, done):
-            events.append(step_event(m, stream))
+        for m in self._bar_re.finditer(last, done):
+            events.append(self._bar_event(m, stream))
             done = m.end()
         if len(last) > MAX_PENDING:  # output that never ends a line: don't hold it forever
             events += self._segment(last, stream, done)
@@ -171,7 +213,7 @@ class ProgressParser:
         return events
 
     def _segment(self, seg: str, stream: str, bars_done: int) -> list[ProgressEvent]:
-        events = [step_event(m, stream) for m in STEP_RE.finditer(seg, bars_done)]
+        events = [self._bar_event(m, stream) for m in self._bar_re.finditer(seg, bars_done)]
         rest = ANY_BAR_RE.sub("\n", seg)
         for line in rest.split("\n"):
             if line.strip():

@@ -1,10 +1,15 @@
-"""Run a training command as a watched, cancellable subprocess and report its progress.
+"""Run a training command (or a job's steps, one after another) as a watched, cancellable
+subprocess and report its progress.
 
 The child and everything it starts is one `proctree.ProcessTree`, with both streams read on two
 threads in binary chunks (tqdm refreshes end in `\\r`, not newlines) and appended raw to a log file.
 The caller's thread parses, updates a `TrainStatus`, calls `on_update`, publishes `events.TRAIN` and
 polls for cancel. Cancel stops the whole tree (SIGINT, then SIGTERM, then SIGKILL), because
 `accelerate launch` forwards no signals and killing it alone leaves the trainer running.
+
+`run_job(steps, options)` runs a Job's steps in order (musubi-tuner: cache latents, cache text-encoder
+outputs, train, convert) with one status, one cancel flag and one log: the status names the step's
+phase, a cache step whose project cache is current is skipped, and a failing step ends the job.
 """
 
 from __future__ import annotations
@@ -20,15 +25,17 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .. import events
+from .. import disk, events, paths
+from ..errors import WorkbenchError
 from .proctree import ProcessTree
 from .progress import ProgressEvent, ProgressParser, format_seconds
 
 STATES = ("starting", "running", "finished", "failed", "cancelled")
 FINAL_STATES = ("finished", "failed", "cancelled")
+LIVE_STATES = ("starting", "running")
 PUBLISH_INTERVAL = 0.25  # seconds between throttled TRAIN events (state changes are always sent)
 HEARTBEAT_INTERVAL = 1.0  # on_update is called at least this often, so a node can poll its interrupt
 EVENT_MAX_LOSSES = 500  # loss points carried by one published event (ProcessOutcome keeps all)
@@ -62,6 +69,12 @@ class TrainStatus:
     log_path: str = ""
     node_id: str | None = None
     returncode: int | None = None
+    # The step of the job running now: its phase ("Caching latents", "Training"; "Caching latents
+    # (reused)" for a skipped cache step) and, for a count step (progress "count"), its bar's count.
+    phase: str = ""
+    progress: str = "train"  # "train": step/total/epoch/loss above are the training's | "count"
+    phase_step: int = 0
+    phase_total: int = 0
 
     def to_dict(self, max_losses: int | None = None) -> dict:
         """JSON-ready (NaN/inf losses become null); `max_losses` thins the loss list evenly."""
@@ -88,12 +101,25 @@ class TrainStatus:
             "log_path": self.log_path,
             "node_id": self.node_id,
             "returncode": self.returncode,
+            "phase": self.phase,
+            "progress": self.progress,
+            "phase_step": self.phase_step,
+            "phase_total": self.phase_total,
             "text": self.text(),
         }
+
+    def bar(self) -> tuple[int, int]:
+        """(done, of) for a progress bar: the count step's count while one runs, else the training's."""
+        if self.progress == "count" and self.state in LIVE_STATES:
+            return self.phase_step, max(1, self.phase_total or self.phase_step)
+        total = max(1, self.total or 1)
+        return min(self.step, total), total
 
     def text(self) -> str:
         """One line for the node and the terminal: "epoch 2/3 · step 12/24 · loss 0.123 · 1.33 s/it · ETA 0:16"."""
         parts: list[str] = []
+        if self.progress == "count" and self.state in LIVE_STATES:
+            return self._count_text()
         if self.state == "starting":
             return "starting" + (f": {self.message}" if self.message else "")
         if self.epochs:
@@ -114,6 +140,19 @@ class TrainStatus:
             parts.append(format_seconds(self.elapsed_s))
             if self.state != "finished" and self.message:
                 parts.append(self.message)
+        return " · ".join(parts)
+
+    def _count_text(self) -> str:
+        """A count step: "Caching latents · 3/12 · 2.90 it/s · ETA 0:03" ("Caching latents · starting:
+        INFO loading VAE" before its bar)."""
+        if self.state == "starting":
+            return self.phase + (f" · starting: {self.message}" if self.message else "")
+        parts = [self.phase]
+        parts.append(f"{self.phase_step}/{self.phase_total}" if self.phase_total else str(self.phase_step))
+        if self.it_per_s:
+            parts.append(_fmt_rate(self.it_per_s))
+        if self.eta_s is not None:
+            parts.append(f"ETA {format_seconds(self.eta_s)}")
         return " · ".join(parts)
 
     def copy(self) -> TrainStatus:
@@ -216,6 +255,7 @@ class RunOptions:
     # resumed run's steps from 0 again, with the whole run's total).
     step_offset: int = 0
     prior_losses: list[tuple[int, float]] | None = None
+    trainer: str = "sd-scripts"  # who runs: its name in the status sentences
 
 
 def run_process(argv: list[str], options: RunOptions) -> ProcessOutcome:
@@ -227,6 +267,16 @@ def run_process(argv: list[str], options: RunOptions) -> ProcessOutcome:
     return _ProcessRun(argv, options).run()
 
 
+def run_job(steps, options: RunOptions) -> ProcessOutcome:
+    """Run a Job's steps (training/job.py `Step`s) in order, one process tree at a time, as one run:
+    one TrainStatus (its `phase` the step's), one cancel flag, one log. A cache step whose
+    `reuse_marker` holds its `reuse_key` is skipped; after a cache step succeeds, the key is written
+    there. The first step that fails or is cancelled ends the job (a job of several steps names the
+    phase in the message: "Caching latents failed: ..."). `options` as for run_process; its
+    step_offset and total_steps are the train step's."""
+    return _JobRun(tuple(steps), options).run()
+
+
 def _new_cancel_flag() -> threading.Event:
     """A fresh cancel flag, made the one `cancel_current()` sets."""
     global _current_cancel
@@ -236,25 +286,46 @@ def _new_cancel_flag() -> threading.Event:
     return flag
 
 
+def _new_status(options: RunOptions) -> TrainStatus:
+    return TrainStatus(
+        run_id=options.run_id or uuid.uuid4().hex[:12],
+        total=int(options.total_steps or 0),
+        log_path=str(options.log_path),
+        node_id=options.node_id,
+        losses=list(options.prior_losses or []),
+        step=int(options.step_offset),
+    )
+
+
+@dataclass
+class _InJob:
+    """What a process run shares with the job it is one step of (run_process: a job of one)."""
+
+    status: TrainStatus
+    cancel_flag: threading.Event
+    started: float  # the job's start: elapsed time counts from it
+    progress: str = "train"  # the step's: "train" | "count"
+    final: bool = True  # the job's last step: its success is the run's "finished"
+    phase: str = ""  # named in a failure when the job has several steps ("" = not named)
+
+
 class _ProcessRun:
     """One watched run: start the tree, then rounds of read / cancel? / exited? / report, then settle."""
 
-    def __init__(self, argv: list[str], options: RunOptions):
+    def __init__(self, argv: list[str], options: RunOptions, job: _InJob | None = None):
         self.argv = [str(a) for a in argv]
         self.opts = options
-        self.status = TrainStatus(
-            run_id=options.run_id or uuid.uuid4().hex[:12],
-            total=int(options.total_steps or 0),
-            log_path=str(options.log_path),
-            node_id=options.node_id,
-            losses=list(options.prior_losses or []),
-            step=int(options.step_offset),
-        )
+        if job is None:
+            job = _InJob(_new_status(options), _new_cancel_flag(), time.monotonic())
+        self.job = job
+        self.status = job.status
         sample_dir = options.sample_dir or _sample_dir_from_argv(self.argv)
-        self.watcher = _Watcher(self.status, sample_dir, options.step_offset)
-        self.cancel_flag = _new_cancel_flag()
+        offset = options.step_offset if job.progress == "train" else 0
+        self.watcher = _Watcher(self.status, sample_dir, offset, job.progress)
+        self.cancel_flag = job.cancel_flag
         self.cancelled = False
-        self.started = time.monotonic()
+        self.succeeded = False
+        self.started = job.started
         self.exited_at: float | None = None
         self.last_update = 0.0
         self.last_publish = 0.0
@@ -289,7 +360,9 @@ class _ProcessRun:
     def _could_not_start(self, exc: OSError | ValueError) -> ProcessOutcome:
         self.output.close()
         self.status.state = "failed"
-        self.status.message = f"Could not start {self.argv[0]}: {getattr(exc, 'strerror', None) or exc}"
+        self.status.message = self._failed(
+            f"Could not start {self.argv[0]}: {getattr(exc, 'strerror', None) or exc}"
+        )
         publish_status(self.status)
         return ProcessOutcome(None, False, self.status, [self.status.message])
 
@@ -372,24 +445,116 @@ class _ProcessRun:
         self.status.returncode = self.tree.popen.returncode
 
     def _settle(self) -> None:
-        """The final state: cancelled, failed (an exit code, or sd-scripts' "No data found"), or finished."""
-        st, rc = self.status, self.tree.popen.returncode
+        """The final state: cancelled, failed (an exit code, or sd-scripts' "No data found"), or finished
+        (a step before the job's last: still running, the next step follows)."""
+        st, rc, who = self.status, self.tree.popen.returncode, self.opts.trainer
         if self.cancelled:
             st.state, st.message = "cancelled", "cancelled by the user"
         elif rc != 0:
             error = self.watcher.error()
             st.state = "failed"
-            st.message = f"sd-scripts exited with code {rc}" + (f": {error}" if error else "")
+            st.message = self._failed(f"{who} exited with code {rc}" + (f": {error}" if error else ""))
         elif self.watcher.no_data:
             st.state = "failed"
-            st.message = (
-                "sd-scripts found no training images (No data found): the dataset folders must "
+            st.message = self._failed(
+                f"{who} found no training images (No data found): the dataset folders must "
                 "hold images in N_name subfolders"
             )
+        elif not self.job.final:
+            self.succeeded = True
+            st.state, st.message = "running", ""
         else:
+            self.succeeded = True
             st.state = "finished"
-            st.message = "" if st.saved else "sd-scripts reported no saved checkpoint"
+            st.message = "" if st.saved else f"{who} reported no saved checkpoint"
             st.eta_s = 0.0
+
+    def _failed(self, message: str) -> str:
+        return f"{self.job.phase} failed: {message}" if self.job.phase else message
+
+
+class _JobRun:
+    """A job's steps as one run: each step a _ProcessRun on the shared status and cancel flag."""
+
+    def __init__(self, steps: tuple, options: RunOptions):
+        self.steps, self.opts = steps, options
+        self.status = _new_status(options)
+        self.cancel_flag = _new_cancel_flag()
+        self.started = time.monotonic()
+
+    def run(self) -> ProcessOutcome:
+        outcome: ProcessOutcome | None = None
+        for i, step in enumerate(self.steps):
+            final = i == len(self.steps) - 1
+            if self._cancel_asked():
+                return self._cancelled_between(outcome)
+            if reused(step):
+                self._announce_reused(step, final)
+                continue
+            run = _ProcessRun(step.argv, replace(self.opts, cwd=step.cwd), self._in_job(step, final))
+            outcome = run.run()
+            if not run.succeeded:
+                return outcome
+            if step.reuse_key:
+                write_reuse_marker(step)
+        return outcome or self._nothing_ran()
+
+    def _in_job(self, step, final: bool) -> _InJob:
+        st = self.status
+        st.phase, st.progress, st.state, st.message = step.phase, step.progress, "starting", ""
+        st.phase_step = st.phase_total = 0
+        st.rate, st.it_per_s, st.eta_s = "", None, None
+        named = step.phase if len(self.steps) > 1 else ""
+        return _InJob(st, self.cancel_flag, self.started, step.progress, final, named)
+
+    def _cancel_asked(self) -> bool:
+        asked = self.opts.should_cancel
+        return self.cancel_flag.is_set() or (asked is not None and bool(asked()))
+
+    def _cancelled_between(self, last: ProcessOutcome | None) -> ProcessOutcome:
+        """Cancel between two steps: nothing is running, the next step never starts."""
+        st = self.status
+        st.state, st.message = "cancelled", "cancelled by the user"
+        st.elapsed_s = time.monotonic() - self.started
+        self._tell()
+        return ProcessOutcome(None, True, st, last.tail if last is not None else [])
+
+    def _announce_reused(self, step, final: bool) -> None:
+        st = self.status
+        st.phase, st.progress, st.phase_step, st.phase_total = f"{step.phase} (reused)", "count", 0, 0
+        st.elapsed_s = time.monotonic() - self.started
+        if final:
+            st.state = "finished"
+        self._tell()
+
+    def _nothing_ran(self) -> ProcessOutcome:
+        """Every step was skipped (a job of cache steps whose caches are current)."""
+        self.status.state = "finished"
+        return ProcessOutcome(0, False, self.status, [])
+
+    def _tell(self) -> None:
+        publish_status(self.status)
+        if self.opts.on_update is not None:
+            self.opts.on_update(self.status)
+
+
+def reused(step) -> bool:
+    """A cache step whose project cache holds its output: its marker file holds its key (a marker that
+    is no regular file, e.g. a FIFO planted in a shared project, is refused without blocking)."""
+    if not step.reuse_key or not step.reuse_marker:
+        return False
+    try:
+        with paths.open_file(step.reuse_marker, what="cache marker", confined=False) as f:
+            return f.read(limit=4096).decode("utf-8").strip() == step.reuse_key
+    except (OSError, ValueError, WorkbenchError):
+        return False
+
+
+def write_reuse_marker(step) -> None:
+    """After a cache step succeeded: its key into its marker (whole or not at all)."""
+    if step.reuse_marker:
+        Path(step.reuse_marker).parent.mkdir(parents=True, exist_ok=True)
+        disk.write_atomic(step.reuse_marker, step.reuse_key + "\n")
 
 
 class OutputPump:
@@ -443,10 +608,12 @@ class OutputPump:
 class _Watcher:
     """Applies parser events to a TrainStatus and keeps the meaningful log lines for error messages."""
 
-    def __init__(self, status: TrainStatus, sample_dir: str | None, step_offset: int = 0):
+    def __init__(
+        self, status: TrainStatus, sample_dir: str | None, step_offset: int = 0, progress: str = "train"
+    ):
         self.status = status
         self.step_offset = step_offset
-        self.parser = ProgressParser(emit_lines=True)
+        self.parser = ProgressParser(emit_lines=True, bar=progress)
         self.lines: deque[str] = deque(maxlen=2000)
         self.no_data = False
         self.sample_dir = sample_dir
@@ -489,6 +656,14 @@ class _Watcher:
                 _record_loss(st.losses, st.step, ev.loss)
         return True
 
+    def _on_count(self, ev: ProgressEvent) -> bool:
+        st = self.status
+        if st.state == "starting":
+            st.state, st.message = "running", ""
+        st.phase_step, st.phase_total = ev.step or 0, ev.total or 0
+        st.rate, st.it_per_s, st.eta_s = ev.rate or "", ev.it_per_s, ev.remaining
+        return True
+
     def _on_total(self, ev: ProgressEvent) -> bool:
         if ev.total:
             self.status.total = ev.total
@@ -526,6 +701,7 @@ class _Watcher:
 
     _HANDLERS: dict[str, Callable[[_Watcher, ProgressEvent], bool]] = {
         "step": _on_step,
+        "count": _on_count,
         "total": _on_total,
         "epochs": _on_epochs,
         "epoch": _on_epoch,

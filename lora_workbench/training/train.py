@@ -1,12 +1,17 @@
-"""One LoRA training run, end to end: plan, write the run folder, run sd-scripts, collect the outputs.
+"""One LoRA training run, end to end: plan, write the run folder, run the trainer, collect the outputs.
+
+One flow for every trainer: `prepare` validates and finds the family's backend (backends.for_family)
+and its install; `build` asks the backend for the run's `Job` (steps and file texts); `_run` writes
+`job.files`, every step in command.txt and run.json, runs the steps (runner.run_job: one bar naming
+the phase, one Cancel) and records the outcome. Nothing here asks which trainer or family it runs.
 
     <project>/output/<name>-NNN/      a new folder per run (an earlier LoRA is never overwritten)
         config.toml  dataset.toml  prompts.txt  command.txt  train.log  run.json  loss.png
         <name>.safetensors  <name>-000001.safetensors ...  sample/
 
-The run's fingerprint (dataset content, spec, base model path/size/mtime, script, device) is kept in
-run.json: the same inputs again return the earlier finished run without training. A module lock makes
-two trainings in one process run one after another.
+The run's fingerprint (dataset content, spec, base model path/size/mtime, script, device, trainer) is
+kept in run.json: the same inputs again return the earlier finished run without training. A module
+lock makes two trainings in one process run one after another.
 """
 
 from __future__ import annotations
@@ -22,18 +27,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
-from .. import disk, paths, toml_writer
+from .. import disk, paths
 from ..dataset.images import is_image
 from ..dataset.resize_cache import CACHE_DIR
 from ..datatypes import LoraDataset, TrainedLora
-from ..errors import DiskFull, ValidationError, WorkbenchError
+from ..errors import DiskFull, PathNotAllowed, ValidationError, WorkbenchError
 from ..library import layout, linker
 from ..modelfiles import lora_file
 from ..modelfiles.detect import ModelInfo, detect_model
 from ..modelfiles.safetensors_header import incomplete, read_header
-from . import families as recipes
 from . import (
+    backends,
     history,
     kohya,
     kvargs,
@@ -47,11 +53,10 @@ from . import (
     runner,
     write_places,
 )
+from .backends import Backend, Install
 from .command import (
     CAPTION_VARIATION,
-    Command,
     Target,
-    build_command,
     cache_text_encoder_outputs,
     caption_variation,
     check_script,
@@ -62,7 +67,7 @@ from .command import (
     resolve_mixed_precision,
 )
 from .device_probe import gpu_memory_gib, probe_device
-from .kohya import KohyaInstall
+from .job import Job
 from .options import TrainOptions
 from .settings import SETTINGS
 from .validation import check_device, check_family, validate
@@ -103,31 +108,33 @@ class Prepared:
     options: TrainOptions  # effective (show_samples' prompts filled in)
     dataset: LoraDataset
     model: ModelInfo
-    install: KohyaInstall
+    install: Install  # the trainer's checkout and python (backend.find)
     device: str  # "gpu" | "cpu"
     output_name: str
     fingerprint: str
     warnings: tuple[str, ...]
-    model_files: dict = field(default_factory=dict)  # sd-scripts option -> path of an extra model file
+    model_files: dict = field(default_factory=dict)  # trainer option -> path of an extra model file
     memory: memory.MemoryEstimate | None = None  # the VRAM estimate (GPU runs)
+    backend: Backend | None = None  # the trainer that owns the model's family (backends.for_family)
+    recipe: Any = None  # how that trainer trains the family (a TrainingFamily)
 
 
 @dataclass
 class Plan:
-    """A resolved run: the command built once for its run folder (`--print-command` shows it)."""
+    """A resolved run: the Job built once for its run folder (`--print-command` shows it)."""
 
     prepared: Prepared
-    command: Command
+    job: Job
     run_dir: Path
     resume: resume.ResumePoint | None = None  # a resumed run: the run and state it continues
-    launched_ns: int = 0  # when sd-scripts started (less the clock's slack): states newer are this run's
+    launched_ns: int = 0  # when the trainer started (less the clock's slack): states newer are this run's
 
     @property
     def model(self) -> ModelInfo:
         return self.prepared.model
 
     @property
-    def install(self) -> KohyaInstall:
+    def install(self) -> Install:
         return self.prepared.install
 
     @property
@@ -136,7 +143,7 @@ class Plan:
 
     @property
     def warnings(self) -> list[str]:
-        return list(self.command.warnings)
+        return list(self.job.warnings)
 
 
 @dataclass(frozen=True)
@@ -151,29 +158,12 @@ class RunControl:
     env: dict | None = None
     roots: Sequence[str | os.PathLike] | None = None  # a workflow's allowed roots; None: the CLI
     before_launch: Callable[[str], None] | None = (
-        None  # called with "gpu"/"cpu" just before sd-scripts starts
+        None  # called with "gpu"/"cpu" just before the trainer starts
     )
     require_known_state: bool = True  # resume only states this installation saw written (workflows)
 
 
 # --------------------------------------------------------------------------- dataset
-def _apply_patch(data: dict, patch: dict) -> None:
-    """Set the patch's keys: [general] ones everywhere they are set (the trainer wins), [[datasets]]
-    ones on every dataset (dropped from [general]), subset ones on every subset, subset_defaults in
-    [general] only (a subset's own value wins)."""
-    general = data.setdefault("general", {})
-    general.update(patch.get("general", {}))
-    general.update(patch.get("subset_defaults", {}))
-    for key in patch.get("datasets", {}):
-        general.pop(key, None)
-    for ds in data.get("datasets", []):
-        ds.update({k: v for k, v in patch.get("general", {}).items() if k in ds})
-        ds.update(patch.get("datasets", {}))
-        for sub in ds.get("subsets", []):
-            sub.update({k: v for k, v in patch.get("general", {}).items() if k in sub})
-            sub.update(patch.get("subsets", {}))
-
-
 def dataset_switches(toml_path: str | os.PathLike, keys: tuple[str, ...]) -> tuple[str, ...]:
     """Which of `keys` are on (true or above 0) anywhere in a dataset TOML."""
     try:
@@ -214,20 +204,6 @@ def dataset_captions(toml_path: str | os.PathLike) -> tuple[str, ...]:
     """Caption variation switched on anywhere in a dataset TOML (per-subset caption options, written by
     DatasetSubsetWeights): cached text-encoder outputs cannot follow it."""
     return dataset_switches(toml_path, CAPTION_VARIATION)
-
-
-def write_dataset_copy(dataset: LoraDataset, patch: dict, dest: Path) -> None:
-    """Copy the dataset TOML into the run folder, with `patch` ({level: {key: value}}) applied."""
-    src = Path(dataset.toml_path)
-    if not patch:
-        with paths.open_file(src, what="dataset config", confined=False) as f:  # a FIFO is refused
-            disk.write_atomic(dest, f.read(limit=64 << 20))
-        return
-    data = tomllib.loads(src.read_text(encoding="utf-8"))
-    _apply_patch(data, patch)
-    changes = ", ".join(f"{k}={v}" for level in patch.values() for k, v in level.items())
-    head = toml_writer.comment(f"Copy of {src} for this run; the trainer set: {changes}")
-    disk.write_atomic(dest, head + toml_writer.dumps(data))
 
 
 # --------------------------------------------------------------------------- planning
@@ -274,9 +250,11 @@ def fingerprint(
     script: str,
     device: str,
     files: Mapping[str, str] | None = None,
+    trainer: str = "",
 ) -> str:
-    """The cache key: same dataset content, settings, base model file, script and device -> same run
-    (and the same LoRA file to start from, for a run continued from one)."""
+    """The cache key: same dataset content, settings, base model file, script, device and trainer ->
+    same run (and the same LoRA file to start from, for a run continued from one). `trainer` is the
+    backend's cache_key_id ("" for sd-scripts, whose runs were keyed before there were two)."""
     ds_key = (
         dataset.fingerprint
         or hashlib.sha256(
@@ -294,6 +272,7 @@ def fingerprint(
             "v": 1,
             **({"files": {k: _base_identity(v) for k, v in sorted(files.items())}} if files else {}),
             **({"weights": _base_identity(opts.network_weights)} if opts.network_weights else {}),
+            **({"trainer": trainer} if trainer else {}),
         },
         sort_keys=True,
     )
@@ -392,14 +371,17 @@ def prepare(
     dataset: LoraDataset,
     base_model: str | os.PathLike,
     *,
+    trainer_root: str | os.PathLike | None = None,
     kohya_root: str | os.PathLike | None = None,
     device: str | None = None,
     files: model_files.FileSource | None = None,
     env: dict | None = None,
 ) -> Prepared:
     """Validate everything once (settings, device, family, files, dataset, the LyCORIS package, the LoRA
-    file to continue from) and find what the run needs. `files` says where the extra model files come
-    from (the node: ComfyUI's folders; default: paths, or names in $COMFYUI_PATH/models)."""
+    file to continue from) and find what the run needs: the trainer that owns the model's family and
+    its install (`trainer_root`, or its path setting; `kohya_root` is the older name of trainer_root).
+    `files` says where the extra model files come from (the node: ComfyUI's folders; default: paths,
+    or names in $COMFYUI_PATH/models)."""
     notes = dataset_settings_note(opts, dataset) + planned_epochs_note(opts, dataset)
     opts = effective_options(opts, dataset)
     warnings = validate(opts) + notes  # the options as they will train: the plan's epochs included
@@ -408,30 +390,38 @@ def prepare(
     if model.unusable:
         raise ValidationError(f"{base} is {model.name}, but {model.unusable}.")
     warnings += [w for w in model.warnings if w not in warnings]
-    install = kohya.find_install(kohya_root)
+    backend, recipe = backends.for_family(model.arch)
+    install = backend.find(_root(trainer_root or kohya_root))
     if device is None:
         device = opts.device if opts.device != "auto" else probe_device(install.python)
     check_device(opts, device)
     check_family(opts, model.arch, model.variant)
     check_script(opts, model)
-    extra = _pick_files(opts, model, files)
+    extra = _pick_files(opts, model, recipe, files)
     if opts.network_weights:
         check_network_weights(opts, model)
     if opts.network_type in kvargs.LYCORIS_TYPES:
         module_probe.require_lycoris(install.python, opts.network_type, env=env, cwd=str(install.scripts_dir))
     warnings += [w for w in _dataset_warnings(opts, dataset) if w not in warnings]
-    estimate = _memory(opts, model, device, install, dataset_captions(dataset.toml_path))
+    estimate = _memory(opts, model, recipe, device, install, dataset_captions(dataset.toml_path))
     if estimate is not None and estimate.verdict in ("tight", "too_big"):
         warnings.append(estimate.message())
-    script = opts.script if opts.script != "auto" else model.script
-    fp = fingerprint(opts, dataset, base, script=script, device=device, files=extra)
+    script = opts.script if opts.script != "auto" else recipe.script
+    trainer = getattr(backend, "cache_key_id", backend.id)
+    fp = fingerprint(opts, dataset, base, script=script, device=device, files=extra, trainer=trainer)
     name = output_name_for(opts, dataset)
-    return Prepared(opts, dataset, model, install, device, name, fp, tuple(warnings), extra, estimate)
+    return Prepared(
+        opts, dataset, model, install, device, name, fp, tuple(warnings), extra, estimate, backend, recipe
+    )
 
 
-def _pick_files(opts: TrainOptions, model: ModelInfo, files: model_files.FileSource | None) -> dict:
-    """sd-scripts option -> path of every extra model file the family needs (model_files.pick)."""
-    slots = recipes.get(model.arch).model_files
+def _root(value: str | os.PathLike | None) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def _pick_files(opts: TrainOptions, model: ModelInfo, recipe, files: model_files.FileSource | None) -> dict:
+    """Trainer option -> path of every extra model file the family needs (model_files.pick)."""
+    slots = recipe.model_files
     if not slots:
         return {}
     source = files or model_files.path_source(paths.comfyui_path())
@@ -440,12 +430,11 @@ def _pick_files(opts: TrainOptions, model: ModelInfo, files: model_files.FileSou
 
 
 def _memory(
-    opts: TrainOptions, model: ModelInfo, device: str, install, captions: tuple[str, ...] = ()
+    opts: TrainOptions, model: ModelInfo, fam, device: str, install, captions: tuple[str, ...] = ()
 ) -> memory.MemoryEstimate | None:
     """The VRAM estimate of a GPU run against the GPU's memory (None on the CPU)."""
     if device != "gpu":
         return None
-    fam = recipes.get(model.arch)
     shape = memory.RunShape(
         model.arch,
         model.variant,
@@ -472,7 +461,7 @@ def _memory(
 
 
 def build(prep: Prepared, run_dir: Path, point: resume.ResumePoint | None = None) -> Plan:
-    """The command for one run folder (built once per run); a resumed run starts from its state."""
+    """The backend's Job for one run folder (built once per run); a resumed run starts from its state."""
     run_dir = Path(run_dir)
     state = point.state if point is not None else None
     target = Target(
@@ -488,7 +477,8 @@ def build(prep: Prepared, run_dir: Path, point: resume.ResumePoint | None = None
         dataset_captions=dataset_captions(prep.dataset.toml_path),
         config_name=_resume_config_name(point) if point is not None else "config.toml",
     )
-    return Plan(prep, build_command(prep.options, target, list(prep.warnings)), run_dir, point)
+    backend = prep.backend or backends.owner_of(prep.model.arch)
+    return Plan(prep, backend.build(prep.options, target, list(prep.warnings)), run_dir, point)
 
 
 def _resume_config_name(point: resume.ResumePoint) -> str:
@@ -500,12 +490,14 @@ def plan(
     dataset: LoraDataset,
     base_model: str | os.PathLike,
     *,
+    trainer_root: str | os.PathLike | None = None,
     kohya_root: str | os.PathLike | None = None,
     device: str | None = None,
     files: model_files.FileSource | None = None,
 ) -> Plan:
-    """Validate and build the command for the next run folder (or the resumed one), writing nothing."""
-    prep = prepare(opts, dataset, base_model, kohya_root=kohya_root, device=device, files=files)
+    """Validate and build the Job for the next run folder (or the resumed one), writing nothing."""
+    root = trainer_root or kohya_root
+    prep = prepare(opts, dataset, base_model, trainer_root=root, device=device, files=files)
     if prep.options.resume:
         point = resume_point(prep, require_known_state=False)
         if point.state is not None:
@@ -637,6 +629,7 @@ def train(
     dataset: LoraDataset,
     base_model: str | os.PathLike,
     *,
+    trainer_root: str | os.PathLike | None = None,
     kohya_root: str | os.PathLike | None = None,
     device: str | None = None,
     use_cache: bool = True,
@@ -646,13 +639,13 @@ def train(
     """Train (or reuse, or resume) a LoRA. `control` are RunControl's fields (on_update, should_cancel,
     node_id, ui_dirs, grace_seconds, env, roots, before_launch, require_known_state). Raises
     ValidationError before launch, TrainingCancelled on cancel, and WorkbenchError quoting the log's last
-    meaningful lines when sd-scripts fails or writes no LoRA. An exception raised by `on_update`
+    meaningful lines when the trainer fails or writes no LoRA. `kohya_root`: the older name of
+    trainer_root (the trainer's checkout; default: its path setting). An exception raised by `on_update`
     (ComfyUI's interrupt) kills the run and propagates."""
     ctl = RunControl(**control)
     with _train_lock:
-        prep = prepare(
-            opts, dataset, base_model, kohya_root=kohya_root, device=device, files=files, env=ctl.env
-        )
+        root = trainer_root or kohya_root
+        prep = prepare(opts, dataset, base_model, trainer_root=root, device=device, files=files, env=ctl.env)
         prep = _check_write_places(prep, ctl)
         if prep.options.resume:
             return _resume(prep, ctl)
@@ -728,34 +721,49 @@ def _resume(prep: Prepared, ctl: RunControl) -> TrainRun:
         raise ValidationError(
             f"The run {point.run_dir.name} has finished but its LoRA file is gone; start a new run."
         )
-    if ctl.roots is not None:  # sd-scripts writes into the resumed run folder by name
+    if ctl.roots is not None:  # the trainer writes into the resumed run folder by name
         write_places.check_resumed_run(point.run_dir)
     history.remember_run(point.run_dir)  # a run resumed from another index (or none) shows in the tab too
     return _run(build(prep, point.run_dir, point), ctl)
 
 
 def write_run_files(p: Plan) -> dict:
-    """config.toml, dataset.toml (copy), prompts.txt, command.txt and the first run.json; a resumed
-    run writes config-resume-N.toml, appends to command.txt and updates the run's record."""
-    cmd, run_dir, dataset = p.command, p.run_dir, p.prepared.dataset
-    header = toml_writer.comment(
-        f"sd-scripts {cmd.script} config for {cmd.output_name}, written by lora-workbench.",
-        f"Run it again with: {cmd.display()}",
-    )
-    config_path = Path(cmd.argv[cmd.argv.index("--config_file") + 1])
-    disk.write_atomic(config_path, header + toml_writer.dumps(cmd.config))
-    write_dataset_copy(dataset, cmd.dataset_patch, run_dir / "dataset.toml")
-    if cmd.prompts:
-        disk.write_atomic(run_dir / "prompts.txt", cmd.prompts)
-    line = f"# working directory: {cmd.cwd}\n{cmd.display()}\n"
+    """The job's files (config.toml, dataset.toml, prompts.txt, ...), command.txt (every step) and the
+    first run.json; a resumed run writes its own config (config-resume-N.toml), appends to command.txt
+    and updates the run's record."""
+    job, run_dir = p.job, p.run_dir
+    for name, text in job.files.items():
+        disk.write_atomic(run_dir / _plain_name(name), text)
+    text = commands_text(job)
     earlier = b""
     if p.resume is not None:
-        line = f"# resumed from {p.resume.state.path.name}\n" + line
+        text = f"# resumed from {p.resume.state.path.name}\n" + text
         earlier = _earlier_commands(run_dir / "command.txt")
-    disk.write_atomic(run_dir / "command.txt", line, append_to=earlier)
+    disk.write_atomic(run_dir / "command.txt", text, append_to=earlier)
     record = _resumed_record(p) if p.resume is not None else _new_record(p)
     _write_json(run_dir / RUN_FILE, record)
     return record
+
+
+def _plain_name(name: str) -> str:
+    """A job file's name: a plain name in the run folder (a backend never names another place)."""
+    if not name or name != Path(name).name or name in (".", ".."):
+        raise ValueError(f"a job file must be a plain name in the run folder, not {name!r}")
+    return name
+
+
+def commands_text(job: Job) -> str:
+    """command.txt: each step's working directory and command (one step: as before there were more)."""
+    out = []
+    for i, step in enumerate(job.steps, 1):
+        if len(job.steps) > 1:
+            out.append(f"# step {i}/{len(job.steps)}: {step.phase} ({step.name})")
+        out.append(f"# working directory: {step.cwd}\n{step.display()}")
+    return "\n".join(out) + "\n"
+
+
+def _steps_record(job: Job) -> list[dict]:
+    return [{"name": s.name, "phase": s.phase, "argv": list(s.argv), "cwd": s.cwd} for s in job.steps]
 
 
 def _earlier_commands(path: Path) -> bytes:
@@ -779,7 +787,9 @@ def _resumed_record(p: Plan) -> dict:
         setup_fingerprint=setup,
         state="running",
         pid=os.getpid(),
-        argv=p.command.argv,
+        backend=p.job.backend,
+        steps=_steps_record(p.job),
+        argv=list(p.job.train_step.argv),
         losses=[x for x in record.get("losses") or [] if x[0] <= state.step],
         resumes=[
             *(record.get("resumes") or []),
@@ -795,12 +805,14 @@ def _resumed_record(p: Plan) -> dict:
 
 
 def _new_record(p: Plan) -> dict:
-    cmd, dataset = p.command, p.prepared.dataset
+    """The first run.json: `argv` and `cwd` are the train step's (for readers older than `steps`)."""
+    job, dataset = p.job, p.prepared.dataset
     return {
         "fingerprint": p.fingerprint,
         "setup_fingerprint": p.fingerprint,
-        "output_name": cmd.output_name,
-        "total_steps": cmd.total_steps,
+        "output_name": job.output_name,
+        "final_name": job.final_name,
+        "total_steps": job.total_steps,
         "pid": os.getpid(),
         "state": "running",
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -809,24 +821,43 @@ def _new_record(p: Plan) -> dict:
         "base_model": p.model.path,
         "base_arch": p.model.arch,
         "detected_by": p.model.how,
-        "script": cmd.script,
-        "device": cmd.device,
-        "argv": cmd.argv,
-        "cwd": cmd.cwd,
+        "backend": job.backend,
+        "script": job.script,
+        "device": job.device,
+        "steps": _steps_record(job),
+        "argv": list(job.train_step.argv),
+        "cwd": job.train_step.cwd,
         "warnings": p.warnings,
         "python": sys.version.split()[0],
     }
 
 
 def _run(p: Plan, ctl: RunControl) -> TrainRun:
-    """Write the run folder, run sd-scripts, and turn what it left into a TrainRun (or an error)."""
+    """Write the run folder, run the job's steps, and turn what they left into a TrainRun (or an error)."""
+    check_cache_folders(p.job, ctl.roots)
     record = write_run_files(p)
     if ctl.before_launch is not None:
-        ctl.before_launch(p.command.device)
+        ctl.before_launch(p.job.device)
     p.launched_ns = time.time_ns() - STATE_CLOCK_SLACK_NS  # the states this run saves are newer
     result = _launch(p, ctl, record)
     loss_png, notes = _check_outcome(p, result, record)
     return _finished(p, ctl, record, result.status, loss_png, notes)
+
+
+def check_cache_folders(job: Job, roots: Sequence[str | os.PathLike] | None) -> None:
+    """From a workflow: every cache step's folder (where the trainer writes its cache and the runner its
+    marker) must resolve inside the allowed roots; a shared project's cache folder may be a link out."""
+    if roots is None:
+        return
+    for step in job.steps:
+        if step.reuse_marker:
+            try:
+                paths.confine(Path(step.reuse_marker).parent, what="cache folder", extra_roots=roots)
+            except PathNotAllowed as exc:
+                raise PathNotAllowed(
+                    f"{exc} {step.phase} writes its cache there; move the project's cache folder back "
+                    f"into the project, or train from the command line."
+                ) from None
 
 
 class _StateRecorder:
@@ -844,24 +875,24 @@ class _StateRecorder:
         if status.epoch != self.epoch:
             self.epoch = status.epoch
             p = self.plan
-            resume.remember_states(p.run_dir, p.command.output_name, p.launched_ns, skip=self.recorded)
+            resume.remember_states(p.run_dir, p.job.output_name, p.launched_ns, skip=self.recorded)
         if self.on_update is not None:
             self.on_update(status)
 
 
 def _launch(p: Plan, ctl: RunControl, record: dict):
-    """The sd-scripts process, start to end; run.json says cancelled/failed when it raises (with the
-    loss curve so far and the states it saved, so the run can be resumed)."""
-    cmd, run_dir = p.command, p.run_dir
+    """The job's steps, start to end; run.json says cancelled/failed when it raises (with the loss
+    curve so far and the states it saved, so the run can be resumed)."""
+    job, run_dir = p.job, p.run_dir
     offset = p.resume.state.step if p.resume is not None else 0
     try:
-        return runner.run_process(
-            cmd.argv,
+        return runner.run_job(
+            job.steps,
             runner.RunOptions(
-                cwd=cmd.cwd,
+                cwd=job.train_step.cwd,
                 env=ctl.env,
                 log_path=str(run_dir / "train.log"),
-                total_steps=cmd.total_steps,
+                total_steps=job.total_steps,
                 on_update=_StateRecorder(p, ctl.on_update),
                 should_cancel=ctl.should_cancel,
                 run_id=run_dir.name,
@@ -870,6 +901,7 @@ def _launch(p: Plan, ctl: RunControl, record: dict):
                 sample_dir=str(run_dir / "sample"),
                 step_offset=offset,
                 prior_losses=[(x[0], math.nan if x[1] is None else x[1]) for x in record.get("losses") or []],
+                trainer=job.backend,
             ),
         )
     except BaseException as exc:
@@ -882,7 +914,7 @@ def _launch(p: Plan, ctl: RunControl, record: dict):
         )
         if last.get("run_id") == run_dir.name:
             record["losses"] = [x for x in last.get("losses") or [] if x[1] is not None]
-        record["states"] = resume.remember_states(run_dir, cmd.output_name, p.launched_ns)
+        record["states"] = resume.remember_states(run_dir, job.output_name, p.launched_ns)
         record["removed_cut_off"] = remove_cut_off_loras(run_dir)
         _write_json(run_dir / RUN_FILE, record)
         raise
@@ -891,8 +923,8 @@ def _launch(p: Plan, ctl: RunControl, record: dict):
 def _check_outcome(p: Plan, result, record: dict) -> tuple[str, list[str]]:
     """The loss curve's path and notes for the run's warnings; raises TrainingCancelled or
     WorkbenchError when no whole LoRA came out (a cut-off one is removed first)."""
-    cmd, run_dir, status = p.command, p.run_dir, result.status
-    final = Path(cmd.final_path)
+    job, run_dir, status = p.job, p.run_dir, result.status
+    final = Path(job.final_path)
     cut = incomplete(final) if final.is_file() else "it was not written"
     ok = status.state == "finished" and result.returncode in (0, None) and not cut
     loss_png, notes = _loss_curve(p, status, ok)
@@ -901,8 +933,8 @@ def _check_outcome(p: Plan, result, record: dict) -> tuple[str, list[str]]:
         returncode=result.returncode,
         losses=[list(x) for x in status.losses],
         loss_curve=loss_png,
-        states=resume.remember_states(run_dir, cmd.output_name, p.launched_ns, problems=notes),
-        total_steps=status.total or cmd.total_steps,
+        states=resume.remember_states(run_dir, job.output_name, p.launched_ns, problems=notes),
+        total_steps=status.total or job.total_steps,
     )
     if ok:
         return loss_png, notes
@@ -914,7 +946,7 @@ def _check_outcome(p: Plan, result, record: dict) -> tuple[str, list[str]]:
         _write_record(run_dir, record)
         raise TrainingCancelled(f"Training {run_dir.name} was cancelled; partial files are in {run_dir}.")
     _say_why_it_failed(p, result, final, cut)
-    hint = kohya.offline_tokenizer_hint(result.tail, _tokenizer_cache_of(cmd))
+    hint = kohya.offline_tokenizer_hint(result.tail, _tokenizer_cache_of(job))
     text = (
         (hint + " " if hint else "")
         + result.error_message()
@@ -932,7 +964,7 @@ def _loss_curve(p: Plan, status: runner.TrainStatus, ok: bool) -> tuple[str, lis
         return "", []
     try:
         png = losscurve.render_loss_png(
-            status.losses, p.run_dir / "loss.png", title=f"{p.command.output_name} loss"
+            status.losses, p.run_dir / "loss.png", title=f"{p.job.output_name} loss"
         )
     except DiskFull as exc:
         return "", [f"The loss curve was not saved: {exc}"]
@@ -940,14 +972,14 @@ def _loss_curve(p: Plan, status: runner.TrainStatus, ok: bool) -> tuple[str, lis
 
 
 def _say_why_it_failed(p: Plan, result, final: Path, cut: str) -> None:
-    """The status message of a failed run: a full disk as one sentence (sd-scripts' own words in
+    """The status message of a failed run: a full disk as one sentence (the trainer's own words in
     it), a run that ended without a whole LoRA as such; published so the UI shows it."""
-    status = result.status
+    status, who = result.status, p.job.backend
     said = disk.full_in_log([status.message, *result.tail], p.run_dir)
     if said:
-        status.message = disk.full_sentence(p.run_dir, said, writer="sd-scripts")
+        status.message = disk.full_sentence(p.run_dir, said, writer=who)
     elif status.state == "finished":  # exit 0 but no whole file: never report that as a success
-        status.message = f"sd-scripts ended without writing {final.name} whole ({cut})"
+        status.message = f"{who} ended without writing {final.name} whole ({cut})"
     else:
         return
     status.state = "failed"
@@ -995,8 +1027,8 @@ def remove_cut_off_loras(run_dir: Path) -> list[str]:
     return sorted(removed)
 
 
-def _tokenizer_cache_of(cmd) -> str:
-    for section in cmd.config.values():
+def _tokenizer_cache_of(job: Job) -> str:
+    for section in job.config.values():
         if isinstance(section, dict) and section.get("tokenizer_cache_dir"):
             return str(section["tokenizer_cache_dir"])
     return ""
@@ -1005,12 +1037,12 @@ def _tokenizer_cache_of(cmd) -> str:
 def _finished(
     p: Plan, ctl: RunControl, record: dict, status, loss_png: str, notes: Sequence[str] = ()
 ) -> TrainRun:
-    cmd, run_dir, dataset = p.command, p.run_dir, p.prepared.dataset
-    name = cmd.output_name
+    job, run_dir, dataset = p.job, p.run_dir, p.prepared.dataset
+    name = job.output_name
     epoch_paths = sorted(str(f) for f in run_dir.glob(f"{name}-[0-9][0-9][0-9][0-9][0-9][0-9].safetensors"))
     samples = sorted(str(f) for f in (run_dir / "sample").glob("*") if is_image(f.name))
     lora = TrainedLora(
-        path=cmd.final_path,
+        path=job.final_path,
         epoch_paths=epoch_paths,
         base_model=p.model.path,
         base_arch=p.model.arch,
@@ -1018,7 +1050,7 @@ def _finished(
         output_dir=str(run_dir),
         log_path=str(run_dir / "train.log"),
         command_path=str(run_dir / "command.txt"),
-        metadata=_lora_metadata(cmd.final_path),
+        metadata=_lora_metadata(job.final_path),
     )
     warnings = list(p.warnings) + list(notes)
     if p.prepared.options.link_to_library:

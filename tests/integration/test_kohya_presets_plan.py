@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from lora_workbench import toml_writer
 from lora_workbench.dataset.dataset_toml import dataset_from_toml
 from lora_workbench.errors import ValidationError
 from lora_workbench.modelfiles.detect import detect_model
 from lora_workbench.training import kohya, kohya_gui, train
-from lora_workbench.training.command import Target, build_command, effective_options
+from lora_workbench.training.backends.sd_scripts import SD_SCRIPTS
+from lora_workbench.training.command import Target, effective_options
 from lora_workbench.training.options import TrainOptions
 from tests.unit import synthetic_models as sm
 from tests.unit import train_fakes as fakes
@@ -54,24 +54,24 @@ def _planned(name: str, imp, world, notes: list[str]) -> tuple[str, object, obje
     opts = TrainOptions.from_values(imp.settings())
     try:
         plan = train.plan(opts, ds, bases[family], device="gpu", files=source)
-        return family, plan.prepared.options, plan.command, plan.run_dir
+        return family, plan.prepared.options, plan.job, plan.run_dir
     except ValidationError as exc:
         assert opts.network_type.startswith("lycoris_") and "lycoris" in str(exc), (name, str(exc))
         notes.append(f"{name}: {exc}")
     opts = effective_options(opts, ds)
     run_dir = Path(ds.project_dir) / "output" / f"preset-{abs(hash(name))}"
     target = Target(ds, detect_model(bases[family]), kohya.find_install(), "gpu", run_dir)
-    return family, opts, build_command(opts, target), run_dir
+    return family, opts, SD_SCRIPTS.build(opts, target), run_dir
 
 
-def _case(name: str, family: str, opts, cmd, run_dir: Path, ds) -> argcheck.Case:
+def _case(name: str, family: str, opts, job, run_dir: Path, ds) -> argcheck.Case:
+    """The job's files written where a run writes them, its train step checked."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.toml").write_text(toml_writer.dumps(cmd.config), encoding="utf-8")
-    train.write_dataset_copy(ds, cmd.dataset_patch, run_dir / "dataset.toml")
-    if cmd.prompts:
-        (run_dir / "prompts.txt").write_text(cmd.prompts, encoding="utf-8")
+    for file_name, text in job.files.items():
+        (run_dir / file_name).write_text(text, encoding="utf-8")
     expect = {**expected(opts), **kv_expected(opts)}
-    return argcheck.Case(f"{family} preset {name}", cmd.argv, cmd.config, expect, dataset_expected(opts))
+    argv = list(job.train_step.argv)
+    return argcheck.Case(f"{family} preset {name}", argv, job.config, expect, dataset_expected(opts))
 
 
 def test_every_kohya_ss_preset_plans_on_a_base_of_its_family_and_its_trainer_takes_it(world, kohya_python):

@@ -13,7 +13,8 @@ import pytest
 from lora_workbench import toml_writer
 from lora_workbench.dataset.dataset_toml import dataset_from_toml
 from lora_workbench.modelfiles.detect import detect_model
-from lora_workbench.training import families, kohya, model_files, train
+from lora_workbench.training import families, kohya, model_files
+from lora_workbench.training.backends.sd_scripts.dataset_config import write_dataset_copy
 from lora_workbench.training.command import Target, build_command, effective_options
 from lora_workbench.training.options import TrainOptions
 from lora_workbench.training.settings import SETTINGS, Where
@@ -130,7 +131,7 @@ def build_case(tmp_path, family: str, name: str, values: dict, world) -> argchec
     )
     cmd = build_command(opts, target)
     (run_dir / "config.toml").write_text(toml_writer.dumps(cmd.config), encoding="utf-8")
-    train.write_dataset_copy(ds, cmd.dataset_patch, run_dir / "dataset.toml")
+    write_dataset_copy(ds, cmd.dataset_patch, run_dir / "dataset.toml")
     if cmd.prompts:
         (run_dir / "prompts.txt").write_text(cmd.prompts, encoding="utf-8")
     expect = {**expected(opts), **kv_expected(opts)}

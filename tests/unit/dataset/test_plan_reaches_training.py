@@ -36,12 +36,12 @@ def test_the_trainer_runs_the_planned_total(setup):
     ds, text = prepare.prepare_dataset(root, opts(target_steps=2530))
     assert (ds.planned_epochs, ds.steps_per_epoch) == (23, 110) and "= 2530 steps" in text
     p = train.plan(TrainOptions(epochs=3, width=64, height=64, device="cpu", launcher="python"), ds, ckpt)
-    assert p.command.total_steps == 2530 and training(p.command.config)["max_train_steps"] == 2530
-    assert any("23 epochs from the dataset's step plan (target 2530 steps)" in w for w in p.command.warnings)
+    assert p.job.total_steps == 2530 and training(p.job.config)["max_train_steps"] == 2530
+    assert any("23 epochs from the dataset's step plan (target 2530 steps)" in w for w in p.job.warnings)
     by_epochs = TrainOptions(
         epochs=3, width=64, height=64, device="cpu", launcher="python", step_rule="epochs"
     )
-    assert training(train.plan(by_epochs, ds, ckpt).command.config)["max_train_epochs"] == 23
+    assert training(train.plan(by_epochs, ds, ckpt).job.config)["max_train_epochs"] == 23
 
 
 def test_without_a_target_the_trainer_keeps_its_epochs(setup):
@@ -49,14 +49,14 @@ def test_without_a_target_the_trainer_keeps_its_epochs(setup):
     ds, _ = prepare.prepare_dataset(root, opts())
     assert ds.planned_epochs == 0
     p = train.plan(TrainOptions(epochs=3, width=64, height=64, device="cpu", launcher="python"), ds, ckpt)
-    assert p.command.total_steps == 330 and not any("step plan" in w for w in p.command.warnings)
+    assert p.job.total_steps == 330 and not any("step plan" in w for w in p.job.warnings)
 
 
 def test_max_train_steps_set_by_hand_still_wins(setup):
     root, ckpt = setup
     ds, _ = prepare.prepare_dataset(root, opts(target_steps=2530))
     hand = TrainOptions(epochs=3, width=64, height=64, device="cpu", launcher="python", max_train_steps=7)
-    assert train.plan(hand, ds, ckpt).command.total_steps == 7
+    assert train.plan(hand, ds, ckpt).job.total_steps == 7
 
 
 def test_the_plan_survives_dataset_apply_then_train(setup):
@@ -65,7 +65,7 @@ def test_the_plan_survives_dataset_apply_then_train(setup):
     ds = dataset_toml.load_project_dataset(root)
     assert (ds.planned_epochs, ds.target_steps, ds.steps_per_epoch) == (45, 2500, 55)
     p = train.plan(TrainOptions(epochs=3, width=64, height=64, device="cpu", launcher="python"), ds, ckpt)
-    assert p.command.total_steps == 2475
+    assert p.job.total_steps == 2475
 
 
 # --------------------------------------------------------------------------- a plan out of range

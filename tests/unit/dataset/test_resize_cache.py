@@ -142,7 +142,7 @@ def test_resized_copies_refuse_a_trainer_caption_extension_they_do_not_carry(
     o = TrainOptions(width=64, height=64, device="cpu", launcher="python", caption_extension=trainer_ext)
     for ds in (node_ds, dataset_toml.load_project_dataset(mixed)):  # the node's and the CLI's dataset
         if not refused:
-            assert train.plan(o, ds, ckpt).command.total_steps > 0
+            assert train.plan(o, ds, ckpt).job.total_steps > 0
             continue
         with pytest.raises(ValidationError) as exc:
             train.plan(o, ds, ckpt)

@@ -199,7 +199,7 @@ def test_prepare_picks_the_files_and_they_are_part_of_the_cache_key(tmp_path, en
         "ae": str(root / "vae/ae.safetensors"),
     }
     plan = train.build(prep, tmp_path / "run")
-    assert plan.command.config["model"]["t5xxl"] == prep.model_files["t5xxl"]
+    assert plan.job.config["model"]["t5xxl"] == prep.model_files["t5xxl"]
     sm.write_model(root / "text_encoders/t5xxl_fp16.safetensors", sm.t5xxl(blocks=23))  # a different file
     assert train.prepare(opts, env, base, device="gpu", files=source).fingerprint != prep.fingerprint
 

@@ -10,6 +10,7 @@ from lora_workbench.dataset.dataset_toml import dataset_from_toml
 from lora_workbench.errors import ValidationError
 from lora_workbench.modelfiles.detect import detect_model
 from lora_workbench.training import command, kohya, train
+from lora_workbench.training.backends.sd_scripts import dataset_config
 from lora_workbench.training.command import Target, build_command
 from lora_workbench.training.options import TrainOptions
 from lora_workbench.training.validation import check_family, validate
@@ -193,7 +194,7 @@ def test_caption_defaults_go_to_general_and_a_subsets_own_value_wins(tmp_path, d
         "general": {},
         "datasets": [{"subsets": [{"image_dir": "a", "shuffle_caption": False}, {"image_dir": "b"}]}],
     }
-    train._apply_patch(data, {"subset_defaults": {"shuffle_caption": True, "keep_tokens": 2}})
+    dataset_config.apply_patch(data, {"subset_defaults": {"shuffle_caption": True, "keep_tokens": 2}})
     assert data["general"] == {"shuffle_caption": True, "keep_tokens": 2}
     assert data["datasets"][0]["subsets"][0] == {"image_dir": "a", "shuffle_caption": False}
 

@@ -32,17 +32,17 @@ def dataset(root, **kw):
 
 
 def config(p) -> dict:
-    return p.command.config
+    return p.job.config
 
 
 def test_the_trainer_takes_resolution_batch_size_and_epochs_from_the_dataset(setup):
     root, ckpt = setup
     p = train.plan(TrainOptions(**CPU), dataset(root), ckpt)
     assert config(p)["dataset"]["resolution"] == "128,64" and config(p)["dataset"]["train_batch_size"] == 2
-    assert p.command.total_steps == 6 * 7  # 12 items / batch 2 = 6 steps per epoch, 7 epochs
+    assert p.job.total_steps == 6 * 7  # 12 items / batch 2 = 6 steps per epoch, 7 epochs
     assert (
         "From the dataset: resolution 128x64, batch size 2, 7 epochs (set them on the trainer to override)."
-        in p.command.warnings
+        in p.job.warnings
     )
 
 
@@ -50,16 +50,16 @@ def test_values_set_on_the_trainer_win_and_are_not_said_to_come_from_the_dataset
     root, ckpt = setup
     mine = TrainOptions(width=64, height=64, batch_size=1, epochs=2, **CPU)
     p = train.plan(mine, dataset(root), ckpt)
-    assert config(p)["dataset"]["resolution"] == "64,64" and p.command.total_steps == 12 * 2
-    assert not any(w.startswith("From the dataset") for w in p.command.warnings)
-    assert any("training runs at 64x64 as set on the trainer" in w for w in p.command.warnings)
+    assert config(p)["dataset"]["resolution"] == "64,64" and p.job.total_steps == 12 * 2
+    assert not any(w.startswith("From the dataset") for w in p.job.warnings)
+    assert any("training runs at 64x64 as set on the trainer" in w for w in p.job.warnings)
 
 
 def test_a_step_plan_sets_the_epochs_without_blaming_an_unset_epochs_setting(setup):
     root, ckpt = setup
     p = train.plan(TrainOptions(**CPU), dataset(root, target_steps=60), ckpt)
-    assert p.command.total_steps == 60
-    assert "10 epochs from the dataset's step plan (target 60 steps)." in p.command.warnings
+    assert p.job.total_steps == 60
+    assert "10 epochs from the dataset's step plan (target 60 steps)." in p.job.warnings
 
 
 def test_dataset_apply_then_train_keeps_the_datasets_epochs(setup):
@@ -67,7 +67,7 @@ def test_dataset_apply_then_train_keeps_the_datasets_epochs(setup):
     dataset(root)
     ds = dataset_toml.load_project_dataset(root)
     assert ds.epochs == 7
-    assert train.plan(TrainOptions(**CPU), ds, ckpt).command.total_steps == 42
+    assert train.plan(TrainOptions(**CPU), ds, ckpt).job.total_steps == 42
 
 
 def test_a_dataset_toml_without_epochs_trains_three_and_says_so(setup):
@@ -76,8 +76,8 @@ def test_a_dataset_toml_without_epochs_trains_three_and_says_so(setup):
     toml = root / "dataset.toml"
     toml.write_text("\n".join(x for x in toml.read_text().splitlines() if "epochs =" not in x) + "\n")
     p = train.plan(TrainOptions(**CPU), dataset_toml.load_project_dataset(root), ckpt)
-    assert p.command.total_steps == 3 * ds.steps_per_epoch
-    assert any("3 epochs (the dataset records none" in w for w in p.command.warnings)
+    assert p.job.total_steps == 3 * ds.steps_per_epoch
+    assert any("3 epochs (the dataset records none" in w for w in p.job.warnings)
 
 
 @pytest.mark.parametrize("value", ["0", "10001", "-3", "true", '"7"', "[7]", "9" * 5000])

@@ -204,3 +204,71 @@ def test_runner_log_of_a_real_accelerate_run_parses_as_one_stream():
     assert len(kinds(events, "model_saved")) == 1
     lines = [e.text for e in kinds(parse_text(stderr=text, emit_lines=True), "line")]
     assert "INFO Using v1 tokenizer" in lines  # one record per line at 250 columns
+
+
+# musubi-tuner's training loop (src/musubi_tuner/training/trainer_base.py at 30c658c4): accelerator.print
+# for the banner, `epoch N/M` and `saving checkpoint:`, logging.basicConfig records, and the tqdm
+# `steps` bar with avr_loss (plus its max-norm keys when scale_weight_norms is set).
+MUSUBI_STDOUT = (
+    "running training / 学習開始\n"
+    "  num train items / 学習画像、動画数: 4\n"
+    "  num batches per epoch / 1epochのバッチ数: 2\n"
+    "  num epochs / epoch数: 2\n"
+    "  total optimization steps / 学習ステップ数: 4\n"
+    "\nepoch 1/2\n"
+    "\nsaving checkpoint: /runs/w-001/w-000001.safetensors\n"
+    "\nepoch 2/2\n"
+)
+MUSUBI_STDERR = (
+    "INFO:musubi_tuner.wan_train_network:Loading DiT model from /models/wan.safetensors\n"
+    "\rsteps:   0%|          | 0/4 [00:00<?, ?it/s]"
+    "\rsteps:  25%|██▌       | 1/4 [00:03<00:09,  3.02s/it]"
+    "\rsteps:  25%|██▌       | 1/4 [00:03<00:09,  3.02s/it, avr_loss=0.211]"
+    "\rsteps:  50%|█████     | 2/4 [00:06<00:06,  3.01s/it, avr_loss=0.205, Keys Scaled=0, Average key norm=0.1]"
+    "\rsteps: 100%|██████████| 4/4 [00:12<00:00,  3.00s/it, avr_loss=0.198]\n"
+    "INFO:musubi_tuner.training.trainer_base:model saved.\n"
+)
+
+
+def test_musubi_training_output_gives_steps_losses_epochs_and_saved_paths():
+    events = parse_text(MUSUBI_STDOUT, MUSUBI_STDERR)
+    assert losses_per_step(events) == [(1, 0.211), (2, 0.205), (4, 0.198)]
+    assert [e.total for e in kinds(events, "total")] == [4]
+    assert [e.epochs for e in kinds(events, "epochs")] == [2]
+    assert [(e.epoch, e.epochs) for e in kinds(events, "epoch")] == [(1, 2), (2, 2)]
+    assert [e.path for e in kinds(events, "saved")] == ["/runs/w-001/w-000001.safetensors"]
+    assert len(kinds(events, "model_saved")) == 1 and not kinds(events, "error_line")
+
+
+def test_plain_logging_records_read_like_rich_ones():
+    assert clean_record("INFO:musubi_tuner.cache_latents:Loading VAE   model") == "INFO Loading VAE model"
+    assert clean_record("ERROR:musubi_tuner.x:file not found") == "ERROR file not found"
+    events = parse_text("", "ERROR:musubi_tuner.qwen_image_train_network:DiT file is fp8 scaled\n")
+    assert [e.text for e in kinds(events, "error_line")] == ["ERROR DiT file is fp8 scaled"]
+
+
+def test_a_count_parser_reads_any_bar_totalled_or_not_and_never_a_loss():
+    text = (
+        "INFO:musubi_tuner.cache_latents:Encoding 12 images\n"
+        "\r0it [00:00, ?it/s]\r5it [00:03,  1.50it/s]"
+        "\rsteps:  25%|██▌       | 3/12 [00:01<00:03,  2.90it/s]"
+        "\r100%|██████████| 12/12 [00:04<00:00,  2.90it/s]\n"
+    )
+    p = ProgressParser(emit_lines=True, bar="count")
+    events = p.feed(text) + p.flush()
+    counts = [(e.step, e.total, e.rate) for e in kinds(events, "count")]
+    assert counts == [(0, None, "?it/s"), (5, None, "1.50it/s"), (3, 12, "2.90it/s"), (12, 12, "2.90it/s")]
+    assert all(e.loss is None for e in kinds(events, "count")) and not kinds(events, "step")
+    assert [e.text for e in kinds(events, "line")] == ["INFO Encoding 12 images"]
+
+
+def test_a_count_parser_gives_the_same_counts_in_any_chunking():
+    text = "\r1it [00:01,  1.00it/s]\r2it [00:02,  1.00it/s]\r 50%|#####     | 2/4 [00:02<00:02,  1.00it/s]"
+    whole = [e.to_dict() for e in ProgressParser(bar="count").feed(text)]
+    for seed in range(5):
+        rng, p, got, i = random.Random(seed), ProgressParser(bar="count"), [], 0
+        while i < len(text):
+            n = rng.randint(1, 9)
+            got += [e.to_dict() for e in p.feed(text[i : i + n])]
+            i += n
+        assert got == whole

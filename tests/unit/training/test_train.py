@@ -236,7 +236,7 @@ def test_plan_shows_the_command_without_writing(setup):
     project, ckpt, _ = setup
     p = train.plan(spec(), dataset_toml.load_project_dataset(project), ckpt)
     assert p.run_dir == project / "output" / "p1-001" and not (project / "output").exists()
-    assert p.command.argv[-2:] == ["--config_file", str(p.run_dir / "config.toml")]
+    assert list(p.job.train_step.argv[-2:]) == ["--config_file", str(p.run_dir / "config.toml")]
 
 
 def test_empty_dataset_is_refused(setup):

@@ -293,3 +293,40 @@ def test_the_cli_run_follows_a_ui_lora_folder_link_as_before(node_env, roots, ou
     ckpt = roots / "ComfyUI" / "models" / "checkpoints" / "sd15.safetensors"
     train.train(opts, ds, ckpt, device="cpu", ui_dirs={"a1111": a1111})  # no roots: the CLI
     assert list(outside.rglob("p1.safetensors"))
+
+
+CACHE_STEP = """
+import sys
+for i in range(5):
+    sys.stderr.write(f"\\r{25 * i:3d}%|##        | {i}/4 [00:00<00:00,  9.00it/s]")
+sys.stderr.write("\\n")
+"""
+
+
+def test_the_node_names_each_phase_and_its_bar_follows_the_running_step(
+    node_env, comfy, monkeypatch, tmp_path
+):
+    """A trainer whose job caches before it trains (musubi-tuner's shape), run by the node: the text names
+    the phase with its count, the bar follows the cache count, then the training steps."""
+    from dataclasses import replace
+
+    from lora_workbench.training.backends.sd_scripts import build
+    from lora_workbench.training.job import Step
+
+    node, ds, _ = node_env
+    one_step = build.build_job
+
+    def with_a_cache_step(opts, target, warnings=None):
+        job = one_step(opts, target, warnings)
+        cache = Step(
+            "cache_latents", "Caching latents", (sys.executable, "-c", CACHE_STEP), str(tmp_path), "count"
+        )
+        return replace(job, steps=(cache, *job.steps))
+
+    monkeypatch.setattr(build, "build_job", with_a_cache_step)
+    run_node(node, ds)
+    texts = [t for t, node_id in comfy.progress_texts if node_id == "7"]
+    assert any(t.startswith("Caching latents · 4/4 · 9.00 it/s") for t in texts), texts
+    assert (4, 4) in comfy.progress and comfy.progress[-1] == (8, 8)
+    first_training = next(i for i, t in enumerate(texts) if "step " in t)
+    assert all("Caching" not in t for t in texts[first_training:])

@@ -30,6 +30,9 @@ INSTALL_SPEC = InstallSpec(
 class SdScriptsBackend:
     id = "sd-scripts"
     install_spec = INSTALL_SPEC
+    # The run cache keys sd-scripts runs without a trainer id, as before there were two trainers: runs
+    # already trained are still reused, and still resumable (their setup key must match).
+    cache_key_id = ""
 
     def recipes(self):
         from ... import families
@@ -43,7 +46,9 @@ class SdScriptsBackend:
         return Install(found.root, found.scripts_dir, found.python)
 
     def build(self, opts, target, warnings=None):
-        raise NotImplementedError("the sd-scripts Job builder lands with the seam")
+        from .build import build_job
+
+        return build_job(opts, target, warnings)
 
 
 SD_SCRIPTS = SdScriptsBackend()
