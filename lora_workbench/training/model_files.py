@@ -127,13 +127,9 @@ def _resolved(
     facts = components.file_facts(path)
     kind = facts.kind
     if facts.scaled_fp8:
-        how_read = (
-            "sd-scripts reads its weights without their scales"
-            if trainer == "sd-scripts"
-            else f"{trainer} does not read its scale tensors"
-        )
         raise ValidationError(
-            f"The file picked for {slot.option}, {name}, is a ComfyUI 'scaled fp8' file: {how_read}. "
+            f"The file picked for {slot.option}, {name}, is a ComfyUI 'scaled fp8' file, whose scale "
+            f"tensors {trainer} does not read. "
             f"Pick the fp16/bf16 file (e.g. {slot.example or 'the bf16 one'}) instead."
         )
     if not components.satisfies(kind, slot.kind):
