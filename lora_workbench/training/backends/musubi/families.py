@@ -290,8 +290,8 @@ FLUX2_VERSIONS = {  # flux_2/flux2_utils.py FLUX2_MODEL_INFO
 }
 HV15_TASKS = {"t2v": "HunyuanVideo 1.5 T2V", "i2v": "HunyuanVideo 1.5 I2V"}
 
-_WAN_14B = MemoryModel(14.3, 5.7, 0.127, 4.8, 4.0, max_swap=39, swap_unit_b=0.357)
-_WAN_13B = MemoryModel(1.42, 5.7, 0.127, 1.37, 1.0, max_swap=29, swap_unit_b=0.047)
+_WAN_14B = MemoryModel(14.3, 5.7, 0.127, 4.8, 2.0, max_swap=39, swap_unit_b=0.357)
+_WAN_13B = MemoryModel(1.42, 5.7, 0.127, 1.37, 0.6, max_swap=29, swap_unit_b=0.047)
 _FLUX2_DEV = MemoryModel(32.0, 24.0, 0.084, 12.0, 3.5, max_swap=29, swap_unit_b=0.8)
 _KLEIN_4B_MEM = MemoryModel(3.9, 4.0, 0.084, 2.0, 1.2, max_swap=13, swap_unit_b=0.15)
 _KLEIN_9B_MEM = MemoryModel(9.1, 8.2, 0.084, 4.0, 2.0, max_swap=16, swap_unit_b=0.3)
@@ -305,7 +305,12 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         (_QWEN_VAE, _QWEN_VL),
         SampleSettings(25, 4.0),
         MemoryModel(20.4, 8.3, 0.127, 9.2, 5.0, max_swap=58, swap_unit_b=0.34),
-        recommended={"timestep_sampling": "shift", "weighting_scheme": "none", "discrete_flow_shift": 2.2},
+        recommended={
+            "timestep_sampling": "shift",
+            "weighting_scheme": "none",
+            "cache_text_encoder_outputs": True,
+            "discrete_flow_shift": 2.2,
+        },
         bucket_step=16,
         trains_text_encoder=False,
         display_name="Qwen-Image",
@@ -325,7 +330,12 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         (_WAN_VAE, _UMT5, _WAN_CLIP),
         SampleSettings(20, 5.0),
         _WAN_14B,
-        recommended={"timestep_sampling": "shift", "weighting_scheme": "none", "discrete_flow_shift": 3.0},
+        recommended={
+            "timestep_sampling": "shift",
+            "weighting_scheme": "none",
+            "cache_text_encoder_outputs": True,
+            "discrete_flow_shift": 3.0,
+        },
         bucket_step=16,
         trains_text_encoder=False,
         memory_variants={"t2v-1.3B": _WAN_13B, "t2v-1.3B-FC": _WAN_13B},
@@ -347,7 +357,12 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         (_FLUX_AE, _ZIMAGE_TE),
         SampleSettings(25, 4.0),
         MemoryModel(6.15, 4.0, 0.084, 2.3, 1.5, max_swap=28, swap_unit_b=0.2),
-        recommended={"timestep_sampling": "shift", "weighting_scheme": "none", "discrete_flow_shift": 2.0},
+        recommended={
+            "timestep_sampling": "shift",
+            "weighting_scheme": "none",
+            "cache_text_encoder_outputs": True,
+            "discrete_flow_shift": 2.0,
+        },
         bucket_step=16,
         trains_text_encoder=False,
         display_name="Z-Image",
@@ -363,7 +378,11 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         (_FLUX2_VAE, _MISTRAL, _KLEIN_4B, _KLEIN_8B),
         SampleSettings(50, 1.0, guidance=4.0),
         _FLUX2_DEV,
-        recommended={"timestep_sampling": "flux2_shift", "weighting_scheme": "none"},
+        recommended={
+            "timestep_sampling": "flux2_shift",
+            "weighting_scheme": "none",
+            "cache_text_encoder_outputs": True,
+        },
         bucket_step=16,
         trains_text_encoder=False,
         sample_variants={
@@ -391,7 +410,12 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         (_FLUX_AE, _KONTEXT_T5, _KONTEXT_CLIP),
         SampleSettings(25, 1.0, guidance=2.5),
         MemoryModel(11.9, 4.88, 0.084, 4.79, 5.2, max_swap=35, swap_unit_b=0.31),
-        recommended={"timestep_sampling": "flux_shift", "weighting_scheme": "none", "guidance_scale": 1.0},
+        recommended={
+            "timestep_sampling": "flux_shift",
+            "weighting_scheme": "none",
+            "cache_text_encoder_outputs": True,
+            "guidance_scale": 1.0,
+        },
         bucket_step=16,
         trains_text_encoder=False,
         display_name="FLUX.1 Kontext",
@@ -405,7 +429,12 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         (_HV15_VAE, _QWEN_VL, _BYT5, _SIGLIP),
         SampleSettings(25, 6.0),
         MemoryModel(8.3, 8.5, 0.25, 3.0, 2.5, max_swap=51, swap_unit_b=0.15),
-        recommended={"timestep_sampling": "shift", "weighting_scheme": "none", "discrete_flow_shift": 2.0},
+        recommended={
+            "timestep_sampling": "shift",
+            "weighting_scheme": "none",
+            "cache_text_encoder_outputs": True,
+            "discrete_flow_shift": 2.0,
+        },
         bucket_step=16,
         trains_text_encoder=False,
         display_name="HunyuanVideo 1.5",
@@ -424,7 +453,12 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         (_HV_VAE, _LLAVA, _FPACK_CLIP, _FPACK_SIGLIP),
         SampleSettings(25, 1.0, guidance=10.0),
         MemoryModel(13.0, 8.1, 0.25, 5.0, 3.0, max_swap=36, swap_unit_b=0.22),
-        recommended={"timestep_sampling": "shift", "weighting_scheme": "none", "discrete_flow_shift": 3.0},
+        recommended={
+            "timestep_sampling": "shift",
+            "weighting_scheme": "none",
+            "cache_text_encoder_outputs": True,
+            "discrete_flow_shift": 3.0,
+        },
         bucket_step=16,
         trains_text_encoder=False,
         display_name="FramePack",
