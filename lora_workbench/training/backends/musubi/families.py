@@ -347,7 +347,7 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
             "": "The Wan task cannot be read from this base model file; set task (t2v-14B, i2v-A14B, ...) to the "
             "model it is.",
             "ti2v-5B": "musubi-tuner 30c658c4 cannot train Wan 2.2 TI2V-5B (its WAN_CONFIGS has no ti2v-5B task); "
-            "train a Wan 2.1 or Wan 2.2 A14B model instead."
+            "train a Wan 2.1 or Wan 2.2 A14B model instead.",
         },
         te_fp8_option="fp8_t5",
         video=True,
