@@ -31,6 +31,7 @@ CASES = [
     ("qwen_image", "original", {}),
     ("qwen_image", "", {"model_version": "edit-2509"}),
     ("wan", "t2v-1.3B", {}),
+    ("wan", "t2v-1.3B", {"target_frames": "1,25", "frame_extraction": "uniform", "frame_sample": 2}),
     ("wan", "t2v-14B", {"fp8_base": True, "fp8_scaled": True, "blocks_to_swap": 20}),
     ("wan", "i2v-14B", {}),
     ("wan", "t2v-A14B", {"min_timestep": 875}),
@@ -94,7 +95,7 @@ def check_dataset(path, args, out):
     from musubi_tuner.dataset.config_utils import BlueprintGenerator, ConfigSanitizer
     user_config = config_utils.load_user_config(path)
     blueprint = BlueprintGenerator(ConfigSanitizer()).generate(user_config, args, architecture="wan")
-    out["datasets"] = len(blueprint.dataset_group.datasets)
+    out["kinds"] = ["image" if d.is_image_dataset else "video" for d in blueprint.dataset_group.datasets]
 
 for case in cases:
     out = {"id": case["id"], "problems": []}
@@ -124,13 +125,14 @@ def musubi() -> Install:
     return Install(Path(root), Path(root), Path(python))
 
 
-def _dataset(tmp_path: Path, pairs: bool) -> LoraDataset:
+def _dataset(tmp_path: Path, pairs: bool, video: bool = False) -> LoraDataset:
     project = tmp_path / "project"
     images = project / "images" / "2_sub ject'\"]"
     images.mkdir(parents=True, exist_ok=True)
     subsets = [DatasetSubset("sub ject'\"]", str(images), 2, 2)]
     if pairs:  # FLUX.1 Kontext and Qwen-Image-Edit learn from image pairs
         subsets[0].control_dir = str(project / "control")
+    subsets[0].kind = "video" if video else "image"
     return LoraDataset(
         str(project), str(project / "dataset.toml"), (512, 512), True, 1, subsets, 4, 4, epochs=1
     )
@@ -142,11 +144,11 @@ def _job(tmp_path: Path, install: Install, family: str, variant: str, values: di
     model = ModelInfo(
         str(tmp_path / "models/diffusion_models/dit.safetensors"), family, "test", variant=variant
     )
-    run = tmp_path / "runs" / f"{family}-{variant or 'default'}-{len(values)}"
+    run = tmp_path / "runs" / f"{family}-{variant or 'default'}-{'-'.join(sorted(values))}"
     device = "gpu" if any(k in values for k in ("fp8_base", "fp8_text_encoder")) else "cpu"
     pairs = family == "flux_kontext" or values.get("model_version", "").startswith("edit")
     target = Target(
-        _dataset(tmp_path, pairs),
+        _dataset(tmp_path, pairs, video="target_frames" in values),
         model,
         install,
         device,
@@ -200,6 +202,7 @@ def test_every_family_job_is_taken_by_musubis_own_parsers(tmp_path, musubi):
     cases, labels = [], []
     for family, variant, values in CASES:
         label = f"{family}/{variant or values.get('model_version', 'default')}"
+        label += "/video" if "target_frames" in values else ""
         job, run = _job(tmp_path, musubi, family, variant, values)
         cases += _cases(job, run, label)
         labels.append(label)
@@ -213,6 +216,9 @@ def test_every_family_job_is_taken_by_musubis_own_parsers(tmp_path, musubi):
         )
         rows.append(f"{case['id']:<48} {'ok' if not result['problems'] else 'PROBLEM'} {shown}")
         problems += [f"{case['id']}: {p}" for p in result["problems"]]
+        kind = "video" if "/video:" in case["id"] else "image"
+        if case["dataset"] and result.get("kinds") != [kind]:
+            problems.append(f"{case['id']}: musubi read the dataset as {result.get('kinds')}, not [{kind!r}]")
     print("\n".join(["family/variant:step                              result", *rows]))
     assert not problems, "\n".join(problems)
 
