@@ -157,3 +157,10 @@ def cache_view(data: dict) -> dict:
     general = {k: v for k, v in data["general"].items() if k != "batch_size"}
     tables = [{k: v for k, v in t.items() if k != "num_repeats"} for t in data["datasets"]]
     return {"general": general, "datasets": tables}
+
+
+def cache_folders(text: str) -> list[str]:
+    """The cache folders a written dataset config names (write_places.make_cache_folders makes them)."""
+    from ....dataset.dataset_toml import tomllib  # tomli on Python 3.10
+
+    return [t["cache_directory"] for t in tomllib.loads(text).get("datasets", []) if "cache_directory" in t]
