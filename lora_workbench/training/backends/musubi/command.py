@@ -83,8 +83,6 @@ def _check(opts, t, recipe: TrainingFamily, variant: str) -> None:
             "musubi-tuner needs an attention implementation (its trainer asserts --sdpa or --xformers); set "
             "attention to sdpa."
         )
-    if opts.launcher == "python" and t.device == "gpu" and opts.num_processes > 1:
-        raise ValidationError("Several processes need launcher 'accelerate'; set launcher to accelerate.")
     control = CONTROL.get(recipe.id)
     if control is not None and (not control or variant in control):
         bare = [s.name for s in t.dataset.subsets if s.repeats >= 1 and not getattr(s, "control_dir", "")]
