@@ -147,7 +147,12 @@ export const LAYOUT = {
         "random_crop",
         "max_token_length",
         "bucket_no_upscale",
-        "bucket_reso_steps"
+        "bucket_reso_steps",
+        "target_frames",
+        "frame_extraction",
+        "frame_stride",
+        "frame_sample",
+        "max_frames"
       ]
     },
     {
@@ -220,7 +225,9 @@ export const LAYOUT = {
         "gemma2",
         "text_encoder",
         "byt5",
-        "qwen3"
+        "qwen3",
+        "umt5",
+        "image_encoder"
       ]
     },
     {
@@ -242,7 +249,12 @@ export const LAYOUT = {
         "system_prompt",
         "gemma2_max_token_length",
         "text_encoder_cpu",
-        "vae_chunk_size"
+        "vae_chunk_size",
+        "weighting_scheme",
+        "task",
+        "model_version",
+        "fp8_text_encoder",
+        "vae_cache_cpu"
       ]
     }
   ],
@@ -366,7 +378,19 @@ export const LAYOUT = {
     "bucket_no_upscale": true,
     "bucket_reso_steps": 64,
     "full_bf16": false,
-    "full_fp16": false
+    "full_fp16": false,
+    "umt5": "(auto)",
+    "image_encoder": "(auto)",
+    "weighting_scheme": "auto",
+    "task": "auto",
+    "model_version": "auto",
+    "fp8_text_encoder": false,
+    "vae_cache_cpu": false,
+    "target_frames": "1",
+    "frame_extraction": "head",
+    "frame_stride": 1,
+    "frame_sample": 1,
+    "max_frames": 129
   },
   "trainer_height": 900
 };

@@ -28,6 +28,20 @@ class ModelFile:
     avoid: str = ""  # regex of names never pre-selected (e.g. T5 "scaled" fp8, which sd-scripts cannot load)
     bundled_kind: str = ""  # when the base checkpoint carries this kind, the file is optional
     example: str = ""  # the name ComfyUI's and the model makers' downloads use
+    # musubi-tuner: the steps that take the file (cache_latents, cache_text_encoder_outputs, train; ()
+    # = train only), the model-file setting that picks it when its name differs from `option` (FLUX.1
+    # Kontext's --text_encoder2 is picked in t5xxl) and the variants that need it (() = all).
+    steps: tuple[str, ...] = ()
+    widget: str = ""
+    variants: tuple[str, ...] = ()
+
+    @property
+    def setting(self) -> str:
+        """The model-file setting (widget) that picks this file."""
+        return self.widget or self.option
+
+    def needed_for(self, variant: str) -> bool:
+        return not self.variants or variant in self.variants
 
     @property
     def required(self) -> bool:
@@ -75,14 +89,26 @@ class TrainingFamily:
     mixed_precision: str = "bf16"  # what sd-scripts recommends on a GPU
     sample_variants: dict[str, SampleSettings] = field(default_factory=dict)  # by ModelInfo.variant
     memory_variants: dict[str, MemoryModel] = field(default_factory=dict)  # by ModelInfo.variant
+    # ---- added for musubi-tuner (a run of several steps); the defaults are sd-scripts' one-step run
+    backend: str = "sd-scripts"  # the trainer that owns the recipe (backends/__init__.py checks it)
+    display_name: str = ""  # "" = modelfiles.families' name for the id
+    steps: dict[str, str] = field(default_factory=dict)  # step name -> script under the checkout
+    output: str = "as_trained"  # "as_trained" | "convert": ComfyUI loads the LoRA only once converted
+    variant_option: str = ""  # the trainer option the variant becomes (Wan --task, --model_version)
+    variant_names: dict[str, str] = field(default_factory=dict)  # variant -> what a person calls it
+    refused_variants: dict[str, str] = field(default_factory=dict)  # variant -> why it cannot train
+    te_fp8_option: str = ""  # the option running the text encoder in fp8 (fp8_t5, fp8_vl, fp8_llm, ...)
+    timestep_samplings: tuple[str, ...] = ()  # what the trainer takes (() = sd-scripts' list)
+    optimizers: tuple[str, ...] = ()  # the optimizers the trainer can build (() = every one we offer)
+    video: bool = False  # trains on videos too (video subsets, target_frames ...)
 
     @property
     def script(self) -> str:
-        return file_families.get(self.id).script
+        return self.steps.get("train") or file_families.get(self.id).script
 
     @property
     def name(self) -> str:
-        return file_families.get(self.id).name
+        return self.display_name or file_families.get(self.id).name
 
     def sample_for(self, variant: str = "") -> SampleSettings:
         return self.sample_variants.get(variant, self.sample)
@@ -326,12 +352,23 @@ FAMILIES: dict[str, TrainingFamily] = {f.id: f for f in FAMILY_LIST}
 
 
 def get(family_id: str) -> TrainingFamily:
-    try:
-        return FAMILIES[family_id]
-    except KeyError:
-        raise KeyError(
-            f"no training recipe for model family {family_id!r}; known: {', '.join(FAMILIES)}"
-        ) from None
+    """The recipe of any trainer's family (sd-scripts' here, musubi-tuner's in its backend)."""
+    recipe = FAMILIES.get(family_id) or _other_backends().get(family_id)
+    if recipe is None:
+        known = ", ".join([*FAMILIES, *_other_backends()])
+        raise KeyError(f"no training recipe for model family {family_id!r}; known: {known}")
+    return recipe
+
+
+def _other_backends() -> dict[str, TrainingFamily]:
+    from .backends.musubi.families import FAMILIES as musubi  # lazily: that table imports this module
+
+    return musubi
+
+
+def all_recipes() -> tuple[TrainingFamily, ...]:
+    """Every trainer's recipes, sd-scripts' first (for the help pages and the settings table tests)."""
+    return (*FAMILY_LIST, *_other_backends().values())
 
 
 def family_of_option(option: str) -> list[str]:

@@ -1,12 +1,11 @@
-"""docs/families.md, generated from the family tables: per family, the script, the network modules,
-the extra model files (sd-scripts' option, ComfyUI folder, the name that pre-selects it), the family
-options sd-scripts recommends, the sample settings and the memory figures. A unit test fails when
+"""docs/families.md, generated from the family tables: per family, the trainer and its script(s), the
+network modules, the extra model files (the trainer's option, ComfyUI folder, the name that pre-selects
+it), the family options the trainer's docs recommend, the sample settings and the memory figures. A unit test fails when
 the committed copy is stale; scripts regenerate it.
 """
 
 from __future__ import annotations
 
-from ..modelfiles import families as file_families
 from . import families
 from .memory import RunShape, estimate
 
@@ -14,12 +13,13 @@ PATH = "docs/families.md"
 
 _INTRO = """# Model families
 
-Generated from `lora_workbench/training/families.py` (do not edit by hand). The trainer reads the
+Generated from `lora_workbench/training/families.py` and
+`lora_workbench/training/backends/musubi/families.py` (do not edit by hand). The trainer reads the
 family from the base model file itself (`lora_workbench/modelfiles/detect.py`: full checkpoints and
-the diffusion-model-only files ComfyUI keeps in `models/diffusion_models`), picks the script and
-network module below, and passes the extra files as sd-scripts' options. Set the model type by hand
-when a file is not recognised. LoadTrainedLoRA tells the family of a LoRA from its keys and refuses
-a LoRA made for another family.
+the diffusion-model-only files ComfyUI keeps in `models/diffusion_models`), picks the trainer (kohya
+sd-scripts or kohya musubi-tuner), the script and network module below, and passes the extra files
+as the trainer's options. Set the model type by hand when a file is not recognised. LoadTrainedLoRA
+tells the family of a LoRA from its keys and refuses a LoRA made for another family.
 """
 
 
@@ -29,8 +29,25 @@ def _files(fam: families.TrainingFamily) -> list[str]:
     out = ["- Extra files (picked in ComfyUI's folders; `(auto)` takes the obvious one by name):"]
     for f in fam.model_files:
         optional = f" (optional when the checkpoint carries {f.bundled_kind})" if f.bundled_kind else ""
-        out.append(f"  - `--{f.option}`: {f.label} from `{f.folder}`, e.g. `{f.example}`{optional}")
+        picked = f", picked in `{f.widget}`" if f.widget else ""
+        only = f" ({', '.join(f.variants)} only)" if f.variants else ""
+        out.append(
+            f"  - `--{f.option}`: {f.label} from `{f.folder}`{picked}, e.g. `{f.example}`{optional}{only}"
+        )
     return out
+
+
+def _trainer(fam: families.TrainingFamily) -> str:
+    modules = ", ".join(f"`{m}`" for m in fam.network_modules)
+    if not fam.steps:
+        return f"- kohya sd-scripts: `{fam.script}`; network module: {modules}"
+    steps = ", ".join(f"`{script}`" for script in fam.steps.values())
+    text = f"- kohya musubi-tuner, one step each: {steps}; network module: {modules}"
+    if fam.output == "convert":
+        text += "; the LoRA is converted for ComfyUI"
+    if fam.variant_names:
+        text += f"; `--{fam.variant_option}`: " + ", ".join(f"`{v}`" for v in fam.variant_names)
+    return text
 
 
 def _options(fam: families.TrainingFamily) -> list[str]:
@@ -70,12 +87,10 @@ def _memory(fam: families.TrainingFamily) -> str:
 
 def render() -> str:
     parts = [_INTRO]
-    for fam in families.FAMILY_LIST:
-        ident = file_families.get(fam.id)
-        parts.append(f"## {ident.name} (`{fam.id}`)\n")
+    for fam in families.all_recipes():
+        parts.append(f"## {fam.name} (`{fam.id}`)\n")
         lines = [
-            f"- Script: `{fam.script}`; network module: "
-            + ", ".join(f"`{m}`" for m in fam.network_modules)
+            _trainer(fam)
             + f"; sizes in multiples of {fam.bucket_step}; mixed precision `{fam.mixed_precision}` on a GPU.",
             *_files(fam),
             *_options(fam),

@@ -4,8 +4,11 @@ it clearly does not (fp8, block swapping, cached text encoders, batch, resolutio
 Pure arithmetic on the family's sizes (families.MemoryModel) and the run's shape; the GPU's memory
 is an input (the device probe measures it). The numbers are an estimate, calibrated on sd-scripts'
 own VRAM tables (docs/flux_train_network.md: FLUX.1 with fp8 fits 24 GB at batch 2, 16 GB with
-block swapping, 12 GB with blocks_to_swap 16 and an 8-bit optimizer, ...), so the verdict only
-blocks nothing: "too big" is a warning with the changes that make it fit.
+block swapping, 12 GB with blocks_to_swap 16 and an 8-bit optimizer, ...) and musubi-tuner's
+(docs/qwen_image.md: 42 GB, 30 GB with fp8, 24 GB with blocks_to_swap 16; the per-family maximum
+swaps), so the verdict only blocks nothing: "too big" is a warning with the changes that make it fit.
+Video families multiply the activations by the clip's latent frames; musubi's text-encoder cache is
+a peak of its own ("caching"), which fp8_text_encoder halves.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ class RunShape:
     network_dim: int = 16
     optimizer: str = "AdamW"
     text_encoder_cpu: bool = False  # the family's te_cpu_option (HunyuanImage: --text_encoder_cpu)
+    frames: int = 1  # video families: the frames of a clip (target_frames' largest)
+    te_fp8: bool = False  # the text encoder in fp8 (musubi-tuner's fp8_text_encoder)
 
 
 @dataclass
@@ -79,7 +84,8 @@ def parts(shape: RunShape) -> dict[str, float]:
     m = fam.memory_for(shape.variant)
     wbytes = _weight_bytes(shape)
     dit_bytes = 1.0 if shape.fp8 and fam.fp8_option else wbytes
-    te_bytes = 1.0 if shape.fp8 and fam.fp8_option == "fp8_base" else wbytes
+    te_fp8 = shape.te_fp8 or (shape.fp8 and fam.fp8_option == "fp8_base" and not fam.te_fp8_option)
+    te_bytes = 1.0 if te_fp8 else wbytes
     swapped = min(max(shape.blocks_to_swap, 0), m.max_swap) * m.swap_unit_b
     te_gib = 0.0 if shape.text_encoder_cpu else m.te_b * 1e9 * te_bytes / GIB
     if not shape.cache_text_encoder_outputs:
@@ -89,7 +95,7 @@ def parts(shape: RunShape) -> dict[str, float]:
     else:
         resident = 0.0
     mpix = shape.width * shape.height / 1e6
-    act = shape.batch * mpix * m.act_gib_per_mpix
+    act = shape.batch * mpix * m.act_gib_per_mpix * latent_frames(shape.frames)
     if not shape.gradient_checkpointing:
         act *= m.no_checkpointing_factor
     lora_params = shape.network_dim * m.lora_m_per_rank * 1e6
@@ -103,6 +109,11 @@ def parts(shape: RunShape) -> dict[str, float]:
         "activations": act,
         "caching": FIXED_GIB + te_gib + 0.5,
     }
+
+
+def latent_frames(frames: int) -> int:
+    """The video VAEs (Wan, HunyuanVideo, FramePack) keep the first frame and 1 of every 4 after it."""
+    return (max(frames, 1) - 1) // 4 + 1
 
 
 def peak_gib(shape: RunShape) -> float:
@@ -141,6 +152,8 @@ def _levers(shape: RunShape) -> list[tuple[str, dict]]:
         out.append(("turn on gradient_checkpointing", {"gradient_checkpointing": True}))
     if fam.fp8_option and not shape.fp8:
         out.append((f"turn on {fam.fp8_option}", {"fp8": True}))
+    if fam.te_fp8_option and not shape.te_fp8:  # musubi: the text-encoder cache is its own peak
+        out.append(("turn on fp8_text_encoder", {"te_fp8": True}))
     if shape.optimizer == "AdamW":
         out.append(("use the AdamW8bit optimizer", {"optimizer": "AdamW8bit"}))
     te_cpu = fam.memory_for(shape.variant).te_cpu_option

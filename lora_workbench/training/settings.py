@@ -21,11 +21,17 @@ from ..modelfiles import families as file_families
 from .kvargs import NETWORK_TYPES
 
 # --------------------------------------------------------------------------- vocabularies
-# Model families sd-scripts trains (modelfiles/families.py); a setting names the ones it applies to.
-FAMILIES = file_families.FAMILY_IDS
+# Model families the pack trains; a setting names the ones it applies to. sd-scripts' come from
+# modelfiles/families.py; musubi-tuner's ids are fixed (backends/musubi/families.py holds their recipes,
+# a unit test checks the two lists agree).
+MUSUBI_FAMILIES = ("qwen_image", "wan", "z_image", "flux2", "flux_kontext", "hunyuan_video_1_5", "framepack")
+FAMILIES = tuple(dict.fromkeys((*file_families.FAMILY_IDS, *MUSUBI_FAMILIES)))
+SD_SCRIPTS_FAMILIES = tuple(f for f in FAMILIES if f not in MUSUBI_FAMILIES)  # what sd-scripts trains
 SD_FAMILIES = file_families.SD_UNET_IDS
 DIT_FAMILIES = tuple(f for f in FAMILIES if f not in SD_FAMILIES)  # the transformer families
-FLOW_FAMILIES = ("flux", "chroma", "lumina2", "hunyuan_image", "anima")  # flow matching, shared options
+FLOW_FAMILIES = ("flux", "chroma", "lumina2", "hunyuan_image", "anima")  # sd-scripts' flow matching
+VIDEO_FAMILIES = ("wan", "hunyuan_video_1_5", "framepack")  # musubi-tuner trains on videos too
+_SD = {"families": SD_SCRIPTS_FAMILIES}  # a setting musubi-tuner has no option for
 
 # What sd-scripts accepts (library/train_util.py @ 48d368f); anything else fails late or silently.
 SAMPLERS = (
@@ -99,8 +105,23 @@ NETWORK_MODULES = (  # sd-scripts' networks/*.py each family's trainer accepts (
     "networks.lora_lumina",
     "networks.lora_hunyuan_image",
     "networks.lora_anima",
+    "networks.lora_qwen_image",  # musubi-tuner's
+    "networks.lora_wan",
+    "networks.lora_zimage",
+    "networks.lora_flux_2",
+    "networks.lora_hv_1_5",
+    "networks.lora_framepack",
 )
-TIMESTEP_SAMPLINGS = ("auto", "sigma", "uniform", "sigmoid", "shift", "flux_shift", "nextdit_shift")
+TIMESTEP_SAMPLINGS = ("auto", "sigma", "uniform", "sigmoid", "shift", "flux_shift", "nextdit_shift",
+                      "flux2_shift", "qwen_shift", "logsnr", "qinglong_flux", "qinglong_qwen")  # fmt: skip
+WEIGHTING_SCHEMES = ("auto", "none", "logit_normal", "mode", "cosmap", "sigma_sqrt")  # musubi-tuner's
+WAN_TASKS = ("t2v-1.3B", "t2v-14B", "i2v-14B", "t2i-14B", "flf2v-14B", "t2v-1.3B-FC", "t2v-14B-FC",
+             "i2v-14B-FC", "t2v-A14B", "i2v-A14B")  # fmt: skip
+TASKS = ("auto", *WAN_TASKS, "t2v", "i2v")  # Wan's tasks, HunyuanVideo 1.5's t2v / i2v
+MODEL_VERSIONS = ("auto", "original", "edit", "edit-2509", "edit-2511",  # Qwen-Image
+                  "dev", "klein-4b", "klein-base-4b", "klein-9b", "klein-base-9b")  # FLUX.2  # fmt: skip
+FRAME_EXTRACTIONS = ("head", "chunk", "slide", "uniform", "full")
+TARGET_FRAMES_RE = re.compile(r"\d{1,4}(,\d{1,4}){0,31}")
 PREDICTION_TYPES = ("auto", "raw", "additive", "sigma_scaled")
 AUTO_ON_OFF = ("auto", "on", "off")
 AUTO_FILE = "(auto)"  # an extra model file picked by name from ComfyUI's folder
@@ -315,22 +336,22 @@ SETTINGS: tuple[Setting, ...] = (
       low=0.0, high=100.0, example=2e-4, required=True,
       section="optimizer", sd_name="learning_rate", emit="value", **_LR),
     S("unet_lr", float, 1e-4, "main", "Learning rate of the U-Net LoRA.", low=0.0, high=100.0,
-      example=2e-4, required=True, section="optimizer", sd_name="unet_lr", emit="value", **_LR),
+      example=2e-4, required=True, section="optimizer", sd_name="unet_lr", emit="value", **_LR, **_SD),
     S("text_encoder_lr", float, 5e-5, "main", "Learning rate of the text-encoder LoRA (not written "
       "when the text encoder is not trained).", low=0.0, high=100.0, example=1e-5, required=True,
       section="optimizer", sd_name="text_encoder_lr", **_LR),
     S("noise_offset", float, 0.0, "main", "Noise offset (0.05-0.1 helps very dark/bright images; "
       "0 = off).", low=0.0, high=1.0, step=0.01, example=0.05, required=True, section="training",
-      sd_name="noise_offset", emit="value"),
+      sd_name="noise_offset", emit="value", **_SD),
     S("sample_sampler", str, "dpm_2", "main", "Sampler for the sample images (sd-scripts' names).",
       choices=SAMPLERS, required=True, section="sample", sd_name="sample_sampler", flags=("--sampler",),
-      example_with={"sample_prompts": "a photo"}),
+      example_with={"sample_prompts": "a photo"}, **_SD),
     S("script", str, "auto", "main", "auto picks the family's trainer from the base model "
       "(train_network.py, sdxl_train_network.py, flux_train_network.py, ...); a script that does not fit "
       "the base model is an error (set model_type when the detection is wrong).", choices=SCRIPTS,
       required=True,
       where=Where.LAUNCH, doc_target="the training script run by accelerate/python",
-      example="sdxl_train_network.py", example_with={"model_type": "sdxl"}),
+      example="sdxl_train_network.py", example_with={"model_type": "sdxl"}, **_SD),
     S("output_name", str, "", "main", "File name of the LoRA (letters, digits, . _ -); empty = the "
       "project folder's name. Each run gets its own output/<name>-NNN folder.", pattern=OUTPUT_NAME_RE,
       pattern_hint="may only hold letters, digits, '.', '_' and '-' (at most 100, not starting with '.' or '-')",
@@ -366,14 +387,14 @@ SETTINGS: tuple[Setting, ...] = (
       sd_name="network_dropout", emit="if_set"),
     S("rank_dropout", float, 0.0, "network", "Dropout of each rank (0 = off).", low=0.0, high=1.0,
       step=0.01, example=0.1, section="network", sd_name="network_args",
-      doc_target="`rank_dropout=P` in `network_args`"),
+      doc_target="`rank_dropout=P` in `network_args`", **_SD),
     S("module_dropout", float, 0.0, "network", "Chance to skip a whole module in a step (0 = off).",
       low=0.0, high=1.0, step=0.01, example=0.1, section="network", sd_name="network_args",
-      doc_target="`module_dropout=P` in `network_args`"),
+      doc_target="`module_dropout=P` in `network_args`", **_SD),
     S("network_args", str, "", "network", "More network arguments as key=value pairs separated by "
       "spaces, e.g. 'loraplus_lr_ratio=16' or (LyCORIS) 'preset=attn-mlp use_tucker=True'; each key is "
       "checked against what the network type reads.", kv="network", section="network",
-      sd_name="network_args", example="loraplus_lr_ratio=4", doc_target="`--network_args k=v ...`"),
+      sd_name="network_args", example="loraplus_lr_ratio=4", doc_target="`--network_args k=v ...`", **_SD),
     S("clip_skip", int, 0, "network", "Use the text encoder's output N layers from the end (2 for "
       "anime models; 0 = sd-scripts' default). SD 1.x/2.x only.", low=0, high=12, example=2,
       section="training", sd_name="clip_skip", emit="if_set", families=("sd1", "sd2")),
@@ -433,32 +454,32 @@ SETTINGS: tuple[Setting, ...] = (
       example="on"),
     S("min_bucket_reso", int, 256, "captions", "Smallest bucket side (buckets on).", low=64, high=8192,
       step=64, where=Where.DATASET, section="datasets", sd_name="min_bucket_reso",
-      example_with={"buckets": "on"}),
+      example_with={"buckets": "on"}, **_SD),
     S("max_bucket_reso", int, 1024, "captions", "Largest bucket side (buckets on).", low=64, high=8192,
       step=64, example=960, where=Where.DATASET, section="datasets", sd_name="max_bucket_reso",
-      example_with={"buckets": "on"}),
+      example_with={"buckets": "on"}, **_SD),
     S("shuffle_caption", bool, False, "captions", "Shuffle the comma-separated tags of each caption.",
-      where=Where.DATASET, section="subset_defaults", sd_name="shuffle_caption", emit="non_default"),
+      where=Where.DATASET, section="subset_defaults", sd_name="shuffle_caption", emit="non_default", **_SD),
     S("keep_tokens", int, 0, "captions", "Keep the first N tags in place when shuffling (e.g. the "
       "trigger word).", low=0, high=255, example=1, where=Where.DATASET, section="subset_defaults",
-      sd_name="keep_tokens", emit="non_default"),
+      sd_name="keep_tokens", emit="non_default", **_SD),
     S("caption_dropout_rate", float, 0.0, "captions", "Chance to train an image with an empty caption.",
       low=0.0, high=1.0, step=0.01, example=0.1, where=Where.DATASET, section="subset_defaults",
-      sd_name="caption_dropout_rate", emit="non_default"),
+      sd_name="caption_dropout_rate", emit="non_default", **_SD),
     S("caption_dropout_every_n_epochs", int, 0, "captions", "Drop all captions every N epochs (0 = "
       "never).", low=0, high=10000, example=2, where=Where.DATASET, section="subset_defaults",
-      sd_name="caption_dropout_every_n_epochs", emit="non_default"),
+      sd_name="caption_dropout_every_n_epochs", emit="non_default", **_SD),
     S("caption_tag_dropout_rate", float, 0.0, "captions", "Chance to drop each tag (not the kept ones).",
       low=0.0, high=1.0, step=0.01, example=0.1, where=Where.DATASET, section="subset_defaults",
-      sd_name="caption_tag_dropout_rate", emit="non_default"),
+      sd_name="caption_tag_dropout_rate", emit="non_default", **_SD),
     S("flip_aug", bool, False, "captions", "Flip images horizontally at random (not for asymmetric "
       "subjects or text).", where=Where.DATASET, section="subset_defaults", sd_name="flip_aug",
-      emit="non_default"),
+      emit="non_default", **_SD),
     S("color_aug", bool, False, "captions", "Vary hue at random; turns latent caching off.",
-      where=Where.DATASET, section="subset_defaults", sd_name="color_aug", emit="non_default"),
+      where=Where.DATASET, section="subset_defaults", sd_name="color_aug", emit="non_default", **_SD),
     S("random_crop", bool, False, "captions", "Crop at random instead of centred; turns latent "
       "caching off.", where=Where.DATASET, section="subset_defaults", sd_name="random_crop",
-      emit="non_default"),
+      emit="non_default", **_SD),
     # ------------------------------------------------------------------ sampling
     S("sample_prompts", str, "", "sampling", "One prompt per line for sample images after each epoch "
       "(sd-scripts options like --n negative may follow). Written to a prompts file.", multiline=True,
@@ -518,11 +539,11 @@ SETTINGS: tuple[Setting, ...] = (
     S("gradient_checkpointing", bool, True, "precision", "Less memory, a bit slower.", section="training",
       sd_name="gradient_checkpointing", emit="value"),
     S("cache_latents", bool, True, "precision", "Encode images once (off when the dataset uses "
-      "color_aug/random_crop).", section="training", sd_name="cache_latents", emit="value"),
+      "color_aug/random_crop).", section="training", sd_name="cache_latents", emit="value", **_SD),
     S("cache_latents_to_disk", bool, True, "precision", "Keep the cached latents as .npz beside the "
-      "images.", section="training", sd_name="cache_latents_to_disk"),
+      "images.", section="training", sd_name="cache_latents_to_disk", **_SD),
     S("lowram", bool, False, "precision", "Load models to VRAM instead of RAM (when VRAM > RAM).",
-      section="training", sd_name="lowram", emit="flag"),
+      section="training", sd_name="lowram", emit="flag", **_SD),
     S("attention", str, "sdpa", "precision", "sdpa works everywhere; xformers needs a GPU and the "
       "package.", choices=ATTENTIONS, section="training", sd_name="sdpa", gpu_only_values=("xformers",),
       example="none", doc_target="`sdpa = true` or `xformers = true`"),
@@ -558,7 +579,7 @@ SETTINGS: tuple[Setting, ...] = (
       where=Where.LAUNCH),
     S("tokenizer_cache_dir", str, "", "launch", "Folder with cached tokenizers (offline use); empty = "
       "$LORA_WORKBENCH_TOKENIZER_CACHE or the settings.", section="model", sd_name="tokenizer_cache_dir",
-      affects_result=False, example="/tmp/tokenizers"),
+      affects_result=False, example="/tmp/tokenizers", **_SD),
     # ------------------------------------------------------------------ extra model files (DiT families)
     *(
         S(slot, str, AUTO_FILE, "model_files", f"{label}, from ComfyUI's {folder} folder; {AUTO_FILE} picks the "
@@ -566,21 +587,26 @@ SETTINGS: tuple[Setting, ...] = (
           comfy_folder=folder, example=example,
           doc_target=f"`{slot}` in config [model]: the picked file's path (train.prepare resolves it)")
         for slot, label, folder, fams, example, extra in (
-            ("clip_l", "CLIP-L text encoder (FLUX.1, SD3)", "text_encoders", ("flux", "sd3"),
+            ("clip_l", "CLIP-L text encoder (FLUX.1, SD3, FLUX.1 Kontext, FramePack)", "text_encoders",
+             ("flux", "sd3", "flux_kontext", "framepack"),
              "clip_l.safetensors", f"; {NONE_FILE}: the SD3 checkpoint's own"),
             ("clip_g", "CLIP-G text encoder (SD3)", "text_encoders", ("sd3",), "clip_g.safetensors",
              f"; {NONE_FILE}: the checkpoint's own"),
-            ("t5xxl", "T5-XXL text encoder (FLUX.1, Chroma, SD3), not a 'scaled' fp8 file", "text_encoders",
-             ("flux", "chroma", "sd3"), "t5xxl_fp16.safetensors", f"; {NONE_FILE} for SD3: the checkpoint's own"),
+            ("t5xxl", "T5-XXL text encoder (FLUX.1, Chroma, SD3, FLUX.1 Kontext), not a 'scaled' fp8 file",
+             "text_encoders", ("flux", "chroma", "sd3", "flux_kontext"), "t5xxl_fp16.safetensors", f"; {NONE_FILE} for SD3: the checkpoint's own"),
             ("ae", "FLUX autoencoder (FLUX.1, Chroma, Lumina 2)", "vae", ("flux", "chroma", "lumina2"),
              "ae.safetensors", ""),
-            ("vae", "VAE (HunyuanImage 2.1, Anima; optional for SD3)", "vae", ("sd3", "hunyuan_image", "anima"),
+            ("vae", "VAE (HunyuanImage 2.1, Anima, and every musubi-tuner family: Qwen-Image, Wan, Z-Image, FLUX.2, "
+             "FLUX.1 Kontext, HunyuanVideo 1.5, FramePack; optional for SD3)", "vae",
+             ("sd3", "hunyuan_image", "anima", *MUSUBI_FAMILIES),
              "hunyuan_image_2.1_vae_fp16.safetensors", ""),
             ("gemma2", "Gemma 2 2B text encoder (Lumina 2)", "text_encoders", ("lumina2",),
              "gemma_2_2b_fp16.safetensors", ""),
-            ("text_encoder", "Qwen2.5-VL 7B text encoder (HunyuanImage 2.1)", "text_encoders",
-             ("hunyuan_image",), "qwen_2.5_vl_7b.safetensors", ""),
-            ("byt5", "ByT5 glyph text encoder (HunyuanImage 2.1)", "text_encoders", ("hunyuan_image",),
+            ("text_encoder", "Text encoder: Qwen2.5-VL 7B (HunyuanImage 2.1, Qwen-Image, HunyuanVideo 1.5), Qwen3 "
+             "(Z-Image, FLUX.2 klein), Mistral 3 (FLUX.2 dev), LLaVA-LLaMA-3 (FramePack)", "text_encoders",
+             ("hunyuan_image", "qwen_image", "z_image", "flux2", "hunyuan_video_1_5", "framepack"), "qwen_2.5_vl_7b.safetensors", ""),
+            ("byt5", "ByT5 glyph text encoder (HunyuanImage 2.1, HunyuanVideo 1.5)", "text_encoders",
+             ("hunyuan_image", "hunyuan_video_1_5"),
              "byt5_small_glyphxl_fp16.safetensors", ""),
             ("qwen3", "Qwen3 0.6B text encoder (Anima)", "text_encoders", ("anima",),
              "qwen_3_06b_base.safetensors", ""),
@@ -591,33 +617,39 @@ SETTINGS: tuple[Setting, ...] = (
       "(networks.lora, networks.lora_flux, networks.lora_sd3, ...). Only the family's own modules work.",
       choices=NETWORK_MODULES, section="network", sd_name="network_module", example="networks.lora_fa"),
     S("cache_text_encoder_outputs", str, "auto", "family", "Encode the captions once and free the text "
+      "(musubi-tuner always caches them, in a step of its own) "
       "encoders' memory; auto = on for FLUX, SD3, Lumina, HunyuanImage and Anima, off for SDXL (there it "
       "needs train_text_encoder off). Not with shuffled captions or caption dropout.", choices=AUTO_ON_OFF,
-      section="training", sd_name="cache_text_encoder_outputs", families=("sdxl", *DIT_FAMILIES),
+      section="training", sd_name="cache_text_encoder_outputs", families=("sdxl", *(f for f in DIT_FAMILIES if f in SD_SCRIPTS_FAMILIES)),
       example="on", example_with={"train_text_encoder": False}),
-    S("fp8_base", bool, False, "family", "Load the base model (and T5) in fp8: about half the memory.",
-      section="training", sd_name="fp8_base", emit="flag", families=(*SD_FAMILIES, "sd3", "flux", "chroma", "lumina2"),
+    S("fp8_base", bool, False, "family", "Load the base model (and T5) in fp8: about half the memory "
+      "(musubi-tuner: the DiT only; add fp8_scaled for its better fp8, fp8_text_encoder for the encoder).",
+      section="training", sd_name="fp8_base", emit="flag", families=(*SD_FAMILIES, "sd3", "flux", "chroma", "lumina2", *MUSUBI_FAMILIES),
       gpu_only=True, gpu_why="fp8 weights need a GPU", example_with={"device": "gpu"}),
-    S("fp8_scaled", bool, False, "family", "Load HunyuanImage's DiT in scaled fp8 (its fp8 option).",
-      section="training", sd_name="fp8_scaled", emit="flag", families=("hunyuan_image",), gpu_only=True,
+    S("fp8_scaled", bool, False, "family", "Load the DiT in scaled fp8 (HunyuanImage's fp8 option; musubi-tuner's "
+      "better fp8, with fp8_base). Not for a file that is already fp8 'scaled'.",
+      section="training", sd_name="fp8_scaled", emit="flag", families=("hunyuan_image", *MUSUBI_FAMILIES), gpu_only=True,
       gpu_why="fp8 weights need a GPU", example_with={"device": "gpu"}),
     S("blocks_to_swap", int, 0, "family", "Keep this many transformer blocks in system memory and swap "
-      "them in: less GPU memory, slower (FLUX up to 35, SD3.5 large 36, HunyuanImage 37, ...).", low=0,
-      high=40, section="training", sd_name="blocks_to_swap", emit="if_set", families=DIT_FAMILIES, example=4),
+      "them in: less GPU memory, slower (FLUX up to 35, SD3.5 large 36, HunyuanImage 37, Qwen-Image 58, "
+      "Wan 14B 39, ...).", low=0,
+      high=60, section="training", sd_name="blocks_to_swap", emit="if_set", families=DIT_FAMILIES, example=4),
     S("guidance_scale", float, -1.0, "family", "FLUX's embedded guidance while training; -1 = the family's "
-      "(1.0 for FLUX.1, 0.0 for Chroma).", low=-1.0, high=100.0, step=0.1, section="training",
-      sd_name="guidance_scale", emit="family", families=("flux", "chroma"), example=3.5),
+      "(1.0 for FLUX.1 and Kontext, 0.0 for Chroma; FLUX.2 dev takes it from the model version).", low=-1.0, high=100.0, step=0.1, section="training",
+      sd_name="guidance_scale", emit="family", families=("flux", "chroma", "flux_kontext", "flux2"), example=3.5),
     S("timestep_sampling", str, "auto", "family", "How noise levels are drawn; auto = the family's "
       "(flux_shift for FLUX.1, sigmoid for Chroma and Anima, nextdit_shift for Lumina, sigma for "
-      "HunyuanImage).", choices=TIMESTEP_SAMPLINGS, section="training", sd_name="timestep_sampling",
-      emit="family", families=FLOW_FAMILIES, example="shift"),
+      "HunyuanImage; shift for Qwen-Image, Wan, Z-Image, HunyuanVideo 1.5 and FramePack, flux2_shift for "
+      "FLUX.2). qwen_shift, flux2_shift, logsnr and qinglong_* are musubi-tuner's, nextdit_shift Lumina's.", choices=TIMESTEP_SAMPLINGS, section="training", sd_name="timestep_sampling",
+      emit="family", families=(*FLOW_FAMILIES, *MUSUBI_FAMILIES), example="shift"),
     S("model_prediction_type", str, "auto", "family", "How the model's prediction is read; auto = raw.",
       choices=PREDICTION_TYPES, section="training", sd_name="model_prediction_type", emit="family",
       families=("flux", "chroma", "lumina2", "hunyuan_image"), example="sigma_scaled"),
     S("discrete_flow_shift", float, 0.0, "family", "Shift of the flow-matching schedule (used with "
-      "timestep_sampling shift); 0 = the family's (FLUX 3.1582, Lumina 6, HunyuanImage 5, Anima 1).",
+      "timestep_sampling shift); 0 = the family's (FLUX 3.1582, Lumina 6, HunyuanImage 5, Anima 1, Qwen-Image "
+      "2.2, Wan 3, Z-Image 2, HunyuanVideo 1.5 2, FramePack 3).",
       low=0.0, high=100.0, step=0.01, section="training", sd_name="discrete_flow_shift", emit="family",
-      families=FLOW_FAMILIES, example=3.0),
+      families=(*FLOW_FAMILIES, *MUSUBI_FAMILIES), example=3.0),
     S("apply_t5_attn_mask", bool, False, "family", "Mask T5's padding tokens (always on for Chroma).",
       section="training", sd_name="apply_t5_attn_mask", families=("flux", "chroma", "sd3")),
     S("t5xxl_max_token_length", int, 0, "family", "T5 caption length in tokens; 0 = the family's (FLUX.1 "
@@ -647,10 +679,10 @@ SETTINGS: tuple[Setting, ...] = (
       section="training", sd_name="debiased_estimation_loss", emit="flag", families=SD_FAMILIES),
     S("min_timestep", int, 0, "optimizer", "Lowest noise timestep trained (0 = all).", low=0, high=999,
       example=100, section="training", sd_name="min_timestep", emit="non_default",
-      families=(*SD_FAMILIES, "sd3")),
+      families=(*SD_FAMILIES, "sd3", *MUSUBI_FAMILIES)),
     S("max_timestep", int, 1000, "optimizer", "Highest noise timestep trained, exclusive (1000 = all).",
       low=1, high=1000, example=900, section="training", sd_name="max_timestep", emit="non_default",
-      families=(*SD_FAMILIES, "sd3")),
+      families=(*SD_FAMILIES, "sd3", *MUSUBI_FAMILIES)),
     S("adaptive_noise_scale", float, 0.0, "optimizer", "Adds the latent's mean times this to the noise "
       "offset (needs noise_offset; 0 = off).", low=-1.0, high=1.0, step=0.001, example=0.005,
       example_with={"noise_offset": 0.05}, section="training", sd_name="adaptive_noise_scale",
@@ -668,14 +700,64 @@ SETTINGS: tuple[Setting, ...] = (
       "multiple of 64 for SD 1.x/2.x, 32 for SDXL, FLUX, SD3 and HunyuanImage, 16 for Lumina and Anima.",
       low=8, high=1024, step=8, example=128, example_with={"buckets": "on", "bucket_no_upscale": False},
       where=Where.DATASET,
-      section="datasets", sd_name="bucket_reso_steps"),
+      section="datasets", sd_name="bucket_reso_steps", **_SD),
     S("full_bf16", bool, False, "precision", "Keep the gradients in bf16 too (less memory; needs "
       "mixed_precision bf16).", example_with={"mixed_precision": "bf16"}, section="training",
-      sd_name="full_bf16", emit="flag"),
+      sd_name="full_bf16", emit="flag", **_SD),
     S("full_fp16", bool, False, "precision", "Keep the gradients in fp16 too (less memory, less stable; "
       "needs mixed_precision fp16 and a GPU).", gpu_only=True, gpu_why="fp16 needs a GPU",
       example_with={"mixed_precision": "fp16", "device": "gpu"}, section="training", sd_name="full_fp16",
-      emit="flag"),
+      emit="flag", **_SD),
+    # ------------------------------------------------------------------ musubi-tuner (Qwen-Image, Wan, Z-Image,
+    # FLUX.2, FLUX.1 Kontext, HunyuanVideo 1.5, FramePack): appended, as above
+    S("umt5", str, AUTO_FILE, "model_files", f"umT5-XXL text encoder (Wan), from ComfyUI's text_encoders folder: "
+      f"Wan's own file (models_t5_umt5-xxl-enc-bf16.pth); {AUTO_FILE} picks the file named like one.",
+      where=Where.RUN, sd_name="t5", families=("wan",), comfy_folder="text_encoders",
+      example="models_t5_umt5-xxl-enc-bf16.pth",
+      doc_target="`t5` in config [model]: the picked file's path (train.prepare resolves it)"),
+    S("image_encoder", str, AUTO_FILE, "model_files", f"Image encoder, from ComfyUI's clip_vision folder: Wan 2.1 "
+      f"I2V's CLIP (musubi's --clip), the SigLIP of FramePack and HunyuanVideo 1.5 I2V; {AUTO_FILE} picks the "
+      f"file named like one.", where=Where.RUN, sd_name="image_encoder",
+      families=("wan", "hunyuan_video_1_5", "framepack"), comfy_folder="clip_vision",
+      example="sigclip_vision_patch14_384.safetensors",
+      doc_target="`image_encoder` (Wan: `clip`) for the latent cache and the trainer: the picked file's path"),
+    S("weighting_scheme", str, "auto", "family", "How the loss weighs each noise level; auto = the family's "
+      "(none for every musubi-tuner family).", choices=WEIGHTING_SCHEMES, section="training",
+      sd_name="weighting_scheme", emit="family", families=MUSUBI_FAMILIES, example="logit_normal"),
+    S("task", str, "auto", "family", "Wan's task (t2v-14B, i2v-A14B, ...) or HunyuanVideo 1.5's t2v / i2v; auto "
+      "= the one read from the base model file. Set it where the file cannot tell (T2I, Fun Control).",
+      choices=TASKS, where=Where.RUN, sd_name="task", families=("wan", "hunyuan_video_1_5"), example="t2v-14B",
+      doc_target="musubi-tuner's `--task` for every step"),
+    S("model_version", str, "auto", "family", "Qwen-Image's version (original, edit, edit-2509, edit-2511) or "
+      "FLUX.2's (dev, klein-4b, klein-base-4b, ...); auto = the one read from the base model file (model_type "
+      "qwen_image_edit... when the file cannot tell).", choices=MODEL_VERSIONS, where=Where.RUN,
+      sd_name="model_version", families=("qwen_image", "flux2"), example="edit-2509",
+      doc_target="musubi-tuner's `--model_version` for every step"),
+    S("fp8_text_encoder", bool, False, "family", "Run the text encoder in fp8 while its outputs are cached "
+      "(musubi-tuner: Wan and Kontext --fp8_t5, Qwen-Image and HunyuanVideo 1.5 --fp8_vl, Z-Image and FramePack "
+      "--fp8_llm, FLUX.2 --fp8_text_encoder): for GPUs under 16 GB.", section="model",
+      families=MUSUBI_FAMILIES, gpu_only=True, gpu_why="fp8 weights need a GPU", example_with={"device": "gpu"},
+      doc_target="the family's text-encoder fp8 option, for the text-encoder cache and the trainer"),
+    S("vae_cache_cpu", bool, False, "family", "Wan: keep the VAE's feature cache in system memory (less GPU "
+      "memory while caching latents and sampling).", section="model", sd_name="vae_cache_cpu", emit="flag",
+      families=("wan",), doc_target="`--vae_cache_cpu` for the latent cache and the trainer"),
+    S("target_frames", str, "1", "captions", "Video subsets: the frame counts each clip is cut into, "
+      "comma-separated (Wan, HunyuanVideo 1.5, FramePack: each 4n+1, e.g. 1,25,45).", pattern=TARGET_FRAMES_RE,
+      pattern_hint="must be frame counts separated by commas, e.g. '1,25,45'", where=Where.DATASET,
+      section="datasets", sd_name="target_frames", families=VIDEO_FAMILIES, example="1,25"),
+    S("frame_extraction", str, "head", "captions", "Video subsets: where the frames come from: head (the first "
+      "frames), chunk (back to back), slide (every frame_stride), uniform (frame_sample evenly spread), full "
+      "(the whole clip, up to max_frames).", choices=FRAME_EXTRACTIONS, where=Where.DATASET, section="datasets",
+      sd_name="frame_extraction", families=VIDEO_FAMILIES, example="uniform"),
+    S("frame_stride", int, 1, "captions", "Video subsets, frame_extraction slide: frames between two cuts.",
+      low=1, high=10000, where=Where.DATASET, section="datasets", sd_name="frame_stride",
+      families=VIDEO_FAMILIES, example=10, example_with={"frame_extraction": "slide"}),
+    S("frame_sample", int, 1, "captions", "Video subsets, frame_extraction uniform: cuts per clip.", low=1,
+      high=1000, where=Where.DATASET, section="datasets", sd_name="frame_sample", families=VIDEO_FAMILIES,
+      example=4, example_with={"frame_extraction": "uniform"}),
+    S("max_frames", int, 129, "captions", "Video subsets, frame_extraction full: the most frames taken from a "
+      "clip.", low=1, high=10000, where=Where.DATASET, section="datasets", sd_name="max_frames",
+      families=VIDEO_FAMILIES, example=65, example_with={"frame_extraction": "full"}),
 )
 # fmt: on
 

@@ -11,7 +11,16 @@ from __future__ import annotations
 import json
 
 from .node_layout import layout
-from .settings import FAMILIES, GROUPS, SD_FAMILIES, Setting, Where, in_group
+from .settings import (
+    FAMILIES,
+    GROUPS,
+    MUSUBI_FAMILIES,
+    SD_FAMILIES,
+    SD_SCRIPTS_FAMILIES,
+    Setting,
+    Where,
+    in_group,
+)
 from .validation import family_name
 
 _WHERE = {
@@ -65,6 +74,10 @@ def _applies(s: Setting) -> str:
         families = "all"
     elif s.families == SD_FAMILIES:
         families = "SD 1.x, 2.x, SDXL"
+    elif s.families == SD_SCRIPTS_FAMILIES:
+        families = "the sd-scripts families (not musubi-tuner's)"
+    elif s.families == MUSUBI_FAMILIES:
+        families = "the musubi-tuner families"
     else:
         families = ", ".join(map(family_name, s.families))
     if s.gpu_only:
@@ -110,8 +123,11 @@ def render_settings_md() -> str:
         "Every setting is a widget (on **Kohya LoRA Train** or on one of its option nodes), a",
         "`lora-workbench train` flag and a key of the run's `run.json` (`spec`). Option nodes chain in any",
         "order into the trainer's `options` input; a setting given twice is an error naming both nodes.",
-        "The *Goes to* column says what sd-scripts receives: a key of the run's `config.toml` section, of",
-        "the run's copy of the dataset TOML, an `accelerate launch` option, or nothing (ours only).",
+        "The *Goes to* column says what the trainer receives: a key of the run's `config.toml` section, of",
+        "the run's copy of the dataset TOML (musubi-tuner: the dataset config the run writes), an",
+        "`accelerate launch` option, or nothing (ours only). The SD 1.x to Anima families train with kohya",
+        "sd-scripts, Qwen-Image, Wan, Z-Image, FLUX.2, FLUX.1 Kontext, HunyuanVideo 1.5 and FramePack with",
+        "kohya musubi-tuner (docs/families.md).",
         f"Model families: {', '.join(map(family_name, FAMILIES))}; a setting given for a family it does",
         "not apply to is refused before launch.",
         "",
@@ -144,6 +160,6 @@ def generated_files() -> dict[str, str]:
 
 
 def help_facts(s: Setting) -> str:
-    """What a node's help page says after a setting's own help: what sd-scripts receives, and the
+    """What a node's help page says after a setting's own help: what the trainer receives, and the
     families (and devices) it applies to, as in docs/settings.md."""
-    return f"sd-scripts: {_target(s)}; applies to {_applies(s)}"
+    return f"trainer: {_target(s)}; applies to {_applies(s)}"

@@ -341,7 +341,12 @@ def check_device(opts, device: str) -> None:
 
 
 def family_name(family: str) -> str:
-    return file_families.name(family)
+    if family in file_families.FAMILIES:
+        return file_families.name(family)
+    try:
+        return recipes.get(family).name
+    except KeyError:
+        return family
 
 
 def check_family(opts, family: str, variant: str = "") -> None:
@@ -369,11 +374,43 @@ def _network_module(o, fam: recipes.TrainingFamily, _variant: str) -> None:
         )
 
 
+_SD_SCRIPTS_SAMPLINGS = ("sigma", "uniform", "sigmoid", "shift", "flux_shift", "nextdit_shift")
+
+
 def _timestep_sampling(o, fam: recipes.TrainingFamily, _variant: str) -> None:
     if o.timestep_sampling == "nextdit_shift" and fam.id != "lumina2":
         raise ValidationError(
             f"timestep_sampling nextdit_shift is Lumina 2's; {fam.name}'s trainer takes sigma, uniform, "
             "sigmoid, shift or flux_shift (or auto)."
+        )
+    takes = fam.timestep_samplings or _SD_SCRIPTS_SAMPLINGS
+    if o.timestep_sampling != "auto" and o.timestep_sampling not in takes:
+        raise ValidationError(
+            f"timestep_sampling {o.timestep_sampling} is not one {fam.name}'s trainer takes; choose auto or one "
+            f"of: {', '.join(takes)}."
+        )
+
+
+def _optimizer_built(o, fam: recipes.TrainingFamily, _variant: str) -> None:
+    """musubi-tuner builds AdamW, AdamW8bit and Adafactor; any other name would crash after loading."""
+    if fam.optimizers and o.optimizer not in fam.optimizers:
+        raise ValidationError(
+            f"optimizer {o.optimizer} is not one {fam.name}'s trainer can build; choose one of: "
+            f"{', '.join(fam.optimizers)}."
+        )
+
+
+def _target_frames(o, fam: recipes.TrainingFamily, _variant: str) -> None:
+    """The video models take clips of 4n+1 frames (their VAEs compress time by 4)."""
+    if not fam.video:
+        return
+    bad = [n for n in str(o.target_frames).split(",") if (int(n) - 1) % 4]
+    if bad:
+        n = int(bad[0])
+        low = max(1, n - (n - 1) % 4)
+        raise ValidationError(
+            f"target_frames holds {n}; {fam.name} trains on clips of 4n+1 frames (1, 5, 9, ... 25, ...): use "
+            f"{low} or {low + 4}."
         )
 
 
@@ -447,4 +484,6 @@ FAMILY_RULES: tuple[Callable[[Any, recipes.TrainingFamily, str], None], ...] = (
     _network_args_read_by_module,
     _timestep_sampling,
     _blocks_to_swap,
+    _optimizer_built,
+    _target_frames,
 )

@@ -126,3 +126,52 @@ def check_subset_folders(image_dirs: list[str], roots: Roots) -> None:
                 f"{exc} The trainer writes cached latents (.npz) there; turn cache_latents_to_disk off, or "
                 f"{_CLI_HINT}."
             ) from None
+
+
+def make_cache_folders(project_dir: str | os.PathLike, folders: Sequence[str], roots: Roots) -> list[str]:
+    """musubi-tuner's caches (PROJECT/cache/musubi/<family>/<NN_subset>, one per dataset config table):
+    from a workflow each is made (or reused) as a plain folder inside the project, a link on the way
+    refused, as output/ is, since musubi writes there by name. From the command line: the sentences
+    saying where such links lead."""
+    project = Path(project_dir)
+    if roots is None:
+        return [
+            f"{p} is a link to {os.path.realpath(p)}; the run caches there."
+            for p in dict.fromkeys(q for f in folders for q in _between(project, Path(f)))
+            if p.is_symlink()
+        ]
+    with _open_project(project_dir, roots) as top:
+        for folder in folders:
+            _make_plain_path(top, _inside(project, Path(folder)))
+    return []
+
+
+def _between(project: Path, folder: Path) -> list[Path]:
+    """The folders from the project (excluded) down to `folder` (included)."""
+    return [
+        project.joinpath(*_inside(project, folder)[:i]) for i in range(1, len(_inside(project, folder)) + 1)
+    ]
+
+
+def _inside(project: Path, folder: Path) -> tuple[str, ...]:
+    try:
+        parts = folder.relative_to(project).parts
+    except ValueError:
+        parts = ()
+    if not parts or ".." in parts:
+        raise PathNotAllowed(
+            f"The cache folder {folder} is not inside the project {project}; caches stay in it."
+        )
+    return parts
+
+
+def _make_plain_path(top: paths.ConfinedDir, parts: tuple[str, ...]) -> None:
+    opened: list[paths.ConfinedDir] = []
+    try:
+        current = top
+        for part in parts:
+            current = _plain_folder(current, part)
+            opened.append(current)
+    finally:
+        for folder in reversed(opened):
+            folder.close()

@@ -13,7 +13,7 @@ from lora_workbench.modelfiles.detect import detect_model
 from lora_workbench.training import command, kohya
 from lora_workbench.training.command import Target, build_command
 from lora_workbench.training.options import TrainOptions
-from lora_workbench.training.settings import SETTINGS, Where
+from lora_workbench.training.settings import SD_SCRIPTS_FAMILIES, SETTINGS, Where
 from lora_workbench.training.validation import validate
 from tests.unit import synthetic_models as sm
 from tests.unit import train_fakes
@@ -37,8 +37,9 @@ TENSORS = {
 # model_type (test_model_type_overrides_the_detected_family), show_samples (test_show_samples_...),
 # link_to_library (test_train.py::test_link_to_library_...), resume (tests/unit/training/test_resume.py).
 # The extra model files are resolved to paths in train.prepare (test_model_files, test_train_families).
-MODEL_FILES = {"clip_l", "clip_g", "t5xxl", "ae", "vae", "gemma2", "text_encoder", "byt5", "qwen3"}
-RUN_LEVEL = {"model_type", "show_samples", "link_to_library", "resume", *MODEL_FILES}
+MODEL_FILES = {"clip_l", "clip_g", "t5xxl", "ae", "vae", "gemma2", "text_encoder", "byt5", "qwen3", "umt5"}
+MODEL_FILES |= {"image_encoder"}
+RUN_LEVEL = {"model_type", "show_samples", "link_to_library", "resume", "task", "model_version", *MODEL_FILES}
 # An explicit script must be the one auto picks (test_a_script_that_does_not_fit_is_a_sentence).
 SAME_AS_AUTO = {"script"}
 
@@ -60,6 +61,11 @@ def _build(tmp_path, ds, family="sd1", device=None, **values):
     model = detect_model(ckpt, opts.model_type)
     target = Target(ds, model, kohya.find_install(), device, tmp_path / "out", logging_dir=tmp_path / "logs")
     return build_command(opts, target)
+
+
+def _sd_scripts_family(s) -> str | None:
+    """The first sd-scripts family a setting applies to (None: musubi-tuner's alone)."""
+    return next((f for f in s.families if f in SD_SCRIPTS_FAMILIES), None)
 
 
 def _script_options(cmd):
@@ -113,9 +119,9 @@ def test_every_setting_changes_what_is_built(tmp_path, env):
     _, _, ds = env
     assert {s.name for s in SETTINGS if s.where is Where.RUN} == RUN_LEVEL
     for s in SETTINGS:
-        if s.where is Where.RUN or s.name in SAME_AS_AUTO:
-            continue
-        family = s.families[0]
+        family = _sd_scripts_family(s)
+        if s.where is Where.RUN or s.name in SAME_AS_AUTO or family is None:
+            continue  # musubi-tuner's own settings: tests/unit/training/test_musubi_*.py
         base = _what_it_builds(_build(tmp_path, ds, family, **s.example_with))
         changed = {**s.example_with, s.name: s.example_value()}
         validate(TrainOptions.from_values(changed))
@@ -125,10 +131,10 @@ def test_every_setting_changes_what_is_built(tmp_path, env):
 def test_table_driven_settings_are_written_under_their_sdscripts_name(tmp_path, env):
     _, _, ds = env
     for s in SETTINGS:
-        if s.where is not Where.CONFIG or s.emit == "custom":
+        if s.where is not Where.CONFIG or s.emit == "custom" or _sd_scripts_family(s) is None:
             continue
         value = s.example_value()
-        cmd = _build(tmp_path, ds, s.families[0], **{**s.example_with, s.name: value})
+        cmd = _build(tmp_path, ds, _sd_scripts_family(s), **{**s.example_with, s.name: value})
         assert cmd.config[s.section][s.sd_name] == (True if s.emit == "flag" else value), s.name
 
 

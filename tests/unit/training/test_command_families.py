@@ -157,11 +157,11 @@ def test_sdxl_is_unchanged_and_caches_text_encoders_only_when_asked(tmp_path, en
         (
             "sdxl",
             {"guidance_scale": 3.5},
-            r"guidance_scale applies only to FLUX\.1, Chroma base models .* SDXL",
+            r"guidance_scale applies only to FLUX\.1, Chroma.* base models .* SDXL",
         ),
         ("flux", {"system_prompt": "x"}, r"system_prompt applies only to Lumina Image 2\.0"),
         ("flux", {"clip_g": "clip_g.safetensors"}, r"clip_g applies only to SD3 .* FLUX\.1"),
-        ("chroma", {"clip_l": "clip_l.safetensors"}, r"clip_l applies only to FLUX\.1, SD3 .* Chroma"),
+        ("chroma", {"clip_l": "clip_l.safetensors"}, r"clip_l applies only to FLUX\.1, SD3.* Chroma"),
         ("sdxl", {"network_module": "networks.lora_flux"}, r"networks\.lora_flux does not train SDXL"),
         ("flux", {"timestep_sampling": "nextdit_shift"}, r"nextdit_shift is Lumina 2's"),
         ("flux", {"blocks_to_swap": 36}, r"swaps at most 35 blocks"),

@@ -15,13 +15,17 @@ class MusubiBackend:
     install_spec = INSTALL_SPEC
 
     def recipes(self):
-        return {}  # filled by backends/musubi/families.py
+        from .families import FAMILIES
+
+        return FAMILIES
 
     def find(self, root: Path | None = None) -> Install:
         return find_musubi(root)
 
     def build(self, opts, target, warnings=None):
-        raise NotImplementedError("the musubi-tuner Job builder lands with its families")
+        from .command import build
+
+        return build(opts, target, warnings)
 
 
 MUSUBI = MusubiBackend()
