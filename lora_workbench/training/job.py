@@ -62,6 +62,9 @@ class Job:
     script: str  # the train step's script, for records and sentences
     warnings: tuple[str, ...] = ()
     config: Mapping[str, object] = field(default_factory=dict)  # the train step's config, by section
+    # Folders the trainer writes by name outside the run folder (musubi's per-subset caches): made
+    # before the first step as plain folders inside the project (write_places), never through a link.
+    cache_dirs: tuple[str, ...] = ()
 
     @property
     def train_step(self) -> Step:

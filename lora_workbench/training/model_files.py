@@ -77,7 +77,7 @@ def _missing(family: families.TrainingFamily, slot: ModelFile, names: Sequence[s
     return ValidationError(
         f"{family.name} needs a {slot.label} (--{slot.option}): none is picked and none was found by "
         f"name in ComfyUI's {where}{seen}. Put the file (e.g. {slot.example}) in {where} and pick it "
-        f"in {slot.option}."
+        f"in {slot.setting}."
     )
 
 
@@ -88,21 +88,24 @@ def pick(
     resolve: Callable[[str, str], str | None],
     recipe=None,
 ) -> list[PickedFile]:
-    """The files for every slot of the model's family: `chosen` maps option -> a name, AUTO or NONE
+    """The files for every slot of the model's family: `chosen` maps the slot's setting (its widget,
+    else its option) -> a name, AUTO or NONE
     (missing = AUTO); `listing` maps folder -> the names in it; `resolve(folder, name)` -> path or None.
     `recipe` is the family's recipe (backends.for_family); without it, sd-scripts' table is asked.
     Raises a sentence for a required file that is missing, does not exist, or is the wrong kind."""
     family = recipe or families.get(model.arch)
     out = []
     for slot in family.model_files:
-        value = chosen.get(slot.option, AUTO) or AUTO
+        if not slot.needed_for(model.variant):
+            continue  # FLUX.2 dev's Mistral is no file of klein's; Wan's image encoder only for i2v
+        value = chosen.get(slot.setting, chosen.get(slot.option, AUTO)) or AUTO
         names = list(listing.get(slot.folder, ()))
         bundled = slot.bundled_kind and slot.bundled_kind in model.includes
         if value == NONE or (value == AUTO and bundled):
             if not bundled:
                 raise ValidationError(
                     f"{family.name} needs a {slot.label} (--{slot.option}) and {os.path.basename(model.path)} "
-                    f"does not carry one; pick a file in {slot.option}."
+                    f"does not carry one; pick a file in {slot.setting}."
                 )
             out.append(PickedFile(slot.option, "", "", "in the checkpoint"))
             continue
@@ -128,13 +131,13 @@ def _resolved(
     kind = facts.kind
     if facts.scaled_fp8:
         raise ValidationError(
-            f"The file picked for {slot.option}, {name}, is a ComfyUI 'scaled fp8' file, whose scale "
+            f"The file picked for {slot.setting}, {name}, is a ComfyUI 'scaled fp8' file, whose scale "
             f"tensors {trainer} does not read. "
             f"Pick the fp16/bf16 file (e.g. {slot.example or 'the bf16 one'}) instead."
         )
     if not components.satisfies(kind, slot.kind):
         raise ValidationError(
-            f"The file picked for {slot.option}, {name}, holds {components.kind_name(kind)}, not "
+            f"The file picked for {slot.setting}, {name}, holds {components.kind_name(kind)}, not "
             f"{components.kind_name(slot.kind)}; pick the {slot.label} for {family.name} there."
         )
     return PickedFile(slot.option, name, path, how)

@@ -128,6 +128,7 @@ class Plan:
     run_dir: Path
     resume: resume.ResumePoint | None = None  # a resumed run: the run and state it continues
     launched_ns: int = 0  # when the trainer started (less the clock's slack): states newer are this run's
+    cache_notes: list[str] = field(default_factory=list)  # from the command line: where a cache link leads
 
     @property
     def model(self) -> ModelInfo:
@@ -143,7 +144,7 @@ class Plan:
 
     @property
     def warnings(self) -> list[str]:
-        return list(self.job.warnings)
+        return [*self.job.warnings, *self.cache_notes]
 
 
 @dataclass(frozen=True)
@@ -425,8 +426,8 @@ def _pick_files(opts: TrainOptions, model: ModelInfo, recipe, files: model_files
     if not slots:
         return {}
     source = files or model_files.path_source(paths.comfyui_path())
-    chosen = {slot.option: getattr(opts, slot.option) for slot in slots}
-    return model_files.as_options(model_files.pick(model, chosen, source.listing, source.resolve))
+    chosen = {slot.setting: getattr(opts, slot.setting, model_files.AUTO) for slot in slots}
+    return model_files.as_options(model_files.pick(model, chosen, source.listing, source.resolve, recipe))
 
 
 def _memory(
@@ -835,6 +836,7 @@ def _new_record(p: Plan) -> dict:
 def _run(p: Plan, ctl: RunControl) -> TrainRun:
     """Write the run folder, run the job's steps, and turn what they left into a TrainRun (or an error)."""
     check_cache_folders(p.job, ctl.roots)
+    p.cache_notes = write_places.make_cache_folders(p.prepared.dataset.project_dir, p.job.cache_dirs, ctl.roots)
     record = write_run_files(p)
     if ctl.before_launch is not None:
         ctl.before_launch(p.job.device)

@@ -57,3 +57,21 @@ def test_a_cache_folder_outside_the_project_is_refused(project, tmp_path):
         write_places.make_cache_folders(project, [str(tmp_path / "elsewhere")], [tmp_path])
     with pytest.raises(PathNotAllowed, match="not inside the project"):
         write_places.make_cache_folders(project, [str(project / "cache" / ".." / ".." / "x")], [tmp_path])
+
+
+def test_a_workflow_run_refuses_a_subset_cache_folder_that_links_out_before_any_step_runs(tmp_path):
+    """The Job names musubi's per-subset cache folders; train.py makes them inside the project before
+    the first step, so a shared project whose cache/musubi/<family>/<NN_subset> links outside is refused
+    (the marker check alone only saw the family folder)."""
+    from lora_workbench.errors import PathNotAllowed, WorkbenchError
+    from lora_workbench.training import write_places
+
+    project = tmp_path / "proj"
+    family = project / "cache" / "musubi" / "wan"
+    family.mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (family / "01_subject").symlink_to(outside)
+    with pytest.raises((PathNotAllowed, WorkbenchError)):
+        write_places.make_cache_folders(project, [str(family / "01_subject")], [str(project)])
+    assert not any(outside.iterdir())

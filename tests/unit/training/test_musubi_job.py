@@ -90,8 +90,10 @@ def test_the_conversion_writes_the_copy_comfyui_loads(project):
     job = build(target(project, "z_image"))
     convert = step(job, "convert")
     trained = str(project / "output" / "run-001" / "p1.safetensors")
-    assert after_script(convert.argv) == ["--input", trained, "--output", job.final_path, "--target", "other"]
-    assert job.final_name == "p1_comfyui.safetensors" and job.trained_path == trained
+    # musubi's own Z-Image-to-ComfyUI converter fuses q/k/v as ComfyUI's model has them
+    assert convert.argv[1].endswith("networks/convert_z_image_lora_to_comfy.py")
+    assert after_script(convert.argv) == [trained, job.final_path]
+    assert job.final_name == "p1_comfy.safetensors" and job.trained_path == trained
     hv = build(target(project, "hunyuan_video_1_5"))
     assert after_script(step(hv, "convert").argv) == [hv.trained_path, hv.final_path]
     wan = build(target(project, "wan"))
@@ -286,3 +288,21 @@ def test_no_file_is_written_while_building(project):
     before = sorted(os.walk(project))
     build(target(project, "framepack"))
     assert sorted(os.walk(project)) == before
+
+
+def test_each_recipe_converts_exactly_where_the_outputs_table_says_comfyui_needs_it():
+    from lora_workbench.training.backends.musubi import families as musubi_families
+    from lora_workbench.training.backends.musubi import outputs
+
+    for family_id, recipe in musubi_families.FAMILIES.items():
+        row = outputs.output_for(family_id)
+        assert (recipe.output == "convert") == row.converts, family_id
+        if row.converts:  # the recipe's convert script is the table's (the checkout-relative path)
+            assert row.script.endswith(recipe.steps["convert"]), family_id
+
+
+def test_the_job_names_every_cache_folder_its_dataset_config_makes_musubi_write(project):
+    from lora_workbench.training.backends.musubi.dataset_config import cache_folders
+
+    job = build(target(project, "wan"))
+    assert job.cache_dirs and list(job.cache_dirs) == cache_folders(job.files["dataset.toml"])

@@ -26,7 +26,8 @@ from ...job import Job, ParserEntry, Step
 from ...settings import SETTINGS, Where
 from ...validation import check_device, check_family, network_module_for
 from . import dataset_config
-from .families import CONVERT_ARGS, PARSERS, SRC, VARIANT_STEP_FLAGS, get
+from . import outputs
+from .families import PARSERS, SRC, VARIANT_STEP_FLAGS, get
 
 LATENTS, TEXT, TRAIN, CONVERT = "cache_latents", "cache_text_encoder_outputs", "train", "convert"
 PHASES = {
@@ -285,12 +286,12 @@ def _train_step(o, t, recipe: TrainingFamily, run: SimpleNamespace) -> Step:
 
 
 def _convert_step(t, recipe: TrainingFamily, trained: str, final: str) -> Step:
-    script = recipe.steps[CONVERT]
-    args = [a.format(input=trained, output=final) for a in CONVERT_ARGS[script]]
+    """musubi's converter for the family (outputs.py, the one table of how a LoRA reaches ComfyUI)."""
+    script, *args = outputs.convert_args(recipe.id, trained, final)
     return Step(
         name=CONVERT,
         phase=PHASES[CONVERT],
-        argv=(str(t.install.python), _script(t, recipe, CONVERT), *args),
+        argv=(str(t.install.python), str(Path(t.install.root) / script), *args),
         cwd=str(t.install.root),
         progress="count",
         parser=_parser(recipe, CONVERT),
@@ -321,9 +322,8 @@ def build(opts, t, warnings: list[str] | None = None) -> Job:
     steps = [_cache_step(opts, t, recipe, variant, step, ds) for step in (LATENTS, TEXT)]
     steps.append(_train_step(opts, t, recipe, run))
     trained = str(t.run_dir / f"{run.output_name}.safetensors")
-    final_name = f"{run.output_name}.safetensors"
-    if recipe.output == "convert":
-        final_name = f"{run.output_name}_comfyui.safetensors"
+    final_name = outputs.comfy_file_name(run.output_name, recipe.id)
+    if outputs.output_for(recipe.id).converts:
         steps.append(_convert_step(t, recipe, trained, str(t.run_dir / final_name)))
     config = train_config(opts, t, recipe, variant, run)
     files = {t.config_name: toml_writer.dumps(config), t.dataset_toml.name: ds.text}
@@ -343,4 +343,5 @@ def build(opts, t, warnings: list[str] | None = None) -> Job:
         script=recipe.steps[TRAIN],
         warnings=tuple(dict.fromkeys(notes)),
         config=config,
+        cache_dirs=tuple(dataset_config.cache_folders(ds.text)),
     )

@@ -223,7 +223,7 @@ _HV_VAE = ModelFile(
     "vae",
     "HunyuanVideo VAE",
     "vae",
-    "hunyuan_vae",
+    "hunyuan_video_vae",
     r"hunyuan[-_]?video.*vae",
     avoid=r"1[._]?5",
     example="hunyuan_video_vae_bf16.safetensors",
@@ -368,8 +368,8 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         bucket_step=16,
         trains_text_encoder=False,
         display_name="Z-Image",
-        # ComfyUI names Z-Image's layers differently: musubi's docs convert for ComfyUI (--target other)
-        steps=_steps("zimage", convert="convert_lora.py"),
+        # ComfyUI fuses Z-Image's attention: the LoRA is converted (outputs.py says how)
+        steps=_steps("zimage", convert="networks/convert_z_image_lora_to_comfy.py"),
         output="convert",
         te_fp8_option="fp8_llm",
         **_COMMON,
@@ -498,7 +498,6 @@ PARSERS: dict[str, dict[str, tuple[str, ...]]] = {
         _LATENTS: (_CL,),
         _TEXT: (_CT, "zimage_setup_parser"),
         _TRAIN: ("setup_parser_common", "zimage_setup_parser"),
-        "convert": ("parse_args",),
     },
     "flux2": {
         _LATENTS: (_CL, "flux2_utils.add_model_version_args"),
@@ -520,11 +519,6 @@ PARSERS: dict[str, dict[str, tuple[str, ...]]] = {
         _TEXT: (_CT, "framepack_setup_parser"),
         _TRAIN: ("setup_parser_common", "framepack_setup_parser"),
     },
-}
-# The convert step's argv after the script ({input}: the trained LoRA, {output}: ComfyUI's copy).
-CONVERT_ARGS: dict[str, tuple[str, ...]] = {
-    "convert_lora.py": ("--input", "{input}", "--output", "{output}", "--target", "other"),
-    "networks/convert_hunyuan_video_1_5_lora_to_comfy.py": ("{input}", "{output}"),
 }
 
 
