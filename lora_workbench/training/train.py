@@ -836,7 +836,9 @@ def _new_record(p: Plan) -> dict:
 def _run(p: Plan, ctl: RunControl) -> TrainRun:
     """Write the run folder, run the job's steps, and turn what they left into a TrainRun (or an error)."""
     check_cache_folders(p.job, ctl.roots)
-    p.cache_notes = write_places.make_cache_folders(p.prepared.dataset.project_dir, p.job.cache_dirs, ctl.roots)
+    p.cache_notes = write_places.make_cache_folders(
+        p.prepared.dataset.project_dir, p.job.cache_dirs, ctl.roots
+    )
     record = write_run_files(p)
     if ctl.before_launch is not None:
         ctl.before_launch(p.job.device)

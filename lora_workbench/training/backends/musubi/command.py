@@ -25,8 +25,7 @@ from ...families import TrainingFamily
 from ...job import Job, ParserEntry, Step
 from ...settings import SETTINGS, Where
 from ...validation import check_device, check_family, network_module_for
-from . import dataset_config
-from . import outputs
+from . import dataset_config, outputs
 from .families import PARSERS, SRC, VARIANT_STEP_FLAGS, get
 
 LATENTS, TEXT, TRAIN, CONVERT = "cache_latents", "cache_text_encoder_outputs", "train", "convert"
