@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import disk, paths
+from ..dataset import video_frames
 from ..dataset.images import is_image
 from ..dataset.resize_cache import CACHE_DIR
 from ..datatypes import LoraDataset, TrainedLora
@@ -392,6 +393,9 @@ def prepare(
         raise ValidationError(f"{base} is {model.name}, but {model.unusable}.")
     warnings += [w for w in model.warnings if w not in warnings]
     backend, recipe = backends.for_family(model.arch)
+    video_frames.refuse_videos(dataset.subsets, recipe.video, model.name)
+    if recipe.video:
+        warnings += [w for w in video_frames.check_video_frames(dataset.subsets, opts) if w not in warnings]
     install = backend.find(_root(trainer_root or kohya_root))
     if device is None:
         device = opts.device if opts.device != "auto" else probe_device(install.python)

@@ -267,3 +267,17 @@ def test_a_workflow_may_not_cache_through_a_project_folder_linking_out_of_the_ro
     inside = Step(**{**linked.__dict__, "reuse_marker": str(project / "own-cache" / "latents.key")})
     train.check_cache_folders(Job(**{**job.__dict__, "steps": (inside,)}), [str(roots)])
     assert not list(outside.iterdir())
+
+
+def test_a_video_dataset_for_an_image_model_is_refused_before_anything_runs(setup):
+    """The plan refuses video subsets for a family whose recipe trains on images (SD 1.5 here), naming
+    the subset and the trainers that take videos (the dataset engineer's check, wired into prepare)."""
+    from dataclasses import replace as dc_replace
+
+    from lora_workbench.errors import ValidationError
+
+    project, ckpt = setup
+    ds = dataset_toml.load_project_dataset(project)
+    ds.subsets[0] = dc_replace(ds.subsets[0], kind="video", video_frames={"a.mp4": 33})
+    with pytest.raises(ValidationError, match=r"video subset\(s\) .* trains on images: videos train with Wan"):
+        train.prepare(spec(), ds, ckpt)
