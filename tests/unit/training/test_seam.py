@@ -279,5 +279,7 @@ def test_a_video_dataset_for_an_image_model_is_refused_before_anything_runs(setu
     project, ckpt = setup
     ds = dataset_toml.load_project_dataset(project)
     ds.subsets[0] = dc_replace(ds.subsets[0], kind="video", video_frames={"a.mp4": 33})
-    with pytest.raises(ValidationError, match=r"video subset\(s\) .* trains on images: videos train with Wan"):
+    with pytest.raises(
+        ValidationError, match=r"video subset\(s\) .* trains on images: videos train with Wan"
+    ):
         train.prepare(spec(), ds, ckpt)
