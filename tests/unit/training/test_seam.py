@@ -205,7 +205,6 @@ def test_print_command_prints_every_step_and_the_files_a_run_then_writes(setup, 
 # Places known to ask which family they handle, each to become recipe data or move under backends/
 # (the owner named). A new comparison anywhere else fails this test.
 KNOWN = {
-    "kohya_gui.py",  # the kohya_ss GUI import: sd-scripts' own, moves to backends/sd_scripts/
     "validation.py:lumina2",  # timestep_sampling nextdit_shift is Lumina 2's: a Setting.families entry
 }
 
