@@ -1,12 +1,13 @@
 """Node KohyaGuiConfigOptions: a kohya_ss GUI preset or saved config as training options.
 
-Thin adapter over training/backends/sd_scripts/kohya_gui.py (the GUI drives sd-scripts): the preset list comes from the configured kohya_ss GUI
-checkout (KOHYA_SS_GUI_PATH, or KOHYA_SS_PATH when it is one); a config file named by the workflow
-must lie inside the allowed roots. Its settings become the chain's base: they replace the trainer's
-widgets left at their defaults; option nodes anywhere in the chain and widgets moved off their
-defaults win over them (kohya_lora_train.collect_options). The text output lists every key as used,
-mapped, overridden, refused or skipped (with the reason); a refused key stops the run at the trainer
-unless an explicit setting settles it or ignore_unsupported_keys is on.
+Thin adapter over training/backends/sd_scripts/kohya_gui.py (the GUI drives sd-scripts): the preset
+list comes from the configured kohya_ss GUI checkout (KOHYA_SS_GUI_PATH, or KOHYA_SS_PATH when it is
+one); a config file named by the workflow must lie inside the allowed roots. Its settings become the
+chain's base: they replace the trainer's widgets left at their defaults; option nodes anywhere in
+the chain and widgets moved off their defaults win over them (kohya_lora_train.collect_options). The
+text output lists every key as used, mapped, overridden, refused or skipped (with the reason); a
+refused key stops the run at the trainer unless an explicit setting settles it or
+ignore_unsupported_keys is on.
 """
 
 from __future__ import annotations
