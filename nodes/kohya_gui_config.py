@@ -1,12 +1,13 @@
 """Node KohyaGuiConfigOptions: a kohya_ss GUI preset or saved config as training options.
 
-Thin adapter over training/kohya_gui.py: the preset list comes from the configured kohya_ss GUI
-checkout (KOHYA_SS_GUI_PATH, or KOHYA_SS_PATH when it is one); a config file named by the workflow
-must lie inside the allowed roots. Its settings become the chain's base: they replace the trainer's
-widgets left at their defaults; option nodes anywhere in the chain and widgets moved off their
-defaults win over them (kohya_lora_train.collect_options). The text output lists every key as used,
-mapped, overridden, refused or skipped (with the reason); a refused key stops the run at the trainer
-unless an explicit setting settles it or ignore_unsupported_keys is on.
+Thin adapter over training/backends/sd_scripts/kohya_gui.py (the GUI drives sd-scripts): the preset
+list comes from the configured kohya_ss GUI checkout (KOHYA_SS_GUI_PATH, or KOHYA_SS_PATH when it is
+one); a config file named by the workflow must lie inside the allowed roots. Its settings become the
+chain's base: they replace the trainer's widgets left at their defaults; option nodes anywhere in
+the chain and widgets moved off their defaults win over them (kohya_lora_train.collect_options). The
+text output lists every key as used, mapped, overridden, refused or skipped (with the reason); a
+refused key stops the run at the trainer unless an explicit setting settles it or
+ignore_unsupported_keys is on.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..lora_workbench.training import node_layout
 from . import _comfy
 
 if TYPE_CHECKING:
-    from ..lora_workbench.training.kohya_gui import GuiImport
+    from ..lora_workbench.training.backends.sd_scripts.kohya_gui import GuiImport
 
 NO_PRESET = "(none)"
 
@@ -28,7 +29,7 @@ NO_PRESET = "(none)"
 def _presets() -> dict:
     # The importer (and the options and validation it brings) loads when the node is listed or run,
     # not when ComfyUI imports the pack.
-    from ..lora_workbench.training import kohya_gui
+    from ..lora_workbench.training.backends.sd_scripts import kohya_gui
 
     try:
         return kohya_gui.presets(paths.kohya_ss_gui_path())
@@ -38,7 +39,7 @@ def _presets() -> dict:
 
 def load(preset: str, config_file: str) -> GuiImport:
     """The chosen preset (from the GUI checkout) or the config file (confined); one of them."""
-    from ..lora_workbench.training import kohya_gui
+    from ..lora_workbench.training.backends.sd_scripts import kohya_gui
 
     if preset not in ("", NO_PRESET) and config_file.strip():
         raise ValidationError("Pick a preset or give a config_file, not both.")

@@ -146,7 +146,7 @@ def options_from_args(args, base: dict | None = None):
 def _gui_values(args) -> dict:
     """The config's settings; the report says which typed flag won over which key, and the import
     stops on a key it cannot give as meant unless a flag settles it or --ignore-unsupported-keys."""
-    from ..training import kohya_gui
+    from ..training.backends.sd_scripts import kohya_gui
 
     imported = kohya_gui.import_file(args.kohya_json)
     explicit = explicit_flags(args)

@@ -101,6 +101,9 @@ class TrainingFamily:
     timestep_samplings: tuple[str, ...] = ()  # what the trainer takes (() = sd-scripts' list)
     optimizers: tuple[str, ...] = ()  # the optimizers the trainer can build (() = every one we offer)
     video: bool = False  # trains on videos too (video subsets, target_frames ...)
+    # timestep samplings only this family's trainer takes (Lumina 2's nextdit_shift): added to what it
+    # takes, and named as this family's when another family is given one
+    own_timestep_samplings: tuple[str, ...] = ()
 
     @property
     def script(self) -> str:
@@ -310,6 +313,7 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
             "cache_text_encoder_outputs": True,
         },
         bucket_step=16,
+        own_timestep_samplings=("nextdit_shift",),  # lumina_train_util's NextDiT shift
     ),
     TrainingFamily(
         "hunyuan_image",

@@ -96,7 +96,7 @@ class OptionSet:
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict)
     base: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     base_source: str = ""
-    base_import: Any = None  # the kohya_gui.GuiImport the base came from (its refused keys, its report)
+    base_import: Any = None  # the sd_scripts.kohya_gui.GuiImport the base came from (refused keys, report)
     ignore_unsupported: bool = False  # train without the config's refused keys instead of stopping
 
     def explicit(self, main: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -374,21 +374,24 @@ def _network_module(o, fam: recipes.TrainingFamily, _variant: str) -> None:
         )
 
 
-_SD_SCRIPTS_SAMPLINGS = ("sigma", "uniform", "sigmoid", "shift", "flux_shift", "nextdit_shift")
+# What every sd-scripts family takes; a family's own (Lumina 2's nextdit_shift) come from its recipe.
+_SD_SCRIPTS_SAMPLINGS = ("sigma", "uniform", "sigmoid", "shift", "flux_shift")
 
 
 def _timestep_sampling(o, fam: recipes.TrainingFamily, _variant: str) -> None:
-    if o.timestep_sampling == "nextdit_shift" and fam.id != "lumina2":
+    takes = (*(fam.timestep_samplings or _SD_SCRIPTS_SAMPLINGS), *fam.own_timestep_samplings)
+    if o.timestep_sampling == "auto" or o.timestep_sampling in takes:
+        return
+    owners = [r.name for r in recipes.all_recipes() if o.timestep_sampling in r.own_timestep_samplings]
+    if owners:
         raise ValidationError(
-            f"timestep_sampling nextdit_shift is Lumina 2's; {fam.name}'s trainer takes sigma, uniform, "
-            "sigmoid, shift or flux_shift (or auto)."
+            f"timestep_sampling {o.timestep_sampling} is {' and '.join(owners)}'s; {fam.name}'s trainer takes "
+            f"{', '.join(takes[:-1])} or {takes[-1]} (or auto)."
         )
-    takes = fam.timestep_samplings or _SD_SCRIPTS_SAMPLINGS
-    if o.timestep_sampling != "auto" and o.timestep_sampling not in takes:
-        raise ValidationError(
-            f"timestep_sampling {o.timestep_sampling} is not one {fam.name}'s trainer takes; choose auto or one "
-            f"of: {', '.join(takes)}."
-        )
+    raise ValidationError(
+        f"timestep_sampling {o.timestep_sampling} is not one {fam.name}'s trainer takes; choose auto or one "
+        f"of: {', '.join(takes)}."
+    )
 
 
 def _optimizer_built(o, fam: recipes.TrainingFamily, _variant: str) -> None:

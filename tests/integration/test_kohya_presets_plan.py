@@ -14,8 +14,8 @@ import pytest
 from lora_workbench.dataset.dataset_toml import dataset_from_toml
 from lora_workbench.errors import ValidationError
 from lora_workbench.modelfiles.detect import detect_model
-from lora_workbench.training import kohya, kohya_gui, train
-from lora_workbench.training.backends.sd_scripts import SD_SCRIPTS
+from lora_workbench.training import kohya, train
+from lora_workbench.training.backends.sd_scripts import SD_SCRIPTS, kohya_gui
 from lora_workbench.training.command import Target, effective_options
 from lora_workbench.training.options import TrainOptions
 from tests.unit import synthetic_models as sm

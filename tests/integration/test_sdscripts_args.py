@@ -97,7 +97,7 @@ def kv_expected(opts) -> dict:
 
 
 def kohya_gui_presets() -> dict:
-    from lora_workbench.training import kohya_gui
+    from lora_workbench.training.backends.sd_scripts import kohya_gui
 
     folder = os.environ.get("KOHYA_SS_GUI_PATH")
     if not folder:

@@ -17,7 +17,8 @@ from lora_workbench.client.queue_client import load_workflow
 from lora_workbench.dataset.dataset_toml import dataset_from_toml
 from lora_workbench.dataset.weights import parse_weights
 from lora_workbench.errors import ValidationError, WorkbenchError
-from lora_workbench.training import kohya_gui, kvargs
+from lora_workbench.training import kvargs
+from lora_workbench.training.backends.sd_scripts import kohya_gui
 from lora_workbench.training.options import TrainOptions
 from lora_workbench.training.validation import validate
 from tests.unit import train_fakes as fakes

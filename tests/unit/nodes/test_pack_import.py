@@ -106,7 +106,7 @@ def test_the_pack_registers_link_model_library(pack):
 # (bench/bench_pack_import.py, target <= 20 ms).
 RUN_TIME_ONLY = (
     "training.options",
-    "training.kohya_gui",
+    "training.backends.sd_scripts.kohya_gui",
     "training.validation",
     "training.train",
     "dataset.",

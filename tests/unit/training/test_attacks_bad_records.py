@@ -13,7 +13,8 @@ import pytest
 
 from lora_workbench import cli
 from lora_workbench.errors import ValidationError, WorkbenchError
-from lora_workbench.training import kohya_gui, resume
+from lora_workbench.training import resume
+from lora_workbench.training.backends.sd_scripts import kohya_gui
 from tests.unit import train_fakes as fakes
 
 DEEP = "[" * 100_000 + "]" * 100_000  # past json's recursion limit, well under every size cap

@@ -12,7 +12,8 @@ import pytest
 
 from lora_workbench.cli import main
 from lora_workbench.errors import ValidationError
-from lora_workbench.training import command, kohya_gui
+from lora_workbench.training import command
+from lora_workbench.training.backends.sd_scripts import kohya_gui
 from lora_workbench.training.options import TrainOptions
 from lora_workbench.training.validation import validate
 from tests.unit import train_fakes as fakes

@@ -163,7 +163,7 @@ def test_sdxl_is_unchanged_and_caches_text_encoders_only_when_asked(tmp_path, en
         ("flux", {"clip_g": "clip_g.safetensors"}, r"clip_g applies only to SD3 .* FLUX\.1"),
         ("chroma", {"clip_l": "clip_l.safetensors"}, r"clip_l applies only to FLUX\.1, SD3.* Chroma"),
         ("sdxl", {"network_module": "networks.lora_flux"}, r"networks\.lora_flux does not train SDXL"),
-        ("flux", {"timestep_sampling": "nextdit_shift"}, r"nextdit_shift is Lumina 2's"),
+        ("flux", {"timestep_sampling": "nextdit_shift"}, r"nextdit_shift is Lumina Image 2\.0's"),
         ("flux", {"blocks_to_swap": 36}, r"swaps at most 35 blocks"),
         ("anima", {"fp8_base": True, "device": "gpu"}, r"fp8_base applies only to .* Anima"),
         ("sdxl", {"blocks_to_swap": 4}, r"blocks_to_swap applies only to SD3"),

@@ -12,7 +12,7 @@ import pytest
 
 from lora_workbench import cli
 from lora_workbench.errors import ValidationError
-from lora_workbench.training import kohya_gui
+from lora_workbench.training.backends.sd_scripts import kohya_gui
 from lora_workbench.training.options import TrainOptions
 from lora_workbench.training.settings import SETTING
 from lora_workbench.training.validation import check_family, validate

@@ -12,7 +12,8 @@ from lora_workbench import cli
 from lora_workbench.dataset.dataset_toml import dataset_from_toml
 from lora_workbench.errors import ValidationError
 from lora_workbench.modelfiles.detect import detect_model
-from lora_workbench.training import kohya, kohya_gui
+from lora_workbench.training import kohya
+from lora_workbench.training.backends.sd_scripts import kohya_gui
 from lora_workbench.training.command import Target, build_command
 from lora_workbench.training.options import TrainOptions
 from lora_workbench.training.validation import check_family, validate

@@ -202,12 +202,13 @@ def test_print_command_prints_every_step_and_the_files_a_run_then_writes(setup, 
 
 
 # --------------------------------------------------------------------------- the guard
-# Places known to ask which family they handle, each to become recipe data or move under backends/
-# (the owner named). A new comparison anywhere else fails this test.
-KNOWN = {
-    "kohya_gui.py",  # the kohya_ss GUI import: sd-scripts' own, moves to backends/sd_scripts/
-    "validation.py:lumina2",  # timestep_sampling nextdit_shift is Lumina 2's: a Setting.families entry
-}
+# Places allowed to ask which family or trainer they handle: none (the kohya_ss GUI import moved under
+# backends/sd_scripts/, Lumina 2's nextdit_shift became recipe data). A comparison anywhere fails this test.
+KNOWN: set[str] = set()
+PACK = TRAINING.parent
+# Outside the flow too: the backends own their families, and modelfiles/ tells families apart by what
+# the files hold (data about files, not behaviour of a trainer).
+OWNERS = (TRAINING / "backends", PACK / "modelfiles")
 
 
 def _named_ids() -> set[str]:
@@ -220,35 +221,56 @@ def _named_ids() -> set[str]:
 def _comparisons(path: Path, ids: set[str]) -> list[tuple[int, str, str]]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if not isinstance(node, ast.Compare):
+        if isinstance(node, ast.MatchValue):  # `case "wan":` asks as much as `== "wan"`
+            sides = [node.value]
+        elif isinstance(node, ast.Compare):
+            sides = [node.left, *node.comparators]
+            sides += [
+                e for c in node.comparators if isinstance(c, (ast.Tuple, ast.List, ast.Set)) for e in c.elts
+            ]
+        else:
             continue
-        sides = [node.left, *node.comparators]
-        sides += [
-            e for c in node.comparators if isinstance(c, (ast.Tuple, ast.List, ast.Set)) for e in c.elts
-        ]
         for side in sides:
             if isinstance(side, ast.Constant) and side.value in ids:
                 found.append((node.lineno, side.value, ast.unparse(node)))
     return found
 
 
-def test_no_module_of_the_flow_asks_which_trainer_or_family_it_runs():
+def _asking(files, root: Path) -> list[str]:
     ids = _named_ids()
     found = []
-    for path in sorted(TRAINING.glob("*.py")):
+    for path in sorted(files):
         for line, value, text in _comparisons(path, ids):
             if path.name not in KNOWN and f"{path.name}:{value}" not in KNOWN:
-                found.append(f"training/{path.name}:{line}: {text}")
+                found.append(f"{path.relative_to(root)}:{line}: {text}")
+    return found
+
+
+def test_no_module_of_the_flow_asks_which_trainer_or_family_it_runs():
+    found = _asking(TRAINING.glob("*.py"), PACK)
+    assert not found, "make these recipe data or move them under training/backends/:\n" + "\n".join(found)
+
+
+def test_no_module_outside_the_backends_asks_which_trainer_or_family_it_handles():
+    """The CLI, the dataset, the library, the settings and the nodes take what differs from the recipes
+    (a Setting's families, a recipe's fields), never from an id compared in place."""
+    nodes = PACK.parent / "nodes"
+    files = [p for p in PACK.rglob("*.py") if not any(p.is_relative_to(o) for o in OWNERS)]
+    found = _asking([*files, *nodes.rglob("*.py")], PACK.parent)
     assert not found, "make these recipe data or move them under training/backends/:\n" + "\n".join(found)
 
 
 def test_the_guard_sees_a_comparison_written_either_way(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text('if backend.id == "sd-scripts" or "wan" != fam or arch in ("sdxl", "x"):\n    pass\n')
-    assert [v for _, v, _ in _comparisons(probe, {"sd-scripts", "wan", "sdxl"})] == [
+    probe.write_text(
+        'if backend.id == "sd-scripts" or "wan" != fam or arch in ("sdxl", "x"):\n    pass\n'
+        'match fam:\n    case "flux2":\n        pass\n'
+    )
+    assert [v for _, v, _ in _comparisons(probe, {"sd-scripts", "wan", "sdxl", "flux2"})] == [
         "sd-scripts",
         "wan",
         "sdxl",
+        "flux2",
     ]
 
 

@@ -3,9 +3,12 @@ rules, the CPU and model-family checks; each failure is a sentence naming the se
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from lora_workbench.errors import ValidationError
+from lora_workbench.training import families
 from lora_workbench.training.options import TrainOptions
 from lora_workbench.training.settings import SETTINGS
 from lora_workbench.training.validation import check_device, check_family, check_setting, validate
@@ -105,3 +108,31 @@ def test_family_only_settings():
     with pytest.raises(ValidationError, match="applies only to SD 2.x .* this base model is SD 1.x"):
         check_family(opts(v_parameterization=True), "sd1")
     check_family(opts(), "flux")  # defaults never count as given
+
+
+def test_a_timestep_sampling_of_a_familys_own_is_named_as_that_familys_for_any_other():
+    check_family(opts(timestep_sampling="nextdit_shift"), "lumina2")
+    with pytest.raises(
+        ValidationError,
+        match=r"^timestep_sampling nextdit_shift is Lumina Image 2\.0's; FLUX\.1's trainer takes sigma, "
+        r"uniform, sigmoid, shift or flux_shift \(or auto\)\.$",
+    ):
+        check_family(opts(timestep_sampling="nextdit_shift"), "flux")
+    with pytest.raises(ValidationError, match=r"Lumina Image 2\.0's; Wan's trainer takes .*qwen_shift"):
+        check_family(opts(timestep_sampling="nextdit_shift"), "wan")  # musubi's own list
+
+
+def test_which_family_owns_a_timestep_sampling_is_recipe_data(monkeypatch):
+    def own(family_id, samplings):
+        changed = replace(families.get(family_id), own_timestep_samplings=samplings)
+        monkeypatch.setitem(families.FAMILIES, family_id, changed)
+        listed = [changed if f.id == family_id else f for f in families.FAMILY_LIST]
+        monkeypatch.setattr(families, "FAMILY_LIST", tuple(listed))
+
+    own("flux", ("nextdit_shift",))
+    check_family(opts(timestep_sampling="nextdit_shift"), "flux")
+    with pytest.raises(ValidationError, match=r"nextdit_shift is FLUX\.1 and Lumina Image 2\.0's; Chroma"):
+        check_family(opts(timestep_sampling="nextdit_shift"), "chroma")
+    own("lumina2", ())
+    with pytest.raises(ValidationError, match=r"nextdit_shift is FLUX\.1's; Lumina Image 2\.0's trainer"):
+        check_family(opts(timestep_sampling="nextdit_shift"), "lumina2")

@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import numbers, paths
-from ..errors import ValidationError
-from ..modelfiles import families as file_families
-from . import kvargs
-from .options import coerce
-from .settings import SETTING, SETTINGS, Where
-from .validation import check_setting
+from .... import numbers, paths
+from ....errors import ValidationError
+from ....modelfiles import families as file_families
+from ... import kvargs
+from ...options import coerce
+from ...settings import SETTING, SETTINGS, Where
+from ...validation import check_setting
 
 MAX_BYTES = 1 << 20
 
