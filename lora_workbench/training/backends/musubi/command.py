@@ -156,8 +156,16 @@ def reuse_key(fingerprint: str, dataset_data: dict, step: str, args: list[str]) 
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def _captions_fingerprinted(t, ds) -> bool:
+    """The dataset's fingerprint covers the caption files the run reads: it hashes those with the
+    dataset's own extension, so with another caption_extension on the trainer an edited caption would
+    leave the text-encoder cache's key unchanged (then that step always runs)."""
+    return ds.data["general"]["caption_extension"] == (t.dataset.caption_extension or ".txt")
+
+
 def _cache_step(opts, t, recipe: TrainingFamily, variant: str, step: str, ds) -> Step:
     args = _cache_args(opts, t, recipe, variant, step)
+    fingerprint = t.dataset.fingerprint if step != TEXT or _captions_fingerprinted(t, ds) else ""
     device = ["--device", "cpu"] if t.device == "cpu" else []
     argv = [str(t.install.python), _script(t, recipe, step), "--dataset_config", str(t.dataset_toml), *args]
     root = dataset_config.cache_root(t.dataset, recipe.id)
@@ -168,7 +176,7 @@ def _cache_step(opts, t, recipe: TrainingFamily, variant: str, step: str, ds) ->
         cwd=str(t.install.root),
         progress="count",
         parser=_parser(recipe, step),
-        reuse_key=reuse_key(t.dataset.fingerprint, ds.data, step, args),
+        reuse_key=reuse_key(fingerprint, ds.data, step, args),
         reuse_marker=str(root / f"{step}.key"),
     )
 
