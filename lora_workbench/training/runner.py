@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import disk, events, paths
-from ..errors import WorkbenchError
+from ..errors import DiskFull, WorkbenchError
 from .proctree import ProcessTree
 from .progress import ProgressEvent, ProgressParser, format_seconds
 
@@ -551,10 +551,18 @@ def reused(step) -> bool:
 
 
 def write_reuse_marker(step) -> None:
-    """After a cache step succeeded: its key into its marker (whole or not at all)."""
+    """After a cache step succeeded: its key into its marker (whole or not at all). A marker that
+    cannot be written (a folder planted under its name by a shared project) leaves the cache unmarked,
+    so the next run caches again, rather than failing this one after its cache step; a full disk
+    still stops the run with its sentence."""
     if step.reuse_marker:
-        Path(step.reuse_marker).parent.mkdir(parents=True, exist_ok=True)
-        disk.write_atomic(step.reuse_marker, step.reuse_key + "\n")
+        try:
+            Path(step.reuse_marker).parent.mkdir(parents=True, exist_ok=True)
+            disk.write_atomic(step.reuse_marker, step.reuse_key + "\n")
+        except DiskFull:
+            raise
+        except OSError:
+            return
 
 
 class OutputPump:

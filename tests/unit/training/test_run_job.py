@@ -213,3 +213,11 @@ def test_a_count_steps_bar_leaves_the_training_figures_alone():
     assert runner.TrainStatus(run_id="r", phase="Caching latents (reused)", progress="count").text() == (
         "Caching latents (reused)"
     )
+
+
+def test_a_folder_planted_as_the_marker_leaves_the_cache_unmarked_and_the_run_trains(tmp_path):
+    (tmp_path / "cache" / "cache_latents.key").mkdir(parents=True)
+    out = run_job((cache_step(tmp_path, key="k"), train_step(tmp_path, "--steps", "1")), options(tmp_path))
+    assert out.ok and out.status.state == "finished" and ran(tmp_path) == ["cache_latents"]
+    assert (tmp_path / "cache" / "cache_latents.key").is_dir()  # the next run caches again
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["cache_latents.key"]  # no temporary left
