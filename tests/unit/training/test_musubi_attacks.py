@@ -115,3 +115,30 @@ def test_the_command_line_says_where_a_link_in_a_cache_folder_leads(project, tmp
     folder, victim = _planted(project, tmp_path)
     notes = write_places.make_cache_folders(project, folders(project), None)
     assert notes == [f"{folder}/img_0512x0512_wan.safetensors is a link to {victim}; the run caches there."]
+
+
+# --------------------------------------------------------------------------- sample prompts naming files
+MUSUBI_FILE_NAMING = [
+    "a cat --i /etc/passwd",
+    "a cat --I /home/me/private.png --w 512",
+    "a cat --ei ../../secret.png",
+    "a cat --ci /etc/shadow",
+    "a cat --cn /dev/zero",
+    "i /etc/passwd",  # musubi reads the prompt's own start as an option too
+    "İ /etc/passwd, a cat",  # re's IGNORECASE takes the dotted capital for "i", in musubi as here
+]
+
+
+@pytest.mark.parametrize("prompts", MUSUBI_FILE_NAMING, ids=[repr(p) for p in MUSUBI_FILE_NAMING])
+def test_a_sample_prompt_that_makes_musubi_open_a_file_is_refused_when_the_job_is_built(project, prompts):
+    from lora_workbench.errors import ValidationError
+
+    with pytest.raises(
+        ValidationError, match=r"sample prompt 1: .* makes musubi-tuner open .* may not name files"
+    ):
+        build(target(project, "wan"), sample_prompts=prompts)
+
+
+def test_prompts_musubi_reads_without_a_file_still_sample(project):
+    job = build(target(project, "wan"), sample_prompts="a cat --n blurry --f 25\nit is a dog --g 3.5")
+    assert job.files["prompts.txt"].splitlines()[0].startswith("a cat --n blurry --f 25")

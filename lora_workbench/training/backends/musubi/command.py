@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from .... import toml_writer
 from ....errors import ValidationError
 from ... import command as shared
+from ... import sample_prompts
 from ...families import TrainingFamily
 from ...job import Job, ParserEntry, Step
 from ...settings import SETTINGS, Where
@@ -324,7 +325,9 @@ def build(opts, t, warnings: list[str] | None = None) -> Job:
     check_family(opts, recipe.id, variant)
     _check(opts, t, recipe, variant)
     run = _resolve(opts, t, recipe)
-    run.prompts = shared.sample_prompts_text(opts, recipe.sample_for(variant))
+    run.prompts = shared.sample_prompts_text(  # musubi's prompt lines open more files than sd-scripts'
+        opts, recipe.sample_for(variant), sample_prompts.MUSUBI_FILE_OPTIONS, "musubi-tuner"
+    )
     ds = dataset_config.build(opts, t.dataset, recipe, t)
     steps = [_cache_step(opts, t, recipe, variant, step, ds) for step in (LATENTS, TEXT)]
     steps.append(_train_step(opts, t, recipe, run))
