@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import numbers, paths
 from ..dataset import dataset_toml
 from ..errors import ValidationError, WorkbenchError
-from ..terminal import echo, safe
+from ..terminal import echo, safe, shown
 from ..training import model_files, train
 from ..training.options import TrainOptions
 from ..training.settings import GROUPS, SETTING, SETTINGS, in_group
@@ -184,9 +184,9 @@ def _print_command(opts, dataset, base: str) -> int:
     """What a run would do, whole: every step's working directory and command, then every file the
     run folder would get (the config TOML, the dataset config, the prompts), as a run writes them."""
     p = train.plan(opts, dataset, base)
-    echo(f"# {p.model.name} base ({p.model.how}); {p.job.backend}; run folder {p.run_dir}")
+    echo(f"# {shown(p.model.name)} base ({p.model.how}); {p.job.backend}; run folder {shown(p.run_dir)}")
     for w in p.warnings:
-        echo(f"# warning: {w}")
+        echo(f"# warning: {shown(w)}")  # one comment line each, whatever folder names they hold
     echo(p.job.display().rstrip("\n"))
     return 0
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from ..errors import PathNotAllowed, WorkbenchError
 from . import captions, videos
 from .confined import Entry, Folder, Guard
-from .images import DEFAULT_RULES, IMAGE, ImageRules, image_size, image_size_decoded
+from .images import DEFAULT_RULES, IMAGE, PLUGIN, ImageRules, image_size, image_size_decoded
 
 CAPTION_EXT = ".txt"
 TRAIN_DIR = "images"
@@ -322,10 +322,10 @@ def _scan_file(folder: Folder, e: Entry, files: dict[str, Entry], reader: _Reade
         if videos.classify(e.name) is not None:
             _scan_video(folder, e, files, reader, sub)
         return
-    if kind != IMAGE:
-        sub.skipped[e.name] = kind
-    elif e.kind == "outside":
+    if e.kind == "outside" and kind in (IMAGE, PLUGIN):  # musubi-tuner reads .avif whatever sd-scripts does
         sub.refused[e.name] = f"a link to {e.link}, outside the allowed roots"
+    elif kind != IMAGE:
+        sub.skipped[e.name] = kind
     elif e.kind != "file":
         sub.not_files[e.name] = {"dir": "a folder", "missing": "a broken link"}.get(e.kind, "not a file")
     else:

@@ -225,7 +225,7 @@ def _strip_repeats(folder: str) -> str:
 def _json(meta: dict, key: str):
     try:
         return json.loads(meta.get(key, "") or "null")
-    except (json.JSONDecodeError, TypeError):
+    except (ValueError, TypeError, RecursionError):  # not JSON, nested without end, a 5,000-digit number
         return None
 
 

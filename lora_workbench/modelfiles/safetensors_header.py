@@ -2,6 +2,9 @@
 
 The format: 8 bytes little-endian header length, then that many bytes of JSON. Reading only the
 header costs one small read even for a 7 GB checkpoint, and needs neither torch nor safetensors.
+A header is checked against the format as safetensors itself reads it (`__metadata__` a map of
+strings, each tensor a dtype, a shape of whole numbers and two data offsets), so a hostile file (a
+shared LoRA) is one sentence here, not a TypeError in whichever rule reads a shape first.
 """
 
 from __future__ import annotations
@@ -47,12 +50,37 @@ def read_header(path: str | os.PathLike) -> SafetensorsHeader:
         raise WorkbenchError(f"{p} does not exist.") from None
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # not UTF-8 or JSON, nested without end, a 5,000-digit number
         raise WorkbenchError(f"{p} is not a safetensors file (its header is not JSON).") from None
     if not isinstance(data, dict):
         raise WorkbenchError(f"{p} is not a safetensors file (its header is not a JSON object).")
     meta = data.pop("__metadata__", None) or {}
-    return SafetensorsHeader(path=p, tensors=data, metadata={str(k): str(v) for k, v in meta.items()})
+    why = _odd_metadata(meta) or next((w for w in map(_odd_tensor, data.values()) if w), "")
+    if why:
+        raise WorkbenchError(f"{p} is not a safetensors file ({why}).")
+    return SafetensorsHeader(path=p, tensors=data, metadata=dict(meta))
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _odd_metadata(meta: object) -> str:
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        return "its __metadata__ is not a map of texts"
+    return ""
+
+
+def _odd_tensor(t: object) -> str:
+    """Why a header entry is not a tensor's description, "" when it is one."""
+    if not isinstance(t, dict) or not isinstance(t.get("dtype"), str):
+        return "a tensor entry has no dtype"
+    shape, offsets = t.get("shape"), t.get("data_offsets")
+    if not isinstance(shape, list) or not all(map(_whole, shape)):
+        return "a tensor's shape is not a list of whole numbers"
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(map(_whole, offsets))):
+        return "a tensor's data_offsets are not two whole numbers"
+    return ""
 
 
 def incomplete(path: str | os.PathLike) -> str:

@@ -225,16 +225,22 @@ def _sample_flags(opts, sample: families.SampleSettings | None) -> list[tuple[st
     return flags
 
 
-def sample_prompts_text(opts, sample: families.SampleSettings | None = None) -> str:
+def sample_prompts_text(
+    opts,
+    sample: families.SampleSettings | None = None,
+    file_options: Mapping[str, str] = sample_prompts.FILE_OPTIONS,
+    trainer: str = "sd-scripts",
+) -> str:
     """The sd-scripts prompt file: one prompt per line, with size, seed, steps and the family's sample
     settings (guidance, CFG, negative prompt) appended unless the line gives them. Each line is checked
-    as written (sample_prompts.check_line): the trigger words show_samples samples come from folder names."""
+    as written (sample_prompts.check_line, against the trainer's `file_options`): the trigger words
+    show_samples samples come from folder names."""
     lines = []
     for n, line in enumerate(sample_prompts.lines(opts.sample_prompts), 1):
         for flag, value in _sample_flags(opts, sample):
             if f" {flag} " not in f" {line} ":
                 line += f" {flag} {value}"
-        sample_prompts.check_line(line, f"sample prompt {n}")
+        sample_prompts.check_line(line, f"sample prompt {n}", file_options, trainer)
         lines.append(line)
     return "\n".join(lines) + ("\n" if lines else "")
 

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..terminal import shown
+
 STEP_NAMES = ("cache_latents", "cache_text_encoder_outputs", "train", "convert")
 
 
@@ -81,17 +83,19 @@ class Job:
 
     def display(self) -> str:
         """Everything the run would do, readable and runnable: each step's working directory and
-        command, then each file the run folder gets, whole."""
+        command, then each file the run folder gets, whole. The names in comment lines (the project's
+        folders) have their line breaks escaped: a shared project's folder named "x\\ncurl ... | sh"
+        must not print a line of its own that a pasted copy would run."""
         out: list[str] = []
         for i, step in enumerate(self.steps, 1):
             out.append(f"# step {i}/{len(self.steps)}: {step.phase} ({step.name})")
             if step.reuse_key:
-                out.append(f"# skipped while {step.reuse_marker} holds {step.reuse_key}")
+                out.append(f"# skipped while {shown(step.reuse_marker)} holds {step.reuse_key}")
             out.append(f"cd {shlex.quote(step.cwd)}")
             out.append(step.display())
             out.append("")
         for name, text in self.files.items():
-            out.append(f"# ---- {Path(self.output_dir) / name} ----")
+            out.append(f"# ---- {shown(Path(self.output_dir) / name)} ----")
             out.append(text.rstrip("\n"))
             out.append("")
         return "\n".join(out).rstrip("\n") + "\n"

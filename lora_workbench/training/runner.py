@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .. import disk, events, paths
-from ..errors import WorkbenchError
+from ..errors import DiskFull, WorkbenchError
 from .proctree import ProcessTree
 from .progress import ProgressEvent, ProgressParser, format_seconds
 
@@ -538,23 +538,43 @@ class _JobRun:
             self.opts.on_update(self.status)
 
 
+def _marked(step) -> str:
+    """What a cache step's marker holds once its step succeeded here: its key and the identity of the
+    marker's folder on this machine. The key is derived from what the project shows (its files'
+    names, sizes and times, the settings), so a shared project could ship a marker that matches it
+    over caches of other images; its folder was made anew where the project was unpacked, so a marker
+    written elsewhere never names it."""
+    st = os.stat(Path(step.reuse_marker).parent)
+    return f"{step.reuse_key} {st.st_dev}:{st.st_ino}"
+
+
 def reused(step) -> bool:
-    """A cache step whose project cache holds its output: its marker file holds its key (a marker that
-    is no regular file, e.g. a FIFO planted in a shared project, is refused without blocking)."""
+    """A cache step whose project cache holds its output: its marker file holds its key, written in
+    this folder (a marker that is no regular file, e.g. a FIFO planted in a shared project, is refused
+    without blocking)."""
     if not step.reuse_key or not step.reuse_marker:
         return False
     try:
         with paths.open_file(step.reuse_marker, what="cache marker", confined=False) as f:
-            return f.read(limit=4096).decode("utf-8").strip() == step.reuse_key
+            return f.read(limit=4096).decode("utf-8").strip() == _marked(step)
     except (OSError, ValueError, WorkbenchError):
         return False
 
 
 def write_reuse_marker(step) -> None:
-    """After a cache step succeeded: its key into its marker (whole or not at all)."""
+    """After a cache step succeeded: its key (with its folder's identity, _marked) into its marker
+    (whole or not at all). A marker that
+    cannot be written (a folder planted under its name by a shared project) leaves the cache unmarked,
+    so the next run caches again, rather than failing this one after its cache step; a full disk
+    still stops the run with its sentence."""
     if step.reuse_marker:
-        Path(step.reuse_marker).parent.mkdir(parents=True, exist_ok=True)
-        disk.write_atomic(step.reuse_marker, step.reuse_key + "\n")
+        try:
+            Path(step.reuse_marker).parent.mkdir(parents=True, exist_ok=True)
+            disk.write_atomic(step.reuse_marker, _marked(step) + "\n")
+        except DiskFull:
+            raise
+        except OSError:
+            return
 
 
 class OutputPump:

@@ -39,6 +39,7 @@ from ..library import layout, linker
 from ..modelfiles import lora_file
 from ..modelfiles.detect import ModelInfo, detect_model
 from ..modelfiles.safetensors_header import incomplete, read_header
+from ..terminal import shown
 from . import (
     backends,
     history,
@@ -763,7 +764,7 @@ def commands_text(job: Job) -> str:
     for i, step in enumerate(job.steps, 1):
         if len(job.steps) > 1:
             out.append(f"# step {i}/{len(job.steps)}: {step.phase} ({step.name})")
-        out.append(f"# working directory: {step.cwd}\n{step.display()}")
+        out.append(f"# working directory: {shown(step.cwd)}\n{step.display()}")
     return "\n".join(out) + "\n"
 
 

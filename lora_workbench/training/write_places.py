@@ -132,12 +132,20 @@ def make_cache_folders(project_dir: str | os.PathLike, folders: Sequence[str], r
     """musubi-tuner's caches (PROJECT/cache/musubi/<family>/<NN_subset>, one per dataset config table):
     from a workflow each is made (or reused) as a plain folder inside the project, a link on the way
     refused, as output/ is, since musubi writes there by name. From the command line: the sentences
-    saying where such links lead."""
+    saying where such links lead.
+
+    musubi opens each cache file by name (`<image>_<WxH>_<arch>.safetensors`, written with
+    safetensors' save_file, which follows a link) and trains on every `*_<arch>.safetensors` the folder
+    holds: a link planted there by a shared project would make it overwrite a file outside the roots or
+    train on latents from outside the project, and a FIFO would hang it. From a workflow a cache folder
+    may hold only regular files and folders."""
     project = Path(project_dir)
     if roots is None:
+        on_the_way = dict.fromkeys(q for f in folders for q in _between(project, Path(f)))
+        inside = [q for f in folders if os.path.isdir(f) for q in Path(f).iterdir()]
         return [
             f"{p} is a link to {os.path.realpath(p)}; the run caches there."
-            for p in dict.fromkeys(q for f in folders for q in _between(project, Path(f)))
+            for p in [*on_the_way, *inside]
             if p.is_symlink()
         ]
     with _open_project(project_dir, roots) as top:
@@ -172,6 +180,23 @@ def _make_plain_path(top: paths.ConfinedDir, parts: tuple[str, ...]) -> None:
         for part in parts:
             current = _plain_folder(current, part)
             opened.append(current)
+        _only_plain_entries(current)
     finally:
         for folder in reversed(opened):
             folder.close()
+
+
+def _only_plain_entries(folder: paths.ConfinedDir) -> None:
+    """A sentence for the first entry of an open cache folder that is neither a regular file nor a
+    folder (a link, a FIFO, a device): musubi-tuner would read or write through it by name."""
+    with folder.scandir() as entries:
+        for entry in entries:
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+                continue
+            where = folder.path / entry.name
+            kind = f"a link to {os.path.realpath(where)}" if stat.S_ISLNK(mode) else "not a plain file"
+            raise PathNotAllowed(
+                f"The cache folder {folder.path} holds {entry.name}, {kind}; musubi-tuner writes and reads "
+                f"its cache files there by name. Delete {where} (the cache is rebuilt), or {_CLI_HINT}."
+            )

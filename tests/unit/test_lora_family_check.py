@@ -7,9 +7,11 @@ models; two blocks each) — tests/integration/test_musubi_lora_keys.py checks t
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from lora_workbench.errors import ValidationError
+from lora_workbench.errors import ValidationError, WorkbenchError
 from lora_workbench.modelfiles import lora_file, lora_keys
 from lora_workbench.modelfiles.safetensors_header import write_safetensors_header_only
 from lora_workbench.training.backends.musubi import outputs
@@ -287,3 +289,59 @@ def test_an_epoch_of_a_converted_run_is_its_converted_file_else_the_trainers_own
 def test_the_hint_for_a_raw_epoch_file_names_the_converted_file_the_node_then_finds(tmp_path):
     hint = outputs.convert_hint("z_image", str(tmp_path / "face-000002.safetensors"))
     assert outputs.Z_IMAGE_TO_COMFY in hint and "load face-000002_comfy.safetensors" in hint
+
+
+# --------------------------------------------------------------------------- hostile headers
+_DOWN = "lora_unet_blocks_0_self_attn_q.lora_down.weight"
+
+
+def _tensor(shape) -> dict:
+    return {"dtype": "F32", "shape": shape, "data_offsets": [0, 4]}
+
+
+HOSTILE_HEADERS = {
+    "metadata that is a list": {"__metadata__": ["wan"], _DOWN: _tensor([4, 8])},
+    "metadata that is text": {"__metadata__": "wan", _DOWN: _tensor([4, 8])},
+    "a metadata value that is a number": {
+        "__metadata__": {"ss_base_model_version": 7},
+        _DOWN: _tensor([4, 8]),
+    },
+    "a shape that is text": {_DOWN: _tensor("abcd")},
+    "a shape that is a number": {_DOWN: _tensor(7)},
+    "a shape of texts": {_DOWN: _tensor(["4", "x"])},
+    "a shape holding an object": {
+        "lora_unet_double_blocks_0_img_attn_qkv.lora_down.weight": _tensor([4, {}]),
+        "lora_unet_double_blocks_0_img_mlp_2.lora_down.weight": _tensor([4, 1]),
+    },
+    "a shape of booleans": {_DOWN: _tensor([True, False])},
+    "no shape": {_DOWN: {"dtype": "F32", "data_offsets": [0, 4]}},
+    "a z_image width as text": {"lora_unet_layers_0_attention_to_q.lora_down.weight": _tensor([4, "3840"])},
+}
+
+
+def _raw_lora(path, header: dict | str) -> None:
+    """A whole file (its size what the header's offsets say) with exactly this header."""
+    import struct
+
+    raw = (header if isinstance(header, str) else json.dumps(header)).encode()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\0" * 4)
+
+
+@pytest.mark.parametrize("case", HOSTILE_HEADERS)
+def test_node_refuses_a_lora_whose_header_is_not_safetensors_in_one_sentence(comfy, calls, node_cls, case):  # noqa: F811
+    _raw_lora(comfy.base / "models/loras/h.safetensors", HOSTILE_HEADERS[case])
+    with pytest.raises(WorkbenchError, match=r"h\.safetensors is not a safetensors file \(.+\)"):
+        node_cls().load(model_with("WAN21_T2V", "wan"), "h.safetensors", 0, 1.0, 0.0)
+    assert calls["load"] == []
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["[" * 100_000 + "]" * 100_000, "1" * 5000, '{"a": ' + "9" * 5000 + "}"],
+    ids=["deep", "digits", "in"],
+)
+def test_metadata_json_nested_without_end_or_with_huge_numbers_names_no_trigger_words(tmp_path, value):
+    header = {"__metadata__": {"ss_datasets": value, "ss_tag_frequency": value}, _DOWN: _tensor([4, 8])}
+    _raw_lora(tmp_path / "m.safetensors", header)
+    assert lora_file.inspect(tmp_path / "m.safetensors").trigger_words == []

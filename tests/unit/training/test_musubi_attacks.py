@@ -75,3 +75,70 @@ def test_a_workflow_run_refuses_a_subset_cache_folder_that_links_out_before_any_
     with pytest.raises((PathNotAllowed, WorkbenchError)):
         write_places.make_cache_folders(project, [str(family / "01_subject")], [str(project)])
     assert not any(outside.iterdir())
+
+
+# --------------------------------------------------------------------------- planted cache files
+def _planted(project, tmp_path) -> tuple[str, os.PathLike]:
+    """A shared project's cache folder holding a link named like the cache file musubi writes for its
+    first image, pointing at a file outside the roots."""
+    wanted = folders(project)
+    victim = tmp_path.parent / f"{tmp_path.name}-victim.safetensors"
+    victim.write_bytes(b"someone else's file")
+    os.makedirs(wanted[0])
+    os.symlink(victim, os.path.join(wanted[0], "img_0512x0512_wan.safetensors"))
+    return wanted[0], victim
+
+
+def test_a_link_planted_in_a_cache_folder_is_refused_before_musubi_writes_through_it(project, tmp_path):
+    folder, victim = _planted(project, tmp_path)
+    with pytest.raises(PathNotAllowed, match="img_0512x0512_wan.safetensors, a link to"):
+        write_places.make_cache_folders(project, folders(project), [tmp_path])
+    assert victim.read_bytes() == b"someone else's file"
+
+
+def test_a_fifo_planted_in_a_cache_folder_is_refused_without_opening_it(project, tmp_path):
+    wanted = folders(project)
+    os.makedirs(wanted[0])
+    os.mkfifo(os.path.join(wanted[0], "img_wan_te.safetensors"))
+    with pytest.raises(PathNotAllowed, match="img_wan_te.safetensors, not a plain file"):
+        write_places.make_cache_folders(project, wanted, [tmp_path])
+
+
+def test_a_cache_folder_of_earlier_cache_files_is_reused(project, tmp_path):
+    wanted = folders(project)
+    os.makedirs(os.path.join(wanted[0], "sub"))
+    open(os.path.join(wanted[0], "img_0512x0512_wan.safetensors"), "wb").close()
+    assert write_places.make_cache_folders(project, wanted, [tmp_path]) == []
+
+
+def test_the_command_line_says_where_a_link_in_a_cache_folder_leads(project, tmp_path):
+    folder, victim = _planted(project, tmp_path)
+    notes = write_places.make_cache_folders(project, folders(project), None)
+    assert notes == [f"{folder}/img_0512x0512_wan.safetensors is a link to {victim}; the run caches there."]
+
+
+# --------------------------------------------------------------------------- sample prompts naming files
+MUSUBI_FILE_NAMING = [
+    "a cat --i /etc/passwd",
+    "a cat --I /home/me/private.png --w 512",
+    "a cat --ei ../../secret.png",
+    "a cat --ci /etc/shadow",
+    "a cat --cn /dev/zero",
+    "i /etc/passwd",  # musubi reads the prompt's own start as an option too
+    "İ /etc/passwd, a cat",  # re's IGNORECASE takes the dotted capital for "i", in musubi as here
+]
+
+
+@pytest.mark.parametrize("prompts", MUSUBI_FILE_NAMING, ids=[repr(p) for p in MUSUBI_FILE_NAMING])
+def test_a_sample_prompt_that_makes_musubi_open_a_file_is_refused_when_the_job_is_built(project, prompts):
+    from lora_workbench.errors import ValidationError
+
+    with pytest.raises(
+        ValidationError, match=r"sample prompt 1: .* makes musubi-tuner open .* may not name files"
+    ):
+        build(target(project, "wan"), sample_prompts=prompts)
+
+
+def test_prompts_musubi_reads_without_a_file_still_sample(project):
+    job = build(target(project, "wan"), sample_prompts="a cat --n blurry --f 25\nit is a dog --g 3.5")
+    assert job.files["prompts.txt"].splitlines()[0].startswith("a cat --n blurry --f 25")

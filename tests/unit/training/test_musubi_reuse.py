@@ -79,3 +79,14 @@ def test_each_family_keeps_its_caches_apart(project, family):
     t = target(project, family)
     markers = {step(build(t), n).reuse_marker for n in ("cache_latents", "cache_text_encoder_outputs")}
     assert all(f"/cache/musubi/{family}/" in m for m in markers) and len(markers) == 2
+
+
+def test_another_caption_extension_on_the_trainer_always_caches_the_text_encoder_outputs(project):
+    """The node's fingerprint hashes the captions with the dataset's own extension: with .caption on
+    the trainer, an edited .caption file would leave the key as it was and train on stale outputs."""
+    t = target(project, "wan")
+    t.dataset.fingerprint = "hashes-the-txt-captions-only"
+    job = build(t, caption_extension=".caption")
+    assert step(job, "cache_text_encoder_outputs").reuse_key == ""
+    assert step(job, "cache_latents").reuse_key  # the images are what the fingerprint covers
+    assert step(build(t, caption_extension=".txt"), "cache_text_encoder_outputs").reuse_key

@@ -99,7 +99,7 @@ def test_a_cache_step_whose_marker_holds_its_key_is_skipped_and_says_reused(tmp_
     steps = (cache_step(tmp_path, key="abc123"), train_step(tmp_path, "--steps", "1"))
     first = run_job(steps, options(tmp_path, total_steps=1))
     assert first.ok and ran(tmp_path) == ["cache_latents"]
-    assert (tmp_path / "cache" / "cache_latents.key").read_text().strip() == "abc123"
+    assert (tmp_path / "cache" / "cache_latents.key").read_text().split()[0] == "abc123"
     second = run_job(steps, options(tmp_path, total_steps=1, on_update=lambda s: seen.append(s.phase)))
     assert second.ok and ran(tmp_path) == ["cache_latents"]  # not run again
     assert seen[0] == "Caching latents (reused)" and seen[-1] == "Training"
@@ -109,7 +109,7 @@ def test_a_changed_key_runs_the_cache_step_again_and_records_the_new_key(tmp_pat
     run_job((cache_step(tmp_path, key="old"), train_step(tmp_path, "--steps", "1")), options(tmp_path))
     out = run_job((cache_step(tmp_path, key="new"), train_step(tmp_path, "--steps", "1")), options(tmp_path))
     assert out.ok and ran(tmp_path) == ["cache_latents", "cache_latents"]
-    assert (tmp_path / "cache" / "cache_latents.key").read_text().strip() == "new"
+    assert (tmp_path / "cache" / "cache_latents.key").read_text().split()[0] == "new"
 
 
 def test_a_fifo_planted_as_the_marker_runs_the_step_instead_of_hanging(tmp_path):
@@ -213,3 +213,31 @@ def test_a_count_steps_bar_leaves_the_training_figures_alone():
     assert runner.TrainStatus(run_id="r", phase="Caching latents (reused)", progress="count").text() == (
         "Caching latents (reused)"
     )
+
+
+def test_a_folder_planted_as_the_marker_leaves_the_cache_unmarked_and_the_run_trains(tmp_path):
+    (tmp_path / "cache" / "cache_latents.key").mkdir(parents=True)
+    out = run_job((cache_step(tmp_path, key="k"), train_step(tmp_path, "--steps", "1")), options(tmp_path))
+    assert out.ok and out.status.state == "finished" and ran(tmp_path) == ["cache_latents"]
+    assert (tmp_path / "cache" / "cache_latents.key").is_dir()  # the next run caches again
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["cache_latents.key"]  # no temporary left
+
+
+def test_a_marker_shipped_in_a_shared_project_with_the_right_key_does_not_skip_the_cache_step(tmp_path):
+    """The key comes from what the project shows (file names, sizes, times; settings), so a shared
+    project can ship a marker holding it over caches of other images: a marker counts only when it was
+    written in this very folder, and the folder a project brings is made anew where it is unpacked."""
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "cache_latents.key").write_text("abc123\n")  # the key alone, as shipped
+    out = run_job(
+        (cache_step(tmp_path, key="abc123"), train_step(tmp_path, "--steps", "1")), options(tmp_path)
+    )
+    assert out.ok and ran(tmp_path) == ["cache_latents"]
+    shipped = tmp_path / "shipped"  # a marker written in another folder (the author's machine), moved in
+    shipped.mkdir()
+    os.replace(tmp_path / "cache" / "cache_latents.key", shipped / "cache_latents.key")
+    os.rename(tmp_path / "cache", tmp_path / "old-cache")
+    (tmp_path / "cache").mkdir()
+    os.replace(shipped / "cache_latents.key", tmp_path / "cache" / "cache_latents.key")
+    run_job((cache_step(tmp_path, key="abc123"), train_step(tmp_path, "--steps", "1")), options(tmp_path))
+    assert ran(tmp_path) == ["cache_latents", "cache_latents"]

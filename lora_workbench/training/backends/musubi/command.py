@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from .... import toml_writer
 from ....errors import ValidationError
 from ... import command as shared
+from ... import sample_prompts
 from ...families import TrainingFamily
 from ...job import Job, ParserEntry, Step
 from ...settings import SETTINGS, Where
@@ -156,8 +157,16 @@ def reuse_key(fingerprint: str, dataset_data: dict, step: str, args: list[str]) 
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def _captions_fingerprinted(t, ds) -> bool:
+    """The dataset's fingerprint covers the caption files the run reads: it hashes those with the
+    dataset's own extension, so with another caption_extension on the trainer an edited caption would
+    leave the text-encoder cache's key unchanged (then that step always runs)."""
+    return ds.data["general"]["caption_extension"] == (t.dataset.caption_extension or ".txt")
+
+
 def _cache_step(opts, t, recipe: TrainingFamily, variant: str, step: str, ds) -> Step:
     args = _cache_args(opts, t, recipe, variant, step)
+    fingerprint = t.dataset.fingerprint if step != TEXT or _captions_fingerprinted(t, ds) else ""
     device = ["--device", "cpu"] if t.device == "cpu" else []
     argv = [str(t.install.python), _script(t, recipe, step), "--dataset_config", str(t.dataset_toml), *args]
     root = dataset_config.cache_root(t.dataset, recipe.id)
@@ -168,7 +177,7 @@ def _cache_step(opts, t, recipe: TrainingFamily, variant: str, step: str, ds) ->
         cwd=str(t.install.root),
         progress="count",
         parser=_parser(recipe, step),
-        reuse_key=reuse_key(t.dataset.fingerprint, ds.data, step, args),
+        reuse_key=reuse_key(fingerprint, ds.data, step, args),
         reuse_marker=str(root / f"{step}.key"),
     )
 
@@ -316,7 +325,9 @@ def build(opts, t, warnings: list[str] | None = None) -> Job:
     check_family(opts, recipe.id, variant)
     _check(opts, t, recipe, variant)
     run = _resolve(opts, t, recipe)
-    run.prompts = shared.sample_prompts_text(opts, recipe.sample_for(variant))
+    run.prompts = shared.sample_prompts_text(  # musubi's prompt lines open more files than sd-scripts'
+        opts, recipe.sample_for(variant), sample_prompts.MUSUBI_FILE_OPTIONS, "musubi-tuner"
+    )
     ds = dataset_config.build(opts, t.dataset, recipe, t)
     steps = [_cache_step(opts, t, recipe, variant, step, ds) for step in (LATENTS, TEXT)]
     steps.append(_train_step(opts, t, recipe, run))
