@@ -1,14 +1,15 @@
-"""musubi-tuner for real on a CPU: Wan 2.1 T2V 1.3B, full-size random weights, 64x64, one frame, four
+"""musubi-tuner for real on a CPU: Wan 2.1 T2V 1.3B, full-size random weights, 64x64, one frame, two
 images: musubi's three steps (cache latents, cache text-encoder outputs, train 2 steps with
-networks.lora_wan) and one sample, through bench/gpu_musubi.py --cpu (the flow the GPU check runs).
+networks.lora_wan, no sample), through bench/gpu_musubi.py --cpu (the flow the GPU check runs).
 
 Needs, or skips saying which is missing:
   MUSUBI_TUNER_PATH   a musubi-tuner checkout; MUSUBI_PYTHON its interpreter (a CPU torch will do)
-  LORA_WORKBENCH_MUSUBI_MODELS  a folder with the Wan 2.1 1.3B files (14 GB), made once with
-      MUSUBI_TUNER_PATH=... $MUSUBI_PYTHON bench/musubi_models.py save wan t2v-1.3B DIR cpu real DIR/wan.json
+  LORA_WORKBENCH_MUSUBI_MODELS  a folder with the Wan 2.1 1.3B files (the DiT in float32; 17 GB), made
+      once with  MUSUBI_TUNER_PATH=... $MUSUBI_PYTHON bench/musubi_models.py save wan t2v-1.3B DIR cpu real
+      DIR/wan.json "" dit   (about 6 minutes)
   COMFYUI_PATH        for the tokenizer files (musubi's are fetched by Hugging Face id; none offline)
-Slow: about 10-20 minutes on two cores, most of it UMT5-XXL encoding four captions. Run with -s to see
-steps, loss and wall time.
+Slow: about 15 minutes on two busy cores, most of it UMT5-XXL encoding two captions (bf16 on a CPU).
+Run with -s to see steps, loss and wall time.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 WAN_FILES = (  # as bench/musubi_models.py names them
-    "diffusion_models/random_wan2.1_t2v-1.3B_bf16.safetensors",
+    "diffusion_models/random_wan2.1_t2v-1.3B_fp32.safetensors",  # float32: see musubi_models.save_family
     "vae/random_wan_2.1_vae.safetensors",
     "text_encoders/random_models_t5_umt5-xxl-enc-bf16.safetensors",
 )
