@@ -100,6 +100,49 @@ def test_wan_1_3b_trains_two_steps_and_samples_on_a_cpu(musubi_env, wan_models, 
     assert any("blocks_0_self_attn_q" in k for k in keys), sorted(keys)[:5]
 
 
+def test_wan_1_3b_trains_through_the_pack_on_a_cpu(musubi_env, wan_models, tmp_path):
+    """`lora-workbench train PROJECT --base <dit>`: the musubi backend's Job (cache latents, cache
+    text-encoder outputs, train) run for real. musubi's Wan scripts need the CPU shim on PYTHONPATH
+    (bench/musubi_cpu_shim: t5.py asks torch.cuda.current_device() at import)."""
+    from PIL import Image
+
+    subset = tmp_path / "project" / "images" / "2_testsubject"
+    subset.mkdir(parents=True)
+    for i in range(2):
+        Image.new("RGB", (64, 64), (40 * i, 120, 200 - 30 * i)).save(subset / f"img{i}.png")
+        (subset / f"img{i}.txt").write_text("testsubject, a photo", encoding="utf-8")
+    hf = tmp_path / "hf"
+    tokenizers = [musubi_env["MUSUBI_PYTHON"], str(REPO / "bench/musubi_tokenizers.py")]
+    subprocess.run([*tokenizers, musubi_env["COMFYUI_PATH"], str(hf)], check=True, capture_output=True)
+    env = dict(musubi_env, HF_HOME=str(hf), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    env["PYTHONPATH"] = str(REPO / "bench" / "musubi_cpu_shim")
+    env["LORA_WORKBENCH_ROOTS"] = os.pathsep.join([str(tmp_path), str(wan_models)])
+    env["LORA_WORKBENCH_SETTINGS"] = str(tmp_path / "settings.json")
+    cli = [sys.executable, "-m", "lora_workbench"]
+    project = str(tmp_path / "project")
+    subprocess.run(
+        [*cli, "dataset", "apply", project, "--width", "64", "--height", "64", "--batch-size", "1"],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    cmd = [*cli, "train", project, "--base", str(wan_models / WAN_FILES[0])]
+    cmd += ["--vae", str(wan_models / WAN_FILES[1]), "--umt5", str(wan_models / WAN_FILES[2])]
+    cmd += ["--width", "64", "--height", "64", "--max-train-steps", "2", "--network-dim", "4"]
+    cmd += ["--network-alpha", "4", "--device", "cpu", "--mixed-precision", "no", "--output-name", "cpu_wan"]
+    t0 = time.monotonic()
+    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=3300)
+    wall = time.monotonic() - t0
+    out = done.stdout + done.stderr
+    losses = re.findall(r"loss[ =:]+([-+0-9.eE]+)", out)
+    print(f"\nrc {done.returncode}, loss {losses[-1:] or '?'}, wall {wall:.0f} s\n{out[-1500:]}")
+    assert done.returncode == 0, out[-3000:]
+    loras = list((tmp_path / "project" / "output").glob("cpu_wan-*/cpu_wan*.safetensors"))
+    assert loras, out[-3000:]
+    assert all(k.startswith("lora_unet_") for k in _keys(loras[0]))
+
+
 def _keys(path: Path) -> list[str]:
     import json
 
