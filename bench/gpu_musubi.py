@@ -202,7 +202,7 @@ def models_dir(e: Env, gb: float) -> Path | None:
         return e.keep_models
     for folder in (e.work / "models", Path("/dev/shm/lw-gpu-musubi-models")):
         parent = folder.parent if folder.parent.exists() else e.work
-        if shutil.disk_usage(parent).free / 1e9 >= gb + 5:
+        if shutil.disk_usage(parent).free / 1e9 >= gb + 1:  # caches and logs stay in WORK (small)
             return folder
     return None
 
@@ -218,17 +218,12 @@ def build_models(e: Env, family: str, deadline: float, line: Line) -> dict[str, 
         return None
     out = e.work / f"{family}.files.json"
     mode = "sparse" if e.dry_run else "real"
-    cmd = [
-        e.python,
-        str(REPO / "bench/musubi_models.py"),
-        "save",
-        family,
-        spec.variant,
-        str(models),
-        e.device,
-    ]
+    cmd = [e.python, str(REPO / "bench/musubi_models.py"), "save", family, spec.variant, str(models)]
+    cmd += [e.device, mode, str(out)]
+    if e.cpu:  # the DiT in float32, trained without mixed precision (see musubi_models.save_family)
+        cmd += ["", "dit"]
     t0 = time.monotonic()
-    rc, text = run_logged(e, f"{family}.models", [*cmd, mode, str(out)], deadline)
+    rc, text = run_logged(e, f"{family}.models", cmd, deadline)
     if rc != 0:
         line.fail(f"building the models failed: {_last(text)}")
         return None
@@ -279,7 +274,7 @@ def commands(e: Env, family: str, root: Path, files: dict[str, str]) -> dict[str
     te = [f"--{spec.te_option}", files[spec.te_option]]
     train = [*launch, f"{spec.script}_train_network", *dataset, *spec.common, *spec.train]
     train += ["--dit", files["dit"], "--vae", files["vae"], *te]
-    train += ["--sdpa", "--mixed_precision", "bf16", "--gradient_checkpointing"]
+    train += ["--sdpa", "--mixed_precision", "no" if e.cpu else "bf16", "--gradient_checkpointing"]
     train += ["--network_module", spec.network, "--network_dim", "4", "--network_alpha", "4"]
     train += ["--optimizer_type", "adamw", "--learning_rate", "1e-4", "--seed", "42"]
     train += ["--max_train_steps", str(e.steps), "--max_data_loader_n_workers", "1"]
@@ -372,7 +367,8 @@ def check_family(e: Env, family: str, end: float) -> Line:
         line.add(f"{time.monotonic() - t0:.0f} s")
         for path in (files or {}).values() if e.keep_models is None else ():
             Path(path).unlink(missing_ok=True)  # one family's files at a time: the disk holds no more
-        shutil.rmtree(e.work / "projects" / family / "cache", ignore_errors=True)
+        if e.keep_models is None:
+            shutil.rmtree(e.work / "projects" / family / "cache", ignore_errors=True)
     return line
 
 

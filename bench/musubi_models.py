@@ -10,7 +10,7 @@ Files are written tensor by tensor (the header first, then each tensor made and 
   * mode "sparse": the header and a hole of the full size (detection checks; costs no disk);
   * mode "real": small random weights, made on DEVICE ("cuda" on the GPU box, "cpu" here).
 
-    python musubi_models.py save FAMILY VARIANT MODELS_DIR DEVICE real|sparse OUT.json [REAL_PARTS]
+    python musubi_models.py save FAMILY VARIANT MODELS_DIR DEVICE real|sparse OUT.json [REAL_PARTS [FP32_PARTS]]
     python musubi_models.py parts            # every family's parts, parameter counts (meta device)
 """
 
@@ -210,13 +210,15 @@ FAMILIES: dict[str, Callable[[str], dict[str, Part]]] = {
 DTYPES = {torch.bfloat16: "BF16", torch.float16: "F16", torch.float32: "F32", torch.int64: "I64"}
 
 
-def tensor_list(module: torch.nn.Module, part: Part) -> list[tuple[str, list[int], torch.dtype]]:
-    """(file name, shape, dtype on disk) of every tensor the part's file holds; floats in bf16."""
+def tensor_list(
+    module: torch.nn.Module, part: Part, floats: torch.dtype = BF16
+) -> list[tuple[str, list[int], torch.dtype]]:
+    """(file name, shape, dtype on disk) of every tensor the part's file holds; floats in `floats`."""
     out = []
     for name, t in module.state_dict().items():
         if name in part.skip:
             continue
-        dtype = BF16 if t.is_floating_point() else t.dtype
+        dtype = floats if t.is_floating_point() else t.dtype
         out.append((part.prefix + name, list(t.shape), dtype))
     return out
 
@@ -275,17 +277,28 @@ def _already_written(path: Path) -> bool:
 
 
 def save_family(
-    family: str, variant: str, models: Path, device: str, mode: str, real_parts: tuple[str, ...] = ()
+    family: str,
+    variant: str,
+    models: Path,
+    device: str,
+    mode: str,
+    real_parts: tuple[str, ...] = (),
+    fp32_parts: tuple[str, ...] = (),
 ) -> dict[str, str]:
     """Write the family's parts into a ComfyUI-like models/ folder; returns {part: path}. mode "real"
-    fills every part, "sparse" none but `real_parts` (the VAE alone for a CPU latent-cache check)."""
+    fills every part, "sparse" none but `real_parts` (the VAE alone for a CPU latent-cache check);
+    `fp32_parts` are written in float32 (a Wan DiT that trains on a CPU: musubi's time embedding runs
+    under autocast(float32), which CPU autocast refuses, so bf16 weights meet float inputs)."""
     out = {}
     for key, part in FAMILIES[family](variant).items():
         module = part.build()
-        path = models / part.folder / part.name
+        floats = torch.float32 if key in fp32_parts else BF16
+        path = (
+            models / part.folder / (part.name.replace("_bf16", "_fp32") if key in fp32_parts else part.name)
+        )
         real = mode == "real" or key in real_parts
         if not (real and _already_written(path)):
-            write_streaming(tensor_list(module, part), path, device, real)
+            write_streaming(tensor_list(module, part, floats), path, device, real)
         del module
         out[key] = str(path)
     return out
@@ -304,14 +317,15 @@ def parts_report() -> dict:
 
 
 USAGE = """usage (in musubi-tuner's environment):
-  python musubi_models.py save FAMILY VARIANT MODELS_DIR DEVICE real|sparse OUT.json [REAL_PARTS]
+  python musubi_models.py save FAMILY VARIANT MODELS_DIR DEVICE real|sparse OUT.json [REAL_PARTS [FP32_PARTS]]
   python musubi_models.py parts"""
 
 if __name__ == "__main__":
-    if len(sys.argv) in (8, 9) and sys.argv[1] == "save":
+    if len(sys.argv) in (8, 9, 10) and sys.argv[1] == "save":
         family, variant, models, device, mode, out = sys.argv[2:8]
-        real_parts = tuple(sys.argv[8].split(",")) if len(sys.argv) == 9 else ()
-        files = save_family(family, variant, Path(models), device, mode, real_parts)
+        real_parts = tuple(p for p in (sys.argv[8] if len(sys.argv) > 8 else "").split(",") if p)
+        fp32_parts = tuple(p for p in (sys.argv[9] if len(sys.argv) > 9 else "").split(",") if p)
+        files = save_family(family, variant, Path(models), device, mode, real_parts, fp32_parts)
         Path(out).write_text(json.dumps(files), encoding="utf-8")
     elif len(sys.argv) == 2 and sys.argv[1] == "parts":
         print(json.dumps(parts_report(), indent=1))
