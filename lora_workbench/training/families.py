@@ -104,6 +104,9 @@ class TrainingFamily:
     # timestep samplings only this family's trainer takes (Lumina 2's nextdit_shift): added to what it
     # takes, and named as this family's when another family is given one
     own_timestep_samplings: tuple[str, ...] = ()
+    # Why the trainer's code for the family does not start on a machine without CUDA ("" = it does):
+    # said before a CPU run, instead of the trainer's own traceback at its first step.
+    cpu_note: str = ""
 
     @property
     def script(self) -> str:

@@ -401,6 +401,8 @@ def prepare(
     if device is None:
         device = opts.device if opts.device != "auto" else probe_device(install.python)
     check_device(opts, device)
+    if device == "cpu" and recipe.cpu_note:
+        warnings.append(recipe.cpu_note)
     check_family(opts, model.arch, model.variant)
     check_script(opts, model)
     extra = _pick_files(opts, model, recipe, files)

@@ -306,3 +306,11 @@ def test_the_job_names_every_cache_folder_its_dataset_config_makes_musubi_write(
 
     job = build(target(project, "wan"))
     assert job.cache_dirs and list(job.cache_dirs) == cache_folders(job.files["dataset.toml"])
+
+
+def test_a_cpu_run_of_wan_or_framepack_says_musubis_code_needs_cuda_before_anything_starts():
+    from lora_workbench.training.backends import for_family
+
+    for family in ("wan", "framepack"):
+        assert "Found no NVIDIA driver" in for_family(family)[1].cpu_note
+    assert not for_family("z_image")[1].cpu_note and not for_family("sd1")[1].cpu_note

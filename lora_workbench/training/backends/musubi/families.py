@@ -52,6 +52,14 @@ def _steps(prefix: str, convert: str = "") -> dict[str, str]:
     return steps
 
 
+_CUDA_AT_IMPORT = (
+    "musubi-tuner's Wan code asks CUDA for its device when it loads (wan/modules/t5.py, at the pinned "
+    "commit), so on a machine without an NVIDIA GPU every step stops at once with 'Found no NVIDIA "
+    "driver': train {name} on a GPU. (The pack's own CPU test puts bench/musubi_cpu_shim on PYTHONPATH "
+    "and trains from a float32 DiT with mixed_precision no; that is a check, not a way to train.)"
+)
+
+
 # --------------------------------------------------------------------------- the extra model files
 # `kind` is the modelfiles.components kind the picked file must hold; hints match the names of
 # ComfyUI's repackaged downloads (Comfy-Org/*_ComfyUI*), which musubi's docs point to.
@@ -352,6 +360,7 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         te_fp8_option="fp8_t5",
         video=True,
         **_COMMON,
+        cpu_note=_CUDA_AT_IMPORT.format(name="Wan"),
     ),
     TrainingFamily(
         "z_image",
@@ -468,6 +477,7 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         te_fp8_option="fp8_llm",
         video=True,
         **_COMMON,
+        cpu_note=_CUDA_AT_IMPORT.format(name="FramePack"),
     ),
 )
 
