@@ -44,10 +44,8 @@ FOLDER = {"dit": "diffusion_models", "train_te": "text_encoders", "sample_te": "
 
 
 def prompt(pack, path: Path) -> dict:
-    """The example as the API prompt ComfyUI receives (pack nodes from the pack, core nodes from fixtures)."""
-    info = {}
-    for name in ("object_info_subset.json", "object_info_dit_sampling.json"):
-        info.update(json.loads((FIXTURES / name).read_text(encoding="utf-8")))
+    """The example as the API prompt ComfyUI receives (pack nodes from the pack, core nodes from the fixture)."""
+    info = json.loads((FIXTURES / "object_info_subset.json").read_text(encoding="utf-8"))
     info.update({name: node_info(cls) for name, cls in pack.NODE_CLASS_MAPPINGS.items()})
     return wf.ui_to_api(load(path), info)
 
