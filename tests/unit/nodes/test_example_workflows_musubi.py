@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from lora_workbench.client import workflow as wf
+from lora_workbench.training.backends import for_family
+from lora_workbench.training.settings import DEFAULTS, GROUPS, SETTING
 
 from .test_example_workflows import by_type, entry, load, node_id, node_info
 
@@ -21,6 +23,7 @@ FIXTURES = REPO / "tests" / "fixtures"
 # What each example trains and samples with: ComfyUI's repackaged names, as musubi-tuner's docs list them.
 FILES = {
     QWEN: {
+        "family": "qwen_image",
         "dit": "qwen_image_bf16.safetensors",
         "train_te": ("text_encoder", "qwen_2.5_vl_7b.safetensors"),
         "sample_te": "qwen_2.5_vl_7b.safetensors",
@@ -30,8 +33,9 @@ FILES = {
         "latent": "EmptySD3LatentImage",
     },
     WAN: {
+        "family": "wan",
         "dit": "wan2.1_t2v_1.3B_bf16.safetensors",
-        "train_te": ("t5xxl", "models_t5_umt5-xxl-enc-bf16.pth"),
+        "train_te": ("umt5", "models_t5_umt5-xxl-enc-bf16.pth"),  # Wan's own T5 layout
         "sample_te": "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
         "vae": "wan_2.1_vae.safetensors",
         "clip_type": "wan",
@@ -95,8 +99,12 @@ def test_the_new_lora_goes_through_the_family_shift_into_the_sampler_and_a_saved
 def test_the_wan_example_samples_one_frame_at_wan_1_3b_size(pack, comfy):
     latent = entry(prompt(pack, WAN), "EmptyHunyuanLatentVideo")
     assert (latent["width"], latent["height"], latent["length"]) == (832, 480, 1)
+
+
+def test_the_wan_example_trains_near_the_size_it_samples_in_sides_the_size_check_takes(pack, comfy):
     dataset = entry(prompt(pack, WAN), "DatasetSubsetWeights")
-    assert (dataset["width"], dataset["height"]) == (832, 480)  # trained at the size it samples
+    assert (dataset["width"], dataset["height"]) == (832, 448)
+    assert dataset["width"] % 64 == 0 and dataset["height"] % 64 == 0
 
 
 @pytest.mark.parametrize("path", MUSUBI_EXAMPLES, ids=lambda p: p.stem)
@@ -122,3 +130,30 @@ def test_the_note_names_every_file_with_the_comfyui_folder_it_goes_in(path):
         assert f"models/{folder}/{name}" in text, (role, name)
     assert "ComfyUI/lora-projects/" in text and "musubi-tuner" in text
     assert "lora-workbench trainer install --trainer musubi-tuner" in text
+
+
+@pytest.mark.parametrize("path", MUSUBI_EXAMPLES, ids=lambda p: p.stem)
+def test_the_files_picked_on_the_model_files_node_are_slots_of_the_family_recipe(pack, comfy, path):
+    files = entry(prompt(pack, path), "KohyaModelFiles")
+    _backend, recipe = for_family(FILES[path]["family"])
+    slots = {f.widget or f.option for f in recipe.model_files}
+    assert {k for k, v in files.items() if k != "options" and v != "(auto)"} <= slots
+
+
+@pytest.mark.parametrize("path", MUSUBI_EXAMPLES, ids=lambda p: p.stem)
+def test_every_setting_the_example_changes_applies_to_its_family(pack, comfy, path):
+    p, family = prompt(pack, path), FILES[path]["family"]
+    option_nodes = {g.node for g in GROUPS}  # the trainer's own widgets too
+    changed = [
+        name
+        for e in p.values()
+        if e["class_type"] in option_nodes
+        for name, value in e["inputs"].items()
+        if name in SETTING and value != DEFAULTS[name]
+    ]
+    assert changed, "the example sets no family option"
+    assert [n for n in changed if SETTING[n].families and family not in SETTING[n].families] == []
+
+
+def test_the_wan_example_names_musubis_task_for_the_1_3b_file(pack, comfy):
+    assert entry(prompt(pack, WAN), "KohyaFamilyOptions")["task"] == "t2v-1.3B"
