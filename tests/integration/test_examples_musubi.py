@@ -1,8 +1,9 @@
 """The Qwen-Image and Wan examples on a real ComfyUI (a125cd84, CPU) whose model folders hold the files
 their notes name (empty files: ComfyUI only lists them here): ComfyUI accepts every value of both graphs
 as shipped (each file in the folder its loader reads, every loader type, sampler and scheduler one it
-knows), and queued as shipped a run stops at the dataset node with a sentence asking for the project
-folder, before any trainer starts.
+knows), and queued as shipped the dataset node asks for the project folder, before any trainer starts.
+With full-size sparse files (real headers) and a stand-in musubi-tuner, each example plans its whole
+run and hands its files to the first step.
 
 Sampling with the real weights (tens of GB) is the GPU bench's job, not this tier's.
 """
@@ -23,6 +24,11 @@ from lora_workbench.client.workflow import ui_to_api
 from . import _musubi_models
 from .conftest import start_comfy, stop_comfy
 from .test_example_workflow_e2e import make_dataset
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +88,15 @@ def test_comfyui_accepts_every_value_of_the_example_when_the_named_files_are_the
     print(
         f"{name}: {len(prompt)} nodes accepted by ComfyUI; the run: {result.status}, {message_of(result)!r}"
     )
+    # ComfyUI picks the order: the dataset node (no project folder) or a loader (empty files) stops it.
     assert result.status == "error", "the shipped example has no project folder and may not train"
+    assert (result.error or {}).get("node_type") != "KohyaLoRATrain", message_of(result)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_queued_as_shipped_the_dataset_node_asks_for_the_project_folder(comfy_with_the_named_files, name):
+    client = qc.QueueClient(comfy_with_the_named_files.url, out=print)
+    result = client.run(training_half(ui_to_api(example(name), client.object_info())), timeout=300)
     assert (result.error or {}).get("node_type") == "DatasetSubsetWeights", message_of(result)
     assert "project folder" in message_of(result)
 
@@ -98,10 +112,16 @@ def test_with_a_project_the_trainer_node_stops_with_one_sentence_not_a_traceback
     make_dataset(project)
     client = qc.QueueClient(server.url, out=print)
     prompt = qc.prepare_prompt(example(name), client, [f"DatasetSubsetWeights.project_folder={project}"])
-    result = client.run(prompt, timeout=300)
+    result = client.run(training_half(prompt), timeout=300)
     print(f"{name}: {result.status}: {message_of(result)!r}")
     assert result.status == "error" and result.error["node_type"] == "KohyaLoRATrain", message_of(result)
     assert "Traceback" not in message_of(result) and len(message_of(result).splitlines()) == 1
+
+
+def training_half(prompt: dict) -> dict:
+    """The prompt without its Save Image output: ComfyUI then runs the trainer and what feeds it, not the
+    sampling loaders (which would load the empty or sparse full-size files in whatever order it picks)."""
+    return {k: e for k, e in prompt.items() if e["class_type"] != "SaveImage"}
 
 
 def message_of(result: qc.RunResult) -> str:
@@ -183,17 +203,34 @@ def comfy_with_full_size_files(comfyui_dir, comfy_python, tmp_path_factory):
     stop_comfy(server)
 
 
-PICK_BUG = pytest.mark.xfail(
-    reason="train._pick_files reads getattr(opts, slot.option): Wan's T5 option is t5, its setting umt5 "
-    "(AttributeError 't5'); the fix (slot.setting) is on its way from the realrun/cleanup branches",
-    strict=False,
-)
+# What each example's run config must hold (besides the files its note names).
+CONFIG = {
+    "train_a_qwen_image_lora_from_a_folder_of_photos": {
+        "model_version": "original",
+        "fp8_base": True,
+        "fp8_scaled": True,
+        "blocks_to_swap": 16,
+        "network_module": "networks.lora_qwen_image",
+        "timestep_sampling": "shift",
+    },
+    "train_a_wan_lora_from_a_folder_of_photos": {
+        "task": "t2v-1.3B",
+        "network_module": "networks.lora_wan",
+        "timestep_sampling": "shift",
+    },
+}
+# musubi-tuner's option for each file the note names, by folder and role.
+OPTION = {
+    "diffusion_models/qwen_image_bf16.safetensors": "dit",
+    "text_encoders/qwen_2.5_vl_7b.safetensors": "text_encoder",
+    "vae/qwen_image_vae.safetensors": "vae",
+    "diffusion_models/wan2.1_t2v_1.3B_bf16.safetensors": "dit",
+    "text_encoders/models_t5_umt5-xxl-enc-bf16.pth": "t5",
+    "vae/wan_2.1_vae.safetensors": "vae",
+}
 
 
-@pytest.mark.parametrize(
-    "name",
-    [n if "wan" not in n else pytest.param(n, marks=PICK_BUG) for n in EXAMPLES],
-)
+@pytest.mark.parametrize("name", EXAMPLES)
 def test_the_example_plans_its_musubi_run_from_the_files_its_note_names(comfy_with_full_size_files, name):
     """Detection, the model files picked by the example's names, validation and the Job all pass: the
     run stops at the stand-in trainer's first step, which got the example's files."""
@@ -202,9 +239,7 @@ def test_the_example_plans_its_musubi_run_from_the_files_its_note_names(comfy_wi
     make_dataset(project)
     client = qc.QueueClient(server.url, out=print)
     prompt = qc.prepare_prompt(example(name), client, [f"DatasetSubsetWeights.project_folder={project}"])
-    # Only the training half runs: ComfyUI would load the sparse (all-zero, full-size) DiT to sample.
-    prompt = {k: e for k, e in prompt.items() if e["class_type"] != "SaveImage"}
-    result = client.run(prompt, timeout=300)
+    result = client.run(training_half(prompt), timeout=300)  # a sparse DiT loaded to sample: tens of GB
     print(f"{name}: {result.status}: {message_of(result)!r}")
     assert result.status == "error" and result.error["node_type"] == "KohyaLoRATrain", message_of(result)
     assert "stand-in musubi-tuner" in message_of(result), message_of(result)
@@ -213,3 +248,12 @@ def test_the_example_plans_its_musubi_run_from_the_files_its_note_names(comfy_wi
     assert argv[0].endswith("_cache_latents.py")
     vae = next(rel for rel in EXAMPLES[name] if rel.startswith("vae/"))
     assert argv[argv.index("--vae") + 1] == str(server.home / "models" / vae)
+    (config_file,) = project.glob("output/*/config.toml")
+    config = {
+        k: v
+        for section in tomllib.loads(config_file.read_text(encoding="utf-8")).values()
+        for k, v in section.items()
+    }
+    files = {OPTION[rel]: str(server.home / "models" / rel) for rel in EXAMPLES[name] if rel in OPTION}
+    assert {k: config.get(k) for k in files} == files
+    assert {k: config.get(k) for k in CONFIG[name]} == CONFIG[name]
