@@ -6,8 +6,9 @@ JSON carries every widget, input and output of each node as the frontend saves t
 Starts the integration tier's ComfyUI (CPU, a temp base folder) with this checkout as a custom node,
 loads each example_workflows/*.json in Chromium (tests/integration/browser/, `npm install` there), and
 writes what the frontend saved back, after checking that widget values, positions, links and groups
-are unchanged (a change there is the author's to make, not the re-save's). --check writes nothing
-and exits 1 when a file would change. --thumbnails then retakes their thumbnails with the browser
+are unchanged (a change there is the author's to make, not the re-save's; a node may gain new widgets
+after its saved ones, with their defaults). --check writes nothing and exits 1 when a file would
+change. --thumbnails then retakes their thumbnails with the browser
 test's thumbnail step alone, on the same server (the whole browser test, with
 LORA_WORKBENCH_UPDATE_THUMBNAILS=1, also trains, which a new example's picture does not need). NAMEs
 (example_workflows/<NAME>.json) limit both to those examples; without one, every example.
@@ -101,12 +102,22 @@ def retake_thumbnails(url: str, out: Path, chosen: list[Path]) -> None:
 
 
 def unchanged(before: dict, after: dict) -> list[str]:
-    """What the re-save changed that it may not (widget values, positions, links, groups)."""
+    """What the re-save changed that it may not (widget values, positions, links, groups). A node may
+    gain widgets after its saved ones: a setting added to the end of a node's group arrives with its
+    default, the way the frontend loads any older workflow."""
     problems = [k for k in ("links", "groups") if before.get(k) != after.get(k)]
     old = {n["id"]: n for n in before["nodes"]}
     for n in after["nodes"]:
-        problems += [f"node {n['id']} {k}" for k in KEPT if old.get(n["id"], {}).get(k) != n.get(k)]
+        was = old.get(n["id"], {})
+        problems += [f"node {n['id']} {k}" for k in KEPT if not kept(k, was.get(k), n.get(k))]
     return problems
+
+
+def kept(key: str, saved, now) -> bool:
+    """Whether the re-save kept `key`: equal, or widget values that only grew at the end."""
+    if key == "widgets_values" and isinstance(saved, list) and isinstance(now, list):
+        return now[: len(saved)] == saved
+    return saved == now
 
 
 def write_resaved(report: dict, out: Path, check: bool) -> list[str] | None:
