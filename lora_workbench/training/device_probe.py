@@ -44,14 +44,17 @@ _PROBE = (
 )
 
 
-def probe_device(python: str | os.PathLike) -> str:
+def probe_device(
+    python: str | os.PathLike, trainer: str = "sd-scripts", python_env: str = "KOHYA_PYTHON"
+) -> str:
     """ "gpu" when torch in `python`'s environment sees CUDA (or MPS), else "cpu"; a sentence-shaped
-    ValidationError when that Python cannot run or cannot import torch."""
+    ValidationError naming the trainer and its python variable when that Python cannot run or cannot
+    import torch."""
     key = _key(python)
     cache = _read_cache()
     entry = _valid(cache.get(key), key)
     if entry is None:
-        entry = _ask(key)
+        entry = _ask(key, trainer, python_env)
         entry["fingerprint"] = fingerprint(key, entry["torch_dir"])
         cache[key] = entry
         _write_cache(cache)
@@ -116,7 +119,7 @@ def _read_small(path: str) -> str | None:
         return None
 
 
-def _ask(python: str) -> dict:
+def _ask(python: str, trainer: str = "sd-scripts", python_env: str = "KOHYA_PYTHON") -> dict:
     """Start `python`, import torch, and return {"device", "torch", "torch_dir", "gpu_bytes"}."""
     try:
         proc = subprocess.run(
@@ -124,7 +127,7 @@ def _ask(python: str) -> dict:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ValidationError(
-            f"Could not run the sd-scripts python {python} ({exc}); set KOHYA_PYTHON to a working interpreter."
+            f"Could not run the {trainer} python {python} ({exc}); set {python_env} to a working interpreter."
         ) from None
     lines = proc.stdout.strip().splitlines()
     try:
@@ -134,8 +137,8 @@ def _ask(python: str) -> dict:
     if not isinstance(answer, dict) or answer.get("device") not in DEVICES:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise ValidationError(
-            f"The sd-scripts python {python} cannot import torch ({last}); install sd-scripts' "
-            f"requirements in that environment or set KOHYA_PYTHON to the right interpreter."
+            f"The {trainer} python {python} cannot import torch ({last}); install {trainer}'s "
+            f"requirements in that environment or set {python_env} to the right interpreter."
         )
     gpu_bytes = answer.get("gpu_bytes")
     return {

@@ -399,7 +399,12 @@ def prepare(
         warnings += [w for w in video_frames.check_video_frames(dataset.subsets, opts) if w not in warnings]
     install = backend.find(_root(trainer_root or kohya_root))
     if device is None:
-        device = opts.device if opts.device != "auto" else probe_device(install.python)
+        spec = backend.install_spec
+        device = (
+            opts.device
+            if opts.device != "auto"
+            else probe_device(install.python, spec.trainer, spec.python_env)
+        )
     check_device(opts, device)
     if device == "cpu" and recipe.cpu_note:
         warnings.append(recipe.cpu_note)

@@ -78,16 +78,28 @@ def _learning_rates(o) -> None:
 
 
 def _resolution_steps(o) -> None:
-    step = 8 if o.buckets == "on" else 64
+    """What no trainer takes, before the family is known (the family's own step: _fixed_size)."""
+    _size_multiple(o, 8 if o.buckets == "on" else 16, "no trainer takes it; they need")
+
+
+def _size_multiple(o, step: int, who: str, buckets_note: bool = True) -> None:
     for name in ("width", "height"):
         value = getattr(o, name)
         if value % step:
             lower = max(step, value - value % step)
             raise ValidationError(
-                f"{name} is {value}; sd-scripts needs a multiple of {step}"
-                + (" (8 with buckets on)" if step == 64 else "")
+                f"{name} is {value}; {who} a multiple of {step}"
+                + (" (8 with buckets on)" if buckets_note and step > 8 else "")
                 + f": set it to {lower} or {lower + step}."
             )
+
+
+def _fixed_size(o, fam: recipes.TrainingFamily, _variant: str) -> None:
+    """Without buckets sd-scripts asserts sizes in multiples of 64; musubi-tuner always buckets, by its
+    step (Wan's 832x480 trains as it is)."""
+    if o.buckets != "on":
+        always = fam.fixed_size_step == fam.bucket_step
+        _size_multiple(o, fam.fixed_size_step, f"{fam.backend} needs for {fam.name}", not always)
 
 
 def _bucket_sides(o) -> None:
@@ -481,6 +493,7 @@ def _bucket_reso_steps(o, fam: recipes.TrainingFamily, _variant: str) -> None:
 
 
 FAMILY_RULES: tuple[Callable[[Any, recipes.TrainingFamily, str], None], ...] = (
+    _fixed_size,
     _bucket_reso_steps,
     _network_module,
     _network_type_or_module,

@@ -314,3 +314,14 @@ def test_a_cpu_run_of_wan_or_framepack_says_musubis_code_needs_cuda_before_anyth
     for family in ("wan", "framepack"):
         assert "Found no NVIDIA driver" in for_family(family)[1].cpu_note
     assert not for_family("z_image")[1].cpu_note and not for_family("sd1")[1].cpu_note
+
+
+def test_a_musubi_python_without_torch_is_named_with_musubis_variable(tmp_path):
+    from lora_workbench.errors import ValidationError
+    from lora_workbench.training import device_probe
+
+    python = tmp_path / "python"
+    python.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named torch' >&2\nexit 1\n")
+    python.chmod(0o755)
+    with pytest.raises(ValidationError, match="musubi-tuner python .* set MUSUBI_PYTHON"):
+        device_probe._ask(str(python), "musubi-tuner", "MUSUBI_PYTHON")

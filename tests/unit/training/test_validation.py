@@ -21,7 +21,7 @@ def opts(**kw) -> TrainOptions:
 @pytest.mark.parametrize(
     "kw,match",
     [
-        ({"width": 500}, "width is 500; sd-scripts needs a multiple of 64"),
+        ({"width": 500}, "width is 500; no trainer takes it; they need a multiple of 16"),
         ({"height": 520, "buckets": "on"}, None),
         ({"height": 522, "buckets": "on"}, "multiple of 8"),
         ({"epochs": -1}, "epochs is -1; set it between 0"),
@@ -136,3 +136,15 @@ def test_which_family_owns_a_timestep_sampling_is_recipe_data(monkeypatch):
     own("lumina2", ())
     with pytest.raises(ValidationError, match=r"nextdit_shift is FLUX\.1's; Lumina Image 2\.0's trainer"):
         check_family(opts(timestep_sampling="nextdit_shift"), "lumina2")
+
+
+def test_without_buckets_sd_scripts_needs_sizes_in_64s_and_musubi_takes_wans_832x480():
+    with pytest.raises(ValidationError, match="width is 496; sd-scripts needs for SD 1.x a multiple of 64"):
+        check_family(opts(width=496, height=512), "sd1")
+    with pytest.raises(ValidationError, match="height is 480; sd-scripts needs for SD 1.x a multiple of 64"):
+        check_family(opts(width=832, height=480), "sd1")
+    check_family(opts(width=832, height=480, task="t2v-1.3B"), "wan", "t2v-1.3B")  # musubi buckets by 16
+    with pytest.raises(
+        ValidationError, match="height is 488; musubi-tuner needs for Wan.* a multiple of 16:"
+    ):
+        check_family(opts(width=832, height=488), "wan", "t2v-1.3B")
