@@ -31,6 +31,10 @@ LIVE_FIELDS = (
     "it_per_s",
     "rate",
     "node_id",
+    "phase",  # the job's step (Caching latents, Training, ...) and its own count
+    "progress",
+    "phase_step",
+    "phase_total",
 )
 
 

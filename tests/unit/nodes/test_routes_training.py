@@ -61,6 +61,19 @@ async def test_the_live_run_is_merged_into_its_folder(client, mod, roots):
 
 
 @pytest.mark.asyncio
+async def test_the_live_run_brings_its_phase_and_the_phases_own_count(client, mod, roots):
+    """A musubi run's cache steps: the Training tab names the phase and counts its items (the panel on
+    the node had it from the event; the tab's detail came from the route without it)."""
+    run = make_run(roots / "cat", "cat-001", state="running")
+    live = runner.TrainStatus(run_id="cat-001", state="running", step=0, total=8)
+    live.phase, live.progress, live.phase_step, live.phase_total = "Caching latents", "count", 3, 12
+    live.log_path = str(run / "train.log")
+    runner.publish_status(live)
+    d = await (await client.get("/lora_workbench/train/run", params={"dir": str(run)})).json()
+    assert (d["phase"], d["progress"], d["phase_step"], d["phase_total"]) == ("Caching latents", "count", 3, 12)
+
+
+@pytest.mark.asyncio
 async def test_a_run_its_folder_says_ended_is_not_shown_live(client, mod, roots):
     # The last live message may never have come (ComfyUI's interrupt cut it): the folder wins.
     run = make_run(roots / "dog", "dog-001", state="cancelled")
