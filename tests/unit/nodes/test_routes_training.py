@@ -70,7 +70,12 @@ async def test_the_live_run_brings_its_phase_and_the_phases_own_count(client, mo
     live.log_path = str(run / "train.log")
     runner.publish_status(live)
     d = await (await client.get("/lora_workbench/train/run", params={"dir": str(run)})).json()
-    assert (d["phase"], d["progress"], d["phase_step"], d["phase_total"]) == ("Caching latents", "count", 3, 12)
+    assert (d["phase"], d["progress"], d["phase_step"], d["phase_total"]) == (
+        "Caching latents",
+        "count",
+        3,
+        12,
+    )
 
 
 @pytest.mark.asyncio
