@@ -336,6 +336,17 @@ def _controls(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]
         ),
         out,
     )
+    _listed(
+        s,
+        s.odd_controls,
+        "warning",
+        "control-misnamed",
+        lambda n: (
+            f"{d}/{n} continues a training image's name with something other than a number after '_'; "
+            f"musubi-tuner stops on it when reading image pairs. Rename it to <name>_0, <name>_1..."
+        ),
+        out,
+    )
 
 
 def _noun(name: str) -> str:

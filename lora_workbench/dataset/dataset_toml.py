@@ -219,8 +219,12 @@ def _control_facts(image_dir: Path, rules: ImageRules) -> dict:
     if not control.is_dir():
         return {}
     controls = _images_in(control, rules)
-    without, _ = match_controls(_images_in(image_dir, rules), controls)
-    return {"control_dir": str(control), "control_count": len(controls), "control_missing": len(without)}
+    match = match_controls(_images_in(image_dir, rules), controls)
+    return {
+        "control_dir": str(control),
+        "control_count": len(controls),
+        "control_missing": len(match.without),
+    }
 
 
 def _content_hash(toml_path: Path, dirs: list[Path]) -> str:

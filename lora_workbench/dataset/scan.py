@@ -89,6 +89,9 @@ class SubsetScan:
     controls: list[str] = field(default_factory=list)  # control image names, sorted
     without_control: list[str] = field(default_factory=list)  # training images no control image matches
     unmatched_controls: list[str] = field(default_factory=list)  # control images matching no training image
+    odd_controls: list[str] = field(
+        default_factory=list
+    )  # `<stem>_<not a number>`: musubi-tuner stops on them
 
     @property
     def image_dir(self) -> str:
@@ -165,6 +168,7 @@ class SubsetScan:
             "controls": len(self.controls),
             "without_control": list(self.without_control),
             "unmatched_controls": list(self.unmatched_controls),
+            "odd_controls": list(self.odd_controls),
         }
 
 
@@ -351,7 +355,8 @@ def _scan_control(folder: Folder, entry: Entry | None, reader: _Reader, sub: Sub
     except (OSError, WorkbenchError) as exc:
         sub.corrupt[CONTROL_DIR] = getattr(exc, "strerror", None) or str(exc)
     sub.controls.sort()
-    sub.without_control, sub.unmatched_controls = match_controls(sub.images, sub.controls)
+    match = match_controls(sub.images, sub.controls)
+    sub.without_control, sub.unmatched_controls, sub.odd_controls = match.without, match.unmatched, match.odd
 
 
 def _scan_control_file(control: Folder, e: Entry, reader: _Reader, sub: SubsetScan) -> None:
@@ -374,18 +379,33 @@ def _scan_control_file(control: Folder, e: Entry, reader: _Reader, sub: SubsetSc
             sub.corrupt[name] = str(exc) or type(exc).__name__
 
 
-def match_controls(images: list[str], controls: list[str]) -> tuple[list[str], list[str]]:
-    """(training images without a control image, control images without a training image), by
-    musubi-tuner's rule: `a.jpg` takes `a.png` and `a_0.png`, `a_1.png`...; longer names choose first."""
+@dataclass
+class ControlMatch:
+    """How a subset's control images pair with its training images (musubi-tuner's rule)."""
+
+    without: list[str]  # training images no control image matches
+    unmatched: list[str]  # control images matching no training image (not used)
+    odd: list[str]  # matched as `<stem>_<not a number>`: musubi-tuner stops on them
+
+
+def match_controls(images: list[str], controls: list[str]) -> ControlMatch:
+    """Pair control images with training images by musubi-tuner's rule: `a.jpg` takes `a.png` and
+    `a_0.png`, `a_1.png`...; longer names choose first; what follows `a_` must be a number."""
     left = set(controls)
     without: list[str] = []
+    odd: list[str] = []
     for image in sorted(images, key=len, reverse=True):
         stem = os.path.splitext(image)[0]
         hits = {c for c in left if c.startswith((stem + ".", stem + "_"))}
         left -= hits
+        odd += [c for c in hits if not _numbered(os.path.splitext(c)[0], stem)]
         if not hits:
             without.append(image)
-    return sorted(without), sorted(left)
+    return ControlMatch(sorted(without), sorted(left), sorted(odd))
+
+
+def _numbered(control_stem: str, stem: str) -> bool:
+    return control_stem == stem or control_stem[len(stem) + 1 :].isdigit()
 
 
 def _scan_file(folder: Folder, e: Entry, files: dict[str, Entry], reader: _Reader, sub: SubsetScan) -> None:

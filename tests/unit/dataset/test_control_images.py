@@ -58,9 +58,21 @@ def test_a_subset_without_a_control_folder_has_no_control_facts(roots, guard):
 def test_control_images_match_by_stem_and_numbered_suffix_as_musubi_does():
     images = ["a.jpg", "a_b.png", "c.png"]
     controls = ["a.png", "a_b_0.png", "a_b_1.webp", "c.x.png", "zzz.png"]
-    without, unmatched = match_controls(images, controls)
-    assert without == [] and unmatched == ["zzz.png"]
-    assert match_controls(["a.png"], []) == (["a.png"], [])
+    match = match_controls(images, controls)
+    assert match.without == [] and match.unmatched == ["zzz.png"] and match.odd == ["c.x.png"]
+    assert match_controls(["a.png"], []).without == ["a.png"]
+
+
+def test_a_control_name_musubi_would_stop_on_is_a_warning(proj, guard):
+    image(proj / "images" / "2_Cat" / "control" / "img2_ref.png")
+    (s,) = scan_project(proj, guard=guard).subsets
+    assert s.odd_controls == ["img2_ref.png"] and s.without_control == []
+    r = prepare.preview(proj, opts(), guard=guard)
+    (warning,) = [i for i in r["issues"] if i["code"] == "control-misnamed"]
+    assert (
+        "2_Cat/control/img2_ref.png" in warning["message"]
+        and "musubi-tuner stops on it" in warning["message"]
+    )
 
 
 def test_images_without_a_control_image_are_a_warning_not_an_error(proj, guard):
