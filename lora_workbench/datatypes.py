@@ -36,6 +36,11 @@ class DatasetSubset:
     frames_max: int = 0
     fps: list[float] = field(default_factory=list)  # the distinct frame rates, lowest first
     video_frames: dict[str, int] = field(default_factory=dict)  # video file name -> frames (header)
+    # Image pairs (FLUX.1 Kontext, Qwen-Image-Edit): the subset's control/ folder (musubi-tuner's
+    # control_directory), how many control images it holds and how many training images have none.
+    control_dir: str = ""
+    control_count: int = 0
+    control_missing: int = 0
 
     @property
     def items(self) -> int:

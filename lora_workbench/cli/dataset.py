@@ -306,6 +306,10 @@ def _print_subset(s) -> None:
     reps = "no N_ prefix" if s.repeats is None else f"repeats {s.repeats}"
     sizes = ", ".join(f"{k} x{n}" for k, n in list(s.size_counts().items())[:4]) or "-"
     echo(f"  {kind}{shown(s.dirname)}: {_media(s)}, {s.captions} captions, {reps}; sizes {sizes}")
+    if s.control_dir:
+        echo(
+            f"    control images: {len(s.controls)} in {shown(s.control_dir)}, {len(s.without_control)} image(s) without one"
+        )
     for name, v in list(s.video_info.items())[:5]:
         echo(f"    {shown(name)}: {v.frames} frames, {v.fps:g} fps, {v.width}x{v.height}, {v.duration:g} s")
     if len(s.video_info) > 5:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from . import images, videos
 from .dataset_toml import BUCKET_STEP
 from .repeats import FOLDERS, WEIGHTS
-from .scan import REG_DIR, TRAIN_DIR, ProjectScan, SubsetScan, is_utf8
+from .scan import CONTROL_DIR, REG_DIR, TRAIN_DIR, ProjectScan, SubsetScan, is_utf8
 from .weights import subject_key
 
 MAX_LISTED = 20  # per-file messages shown per kind and subset before "... and N more"
@@ -230,7 +230,7 @@ def _subset(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) 
         return
     if not s.is_reg and s.name in ci.excluded:
         return
-    for check in (_mixed, _files, _skipped, _unmeasured, _captions, _sizes):
+    for check in (_mixed, _files, _skipped, _unmeasured, _captions, _sizes, _controls):
         check(s, scan, ci, out)
 
 
@@ -301,6 +301,49 @@ def _files(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -
         "not-a-file",
         lambda n: (
             f"{d}/{n} is {s.not_files[n]}, but the trainer would try to load it as {_what(n)}; rename or remove it."
+        ),
+        out,
+    )
+
+
+def _controls(s: SubsetScan, scan: ProjectScan, ci: CheckInput, out: list[Issue]) -> None:
+    """A control/ folder (image pairs): its images that match no training image, and the training
+    images it has no reference image for. Neither stops the scan (a single-image model ignores the
+    folder); a model that learns from pairs refuses the subset when planning its run."""
+    if not s.control_dir:
+        return
+    d = f"{s.dirname}/{CONTROL_DIR}"
+    if s.without_control:
+        first = s.without_control[0]
+        out.append(
+            Issue(
+                "warning",
+                s.folder,
+                f"{len(s.without_control)} training image(s) of {s.dirname} have no control image in {d} "
+                f"(e.g. {first}: add {d}/{os.path.splitext(first)[0]}.png); a model that learns from image "
+                f"pairs (FLUX.1 Kontext, Qwen-Image-Edit) needs one for each.",
+                "control-missing",
+            )
+        )
+    _listed(
+        s,
+        s.unmatched_controls,
+        "warning",
+        "control-unmatched",
+        lambda n: (
+            f"{d}/{n} matches no training image of {s.dirname} (a control image takes its image's name, or "
+            f"the name and _0, _1...); it is not used. Rename or remove it."
+        ),
+        out,
+    )
+    _listed(
+        s,
+        s.odd_controls,
+        "warning",
+        "control-misnamed",
+        lambda n: (
+            f"{d}/{n} continues a training image's name with something other than a number after '_'; "
+            f"musubi-tuner stops on it when reading image pairs. Rename it to <name>_0, <name>_1..."
         ),
         out,
     )

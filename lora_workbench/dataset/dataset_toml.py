@@ -21,6 +21,7 @@ from ..errors import PathNotAllowed, ValidationError, WorkbenchError
 from . import limits
 from .confined import Guard
 from .images import ImageRules, is_image, rules_in_use
+from .scan import CONTROL_DIR, match_controls
 
 try:  # Python 3.11+; 3.10 needs tomli (ComfyUI's own requirements usually bring it)
     import tomllib
@@ -205,6 +206,27 @@ def _count_images(folder: Path, rules: ImageRules) -> int:
         return 0
 
 
+def _images_in(folder: Path, rules: ImageRules) -> list[str]:
+    try:
+        return [p.name for p in folder.iterdir() if p.is_file() and is_image(p.name, rules)]
+    except OSError:
+        return []
+
+
+def _control_facts(image_dir: Path, rules: ImageRules) -> dict:
+    """A subset's control/ folder (image pairs), counted as the scan counts it; none without one."""
+    control = image_dir / CONTROL_DIR
+    if not control.is_dir():
+        return {}
+    controls = _images_in(control, rules)
+    match = match_controls(_images_in(image_dir, rules), controls)
+    return {
+        "control_dir": str(control),
+        "control_count": len(controls),
+        "control_missing": len(match.without),
+    }
+
+
 def _content_hash(toml_path: Path, dirs: list[Path]) -> str:
     h = hashlib.sha256(toml_path.read_bytes())
     for d in dirs:
@@ -257,6 +279,7 @@ def _subsets_of(datasets: list[dict]) -> list[DatasetSubset]:
                     class_tokens=str(s.get("class_tokens", "")),
                     is_reg=bool(s.get("is_reg", False)),
                     alpha_mask=s.get("alpha_mask") is True,
+                    **_control_facts(image_dir, rules),
                 )
             )
     train = sum(s.items for s in subsets if not s.is_reg) or 1
@@ -295,7 +318,9 @@ def dataset_from_toml(
         items_per_epoch=items,
         steps_per_epoch=math.ceil(items / max(1, batch)),
         caption_extension=str(general.get("caption_extension", ".txt")),
-        fingerprint=_content_hash(path, [Path(s.image_dir) for s in subsets]),
+        fingerprint=_content_hash(
+            path, [Path(d) for s in subsets for d in (s.image_dir, s.control_dir) if d]
+        ),
         planned_epochs=int(plan.get("epochs", 0)),
         target_steps=int(plan.get("target_steps", 0)),
         epochs=read_epochs(text, str(path)),

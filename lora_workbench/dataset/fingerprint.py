@@ -10,7 +10,7 @@ from pathlib import Path
 from ..datatypes import DatasetSubset
 from .confined import Folder, Guard
 from .images import DEFAULT_RULES, IMAGE, ImageRules
-from .scan import CAPTION_EXT, REG_DIR, TRAIN_DIR
+from .scan import CAPTION_EXT, CONTROL_DIR, REG_DIR, TRAIN_DIR
 from .videos import is_video
 
 
@@ -26,6 +26,19 @@ def _hash_folder(h, folder: Folder, label: str, rules: ImageRules, caption_exten
             h.update(
                 f"{label}/{e.name}\0{e.kind}\0{e.size}\0{e.mtime_ns}\n".encode("utf-8", "surrogateescape")
             )
+
+
+def _hash_subset(h, folder: Folder, label: str, caption_extension: str) -> None:
+    """A subset folder and its control/ folder (image pairs: a changed reference image is a change)."""
+    _hash_folder(h, folder, label, DEFAULT_RULES, caption_extension)
+    control = next((e for e in folder.entries() if e.name == CONTROL_DIR), None)
+    if control is not None:
+        h.update(
+            f"{label}/{CONTROL_DIR}\0{control.kind}\0{control.link}\n".encode("utf-8", "surrogateescape")
+        )
+        if control.kind == "dir":
+            with folder.subdir(control) as inner:
+                _hash_folder(h, inner, f"{label}/{CONTROL_DIR}", DEFAULT_RULES, caption_extension)
 
 
 def listing_fingerprint(
@@ -48,7 +61,7 @@ def listing_fingerprint(
                     h.update(f"{sub}/{d.name}\0{d.kind}\0{d.link}\n".encode("utf-8", "surrogateescape"))
                     if d.kind == "dir" and not d.name.startswith("."):
                         with base.subdir(d) as folder:
-                            _hash_folder(h, folder, f"{sub}/{d.name}", DEFAULT_RULES, caption_extension)
+                            _hash_subset(h, folder, f"{sub}/{d.name}", caption_extension)
     return h.hexdigest()[:32]  # dataset.toml is left out: the node itself writes it
 
 
@@ -72,4 +85,7 @@ def content_fingerprint(
             rel = folder.as_posix()
         with guard.open_dir(folder, "subset folder") as f:
             _hash_folder(h, f, rel, rules, caption_extension)
+        if s.control_dir:  # the reference images of image pairs: musubi caches their latents too
+            with guard.open_dir(s.control_dir, "control folder") as f:
+                _hash_folder(h, f, f"{rel}/{CONTROL_DIR}", rules, caption_extension)
     return h.hexdigest()[:32]

@@ -289,6 +289,7 @@ def _dataset_subsets(scan: ProjectScan, plan: RepeatsPlan) -> list[DatasetSubset
                 b.target_share,
                 s.alpha_mask,
                 **_video_facts(s),
+                **_control_facts(s),
             )
         )
     for s in scan.reg:
@@ -308,6 +309,17 @@ def _dataset_subsets(scan: ProjectScan, plan: RepeatsPlan) -> list[DatasetSubset
                 )
             )
     return out
+
+
+def _control_facts(s: SubsetScan) -> dict:
+    """The DatasetSubset fields of a subset's control/ folder (image pairs); none without one."""
+    if not s.control_dir:
+        return {}
+    return {
+        "control_dir": s.control_dir,
+        "control_count": len(s.controls),
+        "control_missing": len(s.without_control),
+    }
 
 
 def _video_facts(s: SubsetScan) -> dict:

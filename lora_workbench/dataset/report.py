@@ -45,6 +45,9 @@ def subset_rows(a) -> list[dict]:
                 "error": b.error if b and d else 0.0,
                 "excluded": d is None,
                 "sizes": s.size_counts(),
+                "control_dir": s.control_dir,
+                "controls": len(s.controls),
+                "without_control": len(s.without_control),
             }
         )
     return rows

@@ -9,6 +9,9 @@ through a `Guard` (confined.py), so a workflow's project can never make it read 
 roots, and counts images and captions by sd-scripts' own rules (images.py, captions.py). It judges
 nothing: checks.py turns a scan into errors and warnings. Videos (videos.py: musubi-tuner's extensions,
 measured from their headers) are counted beside the images; a folder of videos is a video subset.
+A subset's `control/` folder holds the reference image of each training image (image pairs: FLUX.1
+Kontext, Qwen-Image-Edit), matched by name as musubi-tuner matches them; it is read through the same
+guard, and its images are never training images.
 """
 
 from __future__ import annotations
@@ -28,6 +31,9 @@ from .images import DEFAULT_RULES, IMAGE, PLUGIN, ImageRules, image_size, image_
 CAPTION_EXT = ".txt"
 TRAIN_DIR = "images"
 REG_DIR = "regularization"
+# musubi-tuner's control_directory of a subset: `images/N_Subject/control/<stem>.png` (or `<stem>_0.png`,
+# `<stem>_1.png`, ... for several reference images) beside `images/N_Subject/<stem>.jpg`.
+CONTROL_DIR = "control"
 # Save Training Images leaves this file in a subset whose PNGs carry masks as alpha: the dataset step
 # then writes `alpha_mask = true` for that subset, and sd-scripts masks the loss with it.
 ALPHA_MASK_MARKER = ".lora-workbench-alpha-mask"
@@ -79,6 +85,13 @@ class SubsetScan:
     videos: list[str] = field(default_factory=list)  # video file names musubi-tuner reads, sorted
     video_info: dict[str, videos.VideoInfo] = field(default_factory=dict)  # video -> frames, fps, size
     unmeasured: list[str] = field(default_factory=list)  # videos in a container whose length is not read
+    control_dir: str = ""  # its control/ folder (a link's checked target), "" without one
+    controls: list[str] = field(default_factory=list)  # control image names, sorted
+    without_control: list[str] = field(default_factory=list)  # training images no control image matches
+    unmatched_controls: list[str] = field(default_factory=list)  # control images matching no training image
+    odd_controls: list[str] = field(
+        default_factory=list
+    )  # `<stem>_<not a number>`: musubi-tuner stops on them
 
     @property
     def image_dir(self) -> str:
@@ -151,6 +164,11 @@ class SubsetScan:
             "fps": self.fps_values(),
             "video_info": {n: v.to_dict() for n, v in self.video_info.items()},
             "unmeasured": list(self.unmeasured),
+            "control_dir": self.control_dir,
+            "controls": len(self.controls),
+            "without_control": list(self.without_control),
+            "unmatched_controls": list(self.unmatched_controls),
+            "odd_controls": list(self.odd_controls),
         }
 
 
@@ -314,6 +332,80 @@ def _scan_files(folder: Folder, reader: _Reader, sub: SubsetScan) -> None:
         if reader.check_cancel is not None:
             reader.check_cancel()
         _scan_file(folder, e, files, reader, sub)
+    _scan_control(folder, files.get(CONTROL_DIR), reader, sub)
+
+
+def _scan_control(folder: Folder, entry: Entry | None, reader: _Reader, sub: SubsetScan) -> None:
+    """The subset's control/ folder: its images read like training images (links out refused, what
+    is no file named), then matched to the training images by name."""
+    if entry is None or entry.kind in ("file", "other", "missing"):
+        return
+    if entry.kind == "outside":
+        sub.refused[CONTROL_DIR] = f"a link to {entry.link}, outside the allowed roots"
+        return
+    sub.control_dir = entry.link or os.path.join(sub.image_dir, CONTROL_DIR)
+    try:
+        with folder.subdir(entry, "control folder") as control:
+            for e in control.entries():
+                if reader.check_cancel is not None:
+                    reader.check_cancel()
+                _scan_control_file(control, e, reader, sub)
+    except PathNotAllowed as exc:
+        sub.refused[CONTROL_DIR] = str(exc)
+    except (OSError, WorkbenchError) as exc:
+        sub.corrupt[CONTROL_DIR] = getattr(exc, "strerror", None) or str(exc)
+    sub.controls.sort()
+    match = match_controls(sub.images, sub.controls)
+    sub.without_control, sub.unmatched_controls, sub.odd_controls = match.without, match.unmatched, match.odd
+
+
+def _scan_control_file(control: Folder, e: Entry, reader: _Reader, sub: SubsetScan) -> None:
+    if e.name.startswith(".") or reader.rules.classify(e.name) != IMAGE:
+        return
+    name = f"{CONTROL_DIR}/{e.name}"  # the problem dicts name it from the subset folder
+    if e.kind == "outside":
+        sub.refused[name] = f"a link to {e.link}, outside the allowed roots"
+    elif e.kind != "file":
+        sub.not_files[name] = {"dir": "a folder", "missing": "a broken link"}.get(e.kind, "not a file")
+    else:
+        read = image_size_decoded if reader.verify else image_size
+        try:
+            with control.open_file(e) as f:
+                read(f)
+            sub.controls.append(e.name)
+        except PathNotAllowed as exc:
+            sub.refused[name] = str(exc)
+        except Exception as exc:  # Pillow raises many kinds; all mean "cannot be read"
+            sub.corrupt[name] = str(exc) or type(exc).__name__
+
+
+@dataclass
+class ControlMatch:
+    """How a subset's control images pair with its training images (musubi-tuner's rule)."""
+
+    without: list[str]  # training images no control image matches
+    unmatched: list[str]  # control images matching no training image (not used)
+    odd: list[str]  # matched as `<stem>_<not a number>`: musubi-tuner stops on them
+
+
+def match_controls(images: list[str], controls: list[str]) -> ControlMatch:
+    """Pair control images with training images by musubi-tuner's rule: `a.jpg` takes `a.png` and
+    `a_0.png`, `a_1.png`...; longer names choose first; what follows `a_` must be a number."""
+    left = set(controls)
+    without: list[str] = []
+    odd: list[str] = []
+    for image in sorted(images, key=len, reverse=True):
+        stem = os.path.splitext(image)[0]
+        hits = {c for c in left if c.startswith((stem + ".", stem + "_"))}
+        left -= hits
+        odd += [c for c in hits if not _numbered(os.path.splitext(c)[0], stem)]
+        if not hits:
+            without.append(image)
+    return ControlMatch(sorted(without), sorted(left), sorted(odd))
+
+
+def _numbered(control_stem: str, stem: str) -> bool:
+    return control_stem == stem or control_stem[len(stem) + 1 :].isdigit()
 
 
 def _scan_file(folder: Folder, e: Entry, files: dict[str, Entry], reader: _Reader, sub: SubsetScan) -> None:

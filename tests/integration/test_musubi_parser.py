@@ -97,6 +97,15 @@ def check_dataset(path, args, out):
     blueprint = BlueprintGenerator(ConfigSanitizer()).generate(user_config, args, architecture="wan")
     out["kinds"] = ["image" if d.is_image_dataset else "video" for d in blueprint.dataset_group.datasets]
 
+def check_pairs(case, args, out):
+    # musubi's own dataset classes glob the images and match the control images (as caching would)
+    from musubi_tuner.dataset import config_utils
+    from musubi_tuner.dataset.config_utils import BlueprintGenerator, ConfigSanitizer
+    user_config = config_utils.load_user_config(case["dataset"])
+    blueprint = BlueprintGenerator(ConfigSanitizer()).generate(user_config, args, architecture=case["architecture"])
+    group = config_utils.generate_dataset_group_by_blueprint(blueprint.dataset_group)
+    out["pairs"] = [sorted(len(p) for p in d.datasource.control_paths.values()) for d in group.datasets]
+
 for case in cases:
     out = {"id": case["id"], "problems": []}
     try:
@@ -105,6 +114,8 @@ for case in cases:
             args = check_config(case, parser, args, out)
         if case["dataset"]:
             check_dataset(case["dataset"], args, out)
+        if case.get("architecture"):
+            check_pairs(case, args, out)
     except BaseException as exc:  # SystemExit from argparse too (its message went to stderr)
         out["problems"].append(f"{type(exc).__name__}: {exc}"[:1500])
         import traceback
@@ -131,7 +142,7 @@ def _dataset(tmp_path: Path, pairs: bool, video: bool = False) -> LoraDataset:
     images.mkdir(parents=True, exist_ok=True)
     subsets = [DatasetSubset("sub ject'\"]", str(images), 2, 2)]
     if pairs:  # FLUX.1 Kontext and Qwen-Image-Edit learn from image pairs
-        subsets[0].control_dir = str(project / "control")
+        subsets[0].control_dir, subsets[0].control_count = str(images / "control"), 2
     subsets[0].kind = "video" if video else "image"
     return LoraDataset(
         str(project), str(project / "dataset.toml"), (512, 512), True, 1, subsets, 4, 4, epochs=1
@@ -221,6 +232,63 @@ def test_every_family_job_is_taken_by_musubis_own_parsers(tmp_path, musubi):
             problems.append(f"{case['id']}: musubi read the dataset as {result.get('kinds')}, not [{kind!r}]")
     print("\n".join(["family/variant:step                              result", *rows]))
     assert not problems, "\n".join(problems)
+
+
+def _paired_project(tmp_path: Path, controls: dict[str, list[str]]) -> LoraDataset:
+    """A real project: images/2_pair with a PNG and caption per stem, control/ with the named PNGs."""
+    from PIL import Image
+
+    from lora_workbench.dataset import prepare
+
+    project = tmp_path / "pairs"
+    folder = project / "images" / "2_pair"
+    (folder / "control").mkdir(parents=True)
+    for stem, names in controls.items():
+        Image.new("RGB", (64, 64), (200, 10, 10)).save(folder / f"{stem}.png")
+        (folder / f"{stem}.txt").write_text("make it red", encoding="utf-8")
+        for name in names:
+            Image.new("RGB", (64, 64), (10, 10, 200)).save(folder / "control" / name)
+    options = prepare.DatasetOptions(resolution=(64, 64), enable_bucket=False, wrong_size="error")
+    dataset, _ = prepare.prepare_dataset(project, options)
+    return dataset
+
+
+@pytest.mark.parametrize(
+    "family, values, architecture, controls, expected",
+    [
+        ("flux_kontext", {}, "fk", {"a": ["a.png"], "b": ["b.jpg"]}, [1, 1]),
+        ("qwen_image", {"model_version": "edit"}, "qie", {"a": ["a.png"], "b": ["b.png"]}, [1, 1]),
+        (
+            "qwen_image",
+            {"model_version": "edit-2509"},
+            "qie",
+            {"a": ["a_0.png", "a_1.png"], "b": ["b_0.png", "b_1.png", "b_2.png"]},
+            [2, 3],
+        ),
+    ],
+)
+def test_image_pairs_are_read_by_musubis_own_dataset_classes(
+    tmp_path, musubi, family, values, architecture, controls, expected
+):
+    """FLUX.1 Kontext and Qwen-Image-Edit: ConfigSanitizer takes the control_directory and musubi's
+    own datasource matches every training image to its control image(s)."""
+    dataset = _paired_project(tmp_path, controls)
+    backend, recipe = for_family(family)
+    files = {f.option: str(tmp_path / "models" / f.folder / f.example) for f in recipe.model_files}
+    model = ModelInfo(str(tmp_path / "models/diffusion_models/dit.safetensors"), family, "test", variant="")
+    run = tmp_path / "runs" / family
+    target = Target(dataset, model, musubi, "cpu", run, logging_dir=tmp_path / "logs", model_files=files)
+    job = backend.build(TrainOptions.from_values({"device": "cpu", **values}), target)
+    run.mkdir(parents=True, exist_ok=True)
+    for name, text in job.files.items():
+        (run / name).write_text(text, encoding="utf-8")
+    cases = [{**c, "architecture": architecture} for c in _cases(job, run, family) if c["dataset"]]
+    results = _probe(musubi, cases)
+    for case in cases:
+        result = results[case["id"]]
+        print(case["id"], "ok" if not result["problems"] else result["problems"], result.get("pairs"))
+        assert not result["problems"], result["problems"]
+        assert result["pairs"] == [expected], result
 
 
 def test_the_probe_reports_a_config_key_musubi_does_not_know(tmp_path, musubi):

@@ -77,3 +77,22 @@ def after_script(argv) -> list[str]:
 def make_project(tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.setenv("LORA_WORKBENCH_SETTINGS", str(tmp_path / "none.json"))
     return train_fakes.make_project(tmp_path, images=3, repeats=2)
+
+
+def add_controls(project: Path, names=None) -> Path:
+    """Image pairs: the subset's control/ folder with a reference PNG per training image (or `names`)."""
+    from PIL import Image
+
+    sub = next((project / "images").iterdir())
+    control = sub / "control"
+    control.mkdir(exist_ok=True)
+    stems = names if names is not None else [p.stem for p in sub.glob("*.png")]
+    for stem in stems:
+        Image.new("RGB", (64, 64), (0, 0, 0)).save(control / f"{stem}.png")
+    return control
+
+
+def paired(project: Path, family: str, variant: str | None = None, **kw) -> Target:
+    """A target whose subset has a control image for each training image (FLUX.1 Kontext, Qwen-Image-Edit)."""
+    add_controls(project)
+    return target(project, family, variant, **kw)

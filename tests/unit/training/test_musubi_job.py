@@ -21,6 +21,7 @@ from tests.unit.training.musubi_fakes import (
     build,
     files_for,
     make_project,
+    paired,
     step,
     target,
 )
@@ -34,9 +35,7 @@ def project(tmp_path, monkeypatch):
 # --------------------------------------------------------------------------- each family's Job
 @pytest.mark.parametrize("family", FAMILY_VARIANTS)
 def test_a_run_caches_latents_then_text_encoder_outputs_then_trains(project, family):
-    t = target(project, family)
-    if family == "flux_kontext":
-        t.dataset.subsets[0].control_dir = str(project / "control")
+    t = paired(project, family) if family == "flux_kontext" else target(project, family)
     job = build(t, sample_prompts="a photo")
     names = [s.name for s in job.steps]
     convert = ["convert"] if family in ("z_image", "hunyuan_video_1_5") else []
@@ -61,9 +60,7 @@ def test_a_run_caches_latents_then_text_encoder_outputs_then_trains(project, fam
 
 @pytest.mark.parametrize("family", FAMILY_VARIANTS)
 def test_the_config_and_dataset_config_read_back_as_written(project, family):
-    t = target(project, family)
-    if family == "flux_kontext":
-        t.dataset.subsets[0].control_dir = str(project / "control")
+    t = paired(project, family) if family == "flux_kontext" else target(project, family)
     job = build(t)
     config = tomllib.loads(job.files["config.toml"])
     assert config == job.config
@@ -130,8 +127,7 @@ def test_a_wan_task_musubi_lacks_or_a_file_without_one_is_a_sentence(project):
 
 
 def test_the_version_setting_overrides_what_the_file_says(project):
-    t = target(project, "qwen_image", "")
-    t.dataset.subsets[0].control_dir = str(project / "control")  # an edit model learns from image pairs
+    t = paired(project, "qwen_image", "")  # an edit model learns from image pairs
     job = build(t, model_version="edit-2511")
     assert job.config["model"]["model_version"] == "edit-2511"
     for name in ("cache_latents", "cache_text_encoder_outputs"):
@@ -146,10 +142,9 @@ def test_image_pair_families_need_control_images(project):
         build(target(project, "flux_kontext"))
     with pytest.raises(ValidationError, match="Qwen-Image-Edit learns from image pairs"):
         build(target(project, "qwen_image", "edit"))
-    t = target(project, "flux_kontext")
-    t.dataset.subsets[0].control_dir = str(project / "control")
+    t = paired(project, "flux_kontext")
     data = tomllib.loads(build(t).files["dataset.toml"])
-    assert data["datasets"][0]["control_directory"] == str(project / "control")
+    assert data["datasets"][0]["control_directory"] == t.dataset.subsets[0].control_dir
 
 
 def test_flux2_klein_trains_with_its_qwen3_encoder(project):

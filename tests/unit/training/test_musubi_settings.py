@@ -53,9 +53,8 @@ def _build(project, family: str, values: dict, video: bool = False):
     """As train.py does: the device setting decides the target's device (auto: the GPU here)."""
     device = values.get("device", "auto")
     t = target(project, family, device="gpu" if device == "auto" else device)
-    t.dataset.subsets[0].control_dir = str(
-        project / "control"
-    )  # Kontext and Qwen-Image-Edit learn from pairs
+    # Kontext and Qwen-Image-Edit learn from pairs: a control image for each training image
+    t.dataset.subsets[0].control_dir, t.dataset.subsets[0].control_count = str(project / "control"), 3
     t.dataset.subsets[0].kind = "video" if video else "image"
     return build(t, **values)
 

@@ -71,6 +71,13 @@ def variant_of(opts, recipe: TrainingFamily, detected: str) -> str:
     return variant
 
 
+def pairs_of(recipe: TrainingFamily, variant: str) -> str:
+    """The model's name when the run learns from image pairs (every subset needs its control/ folder),
+    else "" (FLUX.1 Kontext; Qwen-Image-Edit, not the original Qwen-Image)."""
+    control = CONTROL.get(recipe.id)
+    return CONTROL_NAMES[recipe.id] if control is not None and (not control or variant in control) else ""
+
+
 def mixed_precision(opts, recipe: TrainingFamily, device: str) -> str:
     """auto: the family's advice on a GPU (bf16 for every musubi family), none on the CPU."""
     if opts.mixed_precision != "auto":
@@ -84,15 +91,6 @@ def _check(opts, t, recipe: TrainingFamily, variant: str) -> None:
             "musubi-tuner needs an attention implementation (its trainer asserts --sdpa or --xformers); set "
             "attention to sdpa."
         )
-    control = CONTROL.get(recipe.id)
-    if control is not None and (not control or variant in control):
-        bare = [s.name for s in t.dataset.subsets if s.repeats >= 1 and not getattr(s, "control_dir", "")]
-        if bare:
-            raise ValidationError(
-                f"{CONTROL_NAMES[recipe.id]} learns from image pairs and subset {bare[0]!r} has no control "
-                f"images; give each subset its control folder (the reference image of each training image, "
-                f"same file name), or train a model that learns from single images."
-            )
 
 
 def _model_files(recipe: TrainingFamily, variant: str, picked: dict, step: str) -> list[tuple[str, str]]:
@@ -328,7 +326,7 @@ def build(opts, t, warnings: list[str] | None = None) -> Job:
     run.prompts = shared.sample_prompts_text(  # musubi's prompt lines open more files than sd-scripts'
         opts, recipe.sample_for(variant), sample_prompts.MUSUBI_FILE_OPTIONS, "musubi-tuner"
     )
-    ds = dataset_config.build(opts, t.dataset, recipe, t)
+    ds = dataset_config.build(opts, t.dataset, recipe, t, pairs=pairs_of(recipe, variant))
     steps = [_cache_step(opts, t, recipe, variant, step, ds) for step in (LATENTS, TEXT)]
     steps.append(_train_step(opts, t, recipe, run))
     trained = str(t.run_dir / f"{run.output_name}.safetensors")

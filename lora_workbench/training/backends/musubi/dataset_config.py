@@ -7,6 +7,10 @@ cache_directory; videos: target_frames, frame_extraction, ...), validated by its
 tokens or caption variation: what a dataset asks for that musubi cannot do is a sentence, not a
 trainer crash. Every path and name leaves here only through toml_writer (escaped values).
 
+A model that learns from image pairs (FLUX.1 Kontext, Qwen-Image-Edit) reads each subset's control/
+folder as its `control_directory` (the scan found and counted it); a subset without one, or with
+training images it has no reference image for, is a sentence naming the folder to fill.
+
 The caches live in the project (`cache/musubi/<family>/<NN>_<subset>`), so a second run with other
 training settings finds them (the cache steps' reuse keys say when they are stale).
 """
@@ -18,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .... import toml_writer
+from ....dataset.scan import CONTROL_DIR
 from ....datatypes import DatasetSubset, LoraDataset
 from ....errors import ValidationError
 from ...families import TrainingFamily
@@ -87,6 +92,24 @@ def _refuse(recipe: TrainingFamily, dataset: LoraDataset, target) -> None:
         )
 
 
+def _refuse_unpaired(model: str, dataset: LoraDataset) -> None:
+    """Every trained subset of a pairs model needs a control image for each training image."""
+    for s in _trained(dataset):
+        folder = Path(s.image_dir) / CONTROL_DIR
+        if not s.control_dir or not s.control_count:
+            raise ValidationError(
+                f"{model} learns from image pairs and subset {s.name!r} has no control images; make the folder "
+                f"{folder} with the reference image of each training image under the same name (a.jpg -> "
+                f"control/a.png), apply the dataset again, or train a model that learns from single images."
+            )
+        if s.control_missing:
+            raise ValidationError(
+                f"{model} learns from image pairs and {s.control_missing} training image(s) of subset {s.name!r} "
+                f"have no control image in {s.control_dir}; add one under each image's name (a.jpg -> "
+                f"control/a.png) and apply the dataset again, or set the subset's weight to 0."
+            )
+
+
 def _frames(opts) -> list[int]:
     return [int(n) for n in str(opts.target_frames).split(",")]
 
@@ -99,13 +122,12 @@ def _video_keys(opts) -> dict:
     return keys
 
 
-def _table(opts, index: int, subset: DatasetSubset, root: Path) -> dict:
+def _table(opts, index: int, subset: DatasetSubset, root: Path, pairs: bool) -> dict:
     folder = getattr(subset, "video_dir", "") or subset.image_dir
     cache = str(root / _folder_name(index, subset))
-    control = getattr(subset, "control_dir", "")  # image pairs (FLUX.1 Kontext, Qwen-Image-Edit)
     table = {"cache_directory": cache, "num_repeats": int(subset.repeats)}
-    if control:
-        table["control_directory"] = control
+    if pairs:  # image pairs (FLUX.1 Kontext, Qwen-Image-Edit): the reference images
+        table["control_directory"] = subset.control_dir
     if is_video(subset):
         return {"video_directory": folder, **table, **_video_keys(opts)}
     return {"image_directory": folder, **table}
@@ -140,12 +162,15 @@ def _notes(recipe: TrainingFamily, subsets: list[DatasetSubset]) -> list[str]:
     return notes
 
 
-def build(opts, dataset: LoraDataset, recipe: TrainingFamily, target=None) -> DatasetConfig:
-    """The dataset config for `opts` (effective: width, height and epochs resolved) on `dataset`."""
+def build(opts, dataset: LoraDataset, recipe: TrainingFamily, target=None, pairs: str = "") -> DatasetConfig:
+    """The dataset config for `opts` (effective: width, height and epochs resolved) on `dataset`;
+    `pairs` names the model when it learns from image pairs (each subset's control/ folder is read)."""
     _refuse(recipe, dataset, target)
+    if pairs:
+        _refuse_unpaired(pairs, dataset)
     subsets = _trained(dataset)
     root = cache_root(dataset, recipe.id)
-    tables = [_table(opts, i, s, root) for i, s in enumerate(subsets, 1)]
+    tables = [_table(opts, i, s, root, bool(pairs)) for i, s in enumerate(subsets, 1)]
     data = {"general": _general(opts, dataset), "datasets": tables}
     text = toml_writer.comment(HEADER) + "\n" + toml_writer.dumps(data)
     return DatasetConfig(text, data, tuple(t["cache_directory"] for t in tables), _notes(recipe, subsets))
