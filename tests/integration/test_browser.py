@@ -337,12 +337,13 @@ def check_help_pages(steps: dict) -> None:
             assert page["h1"] == names[node], page["h1"]
     assert "Repeats, epochs, steps" in steps["help_DatasetSubsetWeights"]["text"]
     assert "network_alpha" in steps["help_KohyaLoRATrain"]["text"]
-    assert "sd-scripts: `optimizer_type`" not in steps["help_KohyaOptimizerOptions"]["text"]  # rendered, no `
-    assert "sd-scripts: optimizer_type" in steps["help_KohyaOptimizerOptions"]["text"]
+    # the help names what the setting becomes in either trainer's config ("trainer:"), rendered, no `
+    assert "trainer: `optimizer_type`" not in steps["help_KohyaOptimizerOptions"]["text"]
+    assert "trainer: optimizer_type" in steps["help_KohyaOptimizerOptions"]["text"]
     assert "FLUX.1: clip_l, t5xxl and ae" in steps["help_KohyaModelFiles"]["text"]
 
 
-SHELL_ONLY = ("kohya_ss_path", "kohya_python", "kohya_ss_gui_path")
+SHELL_ONLY = ("kohya_ss_path", "kohya_python", "kohya_ss_gui_path", "musubi_tuner_path", "musubi_python")
 
 
 def set_from_a_shell(settings_file: Path, values: dict) -> None:
