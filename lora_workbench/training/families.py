@@ -107,9 +107,11 @@ class TrainingFamily:
     # Why the trainer's code for the family does not start on a machine without CUDA ("" = it does):
     # said before a CPU run, instead of the trainer's own traceback at its first step.
     cpu_note: str = ""
-    # Without buckets, width and height must be multiples of this (sd-scripts asserts 64); a trainer
-    # that always buckets (musubi-tuner) takes multiples of its bucket step (Wan's 832x480).
+    # Without buckets, width and height must be multiples of this (sd-scripts asserts 64).
     fixed_size_step: int = 64
+    # The trainer buckets every dataset (musubi-tuner): sizes are multiples of bucket_step, buckets or
+    # not (Wan's own 832x480).
+    always_buckets: bool = False
 
     @property
     def script(self) -> str:

@@ -97,9 +97,11 @@ def _size_multiple(o, step: int, who: str, buckets_note: bool = True) -> None:
 def _fixed_size(o, fam: recipes.TrainingFamily, _variant: str) -> None:
     """Without buckets sd-scripts asserts sizes in multiples of 64; musubi-tuner always buckets, by its
     step (Wan's 832x480 trains as it is)."""
-    if o.buckets != "on":
-        always = fam.fixed_size_step == fam.bucket_step
-        _size_multiple(o, fam.fixed_size_step, f"{fam.backend} needs for {fam.name}", not always)
+    who = f"{fam.backend} needs for {fam.name}"
+    if fam.always_buckets:
+        _size_multiple(o, fam.bucket_step, who, buckets_note=False)
+    elif o.buckets != "on":
+        _size_multiple(o, fam.fixed_size_step, who)
 
 
 def _bucket_sides(o) -> None:

@@ -139,7 +139,10 @@ def test_which_family_owns_a_timestep_sampling_is_recipe_data(monkeypatch):
 
 
 def test_without_buckets_sd_scripts_needs_sizes_in_64s_and_musubi_takes_wans_832x480():
-    with pytest.raises(ValidationError, match="width is 496; sd-scripts needs for SD 1.x a multiple of 64"):
+    with pytest.raises(
+        ValidationError,
+        match=r"width is 496; sd-scripts needs for SD 1.x a multiple of 64 \(8 with buckets on\)",
+    ):
         check_family(opts(width=496, height=512), "sd1")
     with pytest.raises(ValidationError, match="height is 480; sd-scripts needs for SD 1.x a multiple of 64"):
         check_family(opts(width=832, height=480), "sd1")
@@ -148,3 +151,7 @@ def test_without_buckets_sd_scripts_needs_sizes_in_64s_and_musubi_takes_wans_832
         ValidationError, match="height is 488; musubi-tuner needs for Wan.* a multiple of 16:"
     ):
         check_family(opts(width=832, height=488), "wan", "t2v-1.3B")
+    with pytest.raises(
+        ValidationError, match="height is 488; musubi-tuner needs for Wan.* a multiple of 16:"
+    ):
+        check_family(opts(width=832, height=488, buckets="on"), "wan", "t2v-1.3B")  # buckets or not
