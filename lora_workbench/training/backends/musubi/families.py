@@ -11,7 +11,11 @@ downloads, blocks_to_swap limits, VRAM tables) and `wan/configs/__init__.py` (WA
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from ... import families as shared_recipes
 from ...families import MemoryModel, ModelFile, SampleSettings, TrainingFamily
+from . import outputs
 
 MUSUBI = "musubi-tuner"
 SRC = "src/musubi_tuner"  # the scripts' folder inside the checkout
@@ -41,15 +45,25 @@ _BOTH = (_LATENTS, _TRAIN)
 _TE = (_TEXT, _TRAIN)
 
 
-def _steps(prefix: str, convert: str = "") -> dict[str, str]:
+def _steps(prefix: str, family_id: str) -> dict:
+    """The family's scripts per step (`steps`) and its `output`: a convert step only where outputs.py,
+    the one table of what ComfyUI loads, converts the LoRA."""
     steps = {
         _LATENTS: f"{prefix}_cache_latents.py",
         _TEXT: f"{prefix}_cache_text_encoder_outputs.py",
         _TRAIN: f"{prefix}_train_network.py",
     }
-    if convert:
-        steps["convert"] = convert
-    return steps
+    row = outputs.output_for(family_id)
+    if row.converts:
+        steps["convert"] = row.script.removeprefix(f"{SRC}/")
+    return {"steps": steps, "output": row.layout}
+
+
+def _recommended(timestep_sampling: str, **own) -> dict:
+    """musubi's advice: the family's timestep sampling, then what every family takes (no loss weighting,
+    text-encoder outputs cached), then the family's own."""
+    shared = {"weighting_scheme": "none", "cache_text_encoder_outputs": True}
+    return {"recommended": {"timestep_sampling": timestep_sampling, **shared, **own}}
 
 
 _CUDA_AT_IMPORT = (
@@ -207,15 +221,7 @@ _HV15_VAE = ModelFile(
     example="hunyuanvideo15_vae_fp16.safetensors",
     steps=_BOTH,
 )
-_BYT5 = ModelFile(
-    "byt5",
-    "ByT5 glyph text encoder",
-    "text_encoders",
-    "byt5",
-    r"byt5",
-    example="byt5_small_glyphxl_fp16.safetensors",
-    steps=_TE,
-)
+_BYT5 = replace(shared_recipes._BYT5, steps=_TE)  # HunyuanImage 2.1's glyph encoder, the same file
 _SIGLIP = ModelFile(
     "image_encoder",
     "SigLIP image encoder",
@@ -304,7 +310,16 @@ _FLUX2_DEV = MemoryModel(32.0, 24.0, 0.084, 12.0, 3.5, max_swap=29, swap_unit_b=
 _KLEIN_4B_MEM = MemoryModel(3.9, 4.0, 0.084, 2.0, 1.2, max_swap=13, swap_unit_b=0.15)
 _KLEIN_9B_MEM = MemoryModel(9.1, 8.2, 0.084, 4.0, 2.0, max_swap=16, swap_unit_b=0.3)
 
-_COMMON = {"backend": MUSUBI, "timestep_samplings": TIMESTEP_SAMPLINGS, "optimizers": OPTIMIZERS}
+# What every musubi family shares: the trainer, its samplings and optimizers, buckets always on in
+# steps of 16, no text-encoder LoRA.
+_COMMON = {
+    "backend": MUSUBI,
+    "timestep_samplings": TIMESTEP_SAMPLINGS,
+    "optimizers": OPTIMIZERS,
+    "bucket_step": 16,
+    "always_buckets": True,
+    "trains_text_encoder": False,
+}
 
 FAMILY_LIST: tuple[TrainingFamily, ...] = (
     TrainingFamily(
@@ -313,17 +328,9 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         (_QWEN_VAE, _QWEN_VL),
         SampleSettings(25, 4.0),
         MemoryModel(20.4, 8.3, 0.127, 9.2, 5.0, max_swap=58, swap_unit_b=0.34),
-        recommended={
-            "timestep_sampling": "shift",
-            "weighting_scheme": "none",
-            "cache_text_encoder_outputs": True,
-            "discrete_flow_shift": 2.2,
-        },
-        bucket_step=16,
-        always_buckets=True,
-        trains_text_encoder=False,
+        **_recommended(timestep_sampling="shift", discrete_flow_shift=2.2),
         display_name="Qwen-Image",
-        steps=_steps("qwen_image"),
+        **_steps("qwen_image", "qwen_image"),
         variant_option="model_version",
         variant_names=QWEN_VERSIONS,
         refused_variants={
@@ -339,18 +346,10 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         (_WAN_VAE, _UMT5, _WAN_CLIP),
         SampleSettings(20, 5.0),
         _WAN_14B,
-        recommended={
-            "timestep_sampling": "shift",
-            "weighting_scheme": "none",
-            "cache_text_encoder_outputs": True,
-            "discrete_flow_shift": 3.0,
-        },
-        bucket_step=16,
-        always_buckets=True,
-        trains_text_encoder=False,
+        **_recommended(timestep_sampling="shift", discrete_flow_shift=3.0),
         memory_variants={"t2v-1.3B": _WAN_13B, "t2v-1.3B-FC": _WAN_13B},
         display_name="Wan",
-        steps=_steps("wan"),
+        **_steps("wan", "wan"),
         variant_option="task",
         variant_names=WAN_TASKS,
         refused_variants={
@@ -370,19 +369,10 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         (_FLUX_AE, _ZIMAGE_TE),
         SampleSettings(25, 4.0),
         MemoryModel(6.15, 4.0, 0.084, 2.3, 1.5, max_swap=28, swap_unit_b=0.2),
-        recommended={
-            "timestep_sampling": "shift",
-            "weighting_scheme": "none",
-            "cache_text_encoder_outputs": True,
-            "discrete_flow_shift": 2.0,
-        },
-        bucket_step=16,
-        always_buckets=True,
-        trains_text_encoder=False,
+        **_recommended(timestep_sampling="shift", discrete_flow_shift=2.0),
         display_name="Z-Image",
         # ComfyUI fuses Z-Image's attention: the LoRA is converted (outputs.py says how)
-        steps=_steps("zimage", convert="networks/convert_z_image_lora_to_comfy.py"),
-        output="convert",
+        **_steps("zimage", "z_image"),
         te_fp8_option="fp8_llm",
         **_COMMON,
     ),
@@ -392,14 +382,7 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         (_FLUX2_VAE, _MISTRAL, _KLEIN_4B, _KLEIN_8B),
         SampleSettings(50, 1.0, guidance=4.0),
         _FLUX2_DEV,
-        recommended={
-            "timestep_sampling": "flux2_shift",
-            "weighting_scheme": "none",
-            "cache_text_encoder_outputs": True,
-        },
-        bucket_step=16,
-        always_buckets=True,
-        trains_text_encoder=False,
+        **_recommended(timestep_sampling="flux2_shift"),
         sample_variants={
             "klein-4b": SampleSettings(4, 1.0, guidance=1.0),
             "klein-9b": SampleSettings(4, 1.0, guidance=1.0),
@@ -413,7 +396,7 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
             "klein-base-9b": _KLEIN_9B_MEM,
         },
         display_name="FLUX.2",
-        steps=_steps("flux_2"),
+        **_steps("flux_2", "flux2"),
         variant_option="model_version",
         variant_names=FLUX2_VERSIONS,
         te_fp8_option="fp8_text_encoder",
@@ -425,17 +408,9 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         (_FLUX_AE, _KONTEXT_T5, _KONTEXT_CLIP),
         SampleSettings(25, 1.0, guidance=2.5),
         MemoryModel(11.9, 4.88, 0.084, 4.79, 5.2, max_swap=35, swap_unit_b=0.31),
-        recommended={
-            "timestep_sampling": "flux_shift",
-            "weighting_scheme": "none",
-            "cache_text_encoder_outputs": True,
-            "guidance_scale": 1.0,
-        },
-        bucket_step=16,
-        always_buckets=True,
-        trains_text_encoder=False,
+        **_recommended(timestep_sampling="flux_shift", guidance_scale=1.0),
         display_name="FLUX.1 Kontext",
-        steps=_steps("flux_kontext"),
+        **_steps("flux_kontext", "flux_kontext"),
         te_fp8_option="fp8_t5",
         **_COMMON,
     ),
@@ -445,19 +420,10 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         (_HV15_VAE, _QWEN_VL, _BYT5, _SIGLIP),
         SampleSettings(25, 6.0),
         MemoryModel(8.3, 8.5, 0.25, 3.0, 2.5, max_swap=51, swap_unit_b=0.15),
-        recommended={
-            "timestep_sampling": "shift",
-            "weighting_scheme": "none",
-            "cache_text_encoder_outputs": True,
-            "discrete_flow_shift": 2.0,
-        },
-        bucket_step=16,
-        always_buckets=True,
-        trains_text_encoder=False,
+        **_recommended(timestep_sampling="shift", discrete_flow_shift=2.0),
         display_name="HunyuanVideo 1.5",
         # ComfyUI's HunyuanVideo 1.5 names its layers differently: musubi ships a converter for it
-        steps=_steps("hv_1_5", convert="networks/convert_hunyuan_video_1_5_lora_to_comfy.py"),
-        output="convert",
+        **_steps("hv_1_5", "hunyuan_video_1_5"),
         variant_option="task",
         variant_names=HV15_TASKS,
         te_fp8_option="fp8_vl",
@@ -470,17 +436,9 @@ FAMILY_LIST: tuple[TrainingFamily, ...] = (
         (_HV_VAE, _LLAVA, _FPACK_CLIP, _FPACK_SIGLIP),
         SampleSettings(25, 1.0, guidance=10.0),
         MemoryModel(13.0, 8.1, 0.25, 5.0, 3.0, max_swap=36, swap_unit_b=0.22),
-        recommended={
-            "timestep_sampling": "shift",
-            "weighting_scheme": "none",
-            "cache_text_encoder_outputs": True,
-            "discrete_flow_shift": 3.0,
-        },
-        bucket_step=16,
-        always_buckets=True,
-        trains_text_encoder=False,
+        **_recommended(timestep_sampling="shift", discrete_flow_shift=3.0),
         display_name="FramePack",
-        steps=_steps("fpack"),
+        **_steps("fpack", "framepack"),
         te_fp8_option="fp8_llm",
         video=True,
         **_COMMON,
