@@ -30,6 +30,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.gpu_families import Line  # noqa: E402  (one result line for both GPU checks)
 from lora_workbench import toml_writer  # noqa: E402
 
 
@@ -107,23 +108,6 @@ class Env:
     @property
     def device(self) -> str:
         return "cpu" if self.dry_run or self.cpu else "cuda"
-
-
-@dataclass
-class Line:
-    family: str
-    parts: list[str] = field(default_factory=list)
-    ok: bool = True
-
-    def add(self, text: str) -> None:
-        self.parts.append(text)
-
-    def fail(self, text: str) -> None:
-        self.ok = False
-        self.parts.append(text)
-
-    def __str__(self) -> str:
-        return f"{self.family:<22} {'OK  ' if self.ok else 'FAIL'} " + "; ".join(self.parts)
 
 
 class Deadline(Exception):
